@@ -14,9 +14,10 @@ function(t2v_library name)
 endfunction()
 
 # t2v_test(NAME DIR dir LIBS ...): one GoogleTest binary from every .cpp in dir,
-# registered with CTest test by test (discovered when ctest runs).
+# registered with CTest test by test (discovered when ctest runs). NEEDS_EXE:
+# the tests run the t2v program, so build it first.
 function(t2v_test name)
-  cmake_parse_arguments(A "" "DIR" "LIBS" ${ARGN})
+  cmake_parse_arguments(A "NEEDS_EXE" "DIR" "LIBS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${A_DIR}/*.cpp)
   if(NOT srcs)
     return()
@@ -27,7 +28,9 @@ function(t2v_test name)
     T2V_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
     T2V_TEST_DATA_DIR="${CMAKE_SOURCE_DIR}/tests/data"
     T2V_EXE="$<TARGET_FILE:t2v>")
-  add_dependencies(${name} t2v)
+  if(A_NEEDS_EXE)
+    add_dependencies(${name} t2v)  # tests that run the t2v program (T2V_EXE)
+  endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
 endfunction()
