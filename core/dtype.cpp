@@ -201,8 +201,12 @@ static int64_t load_as_i64(const void* src, DType dt, size_t i) {
     case DType::I32: return static_cast<const int32_t*>(src)[i];
     case DType::U8: return static_cast<const uint8_t*>(src)[i];
     default: {
+      // Truncate toward zero; NaN -> 0 and out-of-range values saturate (a plain
+      // cast of a float beyond int64 is undefined behaviour).
       float f = load_as_f32(src, dt, i);
-      if (!std::isfinite(f)) return 0;
+      if (std::isnan(f)) return 0;
+      if (f >= 9.2233720368547758e18f) return INT64_MAX;
+      if (f <= -9.2233720368547758e18f) return INT64_MIN;
       return static_cast<int64_t>(f);
     }
   }
