@@ -1,0 +1,189 @@
+// Wan2.1 DiT forward on the op set (kernels/ops.h, kernels/dit_ops.h). The
+// order of operations follows the reference WanModel.forward (Wan-Video/Wan2.1
+// wan/modules/model.py) and diffusers' WanTransformer3DModel; WAN_SPEC §2.
+//
+// Precision (WAN_SPEC §2.10): the residual stream x, the modulation (M + e0),
+// the time MLP and the head stay fp32 on every backend; the large GEMMs use the
+// backend's compute dtype (fp32 on the CPU reference).
+#include "diffusion/wan_dit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "kernels/dit_ops.h"
+#include "kernels/ops.h"
+
+namespace t2v {
+
+namespace {
+
+Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.weight, l.bias); }
+
+// Modulation chunk i of E [B, K, dim] as [B, 1, dim] (broadcast over tokens).
+Tensor chunk(const Tensor& e, int i) { return ops::slice(e, 1, i, i + 1); }
+
+// q/k RMSNorm over the whole dim (all heads jointly), before the head split.
+Tensor qk_norm(const Tensor& x, const Tensor& weight, float eps) {
+  return weight.defined() ? ops::rms_norm(x, weight, eps) : x;
+}
+
+// Self-attention with 3D RoPE on q and k. x [B, N, dim], rope [N, D/2, 2] -> [B, N, dim].
+Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope, const WanDiTConfig& cfg) {
+  const int64_t B = x.size(0), N = x.size(1), NH = cfg.num_heads, D = cfg.head_dim();
+  const Shape heads{B, N, NH, D};
+  Tensor q = qk_norm(linear(x, a.q), a.norm_q, cfg.eps).reshape(heads);  // [B, N, NH, D]
+  Tensor k = qk_norm(linear(x, a.k), a.norm_k, cfg.eps).reshape(heads);
+  Tensor v = linear(x, a.v).reshape(heads);
+  q = ops::rope_3d(q, rope);
+  k = ops::rope_3d(k, rope);
+  ops::AttentionParams p;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Tensor o = ops::attention(q, k, v, p).reshape(Shape{B, N, cfg.dim});  // [B, N, dim]
+  return linear(o, a.o);
+}
+
+// Cross-attention on all text_len context rows (no mask, WAN_SPEC §2.7).
+// x [B, N, dim], ctx [B, L, dim] -> [B, N, dim].
+Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const WanDiTConfig& cfg) {
+  const int64_t B = x.size(0), N = x.size(1), L = ctx.size(1), NH = cfg.num_heads, D = cfg.head_dim();
+  Tensor q = qk_norm(linear(x, a.q), a.norm_q, cfg.eps).reshape(Shape{B, N, NH, D});
+  Tensor k = qk_norm(linear(ctx, a.k), a.norm_k, cfg.eps).reshape(Shape{B, L, NH, D});
+  Tensor v = linear(ctx, a.v).reshape(Shape{B, L, NH, D});
+  ops::AttentionParams p;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Tensor o = ops::attention(q, k, v, p).reshape(Shape{B, N, cfg.dim});
+  return linear(o, a.o);
+}
+
+// One transformer block (WAN_SPEC §2.6). x [B, N, dim] fp32, e0 [B, 6, dim].
+Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, const Tensor& ctx,
+                     const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
+  const std::string name = fmt::format("blocks.{}.", index);
+  const Tensor e = ops::add(blk.modulation, e0);  // [B, 6, dim]: shift, scale, gate (self-attn), same (FFN)
+  const Tensor none;
+  // 1-3. modulated self-attention, gated residual
+  Tensor a = ops::modulate(ops::layer_norm(x, none, none, cfg.eps), chunk(e, 0), chunk(e, 1));
+  Tensor y = self_attention(blk.self_attn, a, rope, cfg);
+  if (dump) dump(name + "self_attn.out", y);
+  x = ops::add_gated(x, y, chunk(e, 2));
+  // 4. cross-attention: affine LN (original norm3), no modulation, no gate
+  Tensor xn = cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x;
+  y = cross_attention(blk.cross_attn, xn, ctx, cfg);
+  if (dump) dump(name + "cross_attn.out", y);
+  x = ops::add(x, y);
+  // 5-7. modulated tanh-GELU FFN, gated residual
+  Tensor b = ops::modulate(ops::layer_norm(x, none, none, cfg.eps), chunk(e, 3), chunk(e, 4));
+  y = linear(ops::gelu_tanh(linear(b, blk.ffn_0)), blk.ffn_2);
+  if (dump) dump(name + "ffn.out", y);
+  x = ops::add_gated(x, y, chunk(e, 5));
+  if (dump) dump(name + "out", x);
+  return x;
+}
+
+}  // namespace
+
+Tensor wan_timestep_sinusoid(const std::vector<float>& timesteps, int64_t freq_dim, TimestepSinusoid mode) {
+  const int64_t B = static_cast<int64_t>(timesteps.size()), half = freq_dim / 2;
+  Tensor out = Tensor::empty(Shape{B, freq_dim}, DType::F32);
+  float* o = out.data<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t k = 0; k < half; ++k) {
+      if (mode == TimestepSinusoid::Float64) {
+        // Reference: float64 throughout, one rounding to fp32 at the end.
+        const double omega = std::pow(10000.0, -static_cast<double>(k) / static_cast<double>(half));
+        const double arg = static_cast<double>(timesteps[b]) * omega;
+        o[b * freq_dim + k] = static_cast<float>(std::cos(arg));
+        o[b * freq_dim + half + k] = static_cast<float>(std::sin(arg));
+      } else {
+        // diffusers get_timestep_embedding: every step rounded to fp32.
+        const float exponent = (-static_cast<float>(std::log(10000.0)) * static_cast<float>(k)) /
+                               static_cast<float>(half);
+        const float omega = std::exp(exponent);
+        const float arg = timesteps[b] * omega;
+        o[b * freq_dim + k] = static_cast<float>(std::cos(static_cast<double>(arg)));
+        o[b * freq_dim + half + k] = static_cast<float>(std::sin(static_cast<double>(arg)));
+      }
+    }
+  }
+  return out;
+}
+
+WanDiT::WanDiT(WanDiTConfig cfg, WanDiTWeights weights) : cfg_(std::move(cfg)), w_(std::move(weights)) {
+  cfg_.validate("the Wan DiT config");
+  T2V_ASSERT(static_cast<int64_t>(w_.blocks.size()) == cfg_.num_layers, "{} blocks bound for {} layers",
+             w_.blocks.size(), cfg_.num_layers);
+}
+
+Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump) const {
+  const WanDiTConfig& c = cfg_;
+  const auto& p = c.patch_size;
+  // ---- input checks (user-visible: the probe feeds arbitrary files) ----
+  if (x.dim() != 5 || x.size(1) != c.in_dim)
+    throw Error(kExitDataErr, fmt::format("DiT input hidden_states is {}, expected [B, {}, T, H, W]", x.str(), c.in_dim),
+                "pass the latent with the model's channel count");
+  const int64_t B = x.size(0), T = x.size(2), H = x.size(3), W = x.size(4);
+  if (T % p[0] || H % p[1] || W % p[2] || T == 0 || H == 0 || W == 0)
+    throw Error(kExitDataErr,
+                fmt::format("DiT input hidden_states {}: T, H, W must be positive multiples of the patch {}x{}x{}",
+                            x.shape().str(), p[0], p[1], p[2]),
+                "video height and width must be multiples of 16");
+  const int64_t Tp = T / p[0], Hp = H / p[1], Wp = W / p[2];
+  if (std::max({Tp, Hp, Wp}) > c.rope_max_seq_len)
+    throw Error(kExitDataErr,
+                fmt::format("DiT token grid {}x{}x{} exceeds the RoPE table of {} positions per axis", Tp, Hp, Wp,
+                            c.rope_max_seq_len),
+                "use a smaller video size or frame count");
+  if (timestep.dim() != 1 || timestep.size(0) != B)
+    throw Error(kExitDataErr, fmt::format("DiT timestep is {}, expected [{}]", timestep.str(), B),
+                "pass one timestep per batch entry");
+  if (context.dim() != 3 || context.size(0) != B || context.size(2) != c.text_dim || context.size(1) > c.text_len ||
+      context.size(1) == 0)
+    throw Error(kExitDataErr,
+                fmt::format("DiT encoder_hidden_states is {}, expected [{}, L, {}] with 1 <= L <= {}", context.str(), B,
+                            c.text_dim, c.text_len),
+                "pass the text encoder's output rows for each prompt");
+  const Device dev = x.device();
+
+  // ---- patch embedding: a Linear over gathered 1x2x2 patches (== the Conv3d) ----
+  Tensor h = linear(ops::patchify_3d(x, p), w_.patch_embedding);  // [B, N, dim]
+  if (dump) dump("patch_embedding", h);
+
+  // ---- time embedding: e [B, dim] (head), e0 [B, 6, dim] (blocks), fp32 ----
+  const std::vector<float> ts = timestep.to(Device::CPU).to(DType::F32).to_vector();
+  const Tensor sinus = wan_timestep_sinusoid(ts, c.freq_dim, c.sinusoid).to(dev);  // [B, freq_dim]
+  const Tensor e = linear(ops::silu(linear(sinus, w_.time_embedding_0)), w_.time_embedding_2);  // [B, dim]
+  if (dump) dump("time_embedding", e);
+  const Tensor e0 = linear(ops::silu(e), w_.time_projection_1);  // [B, 6*dim]
+  if (dump) dump("time_projection", e0);
+  const Tensor e0_chunks = e0.reshape(Shape{B, 6, c.dim});
+
+  // ---- text embedding on text_len rows: real rows, then exact zeros (WAN_SPEC §1.5) ----
+  Tensor ctx = context.to(dev);
+  if (ctx.dtype() != DType::F32) ctx = ops::cast(ctx, DType::F32);
+  const int64_t L = ctx.size(1);
+  if (L < c.text_len) ctx = ops::concat({ctx, Tensor::zeros(Shape{B, c.text_len - L, c.text_dim}, DType::F32, dev)}, 1);
+  ctx = linear(ops::gelu_tanh(linear(ctx, w_.text_embedding_0)), w_.text_embedding_2);  // [B, text_len, dim]
+  if (dump) dump("text_embedding", ctx);
+
+  // ---- blocks ----
+  const Tensor rope = ops::rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, rope, c,
+                      dump);
+
+  // ---- head: (shift, scale) = head.modulation + e, LN, Linear (fp32) ----
+  const Tensor hm = ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]
+  const Tensor none;
+  Tensor out = ops::modulate(ops::layer_norm(h, none, none, c.eps), chunk(hm, 0), chunk(hm, 1));
+  out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim]
+  if (dump) dump("head.out", out);
+  Tensor sample = ops::unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
+  if (dump) dump("sample", sample);
+  return sample;
+}
+
+}  // namespace t2v

@@ -1,0 +1,341 @@
+// Wan DiT configs: presets, config.json parsing (diffusers and original field
+// names), detection from tensor shapes, `t2v inspect` text, FLOP count.
+#include "diffusion/wan_dit_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "diffusion/wan_dit_weights.h"
+
+namespace t2v {
+
+namespace fs = std::filesystem;
+
+void WanDiTConfig::validate(const std::string& origin) const {
+  auto bad = [&](const std::string& what) {
+    throw Error(kExitConfig, fmt::format("{}: {}", origin, what), "fix the config.json or pass a preset name");
+  };
+  if (dim <= 0 || ffn_dim <= 0 || freq_dim <= 0 || num_heads <= 0 || num_layers <= 0 || in_dim <= 0 ||
+      out_dim <= 0 || text_dim <= 0 || text_len <= 0)
+    bad(fmt::format("sizes must be positive ({})", summary()));
+  if (dim % num_heads != 0) bad(fmt::format("dim {} is not divisible by num_heads {}", dim, num_heads));
+  if (head_dim() % 2 != 0 || head_dim() < 6)
+    bad(fmt::format("head dim {} must be even and at least 6 for the 3D RoPE split", head_dim()));
+  if (freq_dim % 2 != 0) bad(fmt::format("freq_dim {} must be even", freq_dim));
+  for (int64_t p : patch_size)
+    if (p <= 0) bad("patch_size entries must be positive");
+  if (rope_max_seq_len <= 0) bad("rope_max_seq_len must be positive");
+  if (!(eps > 0)) bad("eps must be positive");
+}
+
+std::string WanDiTConfig::summary() const {
+  return fmt::format(
+      "dim {}, ffn {}, heads {} x {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}", dim,
+      ffn_dim, num_heads, num_heads > 0 ? dim / num_heads : 0, num_layers, in_dim, out_dim, text_dim, freq_dim,
+      patch_size[0], patch_size[1], patch_size[2]);
+}
+
+// ---- presets (WAN_SPEC §2.1) ------------------------------------------------------
+std::vector<std::string> wan_dit_preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
+
+std::optional<WanDiTConfig> wan_dit_preset(const std::string& name) {
+  WanDiTConfig c;
+  if (name == "wan2.1-t2v-1.3b") {
+    c.dim = 1536, c.ffn_dim = 8960, c.num_heads = 12, c.num_layers = 30;
+  } else if (name == "wan2.1-t2v-14b") {
+    c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
+  } else {
+    return std::nullopt;
+  }
+  c.preset = name;
+  return c;
+}
+
+// ---- config.json ---------------------------------------------------------------
+namespace {
+
+using nlohmann::json;
+
+int64_t get_int(const json& j, const char* key, int64_t fallback, const std::string& origin) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number_integer())
+    throw Error(kExitConfig, fmt::format("{}: field \"{}\" must be an integer, got {}", origin, key, j[key].dump()),
+                "fix the config.json");
+  return j[key].get<int64_t>();
+}
+
+// Fills in the preset name when the dims equal a preset's.
+void name_preset(WanDiTConfig& c) {
+  c.preset.clear();
+  for (const auto& name : wan_dit_preset_names()) {
+    const WanDiTConfig p = *wan_dit_preset(name);
+    if (p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads && p.num_layers == c.num_layers &&
+        p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim && p.freq_dim == c.freq_dim &&
+        p.patch_size == c.patch_size)
+      c.preset = name;
+  }
+}
+
+}  // namespace
+
+WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(kExitConfig, fmt::format("{}: not valid JSON ({})", origin, e.what()), "fix the config.json");
+  }
+  if (!j.is_object()) throw Error(kExitConfig, fmt::format("{}: expected a JSON object", origin), "fix the config.json");
+  WanDiTConfig c;
+  const bool diffusers = j.contains("num_attention_heads") || j.contains("attention_head_dim");
+  if (diffusers) {
+    // diffusers WanTransformer3DModel: inner dim = heads x head dim.
+    c.num_heads = get_int(j, "num_attention_heads", 40, origin);
+    c.dim = c.num_heads * get_int(j, "attention_head_dim", 128, origin);
+    c.in_dim = get_int(j, "in_channels", 16, origin);
+    c.out_dim = get_int(j, "out_channels", c.in_dim, origin);
+    c.ffn_dim = get_int(j, "ffn_dim", 13824, origin);
+    c.num_layers = get_int(j, "num_layers", 40, origin);
+    c.text_dim = get_int(j, "text_dim", 4096, origin);
+    c.freq_dim = get_int(j, "freq_dim", 256, origin);
+    c.rope_max_seq_len = get_int(j, "rope_max_seq_len", 1024, origin);
+    if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
+    if (j.contains("qk_norm")) {
+      const json& q = j["qk_norm"];
+      if (q.is_null() || (q.is_boolean() && !q.get<bool>())) {
+        c.qk_norm = false;
+      } else if (q.is_string() && q.get<std::string>() != "rms_norm_across_heads") {
+        throw Error(kExitConfig, fmt::format("{}: qk_norm \"{}\" is not supported", origin, q.get<std::string>()),
+                    "Wan2.1 uses \"rms_norm_across_heads\"");
+      }
+    }
+    for (const char* k : {"added_kv_proj_dim", "image_dim", "pos_embed_seq_len"})
+      if (j.contains(k) && !j[k].is_null())
+        throw Error(kExitConfig, fmt::format("{}: \"{}\" is set: an image-to-video / Wan2.2 model", origin, k),
+                    "t2v runs the Wan2.1 text-to-video DiT");
+  } else if (j.contains("dim")) {
+    // Original Wan config.json (WanModel).
+    c.dim = get_int(j, "dim", 1536, origin);
+    c.num_heads = get_int(j, "num_heads", 12, origin);
+    c.in_dim = get_int(j, "in_dim", 16, origin);
+    c.out_dim = get_int(j, "out_dim", 16, origin);
+    c.ffn_dim = get_int(j, "ffn_dim", 8960, origin);
+    c.num_layers = get_int(j, "num_layers", 30, origin);
+    c.text_dim = get_int(j, "text_dim", 4096, origin);
+    c.text_len = get_int(j, "text_len", 512, origin);
+    c.freq_dim = get_int(j, "freq_dim", 256, origin);
+    if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "t2v")
+      throw Error(kExitConfig,
+                  fmt::format("{}: model_type \"{}\" is not supported", origin, j["model_type"].get<std::string>()),
+                  "t2v runs the text-to-video DiT (model_type t2v)");
+    if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
+    if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
+  } else {
+    throw Error(kExitConfig,
+                fmt::format("{}: neither a diffusers (num_attention_heads) nor an original Wan (dim) DiT config", origin),
+                "pass the transformer's config.json or a preset name (wan2.1-t2v-1.3b, wan2.1-t2v-14b)");
+  }
+  if (j.contains("patch_size")) {
+    const json& p = j["patch_size"];
+    if (!p.is_array() || p.size() != 3 || !p[0].is_number_integer() || !p[1].is_number_integer() ||
+        !p[2].is_number_integer())
+      throw Error(kExitConfig, fmt::format("{}: patch_size must be three integers, got {}", origin, p.dump()),
+                  "use [1, 2, 2]");
+    c.patch_size = {p[0].get<int64_t>(), p[1].get<int64_t>(), p[2].get<int64_t>()};
+  }
+  if (j.contains("eps") && j["eps"].is_number()) c.eps = j["eps"].get<float>();
+  name_preset(c);
+  c.validate(origin);
+  return c;
+}
+
+WanDiTConfig wan_dit_config_from_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return wan_dit_config_from_json_text(ss.str(), path);
+}
+
+// ---- detection from shapes ----------------------------------------------------------
+namespace {
+
+struct Detected {
+  WanDiTConfig cfg;
+  WanDiTLayout layout;
+  bool heads_known = false;
+};
+
+Detected detect(const TensorStore& store) {
+  Detected d;
+  d.layout = detect_wan_dit_layout(store);
+  auto shape_of = [&](const std::string& canonical) -> Shape {
+    const std::string key = wan_dit_file_key(d.layout, canonical);
+    if (!store.contains(key))
+      throw Error(kExitDataErr,
+                  fmt::format("{} (Wan DiT, {} layout): tensor {} is missing, so the model size cannot be detected",
+                              store.description(), wan_dit_layout_name(d.layout), key),
+                  "pass a complete checkpoint, or a config.json / preset with --config");
+    return store.info(key).shape;
+  };
+  auto expect_dims = [&](const std::string& canonical, const Shape& s, int n) {
+    if (s.ndim() != n)
+      throw Error(kExitDataErr,
+                  fmt::format("{} (Wan DiT, {} layout): {} is {}, expected {} dims", store.description(),
+                              wan_dit_layout_name(d.layout), wan_dit_file_key(d.layout, canonical), s.str(), n),
+                  "the checkpoint is damaged or not a Wan2.1 DiT");
+  };
+  WanDiTConfig& c = d.cfg;
+  const Shape pe = shape_of("patch_embedding.weight");  // [dim, in, pt, ph, pw]
+  expect_dims("patch_embedding.weight", pe, 5);
+  c.dim = pe[0], c.in_dim = pe[1], c.patch_size = {pe[2], pe[3], pe[4]};
+  const Shape te = shape_of("text_embedding.0.weight");  // [dim, text_dim]
+  expect_dims("text_embedding.0.weight", te, 2);
+  c.text_dim = te[1];
+  const Shape tm = shape_of("time_embedding.0.weight");  // [dim, freq_dim]
+  expect_dims("time_embedding.0.weight", tm, 2);
+  c.freq_dim = tm[1];
+  const Shape ff = shape_of("blocks.0.ffn.0.weight");  // [ffn_dim, dim]
+  expect_dims("blocks.0.ffn.0.weight", ff, 2);
+  c.ffn_dim = ff[0];
+  const Shape hd = shape_of("head.head.weight");  // [out * pt * ph * pw, dim]
+  expect_dims("head.head.weight", hd, 2);
+  c.out_dim = c.patch_numel() > 0 ? hd[0] / c.patch_numel() : hd[0];
+  c.num_layers = 0;
+  while (store.contains(wan_dit_file_key(d.layout, fmt::format("blocks.{}.modulation", c.num_layers)))) ++c.num_layers;
+  c.cross_attn_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.norm3.weight"));
+  c.qk_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.self_attn.norm_q.weight"));
+  // Heads are invisible in shapes: take them from the preset with these dims,
+  // else assume Wan's head dim of 128.
+  for (const auto& name : wan_dit_preset_names()) {
+    const WanDiTConfig p = *wan_dit_preset(name);
+    if (p.dim == c.dim) {
+      c.num_heads = p.num_heads;
+      d.heads_known = true;
+    }
+  }
+  if (!d.heads_known && c.dim % 128 == 0) {
+    c.num_heads = c.dim / 128;
+    d.heads_known = true;
+  }
+  name_preset(c);
+  return d;
+}
+
+}  // namespace
+
+WanDiTConfig wan_dit_config_from_weights(const TensorStore& store) {
+  Detected d = detect(store);
+  if (!d.heads_known)
+    throw Error(kExitDataErr,
+                fmt::format("{}: the number of attention heads of a Wan DiT with dim {} cannot be read from its tensor "
+                            "shapes",
+                            store.description(), d.cfg.dim),
+                "pass the model's config.json with --config");
+  d.cfg.validate(store.description() + " (detected config)");
+  return d.cfg;
+}
+
+WanDiTConfig resolve_wan_dit_config(const TensorStore& store, const std::string& weights_path,
+                                    const std::string& config_arg) {
+  if (!config_arg.empty()) {
+    if (auto p = wan_dit_preset(config_arg)) return *p;
+    if (fs::is_directory(config_arg)) return wan_dit_config_from_json((fs::path(config_arg) / "config.json").string());
+    if (!fs::exists(config_arg))
+      throw Error(kExitUsage, fmt::format("config \"{}\" is neither a preset nor an existing file", config_arg),
+                  fmt::format("use a config.json path or one of: {}", fmt::join(wan_dit_preset_names(), ", ")));
+    return wan_dit_config_from_json(config_arg);
+  }
+  // A diffusers folder (or a file inside one) carries its config.json.
+  std::error_code ec;
+  const fs::path p(weights_path);
+  const fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
+  const fs::path cfg = dir / "config.json";
+  if (!weights_path.empty() && fs::exists(cfg, ec)) {
+    // Only when it is a DiT config (a folder may hold other components' configs).
+    std::ifstream f(cfg);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const std::string text = ss.str();
+    if (text.find("\"num_attention_heads\"") != std::string::npos || text.find("\"dim\"") != std::string::npos)
+      return wan_dit_config_from_json_text(text, cfg.string());
+  }
+  return wan_dit_config_from_weights(store);
+}
+
+int64_t wan_dit_param_count(const WanDiTConfig& cfg) {
+  int64_t n = 0;
+  for (const auto& p : wan_dit_expected_params(cfg)) n += p.shape.numel();
+  return n;
+}
+
+std::optional<std::string> describe_wan_dit(const TensorStore& store) {
+  if (!is_wan_dit(store)) return std::nullopt;
+  Detected d = detect(store);
+  const WanDiTConfig& c = d.cfg;
+  std::map<std::string, int64_t> dtypes;
+  int64_t params = 0;
+  for (const auto& name : store.names()) {
+    const TensorInfo& info = store.info(name);
+    dtypes[dtype_name(info.dtype)]++;
+    if (name.find("scale_weight") == std::string::npos && name.find("scale_input") == std::string::npos &&
+        name.find("scaled_fp8") == std::string::npos)
+      params += info.shape.numel();
+  }
+  std::string dt;
+  for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
+  std::string out = fmt::format("Wan2.1 DiT, {} layout{}\n", wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  out += fmt::format("  preset: {}\n", c.preset.empty() ? "none (custom dims)" : c.preset);
+  out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
+                     c.dim, c.ffn_dim,
+                     d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)
+                                   : std::string("unknown (needs config.json)"),
+                     c.num_layers, c.in_dim, c.out_dim, c.text_dim, c.freq_dim, c.patch_size[0], c.patch_size[1],
+                     c.patch_size[2]);
+  out += fmt::format("  parameters: {} ({:.3f} B)\n", params, static_cast<double>(params) * 1e-9);
+  out += fmt::format("  dtypes: {}{}\n", dt,
+                     store.contains("scaled_fp8") || store.contains(std::string(kComfyPrefix) + "scaled_fp8")
+                         ? " (scaled fp8: weights x scale_weight)"
+                         : "");
+  return out;
+}
+
+// ---- FLOPs ----------------------------------------------------------------------
+double WanDiTFlops::total() const {
+  return patch_embedding + embeddings + self_attn_proj + self_attn_sdpa + cross_attn_proj + cross_attn_sdpa + ffn +
+         head;
+}
+
+WanDiTFlops wan_dit_flops(const WanDiTConfig& c, int64_t T, int64_t h, int64_t w, int64_t batch) {
+  const double B = static_cast<double>(batch);
+  const double N = static_cast<double>((T / c.patch_size[0]) * (h / c.patch_size[1]) * (w / c.patch_size[2]));
+  const double d = static_cast<double>(c.dim), L = static_cast<double>(c.text_len);
+  const double layers = static_cast<double>(c.num_layers);
+  auto gemm = [](double m, double n, double k) { return 2.0 * m * n * k; };
+  WanDiTFlops f;
+  f.patch_embedding = B * gemm(N, d, static_cast<double>(c.in_dim * c.patch_numel()));
+  f.embeddings = B * (gemm(1, d, static_cast<double>(c.freq_dim)) + gemm(1, d, d) + gemm(1, 6 * d, d) +
+                      gemm(L, d, static_cast<double>(c.text_dim)) + gemm(L, d, d));
+  f.self_attn_proj = layers * B * 4 * gemm(N, d, d);
+  // Per head 2·N·N·D for Q·Kᵀ and as much for P·V; summed over heads D·NH = dim.
+  f.self_attn_sdpa = layers * B * 4.0 * N * N * d;
+  f.cross_attn_proj = layers * B * (2 * gemm(N, d, d) + 2 * gemm(L, d, d));
+  f.cross_attn_sdpa = layers * B * 4.0 * N * L * d;
+  f.ffn = layers * B * 2 * gemm(N, static_cast<double>(c.ffn_dim), d);
+  f.head = B * gemm(N, static_cast<double>(c.out_dim * c.patch_numel()), d);
+  return f;
+}
+
+WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& c, int64_t frames, int64_t height, int64_t width,
+                                    int64_t batch) {
+  return wan_dit_flops(c, (frames - 1) / 4 + 1, height / 8, width / 8, batch);
+}
+
+}  // namespace t2v

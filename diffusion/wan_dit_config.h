@@ -1,0 +1,97 @@
+// Wan2.1 DiT hyper-parameters (WAN_SPEC §2.1): from a diffusers config.json, from
+// the original Wan config.json, from a preset name, or detected from the tensor
+// shapes of a checkpoint. Also the FLOP count of one forward.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+
+namespace t2v {
+
+// How the sinusoidal timestep features are computed (WAN_SPEC §2.4). The Wan
+// reference computes them in float64 and rounds to fp32; diffusers computes
+// exp(-ln(1e4)·k/half) and t·ω in fp32. The difference is ~1 ulp of t·ω.
+enum class TimestepSinusoid : uint8_t { Float64, Float32Diffusers };
+
+struct WanDiTConfig {
+  int64_t dim = 1536;        // hidden size = num_heads * head_dim
+  int64_t ffn_dim = 8960;    // FFN inner size
+  int64_t freq_dim = 256;    // sinusoidal timestep features
+  int64_t num_heads = 12;
+  int64_t num_layers = 30;
+  int64_t in_dim = 16;       // latent channels in
+  int64_t out_dim = 16;      // latent channels out
+  int64_t text_dim = 4096;   // umT5 hidden size
+  int64_t text_len = 512;    // context rows after zero padding (WAN_SPEC §1.5)
+  std::array<int64_t, 3> patch_size{1, 2, 2};  // (t, h, w)
+  bool cross_attn_norm = true;  // affine LayerNorm before cross-attention
+  bool qk_norm = true;          // RMSNorm over the whole dim on q and k
+  float eps = 1e-6f;
+  int64_t rope_max_seq_len = 1024;  // positions per axis with a RoPE table
+  double rope_theta = 10000.0;
+  TimestepSinusoid sinusoid = TimestepSinusoid::Float64;
+  std::string preset;  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", or "" for anything else
+
+  int64_t head_dim() const { return dim / num_heads; }
+  int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
+  // Throws Error(78) naming `origin` and the inconsistent field.
+  void validate(const std::string& origin) const;
+  std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
+};
+
+// Preset names known to t2v.
+std::vector<std::string> wan_dit_preset_names();
+// The named preset or nullopt.
+std::optional<WanDiTConfig> wan_dit_preset(const std::string& name);
+
+// Parses a diffusers (`attention_head_dim`, `num_attention_heads`, ...) or an
+// original Wan (`dim`, `num_heads`, ...) config.json. Error(78) names the file and field.
+WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::string& origin);
+WanDiTConfig wan_dit_config_from_json(const std::string& path);
+
+// Detects the configuration from the tensor shapes of a Wan DiT checkpoint (any
+// layout). The head count is not visible in shapes: it comes from a matching
+// preset, or head_dim 128 is assumed when dim is a multiple of 128; otherwise
+// Error(65) asks for a config.json.
+WanDiTConfig wan_dit_config_from_weights(const TensorStore& store);
+
+// The configuration for a checkpoint: `config_arg` is a preset name, a
+// config.json path, or empty (then `config.json` next to the weights when it
+// exists, else detection from shapes).
+WanDiTConfig resolve_wan_dit_config(const TensorStore& store, const std::string& weights_path,
+                                    const std::string& config_arg);
+
+// What `t2v inspect` prints for a Wan DiT checkpoint: layout, preset, dims,
+// parameter count and dtypes; nullopt when the store is not a Wan DiT.
+std::optional<std::string> describe_wan_dit(const TensorStore& store);
+
+// Parameter count implied by a config (T2V-1.3B: 1,418,996,800).
+int64_t wan_dit_param_count(const WanDiTConfig& cfg);
+
+// ---- FLOPs of one forward -------------------------------------------------------
+// Counted as 2 FLOPs per multiply-add of every GEMM (2·M·N·K) and of attention
+// (Q·Kᵀ and P·V: 4·Nq·Nk·D per head). Elementwise ops, norms, softmax and RoPE
+// are left out (< 0.1% of the total at real sizes).
+struct WanDiTFlops {
+  double patch_embedding = 0;
+  double embeddings = 0;        // time MLP, time projection, text MLP (512 rows)
+  double self_attn_proj = 0;    // q, k, v, o on N tokens, all blocks
+  double self_attn_sdpa = 0;    // Q·Kᵀ and P·V over N keys, all blocks
+  double cross_attn_proj = 0;   // q, o on N tokens + k, v on text_len rows, all blocks
+  double cross_attn_sdpa = 0;   // Q·Kᵀ and P·V over text_len keys, all blocks
+  double ffn = 0;
+  double head = 0;
+  double total() const;
+};
+// Latent grid T x h x w (before patching) and batch size.
+WanDiTFlops wan_dit_flops(const WanDiTConfig& cfg, int64_t T, int64_t h, int64_t w, int64_t batch = 1);
+// Same from a video size: frames F (4n+1), height and width in pixels (VAE stride 4 x 8 x 8).
+WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& cfg, int64_t frames, int64_t height, int64_t width,
+                                    int64_t batch = 1);
+
+}  // namespace t2v
