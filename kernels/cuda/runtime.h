@@ -1,0 +1,78 @@
+// The CUDA runtime context: one device, one stream, the cuBLASLt handle and
+// workspace, and the caching allocator behind CUDA tensors. Created by an
+// explicit cuda::init(device) (app startup, tests), never by static
+// initialisation; kernels/cuda reaches it through context(). It is the only
+// process-wide object of the backend: handles and the stream live inside it.
+//
+//   t2v::ops::cuda::init(0);                 // registers Device::CUDA in core
+//   Tensor x = Tensor::empty({4, 8}, DType::BF16, Device::CUDA);
+//   ...
+//   t2v::ops::cuda::shutdown();              // frees the cache, destroys handles
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/cuda/allocator.h"
+
+namespace t2v::ops::cuda {
+
+// Whether a usable CUDA device exists, without throwing. On false, `reason`
+// says why (no driver, no device, ...): the text tests print when they skip.
+bool device_available(std::string* reason = nullptr);
+
+struct DeviceInfo {
+  int device = 0;
+  std::string name;
+  int cc_major = 0, cc_minor = 0;
+  int sm_count = 0;
+  size_t total_memory = 0;
+  size_t smem_per_block_optin = 0;  // bytes a block may use after cudaFuncSetAttribute
+  size_t l2_bytes = 0;
+};
+
+struct Context {
+  DeviceInfo info;
+  cudaStream_t stream = nullptr;               // every op of the pipeline runs on this stream
+  cublasLtHandle_t cublaslt = nullptr;
+  void* gemm_workspace = nullptr;              // cuBLASLt workspace (raw cudaMalloc)
+  size_t gemm_workspace_bytes = 0;
+  std::unique_ptr<CachingAllocator> allocator;
+  int* flag = nullptr;                         // one device int for kernels that report errors (embedding ids)
+};
+
+// Sets up the context on `device` and registers the CUDA device backend in core
+// (core/tensor.h). Throws t2v::Error(69) when no usable device is present.
+// Calling it again with the same device is a no-op; another device is an error.
+void init(int device = 0);
+bool initialized();
+// Synchronises, frees every cached and live block, destroys the handles.
+void shutdown();
+// The context; throws t2v::Error(69) if init() was not called.
+Context& context();
+cudaStream_t stream();
+void synchronize();  // waits for the stream (checked)
+
+// Device memory statistics of the caching allocator.
+AllocatorStats memory_stats();
+void reset_peak_memory();
+
+// Times a region of stream work with CUDA events (after warm-up; take medians).
+class EventTimer {
+ public:
+  EventTimer();
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  void start();
+  float stop_ms();  // records the stop event, waits for it, returns elapsed ms
+
+ private:
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
+}  // namespace t2v::ops::cuda
