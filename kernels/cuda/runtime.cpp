@@ -19,7 +19,13 @@ std::unique_ptr<Context> g_ctx;
 
 constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;  // cuBLASLt recommends >= 32 MiB on Hopper
 
-void* backend_alloc(size_t nbytes) { return context().allocator->allocate(nbytes); }
+void* backend_alloc(size_t nbytes) {
+  Context& c = context();
+  if (!c.poison) return c.allocator->allocate(nbytes);
+  void* p = c.allocator->allocate(nbytes + kDebugGuardBytes);
+  T2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, nbytes + kDebugGuardBytes, c.stream));
+  return p;
+}
 
 void backend_free(void* p) {
   // Tensors may outlive shutdown(); their memory was already released then.
@@ -150,6 +156,9 @@ Context& context() {
 cudaStream_t stream() { return context().stream; }
 
 void synchronize() { T2V_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
+
+void set_debug_poison(bool on) { context().poison = on; }
+bool debug_poison() { return g_ctx && g_ctx->poison; }
 
 AllocatorStats memory_stats() { return context().allocator->stats(); }
 

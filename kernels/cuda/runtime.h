@@ -43,6 +43,7 @@ struct Context {
   size_t gemm_workspace_bytes = 0;
   std::unique_ptr<CachingAllocator> allocator;
   int* flag = nullptr;                         // one device int for kernels that report errors (embedding ids)
+  bool poison = false;                         // see set_debug_poison()
 };
 
 // Sets up the context on `device` and registers the CUDA device backend in core
@@ -56,6 +57,14 @@ void shutdown();
 Context& context();
 cudaStream_t stream();
 void synchronize();  // waits for the stream (checked)
+
+// Testing aid (tests/cuda): while on, every new tensor allocation is filled
+// with 0xFF bytes (NaN as F32, BF16 and F16) and followed by kDebugGuardBytes
+// of 0xFF, so an unwritten output element reads NaN and a write past the end
+// shows in the guard. Off by default; costs a memset per allocation.
+constexpr size_t kDebugGuardBytes = 256;
+void set_debug_poison(bool on);
+bool debug_poison();
 
 // Device memory statistics of the caching allocator.
 AllocatorStats memory_stats();
