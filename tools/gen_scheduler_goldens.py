@@ -29,8 +29,9 @@ FlowDPMSolverMultistepScheduler are the diffusers ones with flow sigmas:
   unipc : FlowUniPCMultistepScheduler(shift=1).set_timesteps(N, shift=shift):
           s = linspace(float32(0.999), 0, N+1)[:-1] in float64, shifted once.
           -> UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=1)
-             .set_timesteps(sigmas=s_shifted); flow_shift 1 is an exact identity
-             and the 1-1e-6 nudge never fires since s_shifted[0] < 1 - 1e-6.
+             .set_timesteps(sigmas=s_shifted); flow_shift 1 is an exact identity.
+             Where s_shifted[0] is within 1e-6 of 1 (huge shifts), diffusers would
+             nudge it and the official code does not: the official arrays are set.
   dpm++ : get_sampling_sigmas(N, shift) = shift(linspace(1, 0, N+1)[:N]) passed
           as explicit sigmas to FlowDPMSolverMultistepScheduler(shift=1).
           -> DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=1),
@@ -43,16 +44,22 @@ The official schedules are also computed here directly (wan_official_*) and
 checked against what the configured diffusers schedulers hold.
 """
 import argparse
+import json
 import os
+import struct
 
 import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 
 SHAPE = (16, 2, 2, 3)
 # (steps, shift): 1 and 2 steps exercise warm-up and the sigma = 0 final step at once.
 CASES = [(1, 5.0), (2, 7.5), (10, 8.0), (25, 3.0), (50, 5.0)]
+# Wan schedule only: a shift so large that float32 sigma_0 rounds to exactly 1
+# (lambda = -inf) for every sampler; the diffusers schedules refuse it (their
+# sigmas stop decreasing), so the engine does too.
+WAN_ONLY_CASES = [(12, 1e5)]
 NUM_TRAIN = 1000
 
 
@@ -93,6 +100,9 @@ def make_scheduler(sampler, schedule, steps, shift):
             s, sig, ts = wan_official_unipc(steps, shift)
             sch = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=1.0)
             sch.set_timesteps(sigmas=s.copy())
+            if abs(s[0] - 1) < 1e-6:
+                # diffusers nudges such a sigma_0 to 1 - 1e-6; the official code does not.
+                sch.sigmas, sch.timesteps = sig.clone(), ts.clone()
             assert torch.equal(sch.sigmas, sig) and torch.equal(sch.timesteps, ts), "unipc wan mapping"
         return sch, sch.sigmas.clone(), sch.timesteps.clone()
     if sampler == "dpmpp":
@@ -161,6 +171,25 @@ def check_spec_values():
     assert d.timesteps[:3].tolist() == [999, 995, 991] and d.timesteps[-3:].tolist() == [244, 175, 96], d.timesteps
 
 
+def save_sorted(tensors, path, metadata):
+    """safetensors with the header in sorted key order, so reruns give identical bytes
+    (safetensors' own writer orders the metadata map arbitrarily)."""
+    names = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, offset = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        data = t.numpy().tobytes()  # little-endian on every platform we generate on
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+    back = load_file(path)  # round trip through the reference reader
+    assert all(torch.equal(back[k], tensors[k]) for k in tensors)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "scheduler"))
@@ -173,7 +202,7 @@ def main():
     for sampler in ("unipc", "dpmpp", "euler"):
         tensors, meta = {}, {"sampler": sampler, "model": "v = tanh(x) * sigma + 0.1 * x"}
         for schedule in ("wan", "diffusers"):
-            for steps, shift in CASES:
+            for steps, shift in CASES + (WAN_ONLY_CASES if schedule == "wan" else []):
                 sigmas, timesteps, samples = run(sampler, schedule, steps, shift, x_init)
                 case = f"{schedule}.n{steps}"
                 tensors[f"{case}.sigmas"] = sigmas.contiguous()
@@ -182,7 +211,7 @@ def main():
                 meta[f"{case}.shift"] = repr(float(shift))
                 meta[f"{case}.steps"] = str(steps)
         path = os.path.join(args.out, f"{sampler}.safetensors")
-        save_file(tensors, path, metadata=meta)
+        save_sorted(tensors, path, meta)
         print(f"wrote {path} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
 
 

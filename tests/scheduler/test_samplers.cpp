@@ -48,7 +48,7 @@ TEST_P(SamplerGolden, EverySampleMatchesDiffusers) {
   const Sampler sampler = GetParam();
   SafetensorsFile f(test::golden_file(sampler));
   const auto cases = test::golden_cases(f);
-  ASSERT_EQ(cases.size(), 10u);
+  ASSERT_EQ(cases.size(), 11u);
   // Acceptance is 1e-5; the samples agree to ~5e-7 (float32 rounding of
   // upstream's coefficient arithmetic), and a 10% error in one UniC coefficient
   // shows up as ~1.6e-5, so hold a tighter bound.
@@ -77,7 +77,7 @@ TEST_P(SamplerGolden, EverySampleMatchesDiffusers) {
     }
     worst[static_cast<int>(c.kind)] = std::max(worst[static_cast<int>(c.kind)], case_worst);
   }
-  EXPECT_EQ(compared[0], 1 + 2 + 10 + 25 + 50);
+  EXPECT_EQ(compared[0], 1 + 2 + 10 + 25 + 50 + 12);
   EXPECT_EQ(compared[1], 1 + 2 + 10 + 25 + 50);
   std::printf("[ scheduler ] %-5s max rel error vs diffusers: wan schedule %.3g, diffusers schedule %.3g (%d steps)\n",
               sampler_name(sampler), worst[0], worst[1], compared[0] + compared[1]);
@@ -156,6 +156,34 @@ TEST(Samplers, FinalSigmaZeroStepIsFiniteAndEqualsX0) {
   }
 }
 
+// A schedule starting at sigma = 1.0 exactly (lambda = -inf): always so for the
+// Wan dpm++/euler schedule, and for the Wan UniPC one once a huge shift rounds
+// sigma_0 to 1 in float32 (the goldens' wan.n12 case checks the values against
+// upstream). Every first step is then an Euler step.
+TEST(Samplers, StartAtSigmaOneIsFinite) {
+  const Shape shape({16, 1, 3, 4});
+  for (Sampler sampler : {Sampler::kUniPC, Sampler::kDPMSolver, Sampler::kEuler}) {
+    SCOPED_TRACE(sampler_name(sampler));
+    auto sched = make_scheduler(sampler);
+    const Schedule& s = sched->set_timesteps(10, 1e5, ScheduleKind::kWan);
+    ASSERT_EQ(s.sigmas[0], 1.0f);
+    Tensor x = random_tensor(shape, 9);
+    const Tensor x_start = x;
+    for (int i = 0; i < 10; ++i) {
+      const Tensor v = synthetic_velocity(x, s.sigmas[i]);
+      const Tensor next = sched->step(v, i, x);
+      for (float e : next.to_vector()) ASSERT_TRUE(std::isfinite(e)) << "step " << i;
+      if (i == 0) {
+        // From sigma = 1 every sampler's first step is Euler: x + (sigma_1 - 1) * v.
+        const auto px = x.to_vector(), pv = v.to_vector(), pn = next.to_vector();
+        for (size_t j = 0; j < pn.size(); ++j)
+          EXPECT_NEAR(pn[j], px[j] + (static_cast<double>(s.sigmas[1]) - 1.0) * pv[j], 1e-6);
+      }
+      x = next;
+    }
+  }
+}
+
 TEST(Samplers, StepsMustComeInOrder) {
   auto sched = make_scheduler(Sampler::kUniPC);
   const Tensor x = random_tensor(Shape({8}), 4);
@@ -191,6 +219,22 @@ TEST(Lincomb, WeightedSumAliasingAndZeroTerms) {
   Tensor bad = Tensor::full(shape, std::numeric_limits<float>::infinity());
   lincomb(out, {{0.0, &bad}, {1.0, &b}});
   for (size_t j = 0; j < pb.size(); ++j) EXPECT_EQ(out.item(static_cast<int64_t>(j)), pb[j]);
+}
+
+TEST(Lincomb, LargeTensorsMatchElementLoop) {
+  // Large enough for the threaded loop.
+  const Shape shape({16, 3, 60, 104});
+  const Tensor a = random_tensor(shape, 12), b = random_tensor(shape, 13), c = random_tensor(shape, 14);
+  Tensor out = Tensor::empty(shape, DType::F32);
+  lincomb(out, {{0.25, &a}, {-1.5, &b}, {1e-3, &c}});
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  const float* pc = c.data<float>();
+  const float* po = out.data<float>();
+  int64_t mismatches = 0;
+  for (int64_t j = 0; j < out.numel(); ++j)
+    mismatches += po[j] != static_cast<float>(0.25 * pa[j] + -1.5 * static_cast<double>(pb[j]) + 1e-3 * pc[j]);
+  EXPECT_EQ(mismatches, 0);
 }
 
 }  // namespace

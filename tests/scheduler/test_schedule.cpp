@@ -20,7 +20,8 @@ TEST_P(ScheduleGolden, SigmasAndTimestepsMatchUpstreamExactly) {
   const Sampler sampler = GetParam();
   SafetensorsFile f(test::golden_file(sampler));
   const auto cases = test::golden_cases(f);
-  ASSERT_EQ(cases.size(), 10u) << "expected 5 step counts x 2 schedule kinds in " << f.path();
+  // 5 step counts x 2 schedule kinds, plus the Wan-only sigma_0 = 1 case.
+  ASSERT_EQ(cases.size(), 11u) << f.path();
   int kinds_seen[2] = {0, 0};
   for (const auto& c : cases) {
     SCOPED_TRACE(fmt::format("{} {} steps={} shift={}", sampler_name(sampler), c.name, c.steps, c.shift));
@@ -45,7 +46,7 @@ TEST_P(ScheduleGolden, SigmasAndTimestepsMatchUpstreamExactly) {
     for (int k = 0; k < c.steps; ++k) EXPECT_EQ(s.timesteps[k], rt[k]) << "timestep " << k;
     EXPECT_EQ(s.sigmas.back(), 0.0f);
   }
-  EXPECT_EQ(kinds_seen[0], 5);
+  EXPECT_EQ(kinds_seen[0], 6);
   EXPECT_EQ(kinds_seen[1], 5);
 }
 
