@@ -238,14 +238,20 @@ namespace {
 
 // The preset a found shape belongs to (for the hint of a shape error), or "".
 std::string preset_with_shape(const std::string& key, const Shape& found, const WanDiTConfig& cfg) {
-  for (const auto& name : wan_dit_preset_names()) {
-    const WanDiTConfig p = *wan_dit_preset(name);
+  static const auto presets = [] {
+    std::vector<std::pair<WanDiTConfig, std::map<std::string, Shape>>> v;
+    for (const auto& name : wan_dit_preset_names()) {
+      const WanDiTConfig p = *wan_dit_preset(name);
+      std::map<std::string, Shape> shapes;
+      for (const auto& param : wan_dit_expected_params(p)) shapes[param.key] = param.shape;
+      v.emplace_back(p, std::move(shapes));
+    }
+    return v;
+  }();
+  for (const auto& [p, shapes] : presets) {
     if (p.dim == cfg.dim && p.ffn_dim == cfg.ffn_dim && p.text_dim == cfg.text_dim) continue;
-    for (const auto& param : wan_dit_expected_params(p))
-      if (param.key == key) {
-        if (param.shape == found) return name;
-        break;
-      }
+    const auto it = shapes.find(key);
+    if (it != shapes.end() && it->second == found) return p.preset;
   }
   return "";
 }
@@ -287,8 +293,13 @@ WanDiTCheck check_wan_dit_weights(const TensorStore& store, const WanDiTConfig& 
     if (info.shape != param.shape) {
       const std::string preset = preset_with_shape(param.key, info.shape, cfg);
       if (likely_preset.empty()) likely_preset = preset;
-      problems.push_back(fmt::format("{} is {}, config expects {}{}", named, info.shape.str(), param.shape.str(),
-                                     preset.empty() ? "" : ": this looks like the " + preset + " model"));
+      std::string line = fmt::format("{} is {}, config expects {}{}", named, info.shape.str(), param.shape.str(),
+                                     preset.empty() ? "" : ": this looks like the " + preset + " model");
+      // The first q projection is the line users recognise (BAD_INPUTS 14): list it first.
+      if (param.key == "blocks.0.self_attn.q.weight")
+        problems.insert(problems.begin(), std::move(line));
+      else
+        problems.push_back(std::move(line));
     } else if (!is_convertible_dtype(info.dtype)) {
       problems.push_back(fmt::format("{} has dtype {}, expected a float type (F32, F16, BF16 or F8_E4M3)", named,
                                      dtype_name(info.dtype)));

@@ -1,0 +1,175 @@
+// The Wan DiT forward against diffusers' WanTransformer3DModel (fp32, CPU) on
+// every golden case of tools/golden/gen_dit_goldens.py, loaded from every
+// checkpoint layout. Errors are printed; the bound is 1e-4 relative (max |err|
+// over the tensor's max |value|).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+#include "diffusion/probe.h"
+#include "diffusion/wan_dit.h"
+#include "dit_test_util.h"
+
+namespace t2v {
+namespace {
+
+using test::diff;
+using test::dit_data;
+
+constexpr double kTolerance = 1e-4;
+
+struct Case {
+  std::string name;
+  std::vector<std::string> intermediates;
+};
+
+std::vector<Case> golden_cases() {
+  std::ifstream f(dit_data("cases.json"));
+  const auto j = nlohmann::json::parse(f);
+  std::vector<Case> cases;
+  for (const auto& c : j["cases"]) cases.push_back({c["name"], c["intermediates"]});
+  return cases;
+}
+
+const SafetensorsFile& goldens() {
+  static SafetensorsFile f(dit_data("cases.safetensors"));
+  return f;
+}
+
+WanDiTConfig tiny_config(TimestepSinusoid mode = TimestepSinusoid::Float32Diffusers) {
+  WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/diffusers/config.json"));
+  cfg.sinusoid = mode;
+  return cfg;
+}
+
+WanDiT load(const std::string& path, const WanDiTConfig& cfg) {
+  const TensorStore store = TensorStore::open(path);
+  return WanDiT(cfg, load_wan_dit(store, cfg));
+}
+
+// Runs every case; returns the worst relative error of the final output.
+double check_all_cases(const WanDiT& model, const std::string& label, double tolerance = kTolerance) {
+  double worst = 0;
+  for (const Case& c : golden_cases()) {
+    std::map<std::string, Tensor> dumps;
+    auto hook = [&](const std::string& name, const Tensor& t) { dumps[name] = t; };
+    const Tensor out = model.forward(goldens().get(c.name + ".hidden_states"), goldens().get(c.name + ".timestep"),
+                                     goldens().get(c.name + ".encoder_hidden_states"), hook);
+    const Tensor ref = goldens().get(c.name + ".sample");
+    EXPECT_EQ(out.shape(), ref.shape()) << label << " " << c.name;
+    if (out.shape() != ref.shape()) return INFINITY;
+    const auto d = diff(out, ref);
+    std::printf("  %-10s %-16s sample %-22s max|err| %.3e  rel %.3e\n", label.c_str(), c.name.c_str(),
+                out.shape().str().c_str(), d.max_abs, d.rel());
+    EXPECT_LE(d.rel(), tolerance) << label << " " << c.name;
+    worst = std::max(worst, d.rel());
+    for (const auto& name : c.intermediates) {
+      EXPECT_TRUE(dumps.count(name)) << "no intermediate named " << name;
+      if (!dumps.count(name)) continue;
+      const Tensor r = goldens().get(c.name + "." + name);
+      const Tensor o = dumps[name].shape() == r.shape() ? dumps[name] : dumps[name].reshape(r.shape());
+      const auto di = diff(o, r);
+      EXPECT_LE(di.rel(), tolerance) << label << " " << c.name << " intermediate " << name << " max|err| "
+                                     << di.max_abs;
+    }
+  }
+  return worst;
+}
+
+TEST(DitGolden, DiffusersFolder) {
+  check_all_cases(load(dit_data("tiny_dit/diffusers"), tiny_config()), "diffusers");
+}
+
+TEST(DitGolden, DiffusersShardedIndex) {
+  check_all_cases(
+      load(dit_data("tiny_dit/diffusers_sharded/diffusion_pytorch_model.safetensors.index.json"), tiny_config()),
+      "sharded");
+}
+
+TEST(DitGolden, OriginalSingleFile) {
+  // The original layout gets its config from the original-style config.json.
+  WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  cfg.sinusoid = TimestepSinusoid::Float32Diffusers;
+  check_all_cases(load(dit_data("tiny_dit/original.safetensors"), cfg), "original");
+}
+
+TEST(DitGolden, ComfyPrefixedFile) {
+  check_all_cases(load(dit_data("tiny_dit/comfy.safetensors"), tiny_config()), "comfy");
+}
+
+// The reference's float64 sinusoid differs from diffusers' fp32 one by about
+// one ulp of t·ω; the effect on the output stays inside the same bound.
+TEST(DitGolden, Float64TimestepSinusoid) {
+  const double worst =
+      check_all_cases(load(dit_data("tiny_dit/original.safetensors"), tiny_config(TimestepSinusoid::Float64)),
+                      "fp64-sin");
+  std::printf("  worst relative error with the float64 sinusoid: %.3e\n", worst);
+}
+
+// Reduced-precision files: computing in fp32 from the rounded weights must give
+// what diffusers gives with the same rounded weights (exact bound), and stay
+// near the fp32-weight output within what the rounding implies.
+TEST(DitGolden, ReducedPrecisionFiles) {
+  const std::string name = "odd_t3_h6_w10";
+  const Tensor x = goldens().get(name + ".hidden_states"), t = goldens().get(name + ".timestep"),
+               ctx = goldens().get(name + ".encoder_hidden_states"), ref32 = goldens().get(name + ".sample");
+  // Loose bounds vs the fp32 weights: unit roundoff 2^-8 (bf16), 2^-11 (f16), 2^-4 (e4m3) times a small factor.
+  const std::vector<std::tuple<std::string, std::string, double>> files = {
+      {"original_bf16.safetensors", "bf16", 0.05}, {"original_f16.safetensors", "f16", 0.01},
+      {"original_fp8_scaled.safetensors", "fp8_scaled", 0.3}};
+  for (const auto& [file, tag, loose] : files) {
+    const WanDiT model = load(dit_data("tiny_dit/" + file), tiny_config());
+    const Tensor out = model.forward(x, t, ctx);
+    const auto exact = diff(out, goldens().get(name + ".sample_" + tag + "_weights"));
+    const auto vs32 = diff(out, ref32);
+    std::printf("  %-10s vs diffusers with %s weights: rel %.3e; vs fp32 weights: rel %.3e\n", tag.c_str(),
+                tag.c_str(), exact.rel(), vs32.rel());
+    EXPECT_LE(exact.rel(), kTolerance) << file;
+    EXPECT_LE(vs32.rel(), loose) << file;
+    EXPECT_GT(vs32.max_abs, 0.0) << file << " should differ from the fp32 weights at all";
+  }
+}
+
+// Context given as fewer rows is zero-padded to 512 inside: same result as the
+// explicitly padded context.
+TEST(DitGolden, ShortContextEqualsZeroPadded) {
+  const WanDiT model = load(dit_data("tiny_dit/original.safetensors"), tiny_config());
+  const std::string name = "batch2_cfg";
+  const Tensor ctx = goldens().get(name + ".encoder_hidden_states");  // [2, 16, 32]
+  Tensor padded = Tensor::zeros(Shape{2, 512, 32}, DType::F32);
+  const auto src = ctx.to_vector();
+  float* dst = padded.data<float>();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t i = 0; i < 16 * 32; ++i) dst[b * 512 * 32 + i] = src[static_cast<size_t>(b * 16 * 32 + i)];
+  const Tensor a = model.forward(goldens().get(name + ".hidden_states"), goldens().get(name + ".timestep"), ctx);
+  const Tensor b = model.forward(goldens().get(name + ".hidden_states"), goldens().get(name + ".timestep"), padded);
+  EXPECT_EQ(diff(a, b).max_abs, 0.0);
+}
+
+TEST(DitGolden, ProbeWritesSample) {
+  const std::string name = "batch2_cfg";
+  const auto dir = std::filesystem::temp_directory_path() / ("t2v_dit_probe_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string in = (dir / "in.safetensors").string(), out = (dir / "out.safetensors").string();
+  save_safetensors(in, {{"hidden_states", goldens().get(name + ".hidden_states")},
+                        {"timestep", goldens().get(name + ".timestep")},
+                        {"encoder_hidden_states", goldens().get(name + ".encoder_hidden_states")}});
+  // Config detected from config.json beside the diffusers weights.
+  probe_dit(dit_data("tiny_dit/diffusers"), "", in, out, Device::CPU, /*dump_intermediates=*/true);
+  const SafetensorsFile result(out);
+  const auto d = diff(result.get("sample"), goldens().get(name + ".sample"));
+  std::printf("  probe dit %s: rel %.3e (reference float64 sinusoid)\n", name.c_str(), d.rel());
+  EXPECT_LE(d.rel(), kTolerance);
+  EXPECT_NE(result.find("blocks.1.out"), nullptr);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace t2v

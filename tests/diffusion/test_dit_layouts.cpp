@@ -1,0 +1,351 @@
+// Real-size checkpoint layouts without real weights: sparse .safetensors files
+// whose headers list the tensors of Wan2.1 T2V-1.3B / 14B exactly as WAN_SPEC
+// §2.11 tabulates them (the data section is a hole made by ftruncate, never
+// read: check_wan_dit_weights looks at headers only). Also layout and preset
+// detection, missing / misshaped / extra keys, dtypes, config.json parsing.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+#include "diffusion/wan_dit_config.h"
+#include "diffusion/wan_dit_weights.h"
+#include "dit_test_util.h"
+
+namespace t2v {
+namespace {
+
+namespace fs = std::filesystem;
+using test::dit_data;
+
+struct Entry {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string dtype;
+};
+
+// WAN_SPEC §2.11, transcribed: (original name, diffusers name, shape) with
+// D = dim, F = ffn_dim, for `layers` blocks.
+struct SpecRow {
+  std::string original, diffusers;
+  std::vector<int64_t> shape;
+};
+std::vector<SpecRow> spec_table(int64_t D, int64_t F, int layers) {
+  std::vector<SpecRow> t = {
+      {"patch_embedding.weight", "patch_embedding.weight", {D, 16, 1, 2, 2}},
+      {"patch_embedding.bias", "patch_embedding.bias", {D}},
+      {"text_embedding.0.weight", "condition_embedder.text_embedder.linear_1.weight", {D, 4096}},
+      {"text_embedding.0.bias", "condition_embedder.text_embedder.linear_1.bias", {D}},
+      {"text_embedding.2.weight", "condition_embedder.text_embedder.linear_2.weight", {D, D}},
+      {"text_embedding.2.bias", "condition_embedder.text_embedder.linear_2.bias", {D}},
+      {"time_embedding.0.weight", "condition_embedder.time_embedder.linear_1.weight", {D, 256}},
+      {"time_embedding.0.bias", "condition_embedder.time_embedder.linear_1.bias", {D}},
+      {"time_embedding.2.weight", "condition_embedder.time_embedder.linear_2.weight", {D, D}},
+      {"time_embedding.2.bias", "condition_embedder.time_embedder.linear_2.bias", {D}},
+      {"time_projection.1.weight", "condition_embedder.time_proj.weight", {6 * D, D}},
+      {"time_projection.1.bias", "condition_embedder.time_proj.bias", {6 * D}},
+      {"head.modulation", "scale_shift_table", {1, 2, D}},
+      {"head.head.weight", "proj_out.weight", {64, D}},
+      {"head.head.bias", "proj_out.bias", {64}},
+  };
+  for (int i = 0; i < layers; ++i) {
+    const std::string o = "blocks." + std::to_string(i) + ".", d = o;
+    t.push_back({o + "modulation", d + "scale_shift_table", {1, 6, D}});
+    for (const auto& [oa, da] : {std::pair{"self_attn", "attn1"}, std::pair{"cross_attn", "attn2"}}) {
+      for (const auto& [op, dp] : {std::pair{"q", "to_q"}, std::pair{"k", "to_k"}, std::pair{"v", "to_v"},
+                                   std::pair{"o", "to_out.0"}}) {
+        t.push_back({o + oa + "." + op + ".weight", d + da + "." + dp + ".weight", {D, D}});
+        t.push_back({o + oa + "." + op + ".bias", d + da + "." + dp + ".bias", {D}});
+      }
+      t.push_back({o + oa + ".norm_q.weight", d + da + ".norm_q.weight", {D}});
+      t.push_back({o + oa + ".norm_k.weight", d + da + ".norm_k.weight", {D}});
+    }
+    t.push_back({o + "norm3.weight", d + "norm2.weight", {D}});
+    t.push_back({o + "norm3.bias", d + "norm2.bias", {D}});
+    t.push_back({o + "ffn.0.weight", d + "ffn.net.0.proj.weight", {F, D}});
+    t.push_back({o + "ffn.0.bias", d + "ffn.net.0.proj.bias", {F}});
+    t.push_back({o + "ffn.2.weight", d + "ffn.net.2.weight", {D, F}});
+    t.push_back({o + "ffn.2.bias", d + "ffn.net.2.bias", {D}});
+  }
+  return t;
+}
+
+size_t dtype_bytes(const std::string& dt) { return dt == "F32" ? 4 : dt == "F8_E4M3" ? 1 : dt == "I64" ? 8 : 2; }
+
+// Writes a valid safetensors file whose data section is a hole (sparse file).
+void write_sparse_safetensors(const std::string& path, const std::vector<Entry>& entries) {
+  nlohmann::ordered_json header;
+  uint64_t offset = 0;
+  for (const auto& e : entries) {
+    int64_t n = 1;
+    for (int64_t s : e.shape) n *= s;
+    const uint64_t bytes = static_cast<uint64_t>(n) * dtype_bytes(e.dtype);
+    header[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  while (h.size() % 8) h += ' ';
+  const uint64_t n = h.size();
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, &n, 8), 8);
+  ASSERT_EQ(::write(fd, h.data(), h.size()), static_cast<ssize_t>(h.size()));
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(8 + n + offset)), 0);
+  ::close(fd);
+}
+
+class DitLayouts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("t2v_dit_layouts_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A sparse checkpoint of the spec table in `layout`; scaled fp8 adds scale_weight per 2-D block weight.
+  std::string write_model(const std::string& file, int64_t D, int64_t F, int layers, WanDiTLayout layout,
+                          const std::string& dtype, bool scaled_fp8 = false,
+                          const std::set<std::string>& drop = {}, std::vector<Entry> extra = {}) {
+    std::vector<Entry> entries;
+    for (const auto& row : spec_table(D, F, layers)) {
+      if (drop.count(row.original)) continue;
+      std::string name = layout == WanDiTLayout::Diffusers ? row.diffusers : row.original;
+      if (layout == WanDiTLayout::Comfy) name = "model.diffusion_model." + name;
+      const bool quantized = scaled_fp8 && row.original.rfind("blocks.", 0) == 0 && row.shape.size() == 2;
+      entries.push_back({name, row.shape, quantized ? "F8_E4M3" : dtype});
+      if (quantized) entries.push_back({name.substr(0, name.size() - 6) + "scale_weight", {}, "F32"});
+    }
+    if (scaled_fp8) entries.push_back({"scaled_fp8", {0}, "F8_E4M3"});
+    for (auto& e : extra) entries.push_back(std::move(e));
+    const std::string path = (dir_ / file).string();
+    write_sparse_safetensors(path, entries);
+    return path;
+  }
+
+  std::string error_of(const TensorStore& store, const WanDiTConfig& cfg) {
+    try {
+      check_wan_dit_weights(store, cfg);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kExitDataErr);
+      return e.what();
+    }
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DitLayouts, BinderExpectsExactlyTheSpecTensors) {
+  for (const auto& [preset, D, F, layers] :
+       {std::tuple{"wan2.1-t2v-1.3b", 1536, 8960, 30}, std::tuple{"wan2.1-t2v-14b", 5120, 13824, 40}}) {
+    std::set<std::pair<std::string, std::string>> spec, bound;
+    for (const auto& r : spec_table(D, F, layers)) spec.insert({r.original, Shape(r.shape).str()});
+    for (const auto& p : wan_dit_expected_params(*wan_dit_preset(preset))) bound.insert({p.key, p.shape.str()});
+    EXPECT_EQ(spec, bound) << preset;
+    for (const auto& r : spec_table(D, F, 1)) EXPECT_EQ(wan_dit_diffusers_key(r.original), r.diffusers);
+  }
+  EXPECT_EQ(wan_dit_param_count(*wan_dit_preset("wan2.1-t2v-1.3b")), 1418996800);
+  EXPECT_EQ(wan_dit_param_count(*wan_dit_preset("wan2.1-t2v-14b")), 14288491584);
+}
+
+TEST_F(DitLayouts, RealSize13BInEveryLayout) {
+  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  for (const auto& [layout, dtype] : {std::pair{WanDiTLayout::Original, "F32"}, std::pair{WanDiTLayout::Comfy, "F16"},
+                                      std::pair{WanDiTLayout::Diffusers, "BF16"}}) {
+    const std::string path = write_model(std::string("m13_") + wan_dit_layout_name(layout) + ".safetensors", 1536,
+                                         8960, 30, layout, dtype);
+    const TensorStore store = TensorStore::open(path);
+    EXPECT_EQ(detect_wan_dit_layout(store), layout);
+    const WanDiTCheck check = check_wan_dit_weights(store, cfg);
+    EXPECT_EQ(check.layout, layout);
+    EXPECT_TRUE(check.unused_keys.empty());
+    EXPECT_EQ(check.num_params, 1418996800);
+    const WanDiTConfig detected = wan_dit_config_from_weights(store);
+    EXPECT_EQ(detected.preset, "wan2.1-t2v-1.3b") << wan_dit_layout_name(layout);
+    EXPECT_EQ(detected.num_heads, 12);
+    EXPECT_EQ(detected.num_layers, 30);
+    const auto text = describe_wan_dit(store);
+    ASSERT_TRUE(text.has_value());
+    EXPECT_NE(text->find("wan2.1-t2v-1.3b"), std::string::npos);
+    EXPECT_NE(text->find(wan_dit_layout_name(layout)), std::string::npos);
+    EXPECT_NE(text->find("1418996800"), std::string::npos);
+    if (layout == WanDiTLayout::Original) std::printf("%s", text->c_str());
+  }
+}
+
+TEST_F(DitLayouts, RealSize14BScaledFp8AndWrongShapeHint) {
+  const std::string path =
+      write_model("m14_fp8.safetensors", 5120, 13824, 40, WanDiTLayout::Comfy, "BF16", /*scaled_fp8=*/true);
+  const TensorStore store = TensorStore::open(path);
+  const WanDiTCheck check = check_wan_dit_weights(store, *wan_dit_preset("wan2.1-t2v-14b"));
+  EXPECT_TRUE(check.unused_keys.empty());  // scale_weight and the marker are not "unused"
+  EXPECT_EQ(check.num_params, 14288491584);
+  const WanDiTConfig detected = wan_dit_config_from_weights(store);
+  EXPECT_EQ(detected.preset, "wan2.1-t2v-14b");
+  EXPECT_EQ(detected.num_heads, 40);
+  const auto text = describe_wan_dit(store);
+  ASSERT_TRUE(text.has_value());
+  std::printf("%s", text->c_str());
+  EXPECT_NE(text->find("scaled fp8"), std::string::npos);
+
+  // 14B weights with the 1.3B config: named key, both shapes, the likely model.
+  const std::string msg = error_of(store, *wan_dit_preset("wan2.1-t2v-1.3b"));
+  std::printf("  error: %s\n", msg.c_str());
+  EXPECT_NE(msg.find("model.diffusion_model.blocks.0.self_attn.q.weight (canonical blocks.0.self_attn.q.weight) is "
+                     "[5120, 5120], config expects [1536, 1536]: this looks like the wan2.1-t2v-14b model"),
+            std::string::npos);
+  EXPECT_NE(msg.find("comfy layout"), std::string::npos);
+  EXPECT_NE(msg.find("--config wan2.1-t2v-14b"), std::string::npos);
+}
+
+TEST_F(DitLayouts, WrongShapeHintNames13BForDiffusers) {
+  const std::string path = write_model("m13_d.safetensors", 1536, 8960, 30, WanDiTLayout::Diffusers, "BF16");
+  const std::string msg = error_of(TensorStore::open(path), *wan_dit_preset("wan2.1-t2v-14b"));
+  EXPECT_NE(msg.find("blocks.0.attn1.to_q.weight (canonical blocks.0.self_attn.q.weight) is [1536, 1536], config "
+                     "expects [5120, 5120]: this looks like the wan2.1-t2v-1.3b model"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("diffusers layout"), std::string::npos);
+}
+
+TEST_F(DitLayouts, MissingKeysListedWithLayout) {
+  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  {
+    const std::string path = write_model("miss_o.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
+                                         {"head.modulation", "blocks.7.norm3.bias"});
+    const std::string msg = error_of(TensorStore::open(path), cfg);
+    EXPECT_NE(msg.find("original layout"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("2 missing tensor(s): blocks.7.norm3.bias, head.modulation"), std::string::npos) << msg;
+  }
+  {
+    const std::string path = write_model("miss_d.safetensors", 1536, 8960, 30, WanDiTLayout::Diffusers, "BF16", false,
+                                         {"head.modulation"});
+    const std::string msg = error_of(TensorStore::open(path), cfg);
+    EXPECT_NE(msg.find("diffusers layout"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("scale_shift_table (canonical head.modulation)"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(DitLayouts, ExtraKeysAndBlocksAndDtypes) {
+  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  {
+    // A stray tensor is reported as unused (warning; error with strict).
+    const std::string path = write_model("extra.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
+                                         {}, {{"some.other.weight", {4}, "F32"}});
+    const WanDiTCheck check = check_wan_dit_weights(TensorStore::open(path), cfg);
+    EXPECT_EQ(check.unused_keys, std::vector<std::string>{"some.other.weight"});
+  }
+  {
+    // 1.3B-sized blocks but 31 of them: not silently ignored.
+    const std::string path = write_model("more_blocks.safetensors", 1536, 8960, 31, WanDiTLayout::Original, "BF16");
+    const std::string msg = error_of(TensorStore::open(path), cfg);
+    EXPECT_NE(msg.find("the checkpoint has 31 blocks, the config 30 layers"), std::string::npos) << msg;
+  }
+  {
+    // Integer tensor where a weight belongs (BAD_INPUTS 11).
+    std::vector<Entry> extra;
+    const std::string path = write_model("i64.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
+                                         {"head.modulation"}, {{"head.modulation", {1, 2, 1536}, "I64"}});
+    const std::string msg = error_of(TensorStore::open(path), cfg);
+    EXPECT_NE(msg.find("head.modulation has dtype I64, expected a float type"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(DitLayouts, NotADitAndImageToVideo) {
+  const std::string vae = (dir_ / "vae.safetensors").string();
+  write_sparse_safetensors(vae, {{"decoder.conv1.weight", {4, 4}, "F32"}});
+  const TensorStore vstore = TensorStore::open(vae);
+  EXPECT_FALSE(describe_wan_dit(vstore).has_value());
+  try {
+    detect_wan_dit_layout(vstore);
+    ADD_FAILURE() << "no error for a VAE file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitDataErr);
+    EXPECT_NE(std::string(e.what()).find("not a Wan DiT checkpoint"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("decoder.conv1.weight"), std::string::npos);
+  }
+  const std::string i2v = write_model("i2v.safetensors", 64, 32, 1, WanDiTLayout::Original, "F32", false, {},
+                                      {{"img_emb.proj.0.weight", {1280}, "F32"}});
+  try {
+    detect_wan_dit_layout(TensorStore::open(i2v));
+    ADD_FAILURE() << "no error for an I2V file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("image-to-video"), std::string::npos);
+  }
+}
+
+TEST(DitConfig, DiffusersAndOriginalJsonAgree) {
+  const WanDiTConfig a = wan_dit_config_from_json(dit_data("tiny_dit/diffusers/config.json"));
+  const WanDiTConfig b = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  for (const WanDiTConfig* c : {&a, &b}) {
+    EXPECT_EQ(c->dim, 48);
+    EXPECT_EQ(c->num_heads, 2);
+    EXPECT_EQ(c->head_dim(), 24);
+    EXPECT_EQ(c->ffn_dim, 64);
+    EXPECT_EQ(c->text_dim, 32);
+    EXPECT_EQ(c->freq_dim, 256);
+    EXPECT_EQ(c->num_layers, 2);
+    EXPECT_EQ(c->in_dim, 16);
+    EXPECT_EQ(c->out_dim, 16);
+    EXPECT_EQ(c->patch_size, (std::array<int64_t, 3>{1, 2, 2}));
+    EXPECT_FLOAT_EQ(c->eps, 1e-6f);
+    EXPECT_EQ(c->preset, "");
+  }
+  const WanDiTConfig real = wan_dit_config_from_json_text(
+      R"({"_class_name":"WanModel","dim":1536,"eps":1e-06,"ffn_dim":8960,"freq_dim":256,"in_dim":16,)"
+      R"("model_type":"t2v","num_heads":12,"num_layers":30,"out_dim":16,"text_len":512})",
+      "official config.json");
+  EXPECT_EQ(real.preset, "wan2.1-t2v-1.3b");
+  const WanDiTConfig real14 = wan_dit_config_from_json_text(
+      R"({"_class_name":"WanTransformer3DModel","attention_head_dim":128,"num_attention_heads":40,"ffn_dim":13824,)"
+      R"("num_layers":40,"in_channels":16,"out_channels":16,"text_dim":4096,"freq_dim":256,"patch_size":[1,2,2],)"
+      R"("cross_attn_norm":true,"qk_norm":"rms_norm_across_heads","eps":1e-06,"rope_max_seq_len":1024,)"
+      R"("added_kv_proj_dim":null,"image_dim":null})",
+      "diffusers config.json");
+  EXPECT_EQ(real14.preset, "wan2.1-t2v-14b");
+  EXPECT_THROW(wan_dit_config_from_json_text(R"({"num_attention_heads":40,"image_dim":1280})", "i2v"), Error);
+  EXPECT_THROW(wan_dit_config_from_json_text(R"({"dim":100,"num_heads":3})", "bad heads"), Error);
+  EXPECT_THROW(wan_dit_config_from_json_text("[1,2]", "array"), Error);
+}
+
+TEST(DitConfig, DetectFromTinyFilesNeedsHeads) {
+  // dim 48 is no preset and not a multiple of 128: the heads cannot be seen in shapes.
+  const TensorStore store = TensorStore::open(dit_data("tiny_dit/original.safetensors"));
+  EXPECT_THROW(wan_dit_config_from_weights(store), Error);
+  const auto text = describe_wan_dit(store);
+  ASSERT_TRUE(text.has_value());
+  EXPECT_NE(text->find("unknown (needs config.json)"), std::string::npos);
+  // resolve: config.json beside the diffusers weights is picked up.
+  const WanDiTConfig c =
+      resolve_wan_dit_config(TensorStore::open(dit_data("tiny_dit/diffusers")), dit_data("tiny_dit/diffusers"), "");
+  EXPECT_EQ(c.num_heads, 2);
+  EXPECT_EQ(resolve_wan_dit_config(store, "", "wan2.1-t2v-14b").dim, 5120);
+}
+
+// A missing key through the real loader (data is read) names the key and layout.
+TEST_F(DitLayouts, LoaderReportsMissingKeyOfSmallFile) {
+  const TensorStore full = TensorStore::open(dit_data("tiny_dit/original.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (const auto& n : full.names())
+    if (n != "blocks.1.cross_attn.norm_k.weight") kept.emplace_back(n, full.get(n));
+  const std::string path = (dir_ / "tiny_missing.safetensors").string();
+  save_safetensors(path, kept);
+  const WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  try {
+    load_wan_dit(TensorStore::open(path), cfg);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitDataErr);
+    EXPECT_NE(std::string(e.what()).find("blocks.1.cross_attn.norm_k.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("original layout"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace t2v

@@ -1,0 +1,153 @@
+// patchify_3d / unpatchify_3d against direct index formulas and Conv3d, the
+// timestep sinusoid, the FLOP count, and (opt-in) CPU timings of the forward.
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "diffusion/wan_dit.h"
+#include "dit_test_util.h"
+#include "kernels/dit_ops.h"
+#include "kernels/ops.h"
+
+namespace t2v {
+namespace {
+
+Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(s.numel()));
+  for (auto& x : v) x = nd(rng);
+  return Tensor::from_floats(v, s);
+}
+
+TEST(DitOps, PatchifyLinearEqualsConv3d) {
+  // Odd grid, non-square patch: the gathered-patch GEMM must equal the strided Conv3d.
+  const Shape xs{2, 3, 4, 6, 10};
+  const std::array<int64_t, 3> patch{2, 3, 2};
+  const Tensor x = random_tensor(xs, 1), w = random_tensor(Shape{5, 3, 2, 3, 2}, 2), b = random_tensor(Shape{5}, 3);
+  ops::Conv3dParams p;
+  p.stride = {2, 3, 2};
+  const Tensor conv = ops::conv3d(x, w, b, p);  // [2, 5, 2, 2, 5]
+  const Tensor tokens = ops::patchify_3d(x, patch);  // [2, 20, 36]
+  ASSERT_EQ(tokens.shape(), (Shape{2, 20, 36}));
+  const Tensor lin = ops::linear(tokens, w.reshape(Shape{5, 36}), b);  // [2, 20, 5]
+  const Tensor conv_tokens = ops::permute(conv.reshape(Shape{2, 5, 20}), {0, 2, 1});
+  const auto d = test::diff(lin, conv_tokens);
+  EXPECT_LE(d.rel(), 1e-6) << d.max_abs;
+}
+
+TEST(DitOps, UnpatchifyIsChannelFastest) {
+  const std::array<int64_t, 3> grid{2, 3, 4}, patch{1, 2, 2};
+  const int64_t C = 3, N = 24, K = 12;
+  std::vector<float> v(static_cast<size_t>(2 * N * K));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  const Tensor y = Tensor::from_floats(v, Shape{2, N, K});
+  const Tensor out = ops::unpatchify_3d(y, grid, patch, C);
+  ASSERT_EQ(out.shape(), (Shape{2, 3, 2, 6, 8}));
+  const auto o = out.to_vector();
+  int64_t checked = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t f = 0; f < 2; ++f)
+        for (int64_t yy = 0; yy < 6; ++yy)
+          for (int64_t xx = 0; xx < 8; ++xx) {
+            const int64_t n = (f * 3 + yy / 2) * 4 + xx / 2, k = ((yy % 2) * 2 + xx % 2) * C + c;
+            ASSERT_EQ(o[static_cast<size_t>((((b * C + c) * 2 + f) * 6 + yy) * 8 + xx)],
+                      v[static_cast<size_t>((b * N + n) * K + k)]);
+            ++checked;
+          }
+  EXPECT_EQ(checked, out.numel());
+}
+
+TEST(DitOps, RejectsOddLatent) {
+  EXPECT_THROW(ops::patchify_3d(Tensor::zeros(Shape{1, 16, 1, 3, 4}, DType::F32), {1, 2, 2}), Error);
+  EXPECT_THROW(ops::unpatchify_3d(Tensor::zeros(Shape{1, 5, 64}, DType::F32), {1, 2, 2}, {1, 2, 2}, 16), Error);
+}
+
+TEST(DitOps, TimestepSinusoidOrderAndPrecision) {
+  const Tensor s64 = wan_timestep_sinusoid({0.0f, 999.0f}, 256, TimestepSinusoid::Float64);
+  const Tensor s32 = wan_timestep_sinusoid({0.0f, 999.0f}, 256, TimestepSinusoid::Float32Diffusers);
+  const auto a = s64.to_vector(), b = s32.to_vector();
+  // t = 0: cos = 1 first half, sin = 0 second half ([cos, sin] order).
+  for (int k = 0; k < 128; ++k) EXPECT_EQ(a[static_cast<size_t>(k)], 1.0f);
+  for (int k = 128; k < 256; ++k) EXPECT_EQ(a[static_cast<size_t>(k)], 0.0f);
+  // t = 999, k = 5: cos(999 * 10000^(-5/128)) in double.
+  EXPECT_NEAR(a[256 + 5], std::cos(999.0 * std::pow(10000.0, -5.0 / 128.0)), 1e-7);
+  EXPECT_NEAR(a[256 + 128 + 5], std::sin(999.0 * std::pow(10000.0, -5.0 / 128.0)), 1e-7);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+  std::printf("  max |float64 - fp32 (diffusers)| sinusoid at t=999: %.3e\n", worst);
+  EXPECT_LT(worst, 1e-3);  // ~1 ulp of t·ω (999 · 2^-24 ≈ 6e-5) per element
+}
+
+TEST(DitFlops, RealSizes) {
+  const WanDiTConfig c13 = *wan_dit_preset("wan2.1-t2v-1.3b"), c14 = *wan_dit_preset("wan2.1-t2v-14b");
+  const WanDiTFlops f13 = wan_dit_flops_for_video(c13, 81, 480, 832);
+  const WanDiTFlops f14 = wan_dit_flops_for_video(c14, 81, 720, 1280);
+  std::printf("  1.3B 832x480x81: %.4e FLOPs/forward (self-attn SDPA %.3e, FFN %.3e, projections %.3e)\n",
+              f13.total(), f13.self_attn_sdpa, f13.ffn, f13.self_attn_proj + f13.cross_attn_proj);
+  std::printf("  14B 1280x720x81: %.4e FLOPs/forward (self-attn SDPA %.3e, FFN %.3e, projections %.3e)\n",
+              f14.total(), f14.self_attn_sdpa, f14.ffn, f14.self_attn_proj + f14.cross_attn_proj);
+  // N = 21*30*52 = 32760 tokens; hand count per block: 8·N·d² + 4·N·d² + 4·512·d² + 4·N·d·ffn + 4·N²·d + 4·N·512·d.
+  const double N = 32760, d = 1536, ffn = 8960, L = 512;
+  const double per_block = 12 * N * d * d + 4 * L * d * d + 4 * N * d * ffn + 4 * N * N * d + 4 * N * L * d;
+  EXPECT_NEAR(f13.total() / (30 * per_block), 1.0, 2e-3);  // the rest: embeddings and head
+  EXPECT_NEAR(f13.total() / 2.83e14, 1.0, 0.01);           // issue 8's figure
+  // 14B at 720p: N = 21*45*80 = 75600.
+  const double N14 = 75600, d14 = 5120;
+  EXPECT_NEAR(f14.self_attn_sdpa, 40 * 4 * N14 * N14 * d14, 1e-6 * f14.self_attn_sdpa);
+  // Batch of 2 (CFG) doubles everything.
+  EXPECT_DOUBLE_EQ(wan_dit_flops_for_video(c13, 81, 480, 832, 2).total(), 2 * f13.total());
+}
+
+// CPU timings for docs/perf_dit.md; opt-in because the second config allocates
+// ~0.5 GB and takes seconds:  T2V_DIT_PERF=1 test_diffusion --gtest_filter='DitPerf.*'
+WanDiTWeights random_weights(const WanDiTConfig& cfg, uint32_t seed) {
+  WanDiTWeights w;
+  uint32_t s = seed;
+  bind_wan_dit(w, cfg, [&](const std::string& key, const Shape& shape, WeightPrecision) {
+    const bool norm = key.find("norm") != std::string::npos;
+    const float scale = norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(shape[shape.ndim() - 1]));
+    Tensor t = random_tensor(shape, ++s, scale);
+    return norm ? ops::add_scalar(t, 1.0f) : t;
+  });
+  return w;
+}
+
+double time_forward(const WanDiTConfig& cfg, const Shape& latent, int64_t context_rows, int reps) {
+  const WanDiT model(cfg, random_weights(cfg, 7));
+  const Tensor x = random_tensor(latent, 11);
+  const Tensor t = Tensor::from_floats(std::vector<float>(static_cast<size_t>(latent[0]), 500.0f), Shape{latent[0]});
+  const Tensor ctx = random_tensor(Shape{latent[0], context_rows, cfg.text_dim}, 12);
+  model.forward(x, t, ctx);  // warm-up
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(x, t, ctx);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+TEST(DitPerf, CpuForward) {
+  if (!std::getenv("T2V_DIT_PERF")) GTEST_SKIP() << "set T2V_DIT_PERF=1 to time the CPU forward";
+  WanDiTConfig tiny = wan_dit_config_from_json(test::dit_data("tiny_dit/diffusers/config.json"));
+  const Shape tiny_latent{1, 16, 3, 6, 10};
+  const double t_tiny = time_forward(tiny, tiny_latent, 7, 20);
+  std::printf("  tiny (dim 48, 2 layers), latent %s: %.2f ms/forward, %.3e FLOPs\n", tiny_latent.str().c_str(),
+              t_tiny * 1e3, wan_dit_flops(tiny, 3, 6, 10).total());
+  WanDiTConfig mid = *wan_dit_preset("wan2.1-t2v-1.3b");
+  mid.num_layers = 2;
+  mid.preset.clear();
+  const Shape mid_latent{1, 16, 3, 16, 16};
+  const double t_mid = time_forward(mid, mid_latent, 32, 3);
+  const double f_mid = wan_dit_flops(mid, 3, 16, 16).total();
+  std::printf("  1.3B dims, 2 layers, latent %s (192 tokens): %.1f ms/forward, %.3e FLOPs, %.1f GFLOP/s\n",
+              mid_latent.str().c_str(), t_mid * 1e3, f_mid, f_mid / t_mid * 1e-9);
+}
+
+}  // namespace
+}  // namespace t2v
