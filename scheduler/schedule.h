@@ -38,7 +38,10 @@ struct Schedule {
   ScheduleKind kind = ScheduleKind::kWan;
   double shift = 1.0;
   std::vector<float> sigmas;       // [N+1], strictly decreasing, sigmas[N] = 0
-  std::vector<int64_t> timesteps;  // [N], what the DiT is evaluated at
+  // [N], what the DiT is evaluated at: int64(sigma * 1000), truncated, from the
+  // float64 sigmas (float32 ones for euler/diffusers, whose upstream hands the
+  // DiT the float value; the integer DiT input truncates it the same way).
+  std::vector<int64_t> timesteps;
   int num_steps() const { return static_cast<int>(timesteps.size()); }
 };
 

@@ -14,6 +14,9 @@
 // coefficients come from the float32 sigmas, evaluated in double on the host.
 // The multistep samplers keep the last converted outputs x0 = x - sigma * v as
 // state, so steps must be taken in order 0, 1, ..., N-1 after set_timesteps.
+// Steps are addressed by index. (Upstream finds the first step by looking its
+// timestep up in the schedule and starts at index 1 when that timestep repeats,
+// as it does for huge shifts; the goldens pin upstream to index order.)
 #pragma once
 
 #include <memory>
