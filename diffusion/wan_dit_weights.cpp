@@ -3,7 +3,6 @@
 #include "diffusion/wan_dit_weights.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <utility>
@@ -338,15 +337,7 @@ WanDiTCheck check_wan_dit_weights(const TensorStore& store, const WanDiTConfig& 
 WanDiTWeights load_wan_dit(const TensorStore& store, const WanDiTConfig& cfg, const WanDiTLoadOptions& opts) {
   cfg.validate("the Wan DiT config");
   const WanDiTCheck check = check_wan_dit_weights(store, cfg);
-  if (!check.unused_keys.empty()) {
-    if (opts.strict)
-      throw Error(kExitDataErr,
-                  fmt::format("{}: {} tensor(s) not used by the Wan DiT, e.g. {}", store.description(),
-                              check.unused_keys.size(), check.unused_keys.front()),
-                  "drop --strict to ignore them, or pass the matching checkpoint");
-    std::fprintf(stderr, "warning: %s: %zu tensor(s) not used by the Wan DiT, e.g. %s\n", store.description().c_str(),
-                 check.unused_keys.size(), check.unused_keys.front().c_str());
-  }
+  // Unused keys: WeightLoader::finish warns (or raises when strict) below.
   WeightLoaderOptions lo;
   lo.device = opts.device;
   lo.dtype = opts.dtype;

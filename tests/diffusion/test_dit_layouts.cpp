@@ -347,5 +347,26 @@ TEST_F(DitLayouts, LoaderReportsMissingKeyOfSmallFile) {
   }
 }
 
+// An extra tensor is a warning by default and an error with strict loading.
+TEST_F(DitLayouts, StrictLoadRefusesExtraKeys) {
+  const TensorStore full = TensorStore::open(dit_data("tiny_dit/comfy.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> all;
+  for (const auto& n : full.names()) all.emplace_back(n, full.get(n));
+  all.emplace_back("model.diffusion_model.extra.weight", Tensor::zeros(Shape{3}, DType::F32));
+  const std::string path = (dir_ / "tiny_extra.safetensors").string();
+  save_safetensors(path, all);
+  const WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  const TensorStore store = TensorStore::open(path);
+  EXPECT_EQ(load_wan_dit(store, cfg).blocks.size(), 2u);
+  WanDiTLoadOptions strict;
+  strict.strict = true;
+  try {
+    load_wan_dit(store, cfg, strict);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.diffusion_model.extra.weight"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace t2v
