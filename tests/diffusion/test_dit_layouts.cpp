@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -202,6 +203,32 @@ TEST_F(DitLayouts, RealSize14BScaledFp8AndWrongShapeHint) {
             std::string::npos);
   EXPECT_NE(msg.find("comfy layout"), std::string::npos);
   EXPECT_NE(msg.find("--config wan2.1-t2v-14b"), std::string::npos);
+}
+
+// 14B diffusers layout in two BF16 shards with an index json, as the Wan-AI
+// -Diffusers repositories ship it.
+TEST_F(DitLayouts, RealSize14BDiffusersShards) {
+  std::vector<Entry> shard[2];
+  nlohmann::json index;
+  const auto table = spec_table(5120, 13824, 40);
+  for (size_t i = 0; i < table.size(); ++i) {
+    const int s = i < table.size() / 2 ? 0 : 1;
+    shard[s].push_back({table[i].diffusers, table[i].shape, "BF16"});
+    index["weight_map"][table[i].diffusers] = fmt::format("diffusion_pytorch_model-0000{}-of-00002.safetensors", s + 1);
+  }
+  const fs::path folder = dir_ / "transformer";
+  fs::create_directories(folder);
+  for (int s = 0; s < 2; ++s)
+    write_sparse_safetensors(
+        (folder / fmt::format("diffusion_pytorch_model-0000{}-of-00002.safetensors", s + 1)).string(), shard[s]);
+  std::ofstream(folder / "diffusion_pytorch_model.safetensors.index.json") << index.dump();
+  const TensorStore store = TensorStore::open(folder.string());
+  EXPECT_EQ(store.files().size(), 2u);
+  const WanDiTCheck check = check_wan_dit_weights(store, *wan_dit_preset("wan2.1-t2v-14b"));
+  EXPECT_EQ(check.layout, WanDiTLayout::Diffusers);
+  EXPECT_EQ(check.num_params, 14288491584);
+  EXPECT_TRUE(check.unused_keys.empty());
+  EXPECT_EQ(wan_dit_config_from_weights(store).preset, "wan2.1-t2v-14b");
 }
 
 TEST_F(DitLayouts, WrongShapeHintNames13BForDiffusers) {
