@@ -3,6 +3,9 @@
 
 #include <cublasLt.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -29,7 +32,11 @@ void* backend_alloc(size_t nbytes) {
 
 void backend_free(void* p) {
   // Tensors may outlive shutdown(); their memory was already released then.
-  if (g_ctx) g_ctx->allocator->free(p);
+  if (!g_ctx) return;
+  g_ctx->allocator->free(p);
+  // Uncached mode: every block goes straight back to cudaFree, so
+  // compute-sanitizer sees each tensor as its own allocation.
+  if (g_ctx->uncached) g_ctx->allocator->release_cached();
 }
 
 void backend_copy(void* dst, const void* src, size_t nbytes, int kind) {
@@ -123,6 +130,8 @@ void init(int device) {
   c->gemm_workspace_bytes = kGemmWorkspaceBytes;
   T2V_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&c->flag), sizeof(int)));
   c->allocator = std::make_unique<CachingAllocator>(raw_device_alloc, raw_device_free);
+  const char* uncached = std::getenv("T2V_CUDA_UNCACHED");
+  c->uncached = uncached && std::strcmp(uncached, "1") == 0;
   g_ctx = std::move(c);
 
   DeviceBackend b;

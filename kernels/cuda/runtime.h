@@ -44,6 +44,7 @@ struct Context {
   std::unique_ptr<CachingAllocator> allocator;
   int* flag = nullptr;                         // one device int for kernels that report errors (embedding ids)
   bool poison = false;                         // see set_debug_poison()
+  bool uncached = false;                       // T2V_CUDA_UNCACHED=1: free blocks at once (for compute-sanitizer)
 };
 
 // Sets up the context on `device` and registers the CUDA device backend in core

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One device call: run the GPU tests, compute-sanitizer memcheck and the
+# benchmarks from the bundle made by tools/gpu/bundle.sh, writing logs to $OUT.
+# Run from the repository root on the GPU machine (device tool: carry [".gpu"]):
+#   bash tools/gpu/run.sh                 # everything (~6-8 min on an H100)
+#   STEPS="tests" bash tools/gpu/run.sh   # a subset: tests, memcheck, bench
+# Logs: $OUT/{env,test_cuda,memcheck,bench}.log, $OUT/test_cuda.xml, summary.txt.
+# The last lines printed are the summary (the device reply carries the tail).
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$root/out/gpu}
+mkdir -p "$OUT"
+steps=${STEPS:-"tests memcheck bench"}
+summary=$OUT/summary.txt
+: > "$summary"
+note() { echo "$*" | tee -a "$summary"; }
+
+work=/tmp/t2v-gpu
+rm -rf "$work" && mkdir -p "$work"
+if [ ! -f "$root/.gpu/bundle.tar.gz" ]; then
+  note "no .gpu/bundle.tar.gz: run tools/gpu/bundle.sh on the build machine and carry .gpu"
+  exit 66
+fi
+tar -C "$work" -xzf "$root/.gpu/bundle.tar.gz"
+
+# cuBLAS/cuDNN: the toolkit's lib64 and, where torch is installed, its nvidia wheels.
+libpath=$work/lib
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && libpath=$libpath:$d
+done
+for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+  for d in "$sp"/nvidia/*/lib; do [ -d "$d" ] && libpath=$libpath:$d; done
+done
+export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+{
+  echo "commit (bundle): $(cat "$work/COMMIT") archs $(cat "$work/ARCHS")"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  ldd "$work/bin/test_cuda"
+  command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer
+} > "$OUT/env.log" 2>&1
+note "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1); bundle commit $(cut -c1-10 "$work/COMMIT")"
+if grep -q "=> not found" "$OUT/env.log"; then
+  note "missing libraries:"; grep "=> not found" "$OUT/env.log" | tee -a "$summary"
+fi
+
+for step in $steps; do
+  case $step in
+    tests)
+      # Every op vs the CPU reference, including the real Wan shapes.
+      T2V_CUDA_TEST_LARGE=1 timeout 330 "$work/bin/test_cuda" --gtest_output="xml:$OUT/test_cuda.xml" \
+        > "$OUT/test_cuda.log" 2>&1
+      rc=$?
+      note "test_cuda rc=$rc: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' "$OUT/test_cuda.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \] [A-Za-z]' "$OUT/test_cuda.log" | sort -u | head -20 | tee -a "$summary"
+      ;;
+    memcheck)
+      # Small cases only (memcheck slows kernels 10-100x); blocks uncached so
+      # each tensor is its own allocation as far as the tool can see.
+      cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+      T2V_CUDA_UNCACHED=1 timeout 200 "$cs" --tool memcheck --leak-check full --error-exitcode 9 \
+        "$work/bin/test_cuda" --gtest_filter='*BackendOps*' > "$OUT/memcheck.log" 2>&1
+      rc=$?
+      note "memcheck rc=$rc: $(grep -E 'ERROR SUMMARY|LEAK SUMMARY' "$OUT/memcheck.log" | tail -2 | tr '\n' ' ')"
+      ;;
+    bench)
+      {
+        "$work/bin/attention_lab" --variants 2 --reps 5                     # Wan 1.3B self-attention
+        "$work/bin/attention_lab" --variants 2 --nq 32760 --nk 512 --reps 5 # Wan 1.3B cross-attention
+        "$work/bin/attention_lab" --variants 12 --n 4096 --reps 3           # v1 vs v2 at 4096 tokens
+      } > "$OUT/bench.log" 2>&1
+      note "bench rc=$?:"; grep -E "check|median" "$OUT/bench.log" | tee -a "$summary"
+      ;;
+  esac
+done
+echo "---- summary ($OUT/summary.txt)"
+cat "$summary"
