@@ -97,21 +97,24 @@ Tensor softmax(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape(), DType::F32);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = xp + r * C;
-    float* yr = yp + r * C;
-    float mx = -INFINITY;
-    for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xr[c]);
-    if (mx == -INFINITY) {  // every logit -inf: no finite softmax; zeros, as attention's masked rows
-      std::fill(yr, yr + C, 0.0f);
-      continue;
+#pragma omp parallel
+  {
+    std::vector<double> e(C);  // exp(x - max) of one row, per thread
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = xp + r * C;
+      float* yr = yp + r * C;
+      float mx = -INFINITY;
+      for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xr[c]);
+      if (mx == -INFINITY) {  // every logit -inf: no finite softmax; zeros, as attention's masked rows
+        std::fill(yr, yr + C, 0.0f);
+        continue;
+      }
+      double sum = 0.0;
+      for (int64_t c = 0; c < C; ++c) sum += (e[c] = std::exp((double)xr[c] - mx));
+      const double inv = 1.0 / sum;
+      for (int64_t c = 0; c < C; ++c) yr[c] = (float)(e[c] * inv);
     }
-    double sum = 0.0;
-    std::vector<double> e(C);
-    for (int64_t c = 0; c < C; ++c) sum += (e[c] = std::exp((double)xr[c] - mx));
-    const double inv = 1.0 / sum;
-    for (int64_t c = 0; c < C; ++c) yr[c] = (float)(e[c] * inv);
   }
   return y;
 }

@@ -132,6 +132,26 @@ TEST(Attention, KeyMaskEqualsUnmaskedSubset) {
   }
 }
 
+TEST(Attention, MaskAndBiasAcrossQueryBlocks) {
+  // Nq = 600 spans three 256-row query blocks; per-batch masks plus a [1, NH, Nq, Nk] bias. rtol 1e-5.
+  const int64_t B = 2, Nq = 600, Nk = 77, NH = 2, D = 32;
+  const Tensor q = random_tensor(Shape{B, Nq, NH, D}, 60), k = random_tensor(Shape{B, Nk, NH, D}, 61);
+  const Tensor v = random_tensor(Shape{B, Nk, NH, D}, 62);
+  const Tensor bias = random_tensor(Shape{1, NH, Nq, Nk}, 63, -2.0f, 2.0f);
+  std::vector<int> keep(B * Nk);
+  for (int64_t j = 0; j < Nk; ++j) {
+    keep[j] = j < 50;             // batch 0: a prefix (padded text)
+    keep[Nk + j] = (j * 7) % 5 != 0;  // batch 1: scattered
+  }
+  std::vector<int32_t> ki(keep.begin(), keep.end());
+  Tensor m = Tensor::empty(Shape{B, Nk}, DType::I32);
+  std::copy(ki.begin(), ki.end(), m.data<int32_t>());
+  const float scale = 1.0f / std::sqrt((float)D);
+  const Tensor y = ops::attention(q, k, v, params(scale, bias, m));
+  expect_close(y, attention_ref(q, k, v, scale, expand_bias(bias, B, NH, Nq, Nk), keep), 1e-5,
+               "attention mask+bias Nq=600");
+}
+
 TEST(Attention, FullyMaskedRowIsZero) {
   // Batch 0 keeps some keys, batch 1 none: batch 1's output must be exactly zero, batch 0 as the reference.
   const int64_t Nq = 4, Nk = 6, NH = 2, D = 4;
