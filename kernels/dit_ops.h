@@ -1,7 +1,11 @@
 // Ops specific to the Wan DiT: gathering non-overlapping 3D patches into token
 // rows (the patch embedding then is one GEMM) and scattering the head's token
-// rows back into a latent. CPU: fp32 reference (kernels/cpu/dit_ops.cpp).
-// CUDA: not yet implemented (Error 69). Tested in tests/diffusion/.
+// rows back into a latent. Pure data movement (bit-exact).
+//
+// Implementation (kernels/cpu/dit_ops.cpp): patches with pt = 1 (every Wan
+// model) are two ops::permute calls on 5-D views, so they run on every backend
+// that has permute; other patch sizes use direct index loops on the CPU and
+// raise Error(69) "not yet implemented on CUDA". Tested in tests/diffusion/.
 #pragma once
 
 #include <array>
