@@ -371,6 +371,12 @@ TEST(TestPattern, DeterministicMovingAndCounted) {
       prev = f;
     }
   }
+  // Tiny frames (the app allows 16x16) get the picture without bars.
+  for (auto [w, h] : {std::pair{16, 16}, std::pair{2, 2}, std::pair{48, 8}}) {
+    const auto a = test_pattern_frame(w, h, 0, 2), b = test_pattern_frame(w, h, 1, 2);
+    EXPECT_EQ(read_test_pattern_index(a.data(), w, h, w * 3), -1);
+    EXPECT_EQ(a.size(), size_t(w) * h * 3);
+  }
   // Drawing into a strided buffer gives the same rows.
   const int w = 128, h = 96, stride = w * 3 + 16;
   std::vector<uint8_t> padded(size_t(stride) * h, 0);
