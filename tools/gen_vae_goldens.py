@@ -17,8 +17,8 @@ Outputs:
                           the same tensors under the original Wan / ComfyUI key names
                           (WAN_SPEC §3.4/3.5), checked by running diffusers' own
                           single-file converter on it and comparing with the state dict
-  wan2.1_vae_keys.txt     "key dim0,dim1,..." for every tensor of the real Wan2.1 VAE
-                          (base_dim 96) in the original layout, from a meta-device model
+  wan2.1_vae_keys.txt     "original_key diffusers_key dim0,dim1,..." for every tensor of the
+                          real Wan2.1 VAE (base_dim 96), from a meta-device model (no memory)
   goldens.safetensors     for each case NAME:
                             decode: NAME.latents [B,16,T,h,w] (denormalised: what the
                                     pipeline passes to vae.decode), NAME.sample
@@ -27,6 +27,8 @@ Outputs:
                             encode: NAME.sample [B,3,F,H,W] in [-1,1], NAME.latent_mean and
                                     NAME.latent_logvar [B,16,T,h,w] = vae.encode(x).latent_dist
                                     .mean / .logvar (logvar clamped to [-30,20] by diffusers)
+                          decode_t2_tiled.sample: decode_t2's latents through diffusers' tiled_decode
+                                    with 2x3 latent tiles at stride 1x2 (16x24 px tiles, 8x16 px stride)
 
 The decode input is NOT normalised: diffusers' AutoencoderKLWan.decode takes the
 latent in the VAE's own space; WanPipeline denormalises first
@@ -151,13 +153,15 @@ def main():
     with torch.device("meta"):
         real = AutoencoderKLWan()
     real_sd = real.state_dict()
-    real_orig = {diffusers_to_original(k, 2): v for k, v in real_sd.items()}
-    assert set(convert_wan_vae_to_diffusers(real_orig)) == set(real_sd)
+    real_names = {diffusers_to_original(k, 2): k for k in real_sd}
+    assert set(convert_wan_vae_to_diffusers({o: real_sd[d] for o, d in real_names.items()})) == set(real_sd)
     n_params = sum(v.numel() for v in real_sd.values())
     with open(os.path.join(out, "wan2.1_vae_keys.txt"), "w") as f:
-        f.write(f"# Wan2.1 VAE (base_dim 96), original layout: {len(real_orig)} tensors, {n_params} parameters\n")
-        for k in sorted(real_orig):
-            f.write(f"{k} {','.join(str(d) for d in real_orig[k].shape)}\n")
+        f.write(f"# Wan2.1 VAE (base_dim 96): {len(real_names)} tensors, {n_params} parameters\n")
+        f.write("# original_key diffusers_key shape\n")
+        for o in sorted(real_names):
+            d = real_names[o]
+            f.write(f"{o} {d} {','.join(str(n) for n in real_sd[d].shape)}\n")
 
     mean = torch.tensor(model.config.latents_mean).view(1, 16, 1, 1, 1)
     std = torch.tensor(model.config.latents_std).view(1, 16, 1, 1, 1)
@@ -172,6 +176,14 @@ def main():
             goldens[f"{name}.sample"] = x.contiguous()
             stats(name, x)
             meta["decode"].append(name)
+        # diffusers' tiled decode with tiny tiles (latent 2x3, stride 1x2), on decode_t2's latents.
+        model.enable_tiling(tile_sample_min_height=16, tile_sample_min_width=24, tile_sample_stride_height=8,
+                            tile_sample_stride_width=16)
+        x = model.decode(goldens["decode_t2.latents"]).sample
+        model.use_tiling = False
+        goldens["decode_t2_tiled.sample"] = x.contiguous()
+        err = (x - goldens["decode_t2.sample"]).abs()
+        print(f"tiled vs untiled decode_t2: max abs {err.max():.4f}, rms {err.pow(2).mean().sqrt():.4f}")
         for name, b, f, hh, ww in ENCODE_CASES:
             x = torch.rand((b, 3, f, hh, ww), generator=gen) * 2 - 1
             dist = model.encode(x).latent_dist

@@ -1,0 +1,253 @@
+// Wan VAE configs and checkpoint layouts: config.json parsing and refusals, the
+// rename table against the real Wan2.1 VAE's names and shapes (listed by
+// tools/gen_vae_goldens.py from diffusers, checked there with diffusers' own
+// converter), and rejection of wrong files by key name.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/vae/vae_test_util.h"
+
+namespace t2v {
+namespace {
+
+struct RealKey {
+  std::string original, diffusers;
+  std::vector<int64_t> shape;
+};
+
+std::vector<RealKey> real_keys() {
+  std::ifstream f(vae_test::data_dir() + "/wan2.1_vae_keys.txt");
+  EXPECT_TRUE(f.good());
+  std::vector<RealKey> keys;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    RealKey k;
+    std::string dims;
+    ss >> k.original >> k.diffusers >> dims;
+    std::istringstream ds(dims);
+    for (std::string d; std::getline(ds, d, ',');) k.shape.push_back(std::stoll(d));
+    keys.push_back(k);
+  }
+  return keys;
+}
+
+// A safetensors file with these names and shapes (F16) whose data section is a
+// hole (ftruncate): the 254 MB real VAE costs no disk and no memory, since
+// only the header is ever read.
+void write_sparse_checkpoint(const std::string& path, const std::vector<std::pair<std::string, Shape>>& tensors) {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  uint64_t off = 0;
+  for (const auto& [name, shape] : tensors) {
+    const uint64_t nb = static_cast<uint64_t>(shape.numel()) * 2;
+    h[name] = {{"dtype", "F16"}, {"shape", shape.vec()}, {"data_offsets", {off, off + nb}}};
+    off += nb;
+  }
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  bytes += header;
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(bytes.size() + off)), 0);
+  ::close(fd);
+}
+
+std::vector<std::pair<std::string, Shape>> real_tensors(bool diffusers_names) {
+  std::vector<std::pair<std::string, Shape>> out;
+  for (const RealKey& k : real_keys()) out.emplace_back(diffusers_names ? k.diffusers : k.original, Shape(k.shape));
+  return out;
+}
+
+// Runs `f`, expects Error(code) whose message contains every string of `needles`.
+template <class F>
+void expect_error(F&& f, int code, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    for (const std::string& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    std::printf("error as expected: %s\n", e.what());
+  }
+}
+
+// ---- config ------------------------------------------------------------------------------
+
+TEST(WanVAEConfig, PresetIsTheReleasedWan21VAE) {
+  const WanVAEConfig c = WanVAEConfig::preset("wan2.1-vae");
+  EXPECT_EQ(c.base_dim, 96);
+  EXPECT_EQ(c.z_dim, 16);
+  EXPECT_EQ(c.dim_mult, (std::vector<int>{1, 2, 4, 4}));
+  EXPECT_EQ(c.num_res_blocks, 2);
+  EXPECT_EQ(c.temperal_downsample, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(c.temperal_upsample(), (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(c.temporal_factor(), 4);
+  EXPECT_EQ(c.spatial_factor(), 8);
+  EXPECT_EQ(c.pixel_frames(21), 81);
+  EXPECT_EQ(c.latent_frames(81), 21);
+  ASSERT_EQ(c.latents_mean.size(), 16u);
+  EXPECT_FLOAT_EQ(c.latents_mean[0], -0.7571f);
+  EXPECT_FLOAT_EQ(c.latents_std[15], 1.9160f);
+  expect_error([] { WanVAEConfig::preset("wan2.2-vae"); }, kExitUsage, {"wan2.2-vae", "wan2.1-vae"});
+}
+
+TEST(WanVAEConfig, ReadsDiffusersConfigJson) {
+  const WanVAEConfig c = WanVAEConfig::load(vae_test::diffusers_dir());  // a folder holding config.json
+  EXPECT_EQ(c.base_dim, 4);
+  EXPECT_EQ(c.decoder_base_dim, 4);  // null in the file -> base_dim
+  EXPECT_EQ(c.num_res_blocks, 2);
+  EXPECT_EQ(c.z_dim, 16);
+  EXPECT_EQ(c.temperal_downsample, (std::vector<bool>{false, true, true}));
+  EXPECT_FLOAT_EQ(c.latents_std[0], 2.8184f);
+}
+
+TEST(WanVAEConfig, RefusesWhatItCannotRun) {
+  const std::string base = R"({"_class_name": "AutoencoderKLWan", "base_dim": 8)";
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "attn_scales": [0.5]})", "cfg.json"); }, kExitConfig,
+               {"cfg.json", "attn_scales"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "is_residual": true})", "cfg.json"); }, kExitConfig,
+               {"is_residual"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "z_dim": "sixteen"})", "cfg.json"); }, kExitConfig,
+               {"z_dim", "wrong type"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "z_dim": 8})", "cfg.json"); }, kExitConfig,
+               {"latents_mean"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "temperal_downsample": [true]})", "cfg.json"); },
+               kExitConfig, {"temperal_downsample"});
+  expect_error([&] { WanVAEConfig::from_json_text("{not json", "cfg.json"); }, kExitConfig, {"cfg.json", "JSON"});
+  expect_error([&] { WanVAEConfig::from_json_text(R"({"_class_name": "AutoencoderKL"})", "cfg.json"); }, kExitConfig,
+               {"AutoencoderKL"});
+}
+
+// ---- the rename table against the real Wan2.1 VAE -----------------------------------------
+
+TEST(WanVAELayout, KeyTableIsTheRealWan21VAE) {
+  std::map<std::string, std::pair<std::string, Shape>> want;
+  for (const RealKey& k : real_keys()) want[k.original] = {k.diffusers, Shape(k.shape)};
+  ASSERT_EQ(want.size(), 194u);
+  const std::vector<WanVAEKeyEntry> table = wan_vae_key_table(WanVAEConfig::preset("wan2.1-vae"));
+  EXPECT_EQ(table.size(), want.size());
+  int64_t params = 0;
+  for (const WanVAEKeyEntry& e : table) {
+    params += e.shape.numel();
+    auto it = want.find(e.original);
+    if (it == want.end()) {
+      ADD_FAILURE() << "not a Wan2.1 VAE key: " << e.original;
+      continue;
+    }
+    EXPECT_EQ(e.diffusers, it->second.first) << e.original;
+    EXPECT_EQ(e.shape, it->second.second) << e.original;
+  }
+  EXPECT_EQ(params, 126892531);  // WAN_SPEC §3.1: ~127M parameters
+}
+
+class WanVAERealSize : public ::testing::TestWithParam<bool> {};  // param: diffusers names
+
+TEST_P(WanVAERealSize, RealCheckpointLayoutIsAccepted) {
+  vae_test::TempDir dir;
+  const std::string path = dir / "wan_2.1_vae.safetensors";
+  write_sparse_checkpoint(path, real_tensors(GetParam()));
+  const TensorStore store = TensorStore::open(path);
+  EXPECT_STREQ(wan_vae_layout_name(detect_wan_vae_layout(store, nullptr)), GetParam() ? "diffusers" : "original");
+  EXPECT_NO_THROW(check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")));
+  // The golden model's config does not fit the real file (decoder only, so the first misfit is decoder.conv1).
+  expect_error([&] { check_wan_vae_weights(store, vae_test::golden_config(), {false, true}); }, kExitDataErr,
+               {GetParam() ? "decoder.conv_in.weight is [384, 16, 3, 3, 3], config expects [16, 16, 3, 3, 3]"
+                           : "decoder.conv1.weight is [384, 16, 3, 3, 3], config expects [16, 16, 3, 3, 3]",
+                GetParam() ? "layout 'diffusers'" : "layout 'original'"});
+}
+
+TEST_P(WanVAERealSize, WrongShapeIsRejectedByKey) {
+  vae_test::TempDir dir;
+  auto tensors = real_tensors(GetParam());
+  const std::string key =
+      GetParam() ? "decoder.up_blocks.0.upsamplers.0.time_conv.weight" : "decoder.upsamples.3.time_conv.weight";
+  bool found = false;
+  for (auto& [name, shape] : tensors)
+    if (name == key) {
+      shape = Shape{384, 384, 3, 1, 1};  // a downsample3d time conv where an upsample3d one belongs
+      found = true;
+    }
+  ASSERT_TRUE(found);
+  const std::string path = dir / "bad.safetensors";
+  write_sparse_checkpoint(path, tensors);
+  const TensorStore store = TensorStore::open(path);
+  expect_error([&] { check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
+               {key + " is [384, 384, 3, 1, 1], config expects [768, 384, 3, 1, 1]", "bad.safetensors"});
+}
+
+TEST_P(WanVAERealSize, MissingKeyIsRejectedByKey) {
+  vae_test::TempDir dir;
+  auto tensors = real_tensors(GetParam());
+  const std::string key = GetParam() ? "decoder.up_blocks.1.resnets.0.conv_shortcut.bias" : "decoder.upsamples.4.shortcut.bias";
+  const size_t before = tensors.size();
+  std::erase_if(tensors, [&](const auto& t) { return t.first == key; });
+  ASSERT_EQ(tensors.size(), before - 1);
+  const std::string path = dir / "incomplete.safetensors";
+  write_sparse_checkpoint(path, tensors);
+  const TensorStore store = TensorStore::open(path);
+  expect_error([&] { check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
+               {"missing 1 tensor", key});
+  // A decode-only check does not need the encoder: drop an encoder key instead.
+  auto enc_only_missing = real_tensors(GetParam());
+  std::erase_if(enc_only_missing, [&](const auto& t) { return t.first.rfind("encoder.", 0) == 0; });
+  write_sparse_checkpoint(path, enc_only_missing);
+  const TensorStore decoder_only = TensorStore::open(path);
+  EXPECT_NO_THROW(check_wan_vae_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae"), {false, true}));
+  EXPECT_THROW(check_wan_vae_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae")), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, WanVAERealSize, ::testing::Bool(),
+                         [](const auto& p) { return std::string(p.param ? "diffusers" : "original"); });
+
+TEST(WanVAELayout, NotAVAEIsRejected) {
+  vae_test::TempDir dir;
+  const std::string path = dir / "dit.safetensors";
+  write_sparse_checkpoint(path, {{"blocks.0.self_attn.q.weight", Shape{8, 8}}});
+  const TensorStore store = TensorStore::open(path);
+  expect_error([&] { detect_wan_vae_layout(store, nullptr); }, kExitDataErr, {"not a Wan VAE", "dit.safetensors"});
+}
+
+TEST(WanVAELayout, ComfyPrefixIsStripped) {
+  vae_test::TempDir dir;
+  const TensorStore src = TensorStore::open(vae_test::original_file());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& n : src.names()) tensors.emplace_back("first_stage_model." + n, src.get(n));
+  const std::string path = dir / "prefixed.safetensors";
+  save_safetensors(path, tensors);
+  std::string prefix;
+  const TensorStore store = TensorStore::open(path);
+  EXPECT_EQ(detect_wan_vae_layout(store, &prefix), WanVAELayout::Original);
+  EXPECT_EQ(prefix, "first_stage_model.");
+  const WanVAE vae = WanVAE::load(store, vae_test::golden_config());
+  const Tensor z = vae_test::golden("decode_t1.latents");
+  EXPECT_LE(vae_test::rel_err(vae.decode(z), vae_test::golden("decode_t1.sample")), 1e-4);
+}
+
+TEST(WanVAELayout, SmallFileWithWrongTensorIsRejectedOnLoad) {
+  vae_test::TempDir dir;
+  const TensorStore src = TensorStore::open(vae_test::original_file());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& n : src.names()) {
+    if (n == "decoder.middle.1.proj.bias") continue;  // dropped
+    Tensor t = src.get(n);
+    if (n == "decoder.head.0.gamma") t = Tensor::zeros(Shape{5, 1, 1, 1}, DType::F32);
+    tensors.emplace_back(n, t);
+  }
+  const std::string path = dir / "broken.safetensors";
+  save_safetensors(path, tensors);
+  expect_error([&] { WanVAE::load(path, vae_test::golden_config()); }, kExitDataErr,
+               {"broken.safetensors", "missing 1 tensor for layout 'original': decoder.middle.1.proj.bias",
+                "decoder.head.0.gamma is [5, 1, 1, 1], config expects [4, 1, 1, 1]"});
+}
+
+}  // namespace
+}  // namespace t2v
