@@ -31,6 +31,14 @@ else
     "$root/kernels/dev/attention_lab.cu" -o "$stage/bin/attention_lab" \
     "$build/kernels/libt2v_kernels.a" "$build/core/libt2v_core.a" -lcublasLt -lcublas -lfmt -lgomp
 fi
+if [ -x "$build/kernels/dev/ops_bench" ]; then
+  cp "$build/kernels/dev/ops_bench" "$stage/bin/"
+else
+  c++ -std=c++20 -O2 -fopenmp -DT2V_HAVE_CUDA=1 -I"$root" -I/usr/local/cuda/include \
+    "$root/kernels/dev/ops_bench.cpp" -o "$stage/bin/ops_bench" \
+    "$build/kernels/libt2v_kernels.a" "$build/core/libt2v_core.a" \
+    -L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lfmt -lopenblas
+fi
 
 # Shared libraries that are neither glibc/libstdc++ (newer there) nor the big
 # CUDA libraries (cuBLAS/cuBLASLt/cuDNN exist there; libcudart is small and is carried).

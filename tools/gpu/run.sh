@@ -67,11 +67,12 @@ for step in $steps; do
       ;;
     bench)
       {
+        "$work/bin/ops_bench" --reps 10                                      # every op at Wan 1.3B sizes
         "$work/bin/attention_lab" --variants 23 --reps 5                     # Wan 1.3B self-attention
         "$work/bin/attention_lab" --variants 23 --nq 32760 --nk 512 --reps 5 # Wan 1.3B cross-attention
         "$work/bin/attention_lab" --variants 123 --n 4096 --reps 3           # all variants at 4096 tokens
       } > "$OUT/bench.log" 2>&1
-      note "bench rc=$?:"; grep -E "attention_lab|check|median|not timed" "$OUT/bench.log" | tee -a "$summary"
+      note "bench rc=$?:"; grep -E "ms|attention_lab|check|not timed|memory|error" "$OUT/bench.log" | tee -a "$summary"
       ;;
   esac
 done
