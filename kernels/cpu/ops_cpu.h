@@ -7,6 +7,9 @@
 // Reductions (norms, softmax sums) accumulate in double so that results agree
 // with PyTorch's CPU kernels to ~1e-6 relative.
 //
+// Choices where PyTorch has no finite answer: a softmax row (or an attention row)
+// whose logits are all -inf gives zeros instead of NaN; clamp keeps NaN.
+//
 // Files: gemm.cpp (linear, matmul), norm.cpp (layer/rms norms, softmax),
 // attention.cpp, elementwise.cpp (activations, broadcast arithmetic),
 // conv.cpp (conv3d, conv2d, upsample), rope.cpp, layout.cpp (concat, slice,

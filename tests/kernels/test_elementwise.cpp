@@ -36,6 +36,16 @@ TEST(Activations, MatchDoubleFormulas) {
   }
 }
 
+TEST(Activations, ClampKeepsNaN) {
+  // torch.clamp propagates NaN; so must we (a NaN latent must stay visible, not become a bound).
+  const Tensor x = Tensor::from_floats({NAN, -5.0f, 0.25f, 9.0f}, Shape{4});
+  const std::vector<float> y = ops::clamp(x, -1.0f, 1.0f).to_vector();
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], -1.0f);
+  EXPECT_EQ(y[2], 0.25f);
+  EXPECT_EQ(y[3], 1.0f);
+}
+
 // Broadcast reference: index each operand by right-aligned coordinates.
 std::vector<double> broadcast_ref(const Tensor& a, const Tensor& b, const Shape& out,
                                   const std::function<double(double, double)>& f) {
