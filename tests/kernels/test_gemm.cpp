@@ -91,7 +91,7 @@ TEST(Matmul, BatchedMatchesDoubleLoop) {
 TEST(Linear, TimingPrintout) {
   // Information only: CPU throughput of the GEMM path (x [256, 4096] · w[4096, 4096]ᵀ).
   const Tensor x = random_tensor(Shape{256, 4096}, 11), w = random_tensor(Shape{4096, 4096}, 12);
-  ops::linear(x, w);  // warm-up (BLAS thread pool)
+  ops::linear(random_tensor(Shape{4, 4096}, 13), w);  // warm-up: starts the BLAS thread pool
   const auto t0 = std::chrono::steady_clock::now();
   const Tensor y = ops::linear(x, w);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
