@@ -245,12 +245,22 @@ UMT5Encoder UMT5Encoder::load(const TensorStore& store, const UMT5Config& cfg, D
   };
   WeightLoader w(store, opts);
 
+  UMT5Encoder e = from_tensors(
+      cfg, [&](const std::string& key, const Shape& shape, bool f32) {
+        return f32 ? w.get_f32(key, shape) : w.get(key, shape);
+      },
+      dev);
+  w.finish();
+  return e;
+}
+
+UMT5Encoder UMT5Encoder::from_tensors(const UMT5Config& cfg, const TensorSource& get, Device dev) {
   // The table of umt5_expected_tensors, bound member by member.
   const auto table = umt5_expected_tensors(cfg);
   size_t t = 0;
   auto next = [&](bool f32) {
     const auto& [key, shape] = table[t++];
-    return f32 ? w.get_f32(key, shape) : w.get(key, shape);
+    return get(key, shape, f32);
   };
   UMT5Encoder e;
   e.cfg_ = cfg;
@@ -271,13 +281,12 @@ UMT5Encoder UMT5Encoder::load(const TensorStore& store, const UMT5Config& cfg, D
   }
   e.final_layer_norm = next(false);
   T2V_ASSERT(t == table.size(), "bound {} of {} umT5 tensors", t, table.size());
-  w.finish();
   return e;
 }
 
 // ---- forward --------------------------------------------------------------------------
 
-Tensor UMT5Encoder::position_bias(const UMT5Attention& attn, int64_t L) const {
+Tensor UMT5Encoder::position_buckets(int64_t L) const {
   // Bucket ids depend only on (j − i); built on the host like token ids.
   Tensor buckets = Tensor::empty(Shape{L, L}, DType::I64);
   int64_t* p = buckets.data<int64_t>();
@@ -287,12 +296,17 @@ Tensor UMT5Encoder::position_bias(const UMT5Attention& attn, int64_t L) const {
                                                       cfg_.relative_attention_max_distance);
   for (int64_t i = 0; i < L; ++i)
     for (int64_t j = 0; j < L; ++j) p[i * L + j] = by_distance[j - i + L - 1];
-  Tensor bias = ops::embedding(attn.relative_attention_bias, buckets.to(dev_));  // [L, L, NH]
+  return buckets.to(dev_);
+}
+
+Tensor UMT5Encoder::position_bias(const UMT5Attention& attn, const Tensor& buckets) const {
+  const int64_t L = buckets.size(0);
+  Tensor bias = ops::embedding(attn.relative_attention_bias, buckets);  // [L, L, NH]
   bias = ops::permute(bias, {2, 0, 1});                                          // [NH, L, L]
   return bias.reshape(Shape{1, cfg_.num_heads, L, L});
 }
 
-Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask) const {
+Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask, const Tensor& buckets) const {
   const UMT5Block& b = block[i];
   const int64_t B = h.size(0), L = h.size(1), NH = cfg_.num_heads, DK = cfg_.d_kv;
   const float eps = cfg_.layer_norm_epsilon;
@@ -305,7 +319,7 @@ Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask
   Tensor v = ops::linear(n, b.attn.v).reshape(Shape{B, L, NH, DK});
   ops::AttentionParams ap;
   ap.scale = 1.0f;
-  ap.bias = position_bias(b.attn, L);  // [1, NH, L, L]
+  ap.bias = position_bias(b.attn, buckets);  // [1, NH, L, L]
   ap.key_mask = key_mask;              // [B, L] or undefined
   Tensor a = ops::attention(q, k, v, ap).reshape(Shape{B, L, NH * DK});  // [B, L, NH*DK]
   Tensor attn_out = ops::linear(a, b.attn.o);                             // [B, L, D]
@@ -341,7 +355,8 @@ Tensor UMT5Encoder::forward(const Tensor& input_ids, const Tensor& attention_mas
   Tensor h = ops::embedding(shared, input_ids.to(dev_));  // [B, L, D]
   dump("encoder.embed_tokens", h);
   Tensor key_mask = attention_mask.defined() ? attention_mask.to(dev_) : Tensor();
-  for (int i = 0; i < static_cast<int>(block.size()); ++i) h = block_forward(i, h, key_mask);
+  const Tensor buckets = position_buckets(input_ids.size(1));  // [L, L], shared by the layers' tables
+  for (int i = 0; i < static_cast<int>(block.size()); ++i) h = block_forward(i, h, key_mask, buckets);
   Tensor out = ops::rms_norm(h, final_layer_norm, cfg_.layer_norm_epsilon);
   if (out.dtype() != DType::F32) out = ops::cast(out, DType::F32);
   dump("encoder.final_layer_norm", out);

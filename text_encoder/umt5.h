@@ -90,6 +90,11 @@ class UMT5Encoder {
   // device's compute dtype (CPU: F32).
   static UMT5Encoder load(const std::string& path, const UMT5Config& cfg, Device dev = Device::CPU);
   static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, Device dev = Device::CPU);
+  // Builds the encoder from a source of tensors (transformers key, shape) ->
+  // tensor in the compute dtype on `dev` (F32 for the bias tables when
+  // `want_f32` is set); used by load() and to run random weights.
+  using TensorSource = std::function<Tensor(const std::string& key, const Shape& shape, bool want_f32)>;
+  static UMT5Encoder from_tensors(const UMT5Config& cfg, const TensorSource& get, Device dev = Device::CPU);
 
   // input_ids [B, L] I64, attention_mask [B, L] I64 (1 = token, 0 = padding;
   // may be undefined: all ones) -> last_hidden_state [B, L, D] F32 (on `dev`).
@@ -110,9 +115,11 @@ class UMT5Encoder {
   Device device() const { return dev_; }
 
  private:
-  // Position bias for L tokens: [1, NH, L, L] F32, bias[0, h, i, j] = table[bucket(j − i), h].
-  Tensor position_bias(const UMT5Attention& attn, int64_t L) const;
-  Tensor block_forward(int i, const Tensor& h, const Tensor& key_mask) const;
+  // Bucket of every (query i, key j) pair: [L, L] I64 on the device.
+  Tensor position_buckets(int64_t L) const;
+  // One layer's bias: [1, NH, L, L] F32, bias[0, h, i, j] = table[bucket(j − i), h].
+  Tensor position_bias(const UMT5Attention& attn, const Tensor& buckets) const;
+  Tensor block_forward(int i, const Tensor& h, const Tensor& key_mask, const Tensor& buckets) const;
   void dump(const std::string& name, const Tensor& t) const {
     if (dump_) dump_(name, t);
   }
