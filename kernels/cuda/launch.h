@@ -93,6 +93,10 @@ struct AttentionArgs {
 constexpr int kAttentionMaxHeadDim = 128;
 // Tiled flash attention (online softmax, fp32 accumulation). D, Dv <= 128.
 void launch_attention_flash(const AttentionArgs& a, cudaStream_t s);
+// Tensor-core flash attention (attention_mma.cu): bf16, D = Dv in {64, 128},
+// 16-byte aligned q/k/v/o. attention_mma_supported says whether `a` qualifies.
+bool attention_mma_supported(const AttentionArgs& a);
+void launch_attention_mma(const AttentionArgs& a, cudaStream_t s);
 // Key mask of any integer/float code -> keep flags (nonzero).
 void launch_mask_to_keep(uint8_t* keep, const void* mask, CastCode mc, int64_t n, cudaStream_t s);
 

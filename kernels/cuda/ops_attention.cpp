@@ -1,5 +1,7 @@
 // attention on CUDA: argument checks, bias broadcast and key-mask conversion,
-// then the tiled flash kernel (attention_flash.cu). k and v are cast to q's
+// then the kernel the context selects (runtime.h AttentionKernel): the
+// tensor-core kernel (attention_mma.cu) or the fp32 tiled flash kernel
+// (attention_flash.cu). k and v are cast to q's
 // dtype when they differ; the bias may be F32/BF16/F16.
 #include <fmt/format.h>
 
@@ -65,7 +67,10 @@ Tensor attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in, const 
   }
   Tensor o = Tensor::empty(Shape{B, Nq, NH, Dv}, q.dtype(), Device::CUDA);
   a.o = o.raw();
-  launch_attention_flash(a, stream());
+  if (context().attention_kernel == AttentionKernel::Mma && attention_mma_supported(a))
+    launch_attention_mma(a, stream());
+  else
+    launch_attention_flash(a, stream());
   return o;
 }
 

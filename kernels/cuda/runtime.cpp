@@ -130,6 +130,11 @@ void init(int device) {
   c->gemm_workspace_bytes = kGemmWorkspaceBytes;
   T2V_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&c->flag), sizeof(int)));
   c->allocator = std::make_unique<CachingAllocator>(raw_device_alloc, raw_device_free);
+  if (const char* ak = std::getenv("T2V_ATTENTION")) {
+    if (std::strcmp(ak, "mma") == 0) c->attention_kernel = AttentionKernel::Mma;
+    else if (std::strcmp(ak, "simt") == 0) c->attention_kernel = AttentionKernel::Simt;
+    else throw Error(kExitUsage, fmt::format("T2V_ATTENTION={} is not one of mma, simt", ak));
+  }
   const char* uncached = std::getenv("T2V_CUDA_UNCACHED");
   c->uncached = uncached && std::strcmp(uncached, "1") == 0;
   g_ctx = std::move(c);
@@ -165,6 +170,8 @@ Context& context() {
 cudaStream_t stream() { return context().stream; }
 
 void synchronize() { T2V_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
+
+void set_attention_kernel(AttentionKernel k) { context().attention_kernel = k; }
 
 void set_debug_poison(bool on) { context().poison = on; }
 bool debug_poison() { return g_ctx && g_ctx->poison; }

@@ -35,6 +35,13 @@ struct DeviceInfo {
   size_t l2_bytes = 0;
 };
 
+// Which attention kernel ops::attention uses. Simt: the fp32 tiled flash kernel
+// (attention_flash.cu), every shape. Mma: the tensor-core kernel
+// (attention_mma.cu) where it applies (bf16, D = Dv in {64, 128}), Simt
+// elsewhere. The default is Simt until the Mma kernel has passed the
+// backend-ops test on a GPU; T2V_ATTENTION=mma|simt overrides at init().
+enum class AttentionKernel { Simt, Mma };
+
 struct Context {
   DeviceInfo info;
   cudaStream_t stream = nullptr;               // every op of the pipeline runs on this stream
@@ -43,6 +50,7 @@ struct Context {
   size_t gemm_workspace_bytes = 0;
   std::unique_ptr<CachingAllocator> allocator;
   int* flag = nullptr;                         // one device int for kernels that report errors (embedding ids)
+  AttentionKernel attention_kernel = AttentionKernel::Simt;
   bool poison = false;                         // see set_debug_poison()
   bool uncached = false;                       // T2V_CUDA_UNCACHED=1: free blocks at once (for compute-sanitizer)
 };
@@ -66,6 +74,8 @@ void synchronize();  // waits for the stream (checked)
 constexpr size_t kDebugGuardBytes = 256;
 void set_debug_poison(bool on);
 bool debug_poison();
+
+void set_attention_kernel(AttentionKernel k);
 
 // Device memory statistics of the caching allocator.
 AllocatorStats memory_stats();

@@ -100,6 +100,7 @@ void run_v2(const Problem& p, __nv_bfloat16* o, const __nv_bfloat16* q, const __
 // shared-memory round trip). V is stored transposed in shared memory so the B
 // fragment of P·V is two contiguous bf16 per register. Row strides are padded
 // by 8 bf16 so fragment loads are bank-conflict free. D = 128 only (Wan).
+// Promoted (with key mask, bias, D 64/128) to kernels/cuda/attention_mma.cu.
 // Not yet: ldmatrix, cp.async double buffering, wgmma (sm_90a) — later variants.
 constexpr int kV3Rows = 64, kV3Keys = 64, kV3D = 128;
 constexpr int kV3QStride = kV3D + 8, kV3VStride = kV3Keys + 8;

@@ -75,7 +75,11 @@ bool guard_intact(const Tensor& gpu_out);
 
 // Checks `gpu_out` (dtype dt) against the CPU F32 reference by the rule above;
 // prints one summary line per case ("[backend-ops] ...") for the logs.
-void expect_close(const Tensor& gpu_out, const Tensor& cpu_ref, const std::string& what);
+// `naive_nmse` (>= 0): the NMSE of an emulated naive half-precision computation
+// of the same op against cpu_ref, for ops whose naive form rounds
+// intermediates too (attention: logits and probabilities in bf16); the
+// baseline is then the larger of it and one output rounding.
+void expect_close(const Tensor& gpu_out, const Tensor& cpu_ref, const std::string& what, double naive_nmse = -1.0);
 // Bit-exact check of a data-movement op (both compared as raw bytes after
 // bringing the GPU tensor back; dtypes must match).
 void expect_exact(const Tensor& gpu_out, const Tensor& cpu_ref, const std::string& what);

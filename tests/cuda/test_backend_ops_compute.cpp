@@ -6,11 +6,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "core/dtype.h"
+#include "kernels/cuda/runtime.h"
 #include "kernels/ops.h"
 #include "tests/cuda/backend_ops_util.h"
 
@@ -87,7 +90,55 @@ struct AttnCase {
   bool bias, mask;
 };
 
-void run_attention(const AttnCase& c, DType dt, Rng& rng) {
+// The naive bf16 attention of the FlashAttention test rule, emulated on the CPU:
+// logits rounded to bf16 (a bf16 GEMM output), softmax in fp32, probabilities
+// rounded to bf16, P·V accumulated in fp32, output rounded. Inputs: the
+// bf16-rounded q/k/v as F32 [B, N, NH, D]; bias broadcast as ops.h says.
+std::vector<float> naive_bf16_attention(const AttnCase& c, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const AttentionParams& p) {
+  const auto r16 = [](float x) { return bf16_to_f32(f32_to_bf16(x)); };
+  const float* qp = q.data<float>();
+  const float* kp = k.data<float>();
+  const float* vp = v.data<float>();
+  std::vector<float> out(c.B * c.Nq * c.NH * c.Dv, 0.0f), s(c.Nk);
+  int64_t bs[4] = {0, 0, 0, 0};
+  if (p.bias.defined()) {
+    int64_t st = 1;
+    for (int i = 3; i >= 0; --i) {
+      const int bi = i - (4 - p.bias.dim());
+      const int64_t d = bi >= 0 ? p.bias.size(bi) : 1;
+      bs[i] = d == 1 ? 0 : st;
+      st *= d;
+    }
+  }
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t i = 0; i < c.Nq; ++i)
+      for (int64_t h = 0; h < c.NH; ++h) {
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < c.Nk; ++j) {
+          const bool keep = !p.key_mask.defined() || p.key_mask.data<int64_t>()[b * c.Nk + j] != 0;
+          float acc = 0.0f;
+          for (int64_t d = 0; d < c.D; ++d)
+            acc += qp[((b * c.Nq + i) * c.NH + h) * c.D + d] * kp[((b * c.Nk + j) * c.NH + h) * c.D + d];
+          float x = r16(acc * p.scale);
+          if (p.bias.defined()) x = r16(x + p.bias.data<float>()[b * bs[0] + h * bs[1] + i * bs[2] + j * bs[3]]);
+          s[j] = keep ? x : -INFINITY;
+          mx = std::max(mx, s[j]);
+        }
+        if (mx == -INFINITY) continue;
+        double sum = 0.0;
+        for (int64_t j = 0; j < c.Nk; ++j) sum += (s[j] = std::exp(s[j] - mx));
+        for (int64_t j = 0; j < c.Nk; ++j) s[j] = r16(static_cast<float>(s[j] / sum));
+        for (int64_t d = 0; d < c.Dv; ++d) {
+          float acc = 0.0f;
+          for (int64_t j = 0; j < c.Nk; ++j) acc += s[j] * vp[((b * c.Nk + j) * c.NH + h) * c.Dv + d];
+          out[((b * c.Nq + i) * c.NH + h) * c.Dv + d] = r16(acc);
+        }
+      }
+  return out;
+}
+
+void run_attention(const AttnCase& c, DType dt, Rng& rng, const char* kernel) {
   const Tensor q = rng.normal(Shape{c.B, c.Nq, c.NH, c.D}), k = rng.normal(Shape{c.B, c.Nk, c.NH, c.D}),
                v = rng.normal(Shape{c.B, c.Nk, c.NH, c.Dv});
   AttentionParams p, pg;
@@ -110,9 +161,15 @@ void run_attention(const AttnCase& c, DType dt, Rng& rng) {
   }
   const Tensor ref = ops::attention(rounded(q, dt), rounded(k, dt), rounded(v, dt), p);
   const Tensor got = ops::attention(to_gpu(q, dt), to_gpu(k, dt), to_gpu(v, dt), pg);
+  // The rule's baseline for bf16: naive bf16 attention vs the fp32 reference
+  // (emulated where it is cheap on the CPU; else one output rounding).
+  double naive = -1.0;
+  if (dt == DType::BF16 && static_cast<double>(c.B) * c.Nq * c.Nk * c.NH * (c.D + c.Dv) < 2e9)
+    naive = compare(naive_bf16_attention(c, rounded(q, dt), rounded(k, dt), rounded(v, dt), p), ref.to_vector()).nmse;
   expect_close(got, ref,
-               fmt::format("attention B{} Nq{} Nk{} NH{} D{} Dv{}{}{}", c.B, c.Nq, c.Nk, c.NH, c.D, c.Dv,
-                           c.bias ? " +bias" : "", c.mask ? " +mask" : ""));
+               fmt::format("attention[{}] B{} Nq{} Nk{} NH{} D{} Dv{}{}{}", kernel, c.B, c.Nq, c.Nk, c.NH, c.D,
+                           c.Dv, c.bias ? " +bias" : "", c.mask ? " +mask" : ""),
+               naive);
 }
 
 TEST_P(BackendOpsCompute, Attention) {
@@ -125,13 +182,25 @@ TEST_P(BackendOpsCompute, Attention) {
       {3, 33, 65, 2, 40, 24, false, true},       // Dv != D, odd sizes, a fully masked batch
       {1, 257, 512, 2, 128, 128, false, false},  // Wan cross-attention (512 text tokens)
       {2, 64, 64, 2, 96, 96, true, false},       // 3 lanes' worth of columns (kDC = 3)
-      {1, 1536, 1536, 12, 128, 128, false, false}};
+      {1, 1536, 1536, 12, 128, 128, false, false},
+      {2, 77, 300, 4, 128, 128, true, true},     // tensor-core path with bias, mask, partial tiles
+      {1, 130, 129, 2, 64, 64, true, true}};
   if (large_cases()) {
     cases.push_back({1, 32760, 512, 12, 128, 128, false, false});  // Wan 1.3B cross-attention
     cases.push_back({1, 8190, 8190, 12, 128, 128, false, false});  // self-attention, a quarter of the tokens
   }
   Rng rng;
-  for (const AttnCase& c : cases) run_attention(c, dt, rng);
+  // Both kernels: the fp32 SIMT flash kernel for every case, and for bf16 the
+  // tensor-core kernel (cases it does not take fall back to SIMT and are run again).
+  using ops::cuda::AttentionKernel;
+  ops::cuda::set_attention_kernel(AttentionKernel::Simt);
+  for (const AttnCase& c : cases) run_attention(c, dt, rng, "simt");
+  if (dt == DType::BF16) {
+    ops::cuda::set_attention_kernel(AttentionKernel::Mma);
+    for (const AttnCase& c : cases)
+      if (c.D == c.Dv && (c.D == 64 || c.D == 128)) run_attention(c, dt, rng, "mma");
+    ops::cuda::set_attention_kernel(AttentionKernel::Simt);
+  }
 }
 
 TEST_P(BackendOpsCompute, Conv3d) {
