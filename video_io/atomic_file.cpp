@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -222,6 +223,20 @@ void check_output_writable(const std::string& dir) {
   int fd = create_temp(dir, "t2v-write-check", temp);
   ::unlink(temp.c_str());
   ::close(fd);
+}
+
+void check_free_space(const std::string& dir, uint64_t bytes) {
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) throw_folder_error(dir, errno);
+  const uint64_t avail = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (avail < bytes)
+    throw Error(kExitIoErr,
+                fmt::format("output folder '{}' has {:.1f} MB free, the output needs about {:.1f} MB", dir,
+                            avail / 1e6, bytes / 1e6),
+                "free disk space or choose another output folder");
+  if (fs.f_files > 0 && fs.f_favail == 0)  // f_files == 0: the file system does not count inodes
+    throw Error(kExitIoErr, fmt::format("output folder '{}' has no free inodes", dir),
+                "delete files there or choose another output folder");
 }
 
 bool is_temp_file_name(std::string_view name) {

@@ -51,6 +51,10 @@ void write_file_atomic(const std::string& path, const void* data, size_t size, b
 // deleting a temp file there. Error(73) says what is wrong and how to fix it.
 void check_output_writable(const std::string& dir);
 
+// Preflight for disk-full (BAD_INPUTS 44): Error(74) when the file system holding `dir`
+// has fewer than `bytes` available to us (statvfs f_bavail) or no free inodes.
+void check_free_space(const std::string& dir, uint64_t bytes);
+
 // True for names AtomicFile gives its temp files: `.<name>.tmp-XXXXXX.<ext>` with six
 // characters from [A-Za-z0-9] (mkstemps) and an alphanumeric extension of 1-8 characters.
 bool is_temp_file_name(std::string_view name);

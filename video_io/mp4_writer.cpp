@@ -1,5 +1,6 @@
 #include "video_io/mp4_writer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 
@@ -59,6 +60,10 @@ void check_frame_size(int width, int height, int multiple) {
   T2V_ASSERT(multiple >= 2 && multiple % 2 == 0, "multiple {} must be even", multiple);
   check_side("width", width, multiple);
   check_side("height", height, multiple);
+}
+
+uint64_t estimate_output_bytes(int width, int height, int frames) {
+  return static_cast<uint64_t>(std::max(width, 0)) * std::max(height, 0) * std::max(frames, 0) / 8 + (1u << 20);
 }
 
 void check_h264_encoder() {

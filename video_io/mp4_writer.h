@@ -41,6 +41,10 @@ struct Mp4Options {
 inline constexpr int kMaxFrameSide = 16384;
 void check_frame_size(int width, int height, int multiple = 2);
 
+// A generous size estimate of an MP4 (plus its previews) for check_free_space: 1 bit per
+// pixel and frame (CRF 18 on generated video needs ~0.1-0.3) plus 1 MB.
+uint64_t estimate_output_bytes(int width, int height, int frames);
+
 // Error(69) when the FFmpeg build has no libx264 encoder; call at startup (BAD_INPUTS 54).
 void check_h264_encoder();
 

@@ -91,5 +91,18 @@ TEST(AtomicFile, StaleCleanupRemovesOnlyOurDeadTempFiles) {
   EXPECT_EQ(clean_stale_temp_files(dir.file("no-such-folder")), 0);
 }
 
+TEST(AtomicFile, FreeSpacePreflight) {
+  ScratchDir dir;
+  EXPECT_NO_THROW(check_free_space(dir.path(), 4096));
+  try {
+    check_free_space(dir.path(), uint64_t{1} << 62);  // 4 EiB
+    ADD_FAILURE() << "no error for 4 EiB";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitIoErr);
+    EXPECT_NE(std::string(e.what()).find("MB free"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(check_free_space(dir.file("missing"), 1), Error);
+}
+
 }  // namespace
 }  // namespace t2v

@@ -78,6 +78,7 @@ TEST(Mp4, MovingSquareRoundTrip) {
   const Mp4Options options = sample_options();
   write_video(path, frames, kW, kH, Rational{16, 1}, options);
   EXPECT_EQ(dir.list(), std::vector<std::string>{"square.mp4"});  // no temp file left
+  EXPECT_LE(test::read_bytes(path).size(), estimate_output_bytes(kW, kH, kFrames));
 
   Mp4Reader reader;
   reader.open(path);
