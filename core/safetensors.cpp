@@ -43,15 +43,17 @@ constexpr const char* kSupportedDtypes = "F32, F16, BF16, F8_E4M3, F8_E5M2, I64,
 
 // A tensor name or JSON value as it may appear in a one-line message: control
 // characters escaped, very long names shortened.
-std::string printable(std::string_view s) {
+std::string printable(std::string_view s, size_t limit = 200) {
+  size_t cut = std::min<size_t>(s.size(), limit);
+  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;  // whole UTF-8 chars
   std::string out;
-  for (unsigned char c : s.substr(0, 200)) {
+  for (unsigned char c : s.substr(0, cut)) {
     if (c < 0x20 || c == 0x7f)
       out += fmt::format("\\x{:02x}", c);
     else
       out.push_back(static_cast<char>(c));
   }
-  if (s.size() > 200) out += fmt::format("... ({} bytes)", s.size());
+  if (cut < s.size()) out += fmt::format("... ({} bytes)", s.size());
   return out;
 }
 
@@ -64,8 +66,7 @@ std::string human_bytes(uint64_t n) {
 
 // A JSON value for a message ("-1", "1.5", "\"x\""), shortened.
 std::string json_repr(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return printable(s.size() > 60 ? s.substr(0, 60) + "..." : s);
+  return printable(v.dump(-1, ' ', false, json::error_handler_t::replace), 60);
 }
 
 // Parses JSON text strictly: valid UTF-8 (checked by the caller), no duplicate
@@ -472,7 +473,7 @@ TensorStore TensorStore::open(const std::string& path) {
   if (!index_path.empty()) {
     std::string text = read_small_file(index_path, SafetensorsFile::kMaxHeaderBytes);
     if (auto off = utf8_first_invalid(text)) bad(index_path, fmt::format("not valid UTF-8 at byte {}", *off));
-    json j = parse_json_strict(index_path, text.data(), text.size(), 3, "index");
+    json j = parse_json_strict(index_path, text.data(), text.size(), 8, "index");
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       bad(index_path, "no \"weight_map\" object (not a safetensors index)");
     fs::path dir = fs::path(index_path).parent_path();

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Bounded libFuzzer run of the file parsers (tests/fuzz/fuzz_*.cpp), as part of the
+# test command. Builds a separate clang tree (build/fuzz, ASan+UBSan+libFuzzer,
+# only the fuzz targets), then runs each target on a copy of its committed seed
+# corpus (tests/fuzz/corpus/<name>/) for its share of the time budget.
+#
+# Usage: tools/run_fuzz.sh [total_seconds]     (default 60, or $FUZZ_TIME)
+# Exit: 0 when every target ran clean or fuzzing is unavailable here (clang,
+# libFuzzer or clang's OpenMP missing: a message says which); 1 when a target
+# crashed (the reproducer is under build/fuzz/artifacts/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOTAL="${1:-${FUZZ_TIME:-60}}"
+BUILD=build/fuzz
+JOBS="${JOBS:-$(nproc)}"
+
+skip() {
+  echo "run_fuzz: SKIPPED: $*"
+  exit 0
+}
+
+command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1 ||
+  skip "clang not found (apt-get install clang libclang-rt-14-dev libomp-dev)"
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' >"$probe/f.cpp"
+clang++ -fsanitize=fuzzer,address,undefined "$probe/f.cpp" -o "$probe/f" >/dev/null 2>&1 ||
+  skip "clang has no libFuzzer runtime (apt-get install libclang-rt-14-dev)"
+printf 'int main() { int s = 0;\n#pragma omp parallel for reduction(+ : s)\n for (int i = 0; i < 4; ++i) s += i;\n return s != 6; }\n' >"$probe/o.cpp"
+clang++ -fopenmp "$probe/o.cpp" -o "$probe/o" >/dev/null 2>&1 ||
+  skip "clang cannot build OpenMP code (apt-get install libomp-dev)"
+
+echo "run_fuzz: building fuzz targets with clang in $BUILD"
+CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DT2V_FUZZ=ON -DT2V_CUDA=OFF -DT2V_WERROR=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD.configure.log" 2>&1 || {
+  cat "$BUILD.configure.log"
+  echo "run_fuzz: configuring the fuzz build failed"
+  exit 1
+}
+cmake --build "$BUILD" --target fuzz_all -j"$JOBS"
+
+mapfile -t targets < <(find "$BUILD/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x | sort)
+[ "${#targets[@]}" -gt 0 ] || { echo "run_fuzz: no fuzz targets were built"; exit 1; }
+per=$((TOTAL / ${#targets[@]}))
+[ "$per" -ge 1 ] || per=1
+
+failed=0
+mkdir -p "$BUILD/artifacts"
+for t in "${targets[@]}"; do
+  name=$(basename "$t")
+  seeds="tests/fuzz/corpus/${name#fuzz_}"
+  work="$BUILD/corpus/${name#fuzz_}"  # grows here; the committed seeds stay as they are
+  mkdir -p "$work"
+  dict=()
+  [ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="tests/fuzz/${name#fuzz_}.dict")
+  echo "run_fuzz: $name for ${per}s (seeds: $seeds)"
+  if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$t" -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+    -artifact_prefix="$BUILD/artifacts/$name-" "$work" "$seeds" >"$BUILD/$name.log" 2>&1; then
+    tail -n 60 "$BUILD/$name.log"
+    echo "run_fuzz: $name FAILED; reproducer: $(ls -t "$BUILD/artifacts/$name-"* 2>/dev/null | head -1)"
+    echo "run_fuzz: reproduce with: $t <file>"
+    failed=1
+  else
+    grep -E '^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb' "$BUILD/$name.log" | tr '\n' ' '
+    echo
+    echo "run_fuzz: $name ok"
+  fi
+done
+exit "$failed"
