@@ -26,7 +26,7 @@ struct Mp4Reader::Impl {
   AVPacket* packet = nullptr;
   AVFrame* frame = nullptr;
   SwsContext* sws = nullptr;
-  int sws_format = -1;  // source pixel format the sws context was made for
+  int sws_format = -1, sws_width = 0, sws_height = 0;  // what the sws context was made for
   bool draining = false, done = false;
 
   ~Impl() {
@@ -45,7 +45,7 @@ struct Mp4Reader::Impl {
   // Converts the decoded `frame` to packed RGB24 with the matrix/range it is tagged with.
   void convert(std::vector<uint8_t>& rgb) {
     const int w = frame->width, h = frame->height;
-    if (!sws || sws_format != frame->format) {
+    if (!sws || sws_format != frame->format || sws_width != w || sws_height != h) {
       // Bicubic chroma upsampling at full horizontal resolution, as players do.
       sws_freeContext(sws);
       sws = sws_getContext(w, h, static_cast<AVPixelFormat>(frame->format), w, h, AV_PIX_FMT_RGB24,
@@ -53,6 +53,8 @@ struct Mp4Reader::Impl {
       T2V_ASSERT(sws, "swscale cannot convert {} to rgb24",
                  av_get_pix_fmt_name(static_cast<AVPixelFormat>(frame->format)));
       sws_format = frame->format;
+      sws_width = w;
+      sws_height = h;
       int space = SWS_CS_ITU601;  // FFmpeg's assumption for untagged video
       switch (frame->colorspace) {
         case AVCOL_SPC_BT709: space = SWS_CS_ITU709; break;
