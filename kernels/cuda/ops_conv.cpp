@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "kernels/cuda/conv_cudnn.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
@@ -21,17 +22,27 @@ int64_t conv_out(int64_t in, int64_t pad_total, int64_t k, int64_t stride, const
   return span / stride + 1;
 }
 
-Tensor conv_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tensor& bias, ConvArgs a) {
+// pad_*_back: the bottom/right/back padding (the kernel infers it from the
+// output size; cuDNN needs it to make the padding symmetric).
+Tensor conv_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tensor& bias, ConvArgs a, int pad_t_back,
+                 int pad_h_back, int pad_w_back) {
   const Tensor w = cast_to(w_in, x.dtype());
   Tensor y = Tensor::empty(Shape{a.B, a.Cout, a.To, a.Ho, a.Wo}, x.dtype(), Device::CUDA);
+  if (bias.defined()) {
+    require_cuda(bias, op, "bias");
+    float_elem(bias, op, "bias");
+    if (bias.numel() != a.Cout) fail(kExitSoftware, "{}: bias {} must have Cout = {} elements", op, bias.str(), a.Cout);
+  }
+  if (context().conv_kernel == ConvKernel::Cudnn && a.B * a.Cout * a.To * a.Ho * a.Wo > 0) {
+    conv3d_cudnn(y, x, w, bias, a, pad_t_back, pad_h_back, pad_w_back);
+    return y;
+  }
   a.x = x.raw();
   a.w = w.raw();
   a.y = y.raw();
   a.dt = to_elem(x.dtype());
   if (bias.defined()) {
-    require_cuda(bias, op, "bias");
     a.bias_dt = float_elem(bias, op, "bias");
-    if (bias.numel() != a.Cout) fail(kExitSoftware, "{}: bias {} must have Cout = {} elements", op, bias.str(), a.Cout);
     a.bias = bias.raw();
   }
   launch_conv3d_implicit_gemm(a, stream());
@@ -69,7 +80,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3d
   a.To = conv_out(a.T, p.pad_t_front + p.pad_t_back, a.kt, a.st, op, "time");
   a.Ho = conv_out(a.H, 2 * p.pad_h, a.kh, a.sh, op, "height");
   a.Wo = conv_out(a.W, 2 * p.pad_w, a.kw, a.sw, op, "width");
-  return conv_impl(op, x, w, bias, a);
+  return conv_impl(op, x, w, bias, a, p.pad_t_back, p.pad_h, p.pad_w);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
@@ -103,7 +114,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   a.To = 1;
   a.Ho = conv_out(a.H, p.pad_top + p.pad_bottom, a.kh, a.sh, op, "height");
   a.Wo = conv_out(a.W, p.pad_left + p.pad_right, a.kw, a.sw, op, "width");
-  Tensor y = conv_impl(op, x, w, bias, a);
+  Tensor y = conv_impl(op, x.reshape(Shape{a.B, a.Cin, 1, a.H, a.W}), w.reshape(Shape{a.Cout, a.Cin, 1, a.kh, a.kw}),
+                       bias, a, 0, p.pad_bottom, p.pad_right);
   return y.reshape(Shape{a.B, a.Cout, a.Ho, a.Wo});
 }
 

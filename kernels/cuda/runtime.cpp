@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/conv_cudnn.h"
 
 namespace t2v::ops::cuda {
 
@@ -135,6 +136,11 @@ void init(int device) {
     else if (std::strcmp(ak, "simt") == 0) c->attention_kernel = AttentionKernel::Simt;
     else throw Error(kExitUsage, fmt::format("T2V_ATTENTION={} is not one of mma, simt", ak));
   }
+  if (const char* ck = std::getenv("T2V_CONV")) {
+    if (std::strcmp(ck, "cudnn") == 0) c->conv_kernel = ConvKernel::Cudnn;
+    else if (std::strcmp(ck, "igemm") == 0) c->conv_kernel = ConvKernel::ImplicitGemm;
+    else throw Error(kExitUsage, fmt::format("T2V_CONV={} is not one of cudnn, igemm", ck));
+  }
   const char* uncached = std::getenv("T2V_CUDA_UNCACHED");
   c->uncached = uncached && std::strcmp(uncached, "1") == 0;
   g_ctx = std::move(c);
@@ -153,6 +159,8 @@ void shutdown() {
   if (!g_ctx) return;
   std::unique_ptr<Context> c = std::move(g_ctx);
   (void)cudaStreamSynchronize(c->stream);
+  destroy_cudnn_state(c->cudnn);
+  c->cudnn = nullptr;
   c->allocator->release_all();
   if (c->flag) (void)cudaFree(c->flag);
   if (c->gemm_workspace) (void)cudaFree(c->gemm_workspace);
@@ -172,6 +180,7 @@ cudaStream_t stream() { return context().stream; }
 void synchronize() { T2V_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
 
 void set_attention_kernel(AttentionKernel k) { context().attention_kernel = k; }
+void set_conv_kernel(ConvKernel k) { context().conv_kernel = k; }
 
 void set_debug_poison(bool on) { context().poison = on; }
 bool debug_poison() { return g_ctx && g_ctx->poison; }

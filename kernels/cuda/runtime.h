@@ -41,6 +41,11 @@ struct DeviceInfo {
 // elsewhere. The default is Simt until the Mma kernel has passed the
 // backend-ops test on a GPU; T2V_ATTENTION=mma|simt overrides at init().
 enum class AttentionKernel { Simt, Mma };
+// Which conv3d/conv2d implementation runs: our implicit GEMM (conv.cu) or cuDNN
+// (conv_cudnn.cpp, loaded at first use). Default ImplicitGemm until the cuDNN
+// path has passed the backend-ops test on a GPU; T2V_CONV=cudnn|igemm overrides.
+enum class ConvKernel { ImplicitGemm, Cudnn };
+struct CudnnState;
 
 struct Context {
   DeviceInfo info;
@@ -51,6 +56,8 @@ struct Context {
   std::unique_ptr<CachingAllocator> allocator;
   int* flag = nullptr;                         // one device int for kernels that report errors (embedding ids)
   AttentionKernel attention_kernel = AttentionKernel::Simt;
+  ConvKernel conv_kernel = ConvKernel::ImplicitGemm;
+  CudnnState* cudnn = nullptr;                 // loaded on first use (conv_cudnn.cpp)
   bool poison = false;                         // see set_debug_poison()
   bool uncached = false;                       // T2V_CUDA_UNCACHED=1: free blocks at once (for compute-sanitizer)
 };
@@ -76,6 +83,7 @@ void set_debug_poison(bool on);
 bool debug_poison();
 
 void set_attention_kernel(AttentionKernel k);
+void set_conv_kernel(ConvKernel k);
 
 // Device memory statistics of the caching allocator.
 AllocatorStats memory_stats();

@@ -23,6 +23,7 @@ namespace {
 using ops::AttentionParams;
 using ops::Conv2dParams;
 using ops::Conv3dParams;
+using ops::cuda::ConvKernel;
 
 class BackendOpsCompute : public ::testing::TestWithParam<DType> {};
 
@@ -222,12 +223,17 @@ TEST_P(BackendOpsCompute, Conv3d) {
                              {Shape{1, 16, 2, 9, 10}, Shape{384, 16, 3, 3, 3}, causal, true}};
   if (large_cases()) cases.push_back({Shape{1, 384, 3, 60, 104}, Shape{384, 384, 3, 3, 3}, causal, true});
   Rng rng;
-  for (const Case& c : cases) {
-    const Tensor x = rng.normal(c.x), w = rng.normal(c.w, 0.1f), b = c.bias ? rng.uniform(Shape{c.w[0]}) : Tensor();
-    const Tensor ref = ops::conv3d(rounded(x, dt), rounded(w, dt), c.bias ? b : Tensor(), c.p);
-    const Tensor got = ops::conv3d(to_gpu(x, dt), to_gpu(w, dt), c.bias ? to_gpu(b, DType::F32) : Tensor(), c.p);
-    expect_close(got, ref, "conv3d x" + c.x.str() + " w" + c.w.str());
+  for (const ConvKernel kernel : {ConvKernel::ImplicitGemm, ConvKernel::Cudnn}) {
+    ops::cuda::set_conv_kernel(kernel);
+    const std::string kname = kernel == ConvKernel::Cudnn ? "cudnn" : "igemm";
+    for (const Case& c : cases) {
+      const Tensor x = rng.normal(c.x), w = rng.normal(c.w, 0.1f), b = c.bias ? rng.uniform(Shape{c.w[0]}) : Tensor();
+      const Tensor ref = ops::conv3d(rounded(x, dt), rounded(w, dt), c.bias ? b : Tensor(), c.p);
+      const Tensor got = ops::conv3d(to_gpu(x, dt), to_gpu(w, dt), c.bias ? to_gpu(b, DType::F32) : Tensor(), c.p);
+      expect_close(got, ref, "conv3d[" + kname + "] x" + c.x.str() + " w" + c.w.str());
+    }
   }
+  ops::cuda::set_conv_kernel(ConvKernel::ImplicitGemm);
 }
 
 TEST_P(BackendOpsCompute, Conv2d) {
@@ -239,14 +245,20 @@ TEST_P(BackendOpsCompute, Conv2d) {
   Conv2dParams same;
   same.pad_top = same.pad_bottom = same.pad_left = same.pad_right = 1;
   Rng rng;
-  for (const auto& [sx, sw, p] : std::vector<std::tuple<Shape, Shape, Conv2dParams>>{
-           {Shape{2, 3, 17, 19}, Shape{4, 3, 3, 3}, asym},
-           {Shape{1, 1, 1, 1}, Shape{1, 1, 1, 1}, Conv2dParams{}},
-           {Shape{1, 96, 30, 52}, Shape{96, 96, 3, 3}, same}}) {
-    const Tensor x = rng.normal(sx), w = rng.normal(sw, 0.1f), b = rng.uniform(Shape{sw[0]});
-    expect_close(ops::conv2d(to_gpu(x, dt), to_gpu(w, dt), to_gpu(b, dt), p),
-                 ops::conv2d(rounded(x, dt), rounded(w, dt), rounded(b, dt), p), "conv2d x" + sx.str() + " w" + sw.str());
+  for (const ConvKernel kernel : {ConvKernel::ImplicitGemm, ConvKernel::Cudnn}) {
+    ops::cuda::set_conv_kernel(kernel);
+    const std::string kname = kernel == ConvKernel::Cudnn ? "cudnn" : "igemm";
+    for (const auto& [sx, sw, p] : std::vector<std::tuple<Shape, Shape, Conv2dParams>>{
+             {Shape{2, 3, 17, 19}, Shape{4, 3, 3, 3}, asym},
+             {Shape{1, 1, 1, 1}, Shape{1, 1, 1, 1}, Conv2dParams{}},
+             {Shape{1, 96, 30, 52}, Shape{96, 96, 3, 3}, same}}) {
+      const Tensor x = rng.normal(sx), w = rng.normal(sw, 0.1f), b = rng.uniform(Shape{sw[0]});
+      expect_close(ops::conv2d(to_gpu(x, dt), to_gpu(w, dt), to_gpu(b, dt), p),
+                   ops::conv2d(rounded(x, dt), rounded(w, dt), rounded(b, dt), p),
+                   "conv2d[" + kname + "] x" + sx.str() + " w" + sw.str());
+    }
   }
+  ops::cuda::set_conv_kernel(ConvKernel::ImplicitGemm);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, BackendOpsCompute, ::testing::Values(DType::F32, DType::BF16),
