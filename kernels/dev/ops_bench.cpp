@@ -86,8 +86,14 @@ int main(int argc, char** argv) {
     report("attention self N32760 NH12 D128 (flash SIMT)",
            time_ms([&] { h = ops::attention(q, k, v, p); }, 1, std::max(3, reps / 3)), 4.0 * N * N * NH * D, 0);
     const Tensor kc = random_bf16(Shape{1, L, NH, D}, g), vc = random_bf16(Shape{1, L, NH, D}, g);
-    report("attention cross N32760 L512", time_ms([&] { h = ops::attention(q, kc, vc, p); }, 2, reps),
+    report("attention cross N32760 L512 (flash SIMT)", time_ms([&] { h = ops::attention(q, kc, vc, p); }, 2, reps),
            4.0 * N * L * NH * D, 0);
+    ops::cuda::set_attention_kernel(ops::cuda::AttentionKernel::Mma);
+    report("attention self N32760 NH12 D128 (mma.sync)", time_ms([&] { h = ops::attention(q, k, v, p); }, 1, reps),
+           4.0 * N * N * NH * D, 0);
+    report("attention cross N32760 L512 (mma.sync)", time_ms([&] { h = ops::attention(q, kc, vc, p); }, 2, reps),
+           4.0 * N * L * NH * D, 0);
+    ops::cuda::set_attention_kernel(ops::cuda::AttentionKernel::Simt);
 
     const Tensor shift = random_bf16(Shape{1, 1, C}, g), scale = random_bf16(Shape{1, 1, C}, g);
     report("layer_norm_modulate [1,32760,1536]",
@@ -114,6 +120,18 @@ int main(int argc, char** argv) {
     report("conv3d 384->384 3x3x3 [1,384,3,60,104] (implicit GEMM SIMT)",
            time_ms([&] { h = ops::conv3d(xv, wv, Tensor(), cp); }, 1, std::max(3, reps / 3)),
            2.0 * 384 * 384 * 27 * 3 * 60 * 104, 0);
+    try {
+      ops::cuda::set_conv_kernel(ops::cuda::ConvKernel::Cudnn);
+      report("conv3d 384->384 3x3x3 [1,384,3,60,104] (cuDNN)",
+             time_ms([&] { h = ops::conv3d(xv, wv, Tensor(), cp); }, 2, reps), 2.0 * 384 * 384 * 27 * 3 * 60 * 104, 0);
+      const Tensor xbig = random_bf16(Shape{1, 96, 4, 480, 832}, g), wbig = random_bf16(Shape{96, 96, 3, 3, 3}, g, 0.02f);
+      report("conv3d 96->96 3x3x3 [1,96,4,480,832] (cuDNN, VAE last stage)",
+             time_ms([&] { h = ops::conv3d(xbig, wbig, Tensor(), cp); }, 1, std::max(3, reps / 3)),
+             2.0 * 96 * 96 * 27 * 4 * 480 * 832, 0);
+    } catch (const std::exception& e) {
+      std::printf("conv3d (cuDNN): %s\n", e.what());
+    }
+    ops::cuda::set_conv_kernel(ops::cuda::ConvKernel::ImplicitGemm);
 
     const auto st = ops::cuda::memory_stats();
     std::printf("device memory: peak in use %.1f MiB, reserved %.1f MiB\n", st.peak_in_use_bytes / 1048576.0,
