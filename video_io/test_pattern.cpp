@@ -71,7 +71,7 @@ void draw_test_pattern(uint8_t* rgb, int width, int height, int64_t stride, int 
   const int sy = triangle(index * 3, std::max(2, count), scene_h - side) & ~1;
   static constexpr uint8_t kColours[6][3] = {{230, 40, 40},  {240, 200, 30}, {40, 200, 60},
                                              {30, 190, 220}, {50, 60, 230},  {220, 50, 200}};
-  const uint8_t* c = kColours[(index / 2) % 6];
+  const uint8_t* c = kColours[(index / 8) % 6];  // a new colour every 8 frames (0.5 s at 16 fps)
   for (int y = sy; y < sy + side; ++y) {
     uint8_t* row = rgb + y * stride;
     for (int x = sx; x < sx + side; ++x) {
