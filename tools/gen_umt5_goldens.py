@@ -37,7 +37,11 @@ Outputs (tests/data/text_encoder/):
         spm_ids.<i>         I64 [n]    sentencepiece.encode(cleaned) + [EOS]
                                        with no truncation: what ComfyUI does
                                        with the embedded model
-        metadata: count, description.<i>
+        random.prompts / random.prompt_offsets   U8 / I64 [n+1]  120 random
+        random.ids / random.id_offsets           I32 / I64 [n+1] prompts
+                                       (random_prompts) and their ids as above,
+                                       concatenated
+        metadata: count, description.<i>, random_count
   outputs.safetensors
         <case>.input_ids / <case>.attention_mask  I64 [B, L]
         <case>.last_hidden_state                  F32 [B, L, 64]
@@ -73,6 +77,7 @@ import re
 import shutil
 
 import ftfy
+import numpy as np
 import sentencepiece as spm
 import torch
 from safetensors.torch import save_file
@@ -239,6 +244,22 @@ def test_prompts(rng, tok):
     return p
 
 
+RANDOM_ATOMS = (EN_WORDS[:60] + ZH_PHRASES[:8] + EMOJI + [
+    "</s>", "<pad>", "<unk>", "<extra_id_0>", "<extra_id_2>", "<extra_id_3>", "<", "/s>", "</", "Q", "QQ", "ß", "ø",
+    "ǅ", "⑴", "㎏", "ｶﾞ", " ", "  ", "\t", ",", ".", "!", "&amp;", "Ω", "Ⅻ", "\u200b", "\u00ad", "ﬀ", "¼", "١٢", "🦄",
+    "🧙‍♂️", "x²", "ℌ", "№", "™", "…", "&#x4E2D;", "&lt;", "\u3000", "“", "’", "ＡＢ"])
+
+
+def random_prompts(rng, n):
+    """Random concatenations of the atoms above, for a differential check of the
+    whole tokenizer path. Combining marks (U+0301, and "¨", which NFKC turns into
+    space + U+0308) are left out: next to characters that NFKC expands (ℌ, ™, ¼)
+    the tokenizers library's normalizer drops the mark and SentencePiece keeps it,
+    a known difference (docs/perf_text_encoder.md)."""
+    return ["".join(rng.choice(RANDOM_ATOMS) + (" " if rng.random() < 0.5 else "")
+                    for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
 # ---------------------------------------------------------------------------
 def build_model(vocab_rows, seed):
     cfg = UMT5Config(vocab_size=vocab_rows, d_model=64, d_kv=16, d_ff=96, num_layers=3, num_heads=4,
@@ -345,7 +366,19 @@ def main():
         ids_tensors[f"input_ids.{i}"] = enc.input_ids[0, :n].contiguous()
         ids_tensors[f"spm_ids.{i}"] = torch.tensor(sp.encode(cleaned) + [1], dtype=torch.int64)
         print(f"  {i:2d} {desc:32s} {n:3d} tokens  {cleaned[:50]!r}")
-    meta = {"count": str(len(prompts))}
+    # Random prompts, stored compactly: bytes and ids concatenated with offsets.
+    rnd = random_prompts(random.Random(99), 120)
+    blobs = [p.encode("utf-8") for p in rnd]
+    rnd_ids = []
+    for p in rnd:
+        enc = tok([wan_clean(p)], padding="max_length", max_length=TEXT_LEN, truncation=True,
+                  add_special_tokens=True)
+        rnd_ids.append(enc.input_ids[0][: sum(enc.attention_mask[0])])
+    ids_tensors["random.prompts"] = torch.tensor(list(b"".join(blobs)), dtype=torch.uint8)
+    ids_tensors["random.prompt_offsets"] = torch.tensor(np.cumsum([0] + [len(b) for b in blobs]), dtype=torch.int64)
+    ids_tensors["random.ids"] = torch.tensor([i for ids in rnd_ids for i in ids], dtype=torch.int32)
+    ids_tensors["random.id_offsets"] = torch.tensor(np.cumsum([0] + [len(x) for x in rnd_ids]), dtype=torch.int64)
+    meta = {"count": str(len(prompts)), "random_count": str(len(rnd))}
     meta.update({f"description.{i}": d for i, (d, _) in enumerate(prompts)})
     save_file(ids_tensors, os.path.join(out, "token_ids.safetensors"), metadata=meta)
 

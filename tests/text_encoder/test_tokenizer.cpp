@@ -84,6 +84,25 @@ TEST(Tokenizer, IdsEqualTransformersForEveryGoldenPrompt) {
   EXPECT_GE(truncated, 3);  // long English, long Chinese, 513 text tokens
 }
 
+// 120 random concatenations of words, CJK, emoji, special-token text, characters
+// outside the vocabulary, entities and compatibility characters.
+TEST(Tokenizer, IdsEqualTransformersForRandomPrompts) {
+  Goldens g;
+  UMT5Tokenizer tok = UMT5Tokenizer::from_path(kData + "/tokenizer");
+  const int n = std::stoi(g.file.metadata().at("random_count"));
+  ASSERT_EQ(n, 120);
+  const std::string bytes = bytes_of(g.file.get("random.prompts"));
+  const std::vector<int64_t> poff = ids_of(g.file.get("random.prompt_offsets"));
+  Tensor ids32 = g.file.get("random.ids");
+  const int32_t* all_ids = ids32.data<int32_t>();
+  const std::vector<int64_t> ioff = ids_of(g.file.get("random.id_offsets"));
+  for (int i = 0; i < n; ++i) {
+    const std::string prompt = bytes.substr(poff[i], poff[i + 1] - poff[i]);
+    const std::vector<int64_t> expect(all_ids + ioff[i], all_ids + ioff[i + 1]);
+    EXPECT_EQ(tok.encode(prompt).ids, expect) << "random prompt " << i << ": " << prompt;
+  }
+}
+
 TEST(Tokenizer, EmptyAndWhitespacePromptsGiveJustEos) {
   UMT5Tokenizer tok = UMT5Tokenizer::from_path(kData + "/tokenizer");
   EXPECT_EQ(tok.encode("").ids, std::vector<int64_t>{1});
