@@ -181,6 +181,31 @@ TEST(Mp4, FfprobeAgrees) {
   }
 }
 
+TEST(Mp4, ConversionUsesTheTaggedBt709LimitedRangeMatrix) {
+  // A flat colour whose BT.709 and BT.601 encodings differ clearly; ffmpeg hands back the
+  // stored YUV samples untouched (rawvideo yuv420p out of a yuv420p stream).
+  if (!test::have_program("ffmpeg")) GTEST_SKIP() << "ffmpeg not installed";
+  ScratchDir dir;
+  const std::string path = dir.file("flat.mp4");
+  const int R = 200, G = 50, B = 100;
+  std::vector<uint8_t> flat(size_t(kW) * kH * 3);
+  for (size_t i = 0; i < flat.size(); i += 3) flat[i] = R, flat[i + 1] = G, flat[i + 2] = B;
+  write_video(path, {flat, flat}, kW, kH, Rational{16, 1}, {});
+  int rc = 0;
+  const std::string raw = test::run_command(
+      "ffmpeg -nostdin -v error -i '" + path + "' -frames:v 1 -f rawvideo -pix_fmt yuv420p -", rc);
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(raw.size(), size_t(kW) * kH * 3 / 2);
+  const double y709 = 0.2126 * R + 0.7152 * G + 0.0722 * B;  // ITU-R BT.709 luma weights
+  const double y_limited = 16 + 219 * y709 / 255;             // 89.4 (BT.601 would give 102.4)
+  const double cb = 128 + 224 * (B - y709) / (1.8556 * 255), cr = 128 + 224 * (R - y709) / (1.5748 * 255);
+  const auto at = [&](size_t i) { return double(uint8_t(raw[i])); };
+  const size_t luma = size_t(kW) * kH, chroma = luma / 4;
+  EXPECT_NEAR(at(luma / 2 + kW / 2), y_limited, 1.5);
+  EXPECT_NEAR(at(luma + chroma / 2), cb, 1.5);
+  EXPECT_NEAR(at(luma + chroma + chroma / 2), cr, 1.5);
+}
+
 TEST(Mp4, RationalFrameRateRoundTrips) {
   ScratchDir dir;
   const std::string path = dir.file("ntsc.mp4");
