@@ -170,6 +170,35 @@ UMT5Layout detect_umt5_layout(const TensorStore& store) {
               "pass the text encoder file (e.g. text_encoder/ of the diffusers folder or umt5_xxl_*.safetensors)");
 }
 
+UMT5Config UMT5Config::from_weights(const TensorStore& store) {
+  const UMT5Layout layout = detect_umt5_layout(store);
+  auto shape_of = [&](const std::string& hf_key) -> Shape {
+    const std::string k = resolve_key(store, layout, hf_key);
+    if (!store.contains(k))
+      fail(kExitDataErr, "{}: cannot read the umT5 sizes: tensor '{}' is missing", store.description(), k);
+    return store.info(k).shape;
+  };
+  UMT5Config c;
+  const Shape emb = shape_of("shared.weight");                                                  // [V, D]
+  const Shape bias = shape_of("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");  // [NB, NH]
+  const Shape q = shape_of("encoder.block.0.layer.0.SelfAttention.q.weight");                   // [NH*DK, D]
+  const Shape wi = shape_of("encoder.block.0.layer.1.DenseReluDense.wi_0.weight");              // [F, D]
+  if (emb.ndim() != 2 || bias.ndim() != 2 || q.ndim() != 2 || wi.ndim() != 2 || q[0] % bias[1] != 0)
+    fail(kExitDataErr, "{}: the umT5 tensor shapes are inconsistent (embedding {}, bias {}, q {}, wi_0 {})",
+         store.description(), emb.str(), bias.str(), q.str(), wi.str());
+  c.vocab_size = emb[0];
+  c.d_model = emb[1];
+  c.relative_attention_num_buckets = bias[0];
+  c.num_heads = bias[1];
+  c.d_kv = q[0] / bias[1];
+  c.d_ff = wi[0];
+  c.num_layers = 0;
+  while (store.contains(resolve_key(store, layout,
+                                    fmt::format("encoder.block.{}.layer.0.layer_norm.weight", c.num_layers))))
+    ++c.num_layers;
+  return c;
+}
+
 void check_umt5_tensors(const TensorStore& store, const UMT5Config& cfg) {
   const UMT5Layout layout = detect_umt5_layout(store);
   std::vector<std::string> missing, wrong;

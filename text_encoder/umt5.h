@@ -34,6 +34,11 @@ struct UMT5Config {
   // "umt5-xxl" (Wan2.1's encoder), or a transformers config.json path. Error 78
   // names the file and field when a value is missing, mistyped or unsupported.
   static UMT5Config from_preset_or_file(const std::string& preset_or_path);
+  // Reads the sizes off a checkpoint's tensor shapes (single files such as
+  // ComfyUI's carry no config): vocab and d_model from the embedding, layers
+  // from the highest block index, heads and buckets from a bias table, d_ff
+  // from wi_0. max_distance and eps cannot be seen and keep umT5's 128 / 1e-6.
+  static UMT5Config from_weights(const TensorStore& store);
   static UMT5Config umt5_xxl() { return {}; }
   static UMT5Config from_json_file(const std::string& path);
   int64_t inner_dim() const { return num_heads * d_kv; }

@@ -103,6 +103,20 @@ TEST(UMT5, ConfigFromFileAndPreset) {
   expect_config_error("{not json", "not valid JSON");
 }
 
+TEST(UMT5, ConfigFromWeightsMatchesConfigJson) {
+  const UMT5Config j = UMT5Config::from_json_file(kConfig);
+  for (const std::string& path : {kWeights, kData + "/umt5_fp8_scaled.safetensors"}) {
+    UMT5Config w = UMT5Config::from_weights(TensorStore::open(path));
+    EXPECT_EQ(w.vocab_size, j.vocab_size) << path;
+    EXPECT_EQ(w.d_model, j.d_model) << path;
+    EXPECT_EQ(w.num_layers, j.num_layers) << path;
+    EXPECT_EQ(w.num_heads, j.num_heads) << path;
+    EXPECT_EQ(w.d_kv, j.d_kv) << path;
+    EXPECT_EQ(w.d_ff, j.d_ff) << path;
+    EXPECT_EQ(w.relative_attention_num_buckets, j.relative_attention_num_buckets) << path;
+  }
+}
+
 TEST(UMT5, Fp32OutputMatchesTransformers) {
   UMT5Encoder enc = load_f32();
   Golden g;
@@ -209,11 +223,13 @@ TEST(UMT5, ProbeWritesLastHiddenState) {
   Golden g;
   const std::string in = temp_path("probe_in.safetensors"), out = temp_path("probe_out.safetensors");
   save_safetensors(in, {{"input_ids", g.get("batch2.input_ids")}, {"attention_mask", g.get("batch2.attention_mask")}});
-  probe_text_encoder(kData + "/text_encoder", kConfig, in, out, Device::CPU);
-  SafetensorsFile res(out);
-  Tensor h = res.get("last_hidden_state");
-  EXPECT_EQ(h.dtype(), DType::F32);
-  EXPECT_LT(rel_error(h, g.get("batch2.last_hidden_state")), 1e-4);
+  for (const std::string& config : {kConfig, std::string("auto")}) {
+    probe_text_encoder(kData + "/text_encoder", config, in, out, Device::CPU);
+    SafetensorsFile res(out);
+    Tensor h = res.get("last_hidden_state");
+    EXPECT_EQ(h.dtype(), DType::F32);
+    EXPECT_LT(rel_error(h, g.get("batch2.last_hidden_state")), 1e-4) << config;
+  }
   std::remove(in.c_str());
   std::remove(out.c_str());
 }
@@ -288,6 +304,9 @@ TEST(UMT5, RealSizeTensorTableIsAcceptedAndAWrongShapeIsNamed) {
     TensorStore st = TensorStore::open(path);
     EXPECT_EQ(st.info("encoder.block.23.layer.1.DenseReluDense.wo.weight").shape, (Shape{4096, 10240}));
     EXPECT_NO_THROW(check_umt5_tensors(st, xxl));
+    // The sizes read off the file are the preset's.
+    const UMT5Config seen = UMT5Config::from_weights(st);
+    EXPECT_EQ(umt5_expected_tensors(seen), table);
     // The same file against the small config is refused by shape.
     EXPECT_THROW(check_umt5_tensors(st, UMT5Config::from_json_file(kConfig)), Error);
   }
