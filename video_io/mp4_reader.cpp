@@ -1,6 +1,7 @@
 #include "video_io/mp4_reader.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -76,6 +77,52 @@ struct Mp4Reader::Impl {
     sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);
   }
 };
+
+std::string mp4_structure_problem(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return fmt::format("cannot open: {}", std::strerror(errno));
+  std::fseek(f, 0, SEEK_END);
+  const int64_t file_size = std::ftell(f);
+  int64_t pos = 0;
+  bool moov = false, mdat = false;
+  std::string problem;
+  while (pos < file_size) {
+    uint8_t h[16];
+    if (file_size - pos < 8 || std::fseek(f, pos, SEEK_SET) != 0 || std::fread(h, 1, 8, f) != 8) {
+      problem = fmt::format("{} stray bytes at the end", file_size - pos);
+      break;
+    }
+    uint64_t size = (uint64_t{h[0]} << 24) | (uint64_t{h[1]} << 16) | (uint64_t{h[2]} << 8) | h[3];
+    const std::string type(reinterpret_cast<const char*>(h + 4), 4);
+    if (size == 1) {  // 64-bit largesize follows the type
+      if (std::fread(h + 8, 1, 8, f) != 8) {
+        problem = fmt::format("box '{}' at byte {} is cut short", type, pos);
+        break;
+      }
+      size = 0;
+      for (int i = 8; i < 16; ++i) size = (size << 8) | h[i];
+    } else if (size == 0) {  // extends to the end of the file
+      size = static_cast<uint64_t>(file_size - pos);
+    }
+    if (pos == 0 && type != "ftyp") {
+      problem = fmt::format("starts with '{}', not 'ftyp'", type);
+      break;
+    }
+    if (size < 8 || size > static_cast<uint64_t>(file_size - pos)) {
+      problem = fmt::format("box '{}' at byte {} claims {} bytes but the file ends at {} (truncated)", type, pos, size,
+                            file_size);
+      break;
+    }
+    moov = moov || type == "moov";
+    mdat = mdat || type == "mdat";
+    pos += static_cast<int64_t>(size);
+  }
+  std::fclose(f);
+  if (problem.empty() && file_size == 0) problem = "empty file";
+  if (problem.empty() && !moov) problem = "no 'moov' box (the index was never written)";
+  if (problem.empty() && !mdat) problem = "no 'mdat' box";
+  return problem;
+}
 
 Mp4Reader::Mp4Reader() : impl_(std::make_unique<Impl>()) {}
 Mp4Reader::~Mp4Reader() = default;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -137,6 +138,25 @@ TEST(Mp4, FaststartPutsMoovBeforeMdat) {
   ASSERT_GE(moov, 0);
   ASSERT_GE(mdat, 0);
   EXPECT_LT(moov, mdat);
+}
+
+TEST(Mp4, StructureCheckFindsTruncation) {
+  ScratchDir dir;
+  const std::string path = dir.file("whole.mp4");
+  write_video(path, pattern_frames(kW, kH, kFrames), kW, kH, Rational{16, 1}, {});
+  EXPECT_EQ(mp4_structure_problem(path), "");
+  const auto bytes = test::read_bytes(path);
+  auto write_prefix = [&](const std::string& name, size_t n) {
+    std::ofstream(dir.file(name), std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), long(n));
+    return dir.file(name);
+  };
+  // Cut inside mdat (the last box of a faststart file): the header still probes fine.
+  EXPECT_NE(mp4_structure_problem(write_prefix("cut.mp4", bytes.size() - 100)).find("truncated"), std::string::npos);
+  EXPECT_NE(mp4_structure_problem(write_prefix("tiny.mp4", 20)).find("truncated"), std::string::npos);
+  EXPECT_NE(mp4_structure_problem(write_prefix("empty.mp4", 0)), "");
+  test::write_text(dir.file("text.mp4"), "definitely not an mp4 file");
+  EXPECT_NE(mp4_structure_problem(dir.file("text.mp4")), "");
+  EXPECT_NE(mp4_structure_problem(dir.file("missing.mp4")).find("cannot open"), std::string::npos);
 }
 
 TEST(Mp4, FfprobeAgrees) {
