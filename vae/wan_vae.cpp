@@ -278,7 +278,7 @@ size_t WanVAE::decoder_cache_slots() const {
   T2V_ASSERT(parts.decoder, "the decoder was not loaded");
   CausalCache cache;
   // Count by running the decoder's slot walk on a 1x1 latent; cheap at any size.
-  Tensor z = Tensor::zeros(Shape{1, config.z_dim, 1, 1, 1}, DType::F32).to(decoder.conv1.weight.device());
+  const Tensor z = to_compute(Tensor::zeros(Shape{1, config.z_dim, 1, 1, 1}, DType::F32));
   decoder.forward(z, &cache);
   cache.rewind();
   decoder.forward(z, &cache);
@@ -289,10 +289,9 @@ size_t WanVAE::encoder_cache_slots() const {
   T2V_ASSERT(parts.encoder, "the encoder was not loaded");
   CausalCache cache;
   const int64_t s = config.spatial_factor();
-  Tensor x = Tensor::zeros(Shape{1, config.in_channels, 1, s, s}, DType::F32).to(encoder.conv1.weight.device());
-  encoder.forward(x, &cache);
+  encoder.forward(to_compute(Tensor::zeros(Shape{1, config.in_channels, 1, s, s}, DType::F32)), &cache);
   cache.rewind();
-  encoder.forward(Tensor::zeros(Shape{1, config.in_channels, 4, s, s}, DType::F32).to(x.device()), &cache);
+  encoder.forward(to_compute(Tensor::zeros(Shape{1, config.in_channels, 4, s, s}, DType::F32)), &cache);
   return cache.size();
 }
 
@@ -306,9 +305,14 @@ void WanVAE::check_decode_input(const Tensor& mu) const {
                 "pass a 5-D latent with the VAE's z_dim channels");
 }
 
+Tensor WanVAE::to_compute(const Tensor& x) const {
+  const Tensor& w = parts.decoder ? conv2.weight : conv1.weight;
+  return x.to(w.device()).to(w.dtype());
+}
+
 Tensor WanVAE::decode_whole_sequence(const Tensor& mu) const {
   check_decode_input(mu);
-  Tensor x = conv2.forward(mu, nullptr);
+  Tensor x = conv2.forward(to_compute(mu), nullptr);
   return ops::clamp(decoder.forward(x, nullptr), -1.0f, 1.0f);
 }
 
@@ -336,8 +340,9 @@ void check_encode_input(const Tensor& x, const WanVAEConfig& cfg, bool have_enco
 
 }  // namespace
 
-WanVAEEncoding WanVAE::encode(const Tensor& x) const {
-  check_encode_input(x, config, parts.encoder);
+WanVAEEncoding WanVAE::encode(const Tensor& x_in) const {
+  check_encode_input(x_in, config, parts.encoder);
+  const Tensor x = to_compute(x_in);
   const int64_t step = config.temporal_factor();
   const int64_t T = config.latent_frames(x.size(2));
   CausalCache cache;
@@ -354,8 +359,9 @@ WanVAEEncoding WanVAE::encode(const Tensor& x) const {
   return split_moments(conv1.forward(h, nullptr));
 }
 
-WanVAEEncoding WanVAE::encode_whole_sequence(const Tensor& x) const {
-  check_encode_input(x, config, parts.encoder);
+WanVAEEncoding WanVAE::encode_whole_sequence(const Tensor& x_in) const {
+  check_encode_input(x_in, config, parts.encoder);
+  const Tensor x = to_compute(x_in);
   const int64_t used = config.pixel_frames(config.latent_frames(x.size(2)));
   Tensor frames = used == x.size(2) ? x : ops::slice(x, 2, 0, used);
   return split_moments(conv1.forward(encoder.forward(frames, nullptr), nullptr));

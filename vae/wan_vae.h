@@ -139,6 +139,9 @@ class WanVAE {
   size_t decoder_cache_slots() const;
   size_t encoder_cache_slots() const;
 
+  // x on the weights' device in their dtype (a no-op for CPU F32 inputs).
+  Tensor to_compute(const Tensor& x) const;
+
  private:
   void check_decode_input(const Tensor& mu) const;
   WanVAEEncoding split_moments(const Tensor& h) const;

@@ -71,10 +71,11 @@ Tensor WanVAEDecodeStream::push(const Tensor& mu_frame) {
                 "all frames of one video must have the same size");
   }
 
-  if (!tiled_) return ops::clamp(decode_tile(mu_frame, tiles_[0]), -1.0f, 1.0f);
+  if (!tiled_) return ops::clamp(decode_tile(vae_.to_compute(mu_frame), tiles_[0]), -1.0f, 1.0f);
   std::vector<Tensor> decoded;
   decoded.reserve(tiles_.size());
-  for (Tile& t : tiles_) decoded.push_back(decode_tile(mu_frame, t));
+  const Tensor z = vae_.to_compute(mu_frame);
+  for (Tile& t : tiles_) decoded.push_back(decode_tile(z, t));
   const int64_t s = cfg.spatial_factor();
   return ops::clamp(blend_tiles(decoded, rows_, cols_, s * h, s * w), -1.0f, 1.0f);
 }
@@ -87,7 +88,7 @@ Tensor ramp(int64_t n, int dim, const Tensor& like) {
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(static_cast<double>(i) / n);
   std::vector<int64_t> shape(5, 1);
   shape[static_cast<size_t>(dim)] = n;
-  return Tensor::from_floats(v, Shape(shape)).to(like.device());
+  return Tensor::from_floats(v, Shape(shape)).to(like.device()).to(like.dtype());
 }
 
 // b with its first `extent` entries along `dim` replaced by
@@ -131,8 +132,9 @@ Tensor WanVAEDecodeStream::blend_tiles(std::vector<Tensor>& decoded, int64_t row
 
 void WanVAE::decode_stream(const Tensor& mu, const WanVAEFrameSink& sink, const WanVAETiling& tiling) const {
   check_decode_input(mu);
+  const Tensor z = to_compute(mu);
   WanVAEDecodeStream stream(*this, tiling);
-  for (int64_t t = 0; t < mu.size(2); ++t) sink(stream.push(ops::slice(mu, 2, t, t + 1)));
+  for (int64_t t = 0; t < z.size(2); ++t) sink(stream.push(ops::slice(z, 2, t, t + 1)));
 }
 
 Tensor WanVAE::decode(const Tensor& mu, const WanVAETiling& tiling) const {
