@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One device call: run the GPU tests, compute-sanitizer memcheck and the
 # benchmarks from the bundle made by tools/gpu/bundle.sh, writing logs to $OUT.
-# Run from the repository root on the GPU machine (device tool: carry [".gpu"]):
-#   bash tools/gpu/run.sh                 # everything (~6-8 min on an H100)
+# Run from the repository root on the GPU machine, after tools/gpu/bundle.sh here:
+#   device run: command "bash tools/gpu/run.sh", carry [".gpu"], timeout_s 600
+#   bash tools/gpu/run.sh                 # everything: at most 270 + 170 + 140 s (device limit 600 s)
 #   STEPS="tests" bash tools/gpu/run.sh   # a subset: tests, memcheck, bench
 # Logs: $OUT/{env,test_cuda,memcheck,bench}.log, $OUT/test_cuda.xml, summary.txt.
 # The last lines printed are the summary (the device reply carries the tail).
@@ -50,7 +51,7 @@ for step in $steps; do
   case $step in
     tests)
       # Every op vs the CPU reference, including the real Wan shapes.
-      T2V_CUDA_TEST_LARGE=1 timeout 330 "$work/bin/test_cuda" --gtest_output="xml:$OUT/test_cuda.xml" \
+      T2V_CUDA_TEST_LARGE=1 timeout 270 "$work/bin/test_cuda" --gtest_output="xml:$OUT/test_cuda.xml" \
         > "$OUT/test_cuda.log" 2>&1
       rc=$?
       note "test_cuda rc=$rc: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' "$OUT/test_cuda.log" | tr '\n' ' ')"
@@ -60,17 +61,17 @@ for step in $steps; do
       # Small cases only (memcheck slows kernels 10-100x); blocks uncached so
       # each tensor is its own allocation as far as the tool can see.
       cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-      T2V_CUDA_UNCACHED=1 timeout 200 "$cs" --tool memcheck --leak-check full --error-exitcode 9 \
+      T2V_CUDA_UNCACHED=1 timeout 170 "$cs" --tool memcheck --error-exitcode 9 \
         "$work/bin/test_cuda" --gtest_filter='*BackendOps*' > "$OUT/memcheck.log" 2>&1
       rc=$?
       note "memcheck rc=$rc: $(grep -E 'ERROR SUMMARY|LEAK SUMMARY' "$OUT/memcheck.log" | tail -2 | tr '\n' ' ')"
       ;;
     bench)
       {
-        "$work/bin/ops_bench" --reps 10                                      # every op at Wan 1.3B sizes
-        "$work/bin/attention_lab" --variants 23 --reps 5                     # Wan 1.3B self-attention
-        "$work/bin/attention_lab" --variants 23 --nq 32760 --nk 512 --reps 5 # Wan 1.3B cross-attention
-        "$work/bin/attention_lab" --variants 123 --n 4096 --reps 3           # all variants at 4096 tokens
+        timeout 60 "$work/bin/ops_bench" --reps 10                                      # every op at Wan 1.3B sizes
+        timeout 30 "$work/bin/attention_lab" --variants 23 --reps 5                     # Wan 1.3B self-attention
+        timeout 20 "$work/bin/attention_lab" --variants 23 --nq 32760 --nk 512 --reps 5 # Wan 1.3B cross-attention
+        timeout 30 "$work/bin/attention_lab" --variants 123 --n 4096 --reps 3           # all variants at 4096 tokens
       } > "$OUT/bench.log" 2>&1
       note "bench rc=$?:"; grep -E "ms|attention_lab|check|not timed|memory|error" "$OUT/bench.log" | tee -a "$summary"
       ;;
