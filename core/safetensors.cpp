@@ -112,6 +112,11 @@ json parse_json_strict(const std::string& origin, const char* text, size_t len, 
     size_t p = msg.find("syntax error");
     std::string reason = p == std::string::npos ? msg : msg.substr(p);
     bad(origin, fmt::format("{} is not valid JSON at byte {}: {}", what, e.byte == 0 ? 0 : e.byte - 1, printable(reason)));
+  } catch (const json::exception& e) {
+    // out_of_range.406: a number beyond double range ("1e400"); no byte offset is kept.
+    std::string msg = e.what();
+    size_t p = msg.find("] ");
+    bad(origin, fmt::format("{} is not valid JSON: {}", what, printable(p == std::string::npos ? msg : msg.substr(p + 2))));
   }
 }
 

@@ -65,7 +65,8 @@ def raw(header, data=b"", length=None, pad=True):
 
 
 def entry(name, dtype, shape, b, e):
-    return f'"{name}":{{"dtype":"{dtype}","shape":{json.dumps(shape)},"data_offsets":[{b},{e}]}}'
+    shape = shape if isinstance(shape, str) else json.dumps(shape)  # a string is written verbatim
+    return f'"{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{b},{e}]}}'
 
 
 def obj(*entries):
@@ -108,6 +109,8 @@ def corrupt_fixtures():
          "shape[0] = 2.5 is not a non-negative integer"),
         ("shape_over_u64", raw(obj(entry("n", "U8", [18446744073709551616], 0, 8)), b"\0" * 8),
          "shape[0] = 1.8446744073709552e+19 is not a non-negative integer"),
+        ("number_overflow", raw(obj(entry("n", "F32", "[2, 1e400]", 0, 8)), b"\0" * 8),
+         "not valid JSON: number overflow parsing '1e400'"),
         ("huge_shape", raw(obj(entry("n", "F32", [2, 18446744073709551614], 0, 8)), b"\0" * 8),
          "element count overflows"),
         ("byte_overflow", raw(obj(entry("n", "F32", [4611686018427387905], 0, 8)), b"\0" * 8),
@@ -160,7 +163,8 @@ def corpus(fixture):
         f.write(raw('{"__metadata__":{"format":"pt"}}'))
     with open(os.path.join(CORPUS, "zero_size"), "wb") as f:
         f.write(raw(obj(entry("z", "BF16", [0, 4], 0, 0), entry("s", "F8_E4M3", [], 0, 1)), b"\x38"))
-    for name in ["overlap", "gap", "duplicate_name", "negative_shape", "huge_shape", "bad_metadata", "truncated"]:
+    for name in ["overlap", "gap", "duplicate_name", "negative_shape", "huge_shape", "bad_metadata", "truncated",
+                 "number_overflow"]:
         shutil.copy(os.path.join(CORRUPT, name + ".safetensors"), os.path.join(CORPUS, name))
 
 
