@@ -1,21 +1,141 @@
 #include "app/cli.h"
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "app/generate.h"
+#include "app/inspect.h"
+#include "app/options.h"
+#include "app/probe.h"
 #include "core/error.h"
 
 namespace t2v {
 
+static constexpr const char* kExamples = R"(Examples:
+  t2v generate -p "a red ball rolling to the left" -o ball.mp4 --preview
+  t2v generate -p "a cat surfing" --model Wan2.1-T2V-1.3B-Diffusers --device cuda --seed 42
+  t2v inspect wan2.1_t2v_1.3B_fp16.safetensors
+  t2v probe dit --weights transformer/ --config transformer/config.json --inputs in.safetensors --out out.safetensors
+
+Exit codes: 0 ok, 64 bad option, 65 bad input data, 66 missing input, 69 unavailable (no GPU/encoder),
+70 internal error, 73 cannot create output, 74 I/O error, 75 temporary failure (retry).)";
+
+static int not_implemented(const char* what) {
+  fmt::print(stderr, "t2v: '{}' is not implemented yet in this version\n", what);
+  return 2;
+}
+
 int run_cli(int argc, char** argv) {
-  CLI::App app{"t2v: text-to-video generation (Wan2.1 architecture)"};
+  spdlog::set_pattern("t2v %l: %v");
+  if (const char* lvl = std::getenv("T2V_LOG")) spdlog::set_level(spdlog::level::from_str(lvl));
+
+  CLI::App app{"t2v: text-to-video generation with the Wan2.1 architecture"};
+  app.footer(kExamples);
   app.set_version_flag("--version", std::string("t2v ") + T2V_VERSION);
   app.require_subcommand(1);
+
+  // ---- generate -------------------------------------------------------------------
+  GenerateOptions g;
+  std::string size, seed, fps, cfg, shift;
+  auto* gen = app.add_subcommand("generate", "Generate a video from a prompt");
+  gen->add_option("-p,--prompt", g.prompt, "What the video shows")->required();
+  gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (Wan's default when omitted)");
+  gen->add_option("--model", g.model, "Model folder (diffusers layout, or a folder of Comfy files)");
+  gen->add_option("--dit", g.dit, "Diffusion transformer weights (file or folder)");
+  gen->add_option("--t5", g.t5, "umT5 text encoder weights");
+  gen->add_option("--vae", g.vae, "VAE weights");
+  gen->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
+  gen->add_option("--size", size, "WIDTHxHEIGHT, multiples of 16 (default 832x480)");
+  gen->add_option("--frames", g.frames, "Number of frames, 4k+1 (default 81)");
+  gen->add_option("--fps", fps, "Frame rate: 16, 24, 29.97, 30000/1001 (default 16)");
+  gen->add_option("--steps", g.steps, "Denoising steps (default 50)");
+  gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default 5)");
+  gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default 5)");
+  gen->add_option("--sampler", g.sampler, "unipc (default), dpm++ or euler");
+  gen->add_option("--schedule", g.schedule, "reference (official Wan, default) or diffusers");
+  gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
+  gen->add_option("--device", g.device, "cpu or cuda");
+  gen->add_option("--dtype", g.dtype, "auto, f32, bf16 or fp8");
+  gen->add_option("-o,--output", g.output, "Output .mp4 (default out.mp4)");
+  gen->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
+  gen->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF next to the MP4");
+  gen->add_option("--noise", g.noise_file, "Start from this noise tensor (safetensors key 'noise') for parity tests");
+  gen->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout");
+  gen->add_flag("-q,--quiet", g.quiet, "No progress output");
+  gen->add_flag("--overwrite", g.overwrite, "Replace an existing output file");
+  gen->add_flag("--allow-empty-prompt", g.allow_empty_prompt, "Accept an empty prompt");
+  gen->add_flag("--strict", g.strict, "Treat warnings (unknown weight keys, prompt truncation) as errors");
+  bool no_timings = false;
+  gen->add_flag("--no-timings", no_timings,
+                "Leave stage timings out of the MP4 metadata, so the same seed and settings give identical bytes");
+  std::string frames_dump;
+  gen->add_option("--dump-frames", frames_dump, "Also save the decoded frames in [0,1] as F32 safetensors (parity tests)");
+
+  // ---- inspect --------------------------------------------------------------------------
+  std::string inspect_path;
+  InspectOptions iopts;
+  auto* insp = app.add_subcommand("inspect", "List the tensors of a safetensors file or model folder and detect the model");
+  insp->add_option("path", inspect_path, "A .safetensors file, an index json, or a folder")->required();
+  insp->add_flag("--all", iopts.all, "List every tensor");
+  insp->add_flag("--json", iopts.json, "JSON output");
+
+  // ---- probe ----------------------------------------------------------------------------
+  ProbeOptions popts;
+  auto* probe = app.add_subcommand("probe", "Run one model component on named input tensors (for golden tests)");
+  probe->add_option("component", popts.component, "text-encoder, dit, vae-decode or vae-encode")->required();
+  probe->add_option("--weights", popts.weights, "Weights file or folder")->required();
+  probe->add_option("--config", popts.config, "config.json or a preset name");
+  probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
+  probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
+  probe->add_option("--device", popts.device, "cpu or cuda");
+
+  // ---- batch / bench (later) --------------------------------------------------------------
+  auto* batch = app.add_subcommand("batch", "Render a JSONL prompt list resumably");
+  batch->allow_extras();
+  auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
+  bench->allow_extras();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitUsage;
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    if (*gen) {
+      if (!size.empty()) parse_size(size, &g.width, &g.height);
+      if (!seed.empty()) g.seed = parse_seed(seed);
+      if (!fps.empty()) {
+        Rational r = parse_fps(fps);
+        g.fps = r;
+      }
+      if (!cfg.empty()) g.cfg = parse_finite("--cfg", cfg);
+      if (!shift.empty()) g.shift = parse_finite("--shift", shift);
+      // The progress bar is for people: not when stderr is not a terminal, nor with NO_COLOR.
+      g.timing_metadata = !no_timings;
+      g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);
+      return run_generate(g, frames_dump);
+    }
+    if (*insp) return run_inspect(inspect_path, iopts);
+    if (*probe) return run_probe(popts);
+    if (*batch) return not_implemented("batch");
+    if (*bench) return not_implemented("bench");
+  } catch (const Error& e) {
+    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "t2v: error: out of memory; hint: use a smaller --size or fewer --frames\n");
+    return kExitSoftware;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    return kExitSoftware;
   }
   return 0;
 }

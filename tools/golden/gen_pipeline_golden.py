@@ -25,7 +25,7 @@ import torch
 import transformers
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from safetensors.torch import save_file
-from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
+from transformers import AutoTokenizer, T5Tokenizer, UMT5Config, UMT5EncoderModel
 
 PROMPT = "a red ball rolling to the left on a white background"
 NEGATIVE = "blurry, static, low quality"
@@ -52,9 +52,17 @@ def make_tokenizer(folder):
             normalization_rule_name="nmt_nfkc", num_threads=1, minloglevel=2)
         os.makedirs(folder, exist_ok=True)
         shutil.copy(prefix + ".model", os.path.join(folder, "spiece.model"))
-    tok = T5TokenizerFast(vocab_file=os.path.join(folder, "spiece.model"), extra_ids=0)
-    tok.save_pretrained(folder)
+    # Going through the slow tokenizer makes transformers convert the whole
+    # SentencePiece vocabulary (constructing the fast one directly keeps only
+    # the special tokens).
+    T5Tokenizer.from_pretrained(folder, extra_ids=0).save_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert len(tok) > 50, f"tokenizer has only {len(tok)} tokens"
     return tok
+
+
+def prompt_clean_for_check(text):
+    return " ".join(text.split())
 
 
 def randomize(module, gen, std=0.2):
@@ -138,6 +146,9 @@ def main():
                    "schedule": "diffusers", "timesteps": timesteps,
                    "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                                 "transformers": transformers.__version__}}, f, indent=2)
+    ids = pipe.tokenizer(prompt_clean_for_check(PROMPT)).input_ids
+    assert 2 not in ids, f"prompt has unknown tokens: {ids}"
+    print("prompt ids", ids)
     print("frames", frames.shape, "range", float(frames.min()), float(frames.max()), "timesteps", timesteps)
 
 

@@ -1,0 +1,95 @@
+#include "app/generate.h"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/model_paths.h"
+#include "app/pipeline.h"
+#include "app/progress.h"
+#include "core/error.h"
+#include "video_io/atomic_file.h"
+#include "video_io/mp4_writer.h"
+#include "video_io/test_pattern.h"
+
+namespace t2v {
+
+namespace fs = std::filesystem;
+
+static uint64_t random_seed() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+// Output checks that must pass before any model is loaded (BAD_INPUTS 42-45).
+static void prepare_output(const GenerateOptions& o) {
+  fs::path out(o.output);
+  std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
+  check_output_writable(dir);
+  int cleaned = clean_stale_temp_files(dir);
+  if (cleaned > 0) spdlog::info("removed {} temp file(s) left by an interrupted run in {}", cleaned, dir);
+  std::error_code ec;
+  if (fs::exists(out, ec) && !o.overwrite)
+    throw Error(kExitCantCreate, fmt::format("{} already exists", o.output), "pass --overwrite or choose another -o");
+}
+
+static nlohmann::json settings_json(const GenerateOptions& o, uint64_t seed, const std::string& model) {
+  nlohmann::json j;
+  j["prompt"] = o.prompt;
+  j["negative_prompt"] = o.negative_prompt.value_or("");
+  j["seed"] = seed;
+  j["steps"] = o.steps;
+  j["cfg"] = o.cfg;
+  j["shift"] = o.shift;
+  j["sampler"] = o.sampler;
+  j["schedule"] = o.schedule;
+  j["size"] = fmt::format("{}x{}", o.width, o.height);
+  j["frames"] = o.frames;
+  j["fps"] = format_fps(o.fps);
+  j["model"] = model;
+  j["version"] = T2V_VERSION;
+  return j;
+}
+
+// Writes the synthetic test pattern through the real MP4 writer: what `generate`
+// does when no model is available, so the toolchain can be checked end to end.
+static int write_test_pattern(const GenerateOptions& o, uint64_t seed) {
+  fmt::print(stderr,
+             "t2v: NOTE: no model is available, so this writes a synthetic TEST PATTERN (a moving square), not a "
+             "generated video\n");
+  Mp4Options mo;
+  mo.crf = o.crf;
+  mo.overwrite = o.overwrite;
+  mo.metadata["t2v"] = settings_json(o, seed, "test-pattern").dump();
+  mo.metadata["comment"] = o.prompt;
+  Mp4Writer w;
+  w.open(o.output, o.width, o.height, o.fps, mo);
+  for (int i = 0; i < o.frames; ++i) {
+    std::vector<uint8_t> f = test_pattern_frame(o.width, o.height, i, o.frames);
+    w.write_frame(f.data(), static_cast<int64_t>(o.width) * 3);
+  }
+  w.finish();
+  fmt::print(stderr, "t2v: wrote {} ({} frames, {}x{}, {} fps, test pattern)\n", o.output, o.frames, o.width,
+             o.height, format_fps(o.fps));
+  return 0;
+}
+
+int run_generate(GenerateOptions& o, const std::string& frames_dump) {
+  // Everything a user can get wrong is checked before any weights are read.
+  for (const std::string& w : validate_generate_options(o)) spdlog::warn("{}", w);
+  check_h264_encoder();
+  ModelPaths paths = resolve_model_paths(o);
+  prepare_output(o);
+  uint64_t seed = o.seed ? *o.seed : random_seed();
+  if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
+  if (!paths.any()) return write_test_pattern(o, seed);
+  Progress progress(o.progress_bar, o.json);
+  run_pipeline(o, paths, seed, progress, frames_dump);
+  return 0;
+}
+
+}  // namespace t2v

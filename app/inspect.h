@@ -1,0 +1,27 @@
+// `t2v inspect`: what is in a checkpoint file or folder, and what t2v makes of it.
+#pragma once
+
+#include <string>
+
+#include "core/safetensors.h"
+
+namespace t2v {
+
+struct DetectedModel {
+  std::string family;  // "wan-dit", "wan-vae", "umt5-encoder", or "unknown"
+  std::string layout;  // "original", "comfy", "diffusers", "transformers", ...
+  std::string prefix;  // key prefix to strip (e.g. "model.diffusion_model.")
+};
+
+// Detects which model a tensor set holds from its key names.
+DetectedModel detect_model(const TensorStore& store);
+
+struct InspectOptions {
+  bool all = false;   // list every tensor (default: the first 40)
+  bool json = false;  // machine-readable output
+};
+
+// Prints the report to stdout; returns the exit code.
+int run_inspect(const std::string& path, const InspectOptions& opts);
+
+}  // namespace t2v

@@ -1,0 +1,123 @@
+#include "app/options.h"
+
+#include <charconv>
+#include <cmath>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/utf8.h"
+#include "video_io/mp4_writer.h"
+
+namespace t2v {
+
+void parse_size(const std::string& text, int* width, int* height) {
+  static const std::regex re(R"(^\s*(\d{1,9})\s*[x*X]\s*(\d{1,9})\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    throw Error(kExitUsage, fmt::format("--size '{}' is not WIDTHxHEIGHT", text), "use e.g. --size 832x480");
+  *width = std::stoi(m[1].str());
+  *height = std::stoi(m[2].str());
+}
+
+uint64_t parse_seed(const std::string& text) {
+  uint64_t v = 0;
+  const char* b = text.data();
+  const char* e = b + text.size();
+  auto [p, ec] = std::from_chars(b, e, v);
+  if (text.empty() || ec != std::errc() || p != e)
+    throw Error(kExitUsage,
+                fmt::format("--seed '{}' is not an integer in 0..18446744073709551615", text),
+                "omit --seed for a random seed (it is printed and stored in the video)");
+  return v;
+}
+
+double parse_finite(const std::string& option, const std::string& text) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || !std::isfinite(v))
+    throw Error(kExitUsage, fmt::format("{} '{}' is not a finite number", option, text));
+  return v;
+}
+
+std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string& what, bool allow_empty) {
+  std::vector<std::string> warnings;
+  utf8_require_valid(prompt, what);
+  std::u32string cps = utf8_decode(prompt);
+  std::u32string kept;
+  size_t stripped = 0;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    char32_t c = cps[i];
+    bool bidi = (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+    if (bidi) {
+      ++stripped;
+      continue;
+    }
+    if (c == '\t' || c == '\n' || c == '\r') {
+      kept.push_back(' ');
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f)
+      throw Error(kExitDataErr, fmt::format("{} contains control character U+{:04X} at character {}", what,
+                                            static_cast<uint32_t>(c), i),
+                  "remove control characters from the text");
+    kept.push_back(c);
+  }
+  if (stripped)
+    warnings.push_back(fmt::format("{}: removed {} bidirectional-override character(s)", what, stripped));
+  prompt = utf8_encode(kept);
+  bool blank = prompt.find_first_not_of(' ') == std::string::npos;
+  if (blank && !allow_empty)
+    throw Error(kExitDataErr, fmt::format("{} is empty", what),
+                "write a description of the video, or pass --allow-empty-prompt");
+  return warnings;
+}
+
+std::vector<std::string> validate_generate_options(GenerateOptions& o) {
+  auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
+  // Multiples of 16: the VAE divides by 8 and the DiT patches 2x2 latents.
+  check_frame_size(o.width, o.height, 16);
+  if (o.frames <= 0 || (o.frames - 1) % 4 != 0) {
+    int lo = o.frames <= 1 ? 1 : (o.frames - 1) / 4 * 4 + 1;
+    int hi = lo + 4;
+    throw usage(fmt::format("frames must be 4k+1: use {} or {}", lo, hi),
+                "the video autoencoder maps 1 + 4k frames to 1 + k latent frames");
+  }
+  // Memory bound: the DiT sees T*(H/16)*(W/16) tokens; beyond this the largest
+  // activations no longer fit an 80 GB GPU even with flash attention.
+  int64_t tokens = static_cast<int64_t>((o.frames - 1) / 4 + 1) * (o.height / 16) * (o.width / 16);
+  constexpr int64_t kMaxTokens = 400'000;
+  if (tokens > kMaxTokens)
+    throw usage(fmt::format("{} frames at {}x{} is {} transformer tokens, above the limit of {}", o.frames, o.width,
+                            o.height, tokens, kMaxTokens),
+                "use fewer frames or a smaller size (81 frames at 832x480 is 32,760 tokens)");
+  if (o.steps < 1 || o.steps > 1000)
+    throw usage(fmt::format("--steps {} is out of range", o.steps), "use 1..1000 (Wan uses 50)");
+  if (!std::isfinite(o.cfg) || o.cfg < 0)
+    throw usage(fmt::format("--cfg {} must be a finite number >= 0", o.cfg), "Wan uses 5.0; 1.0 disables guidance");
+  if (!std::isfinite(o.shift) || o.shift <= 0)
+    throw usage(fmt::format("--shift {} must be a finite number > 0", o.shift), "Wan uses 5.0 (3.0 at 480p)");
+  if (o.sampler != "unipc" && o.sampler != "dpm++" && o.sampler != "euler")
+    throw usage(fmt::format("--sampler '{}' is unknown", o.sampler), "use unipc, dpm++ or euler");
+  if (o.schedule != "reference" && o.schedule != "diffusers")
+    throw usage(fmt::format("--schedule '{}' is unknown", o.schedule), "use reference or diffusers");
+  if (o.device != "cpu" && o.device != "cuda")
+    throw usage(fmt::format("--device '{}' is unknown", o.device), "use cpu or cuda");
+  if (o.dtype != "auto" && o.dtype != "f32" && o.dtype != "bf16" && o.dtype != "fp8")
+    throw usage(fmt::format("--dtype '{}' is unknown", o.dtype), "use auto, f32, bf16 or fp8");
+  if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
+  check_fps(o.fps);
+  if (o.output.empty()) throw usage("-o/--output is empty", "name an .mp4 file");
+  std::vector<std::string> warnings = sanitize_prompt(o.prompt, "prompt", o.allow_empty_prompt);
+  if (o.negative_prompt) {
+    auto w = sanitize_prompt(*o.negative_prompt, "negative prompt", true);
+    warnings.insert(warnings.end(), w.begin(), w.end());
+  }
+  if (o.width * o.height > 1280 * 720 * 2)
+    warnings.push_back(fmt::format("{}x{} is far above the sizes Wan2.1 was trained on (832x480, 1280x720)",
+                                   o.width, o.height));
+  return warnings;
+}
+
+}  // namespace t2v

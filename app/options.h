@@ -1,0 +1,60 @@
+// Generation settings as the user gives them, and their validation. Every check
+// here runs before any model file is opened, so a typo costs milliseconds, not a
+// model load (BAD_INPUTS.md items 25-35).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "video_io/frame_rate.h"
+
+namespace t2v {
+
+struct GenerateOptions {
+  std::string prompt;
+  std::optional<std::string> negative_prompt;  // Wan's default when absent
+  // Model location: a diffusers folder or a folder of Comfy files; per-part overrides.
+  std::string model, dit, t5, vae, tokenizer;
+  int width = 832, height = 480;
+  int frames = 81;
+  Rational fps{16, 1};
+  int steps = 50;
+  double cfg = 5.0;
+  double shift = 5.0;
+  std::string sampler = "unipc";
+  std::string schedule = "reference";  // or "diffusers"
+  std::optional<uint64_t> seed;  // random when absent (printed and stored)
+  std::string device = "cpu";
+  std::string dtype = "auto";
+  std::string output = "out.mp4";
+  bool preview = false;
+  std::string noise_file;
+  bool json = false;
+  bool quiet = false;
+  bool progress_bar = false;  // draw the step bar (stderr is a terminal, no NO_COLOR, no --quiet)
+  bool overwrite = false;
+  bool allow_empty_prompt = false;
+  bool strict = false;
+  bool timing_metadata = true;  // store stage timings in the MP4 (they make files differ run to run)
+  int crf = 18;
+};
+
+// Parsers for option values; each throws Error(64) naming the option and value.
+void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"
+uint64_t parse_seed(const std::string& text);                         // 0 .. 2^64-1, decimal
+double parse_finite(const std::string& option, const std::string& text);
+
+// Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift,
+// sampler, device, dtype, crf) and the prompt text (UTF-8, empty, control
+// characters: bidi overrides are stripped with a warning, other control
+// characters refused). May rewrite `o.prompt`/`o.negative_prompt` when stripping.
+// Throws Error(64) for bad parameters, Error(65) for bad prompt text. Returns
+// warnings to show the user.
+std::vector<std::string> validate_generate_options(GenerateOptions& o);
+
+// Cleans a prompt for the checks above; returns warnings to print.
+std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string& what, bool allow_empty);
+
+}  // namespace t2v

@@ -1,0 +1,251 @@
+#include "app/pipeline.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "core/philox.h"
+#include "core/safetensors.h"
+#include "diffusion/wan_dit.h"
+#include "diffusion/wan_dit_config.h"
+#include "diffusion/wan_dit_weights.h"
+#include "kernels/ops.h"
+#include "scheduler/scheduler.h"
+#include "text_encoder/tokenizer.h"
+#include "text_encoder/umt5.h"
+#include "vae/wan_vae.h"
+#include "vae/wan_vae_config.h"
+#include "video_io/mp4_writer.h"
+#include "video_io/preview.h"
+
+namespace t2v {
+
+const char* const kWanDefaultNegativePrompt =
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
+    "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
+    "三条腿，背景人很多，倒着走";
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void say(const GenerateOptions& o, const std::string& line) {
+  if (!o.quiet && !o.json) fmt::print(stderr, "t2v: {}\n", line);
+}
+
+// The noise the denoising starts from: injected (parity tests) or Philox from the seed.
+Tensor initial_noise(const GenerateOptions& o, const Shape& shape, uint64_t seed) {
+  if (o.noise_file.empty()) return randn_philox(shape, seed);
+  SafetensorsFile f(o.noise_file);
+  const TensorInfo* ti = f.find("noise");
+  if (!ti && f.tensors().size() == 1) ti = &f.tensors()[0];
+  if (!ti)
+    throw Error(kExitDataErr, fmt::format("{}: no tensor named 'noise'", o.noise_file),
+                "save the starting latents under the key 'noise'");
+  Tensor t = f.get(ti->name).to(DType::F32);
+  if (t.numel() != shape.numel())
+    throw Error(kExitDataErr,
+                fmt::format("{}: noise has shape {}, this video needs {}", o.noise_file, t.shape().str(), shape.str()),
+                "match --size and --frames to the noise tensor");
+  return t.reshape(shape).clone();
+}
+
+bool all_finite(const Tensor& t) {
+  std::vector<float> v = t.to_vector();
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, uint64_t seed, Progress& progress,
+                            const std::string& frames_dump) {
+  PipelineResult r;
+  r.seed = seed;
+  r.output = o.output;
+  Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  if (dev == Device::CUDA && !device_backend(Device::CUDA))
+    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
+                "build on a machine with the CUDA toolkit and run where an NVIDIA GPU is present, or use --device cpu");
+  const std::string negative = o.negative_prompt ? *o.negative_prompt : std::string(kWanDefaultNegativePrompt);
+
+  // ---- configs (cheap; before any weights) ------------------------------------------
+  WanVAEConfig vae_cfg = WanVAEConfig::load(paths.vae_config.empty() ? "wan2.1-vae" : paths.vae_config);
+  TensorStore dit_store = TensorStore::open(paths.dit);
+  WanDiTConfig dit_cfg =
+      paths.dit_config.empty() ? wan_dit_config_from_weights(dit_store) : wan_dit_config_from_json(paths.dit_config);
+  UMT5Config t5_cfg = UMT5Config::from_preset_or_file(paths.t5_config.empty() ? "umt5-xxl" : paths.t5_config);
+  if (t5_cfg.d_model != dit_cfg.text_dim)
+    throw Error(kExitDataErr,
+                fmt::format("text encoder width {} does not match the transformer's text_dim {}", t5_cfg.d_model,
+                            dit_cfg.text_dim),
+                "use the text encoder that belongs to this model");
+  const int sf = vae_cfg.spatial_factor(), tf = vae_cfg.temporal_factor();
+  if (o.width % (sf * 2) || o.height % (sf * 2))
+    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {}", o.width, o.height, sf * 2));
+  const int64_t T = (o.frames - 1) / tf + 1, h = o.height / sf, w = o.width / sf;
+  progress.event("start", {{"prompt", o.prompt}, {"seed", seed}, {"model", paths.name}, {"frames", o.frames},
+                           {"size", fmt::format("{}x{}", o.width, o.height)}, {"steps", o.steps}});
+
+  // ---- text ------------------------------------------------------------------------------
+  auto t0 = Clock::now();
+  UMT5Tokenizer tok = UMT5Tokenizer::from_path(paths.tokenizer);
+  TokenizedPrompt pos_ids = tok.encode(o.prompt, dit_cfg.text_len);
+  TokenizedPrompt neg_ids = tok.encode(negative, dit_cfg.text_len);
+  for (const auto* tp : {&pos_ids, &neg_ids})
+    if (tp->dropped > 0 && o.strict)
+      throw Error(kExitDataErr, fmt::format("prompt is {} tokens; {} were cut at the limit of {}", tp->text_tokens + 1,
+                                            tp->dropped, dit_cfg.text_len),
+                  "shorten the prompt (or drop --strict to accept the cut)");
+  Tensor ctx_pos, ctx_neg;  // [text_len, D] rows then exact zeros
+  {
+    auto tl = Clock::now();
+    UMT5Encoder t5 = UMT5Encoder::load(paths.t5, t5_cfg, dev);
+    r.load_s += seconds_since(tl);
+    ctx_pos = t5.encode_context(pos_ids.ids, dit_cfg.text_len);
+    ctx_neg = t5.encode_context(neg_ids.ids, dit_cfg.text_len);
+  }  // the encoder's weights are freed here, before the DiT loads
+  r.encode_s = seconds_since(t0);
+  say(o, fmt::format("encoded prompt ({} tokens) and negative prompt ({} tokens) in {:.2f} s", pos_ids.ids.size(),
+                     neg_ids.ids.size(), r.encode_s));
+
+  // ---- denoise ------------------------------------------------------------------------------
+  auto tl = Clock::now();
+  WanDiTLoadOptions lo;
+  lo.device = dev;
+  lo.dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  lo.strict = o.strict;
+  WanDiT dit(dit_cfg, load_wan_dit(dit_store, dit_cfg, lo));
+  r.load_s += seconds_since(tl);
+
+  Shape lat_shape{1, dit_cfg.in_dim, T, h, w};
+  Tensor x = initial_noise(o, lat_shape, seed).to(dev);
+  std::unique_ptr<Scheduler> sched = make_scheduler(sampler_from_name(o.sampler));
+  sched->set_timesteps(o.steps, o.shift, o.schedule == "diffusers" ? ScheduleKind::kDiffusers : ScheduleKind::kWan);
+  const bool guided = o.cfg != 1.0;  // cfg 1 is the conditional prediction alone
+  const int64_t L = dit_cfg.text_len, D = dit_cfg.text_dim;
+  Tensor ctx = guided ? ops::concat({ctx_pos.reshape({1, L, D}), ctx_neg.reshape({1, L, D})}, 0)
+                      : ctx_pos.reshape({1, L, D});
+  ctx = ctx.to(dev);
+
+  t0 = Clock::now();
+  progress.start_steps(o.steps);
+  for (int i = 0; i < o.steps; ++i) {
+    float t = static_cast<float>(sched->timesteps()[i]);
+    Tensor v;
+    if (guided) {
+      Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
+      Tensor vv = dit.forward(xx, Tensor::from_floats({t, t}, {2}), ctx);
+      v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), o.cfg);
+    } else {
+      v = dit.forward(x, Tensor::from_floats({t}, {1}), ctx);
+    }
+    x = sched->step(v, i, x);
+    if (i == 0 && !all_finite(x))
+      throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
+                  "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
+    progress.step_done(i + 1);
+  }
+  progress.finish_steps();
+  r.denoise_s = seconds_since(t0);
+  if (!all_finite(x))
+    throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", o.steps),
+                "try fewer steps, another sampler, or --dtype f32");
+  say(o, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step)", o.steps, r.denoise_s, r.denoise_s / o.steps));
+
+  // ---- decode ---------------------------------------------------------------------------------
+  t0 = Clock::now();
+  WanVAELoadOptions vo;
+  vo.device = dev;
+  vo.parts.encoder = false;
+  WanVAE vae = WanVAE::load(paths.vae, vae_cfg, vo);
+  Tensor mu = wan_vae_denormalize_latents(x, vae_cfg);
+  const int H = o.height, W = o.width;
+  std::vector<uint8_t> frames;  // [F, H, W, 3]
+  frames.reserve(static_cast<size_t>(o.frames) * H * W * 3);
+  std::vector<float> dump;
+  vae.decode_stream(mu, [&](const Tensor& chunk) {
+    // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
+    // rounding halves the quantisation error and removes its bias).
+    Tensor c = chunk.to(Device::CPU).to(DType::F32);
+    const float* p = c.data<float>();
+    const int64_t f = c.size(2), plane = static_cast<int64_t>(H) * W;
+    for (int64_t k = 0; k < f; ++k) {
+      for (int64_t yx = 0; yx < plane; ++yx) {
+        for (int ch = 0; ch < 3; ++ch) {
+          float v = p[(ch * f + k) * plane + yx];
+          float u = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
+          if (!frames_dump.empty()) dump.push_back(u);
+          frames.push_back(static_cast<uint8_t>(std::lround(u * 255.0f)));
+        }
+      }
+    }
+  });
+  r.frames = static_cast<int>(frames.size() / (static_cast<size_t>(H) * W * 3));
+  r.decode_s = seconds_since(t0);
+  T2V_ASSERT(r.frames == o.frames, "decoded {} frames, expected {}", r.frames, o.frames);
+  say(o, fmt::format("decoded {} frames in {:.2f} s", r.frames, r.decode_s));
+  if (!frames_dump.empty())
+    save_safetensors(frames_dump, {{"frames", Tensor::from_floats(dump, {r.frames, H, W, 3})}});
+
+  // ---- mux ------------------------------------------------------------------------------------
+  t0 = Clock::now();
+  const double video_s = r.frames / o.fps.value();
+  const double compute_s = r.encode_s + r.denoise_s + r.decode_s;
+  nlohmann::json meta;
+  meta["prompt"] = o.prompt;
+  meta["negative_prompt"] = negative;
+  meta["seed"] = seed;
+  meta["steps"] = o.steps;
+  meta["cfg"] = o.cfg;
+  meta["shift"] = o.shift;
+  meta["sampler"] = o.sampler;
+  meta["schedule"] = o.schedule;
+  meta["size"] = fmt::format("{}x{}", W, H);
+  meta["frames"] = r.frames;
+  meta["fps"] = format_fps(o.fps);
+  meta["model"] = paths.name;
+  meta["device"] = o.device;
+  meta["version"] = T2V_VERSION;
+  if (o.timing_metadata) {
+    meta["timings_s"] = {{"load", r.load_s}, {"encode", r.encode_s}, {"denoise", r.denoise_s}, {"decode", r.decode_s}};
+    meta["compute_s_per_video_s"] = compute_s / video_s;
+  }
+  Mp4Options mo;
+  mo.crf = o.crf;
+  mo.overwrite = o.overwrite;
+  mo.metadata["t2v"] = meta.dump();
+  mo.metadata["comment"] = o.prompt;
+  Mp4Writer writer;
+  writer.open(o.output, W, H, o.fps, mo);
+  const size_t frame_bytes = static_cast<size_t>(H) * W * 3;
+  for (int k = 0; k < r.frames; ++k) writer.write_frame(frames.data() + k * frame_bytes, W * 3);
+  writer.finish();
+  if (o.preview) {
+    namespace fs = std::filesystem;
+    fs::path base = fs::path(o.output).replace_extension("");
+    std::vector<RgbImage> views = frames_view(frames.data(), r.frames, W, H);
+    ContactSheetOptions cs;
+    cs.overwrite = true;
+    write_contact_sheet(base.string() + ".png", views, cs);
+    GifOptions go;
+    go.overwrite = true;
+    write_animated_gif(base.string() + ".gif", views, o.fps, go);
+  }
+  r.mux_s = seconds_since(t0);
+  say(o, fmt::format("wrote {} ({} frames, {}x{}, {} fps) — encode {:.2f} s, denoise {:.2f} s, decode {:.2f} s, "
+                     "mux {:.2f} s; {:.1f} {}-seconds per second of video",
+                     o.output, r.frames, W, H, format_fps(o.fps), r.encode_s, r.denoise_s, r.decode_s, r.mux_s,
+                     compute_s / video_s, dev == Device::CUDA ? "GPU" : "CPU"));
+  progress.event("done", {{"output", o.output}, {"seed", seed}, {"frames", r.frames}, {"timings_s", {{"load", r.load_s}, {"encode", r.encode_s}, {"denoise", r.denoise_s}, {"decode", r.decode_s}, {"mux", r.mux_s}}},
+                          {"compute_s_per_video_s", compute_s / video_s}});
+  return r;
+}
+
+}  // namespace t2v

@@ -1,0 +1,18 @@
+// `t2v probe COMPONENT`: runs one model component on named input tensors and
+// writes its outputs (DESIGN.md "The probe"); tools/ scripts write the same
+// inputs through the upstream reference so the two can be compared.
+#pragma once
+
+#include <string>
+
+namespace t2v {
+
+struct ProbeOptions {
+  std::string component;  // text-encoder | dit | vae-decode | vae-encode
+  std::string weights, config, inputs, out;
+  std::string device = "cpu";
+};
+
+int run_probe(const ProbeOptions& o);
+
+}  // namespace t2v
