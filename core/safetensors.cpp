@@ -7,8 +7,9 @@
 // access stays inside that size. If another process truncates the file while it
 // is mapped, touching a page past the new end raises SIGBUS; we do not install a
 // handler. The header is read with pread (a truncation during open is an
-// Error(74)), and WeightLoader copies tensors out of the mapping, so the window
-// is the load itself.
+// Error(74)), and WeightLoader re-checks the file's size before copying each
+// tensor out of the mapping (Error(74) when it shrank), so the remaining window
+// is a truncation racing with one tensor's copy.
 #include "core/safetensors.h"
 
 #include <fcntl.h>

@@ -1,5 +1,8 @@
 #include "core/weights.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -32,6 +35,23 @@ std::string join_first(const std::vector<std::string>& keys, size_t n) {
 }
 
 constexpr const char* kMissingPrefix = "missing ";
+
+// The mapping stays valid only while the file keeps its size: reading a page past
+// a new, shorter end raises SIGBUS. Check before copying each tensor out, so a
+// file truncated during the load (a re-download over it) is an I/O error instead.
+void check_file_unchanged(const TensorStore& store, const std::string& key) {
+  const std::string path = store.file_of(key);
+  for (const auto& f : store.files()) {
+    if (f->path() != path) continue;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) < f->file_size())
+      throw Error(kExitIoErr,
+                  fmt::format("{}: file changed while loading (was {} bytes, now {})", path, f->file_size(),
+                              ::stat(path.c_str(), &st) == 0 ? std::to_string(st.st_size) : std::strerror(errno)),
+                  "another process is replacing the model file; wait for it to finish and retry");
+    return;
+  }
+}
 
 }  // namespace
 
@@ -72,6 +92,7 @@ Tensor WeightLoader::get_as(const std::string& canonical_key, const Shape& expec
     return {};
   }
 
+  check_file_unchanged(store_, fk);
   Tensor src = store_.get(fk);
   Tensor out;
   const bool fp8 = info.dtype == DType::F8_E4M3 || info.dtype == DType::F8_E5M2;
@@ -86,6 +107,7 @@ Tensor WeightLoader::get_as(const std::string& canonical_key, const Shape& expec
                                       dtype_name(si.dtype), si.shape.str()));
       return {};
     }
+    check_file_unchanged(store_, scale_key);
     float scale = store_.get(scale_key).item(0);
     Tensor f = src.to(DType::F32);
     float* p = f.data<float>();

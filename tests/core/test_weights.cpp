@@ -170,3 +170,15 @@ TEST(WeightLoader, UnusedKeysWarnOrFailWhenStrict) {
     EXPECT_TRUE(contains(e.what(), "1 unexpected tensor for layout 'original': extra.weight")) << e.what();
   }
 }
+
+TEST(WeightLoader, FileShrinkingDuringLoadIsAnIOError) {
+  Checkpoint ck({{"a", Tensor::zeros({4}, DType::F32)}, {"b", Tensor::zeros({1024}, DType::F32)}});
+  TensorStore store = TensorStore::open(ck.path);
+  WeightLoader L(store, {});
+  EXPECT_TRUE(L.get("a", {4}).defined());
+  // Truncate behind the mapping: the loader must refuse before touching the lost pages.
+  ASSERT_EQ(::truncate(ck.path.c_str(), 100), 0);
+  Error e = expect_error([&] { L.get("b", {1024}); });
+  EXPECT_EQ(e.code(), 74);
+  EXPECT_TRUE(contains(e.what(), "file changed while loading")) << e.what();
+}
