@@ -80,6 +80,25 @@ __device__ __forceinline__ int64_t bview_offset(const OutShape& sh, const int64_
   return off;
 }
 
+// Multi-index of flat output element `i` (row-major over sh; unused dims 0),
+// computed once and shared by every operand of an elementwise op.
+__device__ __forceinline__ void unflatten(const OutShape& sh, int64_t i, int64_t (&idx)[kMaxBroadcastDims]) {
+#pragma unroll
+  for (int d = kMaxBroadcastDims - 1; d >= 0; --d) {
+    idx[d] = 0;
+    if (d < sh.nd) {
+      idx[d] = i % sh.size[d];
+      i /= sh.size[d];
+    }
+  }
+}
+__device__ __forceinline__ int64_t dot_stride(const int64_t (&idx)[kMaxBroadcastDims], const int64_t* stride) {
+  int64_t off = 0;
+#pragma unroll
+  for (int d = 0; d < kMaxBroadcastDims; ++d) off += idx[d] * stride[d];
+  return off;
+}
+
 inline unsigned grid_1d(int64_t n, int threads, int64_t cap = 65535LL * 32) {
   int64_t g = (n + threads - 1) / threads;
   if (g < 1) g = 1;

@@ -52,9 +52,11 @@ template <class T>
 __global__ void nary_kernel(NaryOp op, T* __restrict__ out, OutShape shape, BView in0, BView in1, BView in2,
                             int64_t n, int nin) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const float a = load_elem(in0.p, in0.dt, bview_offset(shape, in0.stride, i));
-    const float b = load_elem(in1.p, in1.dt, bview_offset(shape, in1.stride, i));
-    const float c = nin > 2 ? load_elem(in2.p, in2.dt, bview_offset(shape, in2.stride, i)) : 0.0f;
+    int64_t idx[kMaxBroadcastDims];
+    unflatten(shape, i, idx);  // one set of divisions for all operands
+    const float a = load_elem(in0.p, in0.dt, dot_stride(idx, in0.stride));
+    const float b = load_elem(in1.p, in1.dt, dot_stride(idx, in1.stride));
+    const float c = nin > 2 ? load_elem(in2.p, in2.dt, dot_stride(idx, in2.stride)) : 0.0f;
     out[i] = from_f32<T>(nary_apply(op, a, b, c));
   }
 }
