@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -180,6 +181,31 @@ void run_attention(const AttnCase& c, DType dt, Rng& rng, const char* kernel) {
                fmt::format("attention[{}] B{} Nq{} Nk{} NH{} D{} Dv{}{}{}", kernel, c.B, c.Nq, c.Nk, c.NH, c.D,
                            c.Dv, c.bias ? " +bias" : "", c.mask ? " +mask" : ""),
                naive);
+}
+
+// The emulated baseline itself, on the CPU: close to the fp32 reference by about
+// bf16 precision (neither zero, which would make the rule impossible, nor large,
+// which would make it vacuous); fully masked rows stay zero.
+TEST(BackendOpsRule, NaiveBf16AttentionBaselineIsSane) {
+  Rng rng;
+  const AttnCase c{3, 33, 65, 2, 64, 64, true, true};
+  const Tensor q = rounded(rng.normal(Shape{c.B, c.Nq, c.NH, c.D}), DType::BF16),
+               k = rounded(rng.normal(Shape{c.B, c.Nk, c.NH, c.D}), DType::BF16),
+               v = rounded(rng.normal(Shape{c.B, c.Nk, c.NH, c.Dv}), DType::BF16);
+  AttentionParams p;
+  p.scale = 0.125f;
+  p.bias = rng.normal(Shape{1, c.NH, c.Nq, c.Nk});
+  Tensor m = Tensor::zeros(Shape{c.B, c.Nk}, DType::I64);
+  for (int64_t j = 0; j < 40; ++j) m.data<int64_t>()[j] = 1;           // batch 0 keeps 40 keys
+  for (int64_t j = 0; j < c.Nk; ++j) m.data<int64_t>()[c.Nk + j] = 1;  // batch 1 keeps all, batch 2 none
+  p.key_mask = m;
+  const std::vector<float> ref = ops::attention(q, k, v, p).to_vector();
+  const std::vector<float> naive = naive_bf16_attention(c, q, k, v, p);
+  const double e = compare(naive, ref).nmse;
+  std::printf("[backend-ops] naive bf16 attention vs fp32 reference: nmse %.3e\n", e);
+  EXPECT_GT(e, 1e-7);
+  EXPECT_LT(e, 1e-3);
+  for (int64_t i = 2 * c.Nq * c.NH * c.Dv; i < static_cast<int64_t>(naive.size()); ++i) ASSERT_EQ(naive[i], 0.0f);
 }
 
 TEST_P(BackendOpsCompute, Attention) {
