@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -64,72 +65,110 @@ bool all_finite(const Tensor& t) {
 
 }  // namespace
 
-PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, uint64_t seed, Progress& progress,
-                            const std::string& frames_dump) {
+struct Pipeline::Impl {
+  PipelineLoadOptions opts;
+  WanVAEConfig vae_cfg;
+  WanDiTConfig dit_cfg;
+  UMT5Config t5_cfg;
+  std::optional<TensorStore> dit_store;
+  std::optional<UMT5Tokenizer> tok;
+  std::optional<UMT5Encoder> t5;  // loaded on first use
+  std::optional<WanDiT> dit;
+  std::optional<WanVAE> vae;
+};
+
+Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts) : impl_(std::make_unique<Impl>()), paths_(std::move(paths)) {
+  Impl& m = *impl_;
+  m.opts = opts;
+  if (opts.device == Device::CUDA && !device_backend(Device::CUDA))
+    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
+                "build on a machine with the CUDA toolkit and run where an NVIDIA GPU is present, or use --device cpu");
+  // Configs and tokenizer are cheap: read them all before any weights, so a
+  // mismatch is found in milliseconds.
+  m.vae_cfg = WanVAEConfig::load(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config);
+  m.dit_store.emplace(TensorStore::open(paths_.dit));
+  m.dit_cfg = paths_.dit_config.empty() ? wan_dit_config_from_weights(*m.dit_store)
+                                        : wan_dit_config_from_json(paths_.dit_config);
+  m.t5_cfg = UMT5Config::from_preset_or_file(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config);
+  if (m.t5_cfg.d_model != m.dit_cfg.text_dim)
+    throw Error(kExitDataErr,
+                fmt::format("text encoder width {} does not match the transformer's text_dim {}", m.t5_cfg.d_model,
+                            m.dit_cfg.text_dim),
+                "use the text encoder that belongs to this model");
+  if (m.vae_cfg.z_dim != m.dit_cfg.in_dim || m.vae_cfg.z_dim != m.dit_cfg.out_dim)
+    throw Error(kExitDataErr,
+                fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", m.vae_cfg.z_dim,
+                            m.dit_cfg.in_dim, m.dit_cfg.out_dim),
+                "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+  m.tok.emplace(UMT5Tokenizer::from_path(paths_.tokenizer));
+}
+
+Pipeline::~Pipeline() = default;
+
+std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) const {
+  const int sf = impl_->vae_cfg.spatial_factor(), tf = impl_->vae_cfg.temporal_factor();
+  const int64_t ph = impl_->dit_cfg.patch_size[1], pw = impl_->dit_cfg.patch_size[2];
+  if (width % (sf * pw) || height % (sf * ph))
+    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {}", width, height, sf * pw));
+  return {(frames - 1) / tf + 1, height / sf, width / sf};
+}
+
+PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progress& progress,
+                                const std::string& frames_dump, const std::atomic<bool>* cancel) {
+  Impl& m = *impl_;
+  const Device dev = m.opts.device;
   PipelineResult r;
   r.seed = seed;
   r.output = o.output;
-  Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
-  if (dev == Device::CUDA && !device_backend(Device::CUDA))
-    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
-                "build on a machine with the CUDA toolkit and run where an NVIDIA GPU is present, or use --device cpu");
   const std::string negative = o.negative_prompt ? *o.negative_prompt : std::string(kWanDefaultNegativePrompt);
-
-  // ---- configs (cheap; before any weights) ------------------------------------------
-  WanVAEConfig vae_cfg = WanVAEConfig::load(paths.vae_config.empty() ? "wan2.1-vae" : paths.vae_config);
-  TensorStore dit_store = TensorStore::open(paths.dit);
-  WanDiTConfig dit_cfg =
-      paths.dit_config.empty() ? wan_dit_config_from_weights(dit_store) : wan_dit_config_from_json(paths.dit_config);
-  UMT5Config t5_cfg = UMT5Config::from_preset_or_file(paths.t5_config.empty() ? "umt5-xxl" : paths.t5_config);
-  if (t5_cfg.d_model != dit_cfg.text_dim)
-    throw Error(kExitDataErr,
-                fmt::format("text encoder width {} does not match the transformer's text_dim {}", t5_cfg.d_model,
-                            dit_cfg.text_dim),
-                "use the text encoder that belongs to this model");
-  const int sf = vae_cfg.spatial_factor(), tf = vae_cfg.temporal_factor();
-  if (o.width % (sf * 2) || o.height % (sf * 2))
-    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {}", o.width, o.height, sf * 2));
-  const int64_t T = (o.frames - 1) / tf + 1, h = o.height / sf, w = o.width / sf;
-  progress.event("start", {{"prompt", o.prompt}, {"seed", seed}, {"model", paths.name}, {"frames", o.frames},
-                           {"size", fmt::format("{}x{}", o.width, o.height)}, {"steps", o.steps}});
+  const auto [T, h, w] = latent_grid(o.width, o.height, o.frames);
+  progress.event("start", {{"prompt", o.prompt}, {"seed", seed}, {"model", paths_.name}, {"frames", o.frames},
+                           {"size", fmt::format("{}x{}", o.width, o.height)}, {"steps", o.steps}, {"output", o.output}});
+  auto cancelled = [&] { return cancel && cancel->load(); };
+  auto stop_if_cancelled = [&] {
+    if (cancelled()) throw Error(kExitTempFail, "interrupted", "run the same command again to resume");
+  };
 
   // ---- text ------------------------------------------------------------------------------
   auto t0 = Clock::now();
-  UMT5Tokenizer tok = UMT5Tokenizer::from_path(paths.tokenizer);
-  TokenizedPrompt pos_ids = tok.encode(o.prompt, dit_cfg.text_len);
-  TokenizedPrompt neg_ids = tok.encode(negative, dit_cfg.text_len);
+  TokenizedPrompt pos_ids = m.tok->encode(o.prompt, m.dit_cfg.text_len);
+  TokenizedPrompt neg_ids = m.tok->encode(negative, m.dit_cfg.text_len);
   for (const auto* tp : {&pos_ids, &neg_ids})
-    if (tp->dropped > 0 && o.strict)
+    if (tp->dropped > 0 && m.opts.strict)
       throw Error(kExitDataErr, fmt::format("prompt is {} tokens; {} were cut at the limit of {}", tp->text_tokens + 1,
-                                            tp->dropped, dit_cfg.text_len),
+                                            tp->dropped, m.dit_cfg.text_len),
                   "shorten the prompt (or drop --strict to accept the cut)");
   Tensor ctx_pos, ctx_neg;  // [text_len, D] rows then exact zeros
-  {
+  if (!m.t5) {
     auto tl = Clock::now();
-    UMT5Encoder t5 = UMT5Encoder::load(paths.t5, t5_cfg, dev);
+    m.t5.emplace(UMT5Encoder::load(paths_.t5, m.t5_cfg, dev));
     r.load_s += seconds_since(tl);
-    ctx_pos = t5.encode_context(pos_ids.ids, dit_cfg.text_len);
-    ctx_neg = t5.encode_context(neg_ids.ids, dit_cfg.text_len);
-  }  // the encoder's weights are freed here, before the DiT loads
-  r.encode_s = seconds_since(t0);
+  }
+  ctx_pos = m.t5->encode_context(pos_ids.ids, m.dit_cfg.text_len);
+  ctx_neg = m.t5->encode_context(neg_ids.ids, m.dit_cfg.text_len);
+  if (!m.opts.keep_text_encoder) m.t5.reset();  // free its weights before the DiT loads
+  r.encode_s = seconds_since(t0) - r.load_s;
   say(o, fmt::format("encoded prompt ({} tokens) and negative prompt ({} tokens) in {:.2f} s", pos_ids.ids.size(),
                      neg_ids.ids.size(), r.encode_s));
+  stop_if_cancelled();
 
   // ---- denoise ------------------------------------------------------------------------------
-  auto tl = Clock::now();
-  WanDiTLoadOptions lo;
-  lo.device = dev;
-  lo.dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
-  lo.strict = o.strict;
-  WanDiT dit(dit_cfg, load_wan_dit(dit_store, dit_cfg, lo));
-  r.load_s += seconds_since(tl);
-
-  Shape lat_shape{1, dit_cfg.in_dim, T, h, w};
+  if (!m.dit) {
+    auto tl = Clock::now();
+    WanDiTLoadOptions lo;
+    lo.device = dev;
+    lo.dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
+    lo.strict = m.opts.strict;
+    m.dit.emplace(m.dit_cfg, load_wan_dit(*m.dit_store, m.dit_cfg, lo));
+    r.load_s += seconds_since(tl);
+  }
+  const WanDiT& dit = *m.dit;
+  Shape lat_shape{1, m.dit_cfg.in_dim, T, h, w};
   Tensor x = initial_noise(o, lat_shape, seed).to(dev);
   std::unique_ptr<Scheduler> sched = make_scheduler(sampler_from_name(o.sampler));
   sched->set_timesteps(o.steps, o.shift, o.schedule == "diffusers" ? ScheduleKind::kDiffusers : ScheduleKind::kWan);
   const bool guided = o.cfg != 1.0;  // cfg 1 is the conditional prediction alone
-  const int64_t L = dit_cfg.text_len, D = dit_cfg.text_dim;
+  const int64_t L = m.dit_cfg.text_len, D = m.dit_cfg.text_dim;
   Tensor ctx = guided ? ops::concat({ctx_pos.reshape({1, L, D}), ctx_neg.reshape({1, L, D})}, 0)
                       : ctx_pos.reshape({1, L, D});
   ctx = ctx.to(dev);
@@ -151,6 +190,7 @@ PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, u
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
                   "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
     progress.step_done(i + 1);
+    stop_if_cancelled();
   }
   progress.finish_steps();
   r.denoise_s = seconds_since(t0);
@@ -161,16 +201,21 @@ PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, u
 
   // ---- decode ---------------------------------------------------------------------------------
   t0 = Clock::now();
-  WanVAELoadOptions vo;
-  vo.device = dev;
-  vo.parts.encoder = false;
-  WanVAE vae = WanVAE::load(paths.vae, vae_cfg, vo);
-  Tensor mu = wan_vae_denormalize_latents(x, vae_cfg);
+  if (!m.vae) {
+    auto tl = Clock::now();
+    WanVAELoadOptions vo;
+    vo.device = dev;
+    vo.parts.encoder = false;
+    m.vae.emplace(WanVAE::load(paths_.vae, m.vae_cfg, vo));
+    r.load_s += seconds_since(tl);
+    t0 = Clock::now();
+  }
+  Tensor mu = wan_vae_denormalize_latents(x, m.vae_cfg);
   const int H = o.height, W = o.width;
   std::vector<uint8_t> frames;  // [F, H, W, 3]
   frames.reserve(static_cast<size_t>(o.frames) * H * W * 3);
   std::vector<float> dump;
-  vae.decode_stream(mu, [&](const Tensor& chunk) {
+  m.vae->decode_stream(mu, [&](const Tensor& chunk) {
     // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
     // rounding halves the quantisation error and removes its bias).
     Tensor c = chunk.to(Device::CPU).to(DType::F32);
@@ -210,7 +255,7 @@ PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, u
   meta["size"] = fmt::format("{}x{}", W, H);
   meta["frames"] = r.frames;
   meta["fps"] = format_fps(o.fps);
-  meta["model"] = paths.name;
+  meta["model"] = paths_.name;
   meta["device"] = o.device;
   meta["version"] = T2V_VERSION;
   if (o.timing_metadata) {
@@ -222,6 +267,7 @@ PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, u
   mo.overwrite = o.overwrite;
   mo.metadata["t2v"] = meta.dump();
   mo.metadata["comment"] = o.prompt;
+  stop_if_cancelled();
   Mp4Writer writer;
   writer.open(o.output, W, H, o.fps, mo);
   const size_t frame_bytes = static_cast<size_t>(H) * W * 3;
@@ -246,6 +292,15 @@ PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, u
   progress.event("done", {{"output", o.output}, {"seed", seed}, {"frames", r.frames}, {"timings_s", {{"load", r.load_s}, {"encode", r.encode_s}, {"denoise", r.denoise_s}, {"decode", r.decode_s}, {"mux", r.mux_s}}},
                           {"compute_s_per_video_s", compute_s / video_s}});
   return r;
+}
+
+PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, uint64_t seed, Progress& progress,
+                            const std::string& frames_dump) {
+  PipelineLoadOptions lo;
+  lo.device = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  lo.strict = o.strict;
+  Pipeline pipeline(paths, lo);
+  return pipeline.render(o, seed, progress, frames_dump);
 }
 
 }  // namespace t2v
