@@ -10,7 +10,7 @@
 //   - fix_latin_ligatures, fix_character_width (full-width ASCII, U+3000 and
 //     the full-width signs U+FFE0..U+FFEE), uncurl_quotes, fix_line_breaks,
 //     remove_terminal_escapes (ESC [ digits/; letter), remove_control_chars
-// Not replicated (documented in docs/perf_text_encoder.md's notes section):
+// Not replicated (see also docs/perf_text_encoder.md, "Tokenizer fidelity"):
 //   - fix_encoding (mojibake repair such as "cafÃ©" -> "café"): such prompts
 //     are tokenized as typed;
 //   - NFC normalization, half-width katakana/hangul folding: SentencePiece's

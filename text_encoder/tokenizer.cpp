@@ -56,13 +56,13 @@ void read_tokenizer_json(const std::string& path, bool* byte_fallback,
   }
 }
 
-// Control characters ftfy removes (C0 other than whitespace, DEL): counted for
-// the warning; the cleaning itself removes them.
+// ASCII control characters ftfy's remove_control_chars drops (C0 except
+// \t \n \f \r, and DEL): counted for the warning; the cleaning removes them.
 int count_removed_controls(std::string_view utf8, size_t* first_offset) {
   int n = 0;
   for (size_t i = 0; i < utf8.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(utf8[i]);
-    bool control = (c < 0x20 && !(c >= 0x09 && c <= 0x0D) && !(c >= 0x1C && c <= 0x1F)) || c == 0x7F;
+    bool control = c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F;
     if (control) {
       if (n == 0) *first_offset = i;
       ++n;
