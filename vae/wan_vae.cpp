@@ -158,6 +158,51 @@ WanVAELayout detect_wan_vae_layout(const TensorStore& store, std::string* prefix
               "pass the Wan2.1 VAE (wan_2.1_vae.safetensors or a diffusers vae/ folder)");
 }
 
+WanVAEConfig detect_wan_vae_config(const TensorStore& store) {
+  std::string prefix;
+  const WanVAELayout layout = detect_wan_vae_layout(store, &prefix);
+  const bool diffusers = layout == WanVAELayout::Diffusers;
+  auto shape_of = [&](const std::string& original, const std::string& diffusers_key) -> const Shape* {
+    const std::string k = prefix + (diffusers ? diffusers_key : original);
+    return store.contains(k) ? &store.info(k).shape : nullptr;
+  };
+  // Residual blocks at the start of the first stage (they are followed by a resample).
+  auto count = [&](const char* original_fmt, const char* diffusers_fmt) {
+    int n = 0;
+    while (n < 64 && shape_of(fmt::format(fmt::runtime(original_fmt), n), fmt::format(fmt::runtime(diffusers_fmt), n)))
+      ++n;
+    return n;
+  };
+  WanVAEConfig c = WanVAEConfig::preset("wan2.1-vae");
+  const Shape* enc_in = shape_of("encoder.conv1.weight", "encoder.conv_in.weight");    // [base, 3, 3, 3, 3]
+  const Shape* dec_out = shape_of("decoder.head.0.gamma", "decoder.norm_out.gamma");  // [base, 1, 1, 1]
+  const Shape* post_quant = shape_of("conv2.weight", "post_quant_conv.weight");       // [z, z, 1, 1, 1]
+  const Shape* quant = shape_of("conv1.weight", "quant_conv.weight");                 // [2z, 2z, 1, 1, 1]
+  if (enc_in && enc_in->ndim() == 5) c.base_dim = static_cast<int>((*enc_in)[0]);
+  c.decoder_base_dim = dec_out && dec_out->ndim() >= 1 ? static_cast<int>((*dec_out)[0]) : c.base_dim;
+  if (!enc_in) c.base_dim = c.decoder_base_dim;
+  if (post_quant && post_quant->ndim() == 5)
+    c.z_dim = static_cast<int>((*post_quant)[0]);
+  else if (quant && quant->ndim() == 5)
+    c.z_dim = static_cast<int>((*quant)[0] / 2);
+  if (dec_out)
+    c.num_res_blocks = count("decoder.upsamples.{}.residual.0.gamma", "decoder.up_blocks.0.resnets.{}.norm1.gamma") - 1;
+  else
+    c.num_res_blocks = count("encoder.downsamples.{}.residual.0.gamma", "encoder.down_blocks.{}.norm1.gamma");
+  if (c.z_dim != static_cast<int>(c.latents_mean.size()))
+    throw Error(kExitDataErr,
+                fmt::format("{}: the VAE has z_dim {}; its latent mean/std are not known without a config",
+                            store.description(), c.z_dim),
+                "pass the VAE's config.json (Wan2.2's VAE, z_dim 48, is not supported)");
+  try {
+    c.validate(store.description());
+  } catch (const Error& e) {
+    throw Error(kExitDataErr, fmt::format("cannot infer a Wan VAE config from the tensor shapes: {}", e.what()),
+                "pass the VAE's config.json");
+  }
+  return c;
+}
+
 namespace {
 
 std::string list_first(const std::vector<std::string>& items, size_t n) {

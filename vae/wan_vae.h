@@ -77,6 +77,12 @@ std::vector<WanVAEKeyEntry> wan_vae_key_table(const WanVAEConfig& cfg, WanVAEPar
 // "first_stage_model."/"vae." prefixes are detected and returned in *prefix).
 WanVAELayout detect_wan_vae_layout(const TensorStore& store, std::string* prefix);
 
+// A config read off the tensor shapes of a single-file checkpoint (base_dim,
+// decoder_base_dim, z_dim, num_res_blocks; the rest from the wan2.1-vae preset),
+// for files that come without a config.json. Throws Error(65) when the file
+// cannot be a Wan2.1-style VAE.
+WanVAEConfig detect_wan_vae_config(const TensorStore& store);
+
 // Checks names and shapes only (no tensor data is read or converted): throws
 // Error(65) listing the missing/misshaped keys, in the file's layout.
 void check_wan_vae_weights(const TensorStore& store, const WanVAEConfig& cfg, WanVAEParts parts = {});
@@ -148,7 +154,8 @@ class WanVAE {
 };
 
 // Decodes latent frames one at a time. Between push() calls only the causal
-// cache (2 frames per temporal conv at each level) is kept.
+// cache (2 frames per temporal conv at each level) is kept. Holds a reference to
+// the WanVAE, which must outlive the stream.
 class WanVAEDecodeStream {
  public:
   explicit WanVAEDecodeStream(const WanVAE& vae, const WanVAETiling& tiling = {});

@@ -205,8 +205,31 @@ TEST_P(WanVAERealSize, MissingKeyIsRejectedByKey) {
   EXPECT_THROW(check_wan_vae_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae")), Error);
 }
 
+TEST_P(WanVAERealSize, ConfigIsDetectedFromShapes) {
+  vae_test::TempDir dir;
+  const std::string path = dir / "wan_2.1_vae.safetensors";
+  write_sparse_checkpoint(path, real_tensors(GetParam()));
+  const WanVAEConfig c = detect_wan_vae_config(TensorStore::open(path));
+  EXPECT_EQ(c.base_dim, 96);
+  EXPECT_EQ(c.decoder_base_dim, 96);
+  EXPECT_EQ(c.z_dim, 16);
+  EXPECT_EQ(c.num_res_blocks, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, WanVAERealSize, ::testing::Bool(),
                          [](const auto& p) { return std::string(p.param ? "diffusers" : "original"); });
+
+TEST(WanVAELayout, GoldenConfigIsDetectedFromShapes) {
+  for (const std::string& path : {vae_test::original_file(), vae_test::diffusers_dir()}) {
+    const WanVAEConfig c = detect_wan_vae_config(TensorStore::open(path));
+    const WanVAEConfig want = vae_test::golden_config();
+    EXPECT_EQ(c.base_dim, want.base_dim) << path;
+    EXPECT_EQ(c.decoder_base_dim, want.decoder_base_dim) << path;
+    EXPECT_EQ(c.z_dim, want.z_dim) << path;
+    EXPECT_EQ(c.num_res_blocks, want.num_res_blocks) << path;
+    EXPECT_NO_THROW(check_wan_vae_weights(TensorStore::open(path), c)) << path;
+  }
+}
 
 TEST(WanVAELayout, NotAVAEIsRejected) {
   vae_test::TempDir dir;
