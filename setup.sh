@@ -9,7 +9,7 @@ PKGS=(
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libsentencepiece-dev libcli11-dev libgtest-dev libgmock-dev
   libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libomp-dev
 )
 
 SUDO=""

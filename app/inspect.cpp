@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "diffusion/wan_dit_config.h"
+
 namespace t2v {
 
 static bool has_any(const TensorStore& s, const std::string& prefix, std::initializer_list<const char*> keys) {
@@ -15,7 +17,7 @@ static bool has_any(const TensorStore& s, const std::string& prefix, std::initia
 }
 
 DetectedModel detect_model(const TensorStore& store) {
-  for (const std::string prefix : {"", "model.diffusion_model.", "diffusion_model."}) {
+  for (const std::string prefix : {"", "model.diffusion_model."}) {
     if (has_any(store, prefix, {"blocks.0.self_attn.q.weight"}) && has_any(store, prefix, {"head.modulation"}))
       return {"wan-dit", prefix.empty() ? "original" : "comfy", prefix};
   }
@@ -63,6 +65,8 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     j["source"] = store.description();
     j["family"] = det.family;
     j["layout"] = det.layout;
+    if (det.family == "wan-dit")
+      if (std::optional<std::string> d = describe_wan_dit(store)) j["model"] = *d;
     j["tensors"] = store.names().size();
     j["parameters"] = params;
     j["bytes"] = bytes;
@@ -86,6 +90,9 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
   fmt::print("  dtypes      {}\n", dts);
   fmt::print("  detected    {} ({} layout{})\n", det.family, det.layout,
              det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
+  if (det.family == "wan-dit") {
+    if (std::optional<std::string> d = describe_wan_dit(store)) fmt::print("  model       {}\n", *d);
+  }
   size_t width = 0;
   for (const auto& name : store.names()) width = std::max(width, name.size());
   width = std::min<size_t>(width, 72);

@@ -1,22 +1,40 @@
 #include "app/probe.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "diffusion/probe.h"
+#include "text_encoder/probe.h"
+#include "vae/probe.h"
 
 namespace t2v {
 
 int run_probe(const ProbeOptions& o) {
-  static const char* kComponents[] = {"text-encoder", "dit", "vae-decode", "vae-encode"};
-  bool known = false;
-  for (const char* c : kComponents) known = known || o.component == c;
-  if (!known)
-    throw Error(kExitUsage, fmt::format("unknown probe component '{}'", o.component),
-                "use text-encoder, dit, vae-decode or vae-encode");
   if (o.device != "cpu" && o.device != "cuda")
     throw Error(kExitUsage, fmt::format("--device '{}' is unknown", o.device), "use cpu or cuda");
-  fmt::print(stderr, "t2v: probe '{}' is not implemented yet in this version\n", o.component);
-  return 2;
+  Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  if (dev == Device::CUDA && !device_backend(Device::CUDA))
+    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
+                "run on a machine with an NVIDIA GPU and a CUDA build, or use --device cpu");
+  std::error_code ec;
+  for (const auto& [opt, path] : {std::pair{"--weights", o.weights}, std::pair{"--inputs", o.inputs}})
+    if (!std::filesystem::exists(path, ec))
+      throw Error(kExitNoInput, fmt::format("{} '{}' does not exist", opt, path), "check the path");
+  if (o.component == "text-encoder") {
+    probe_text_encoder(o.weights, o.config.empty() ? "umt5-xxl" : o.config, o.inputs, o.out, dev);
+  } else if (o.component == "dit") {
+    probe_dit(o.weights, o.config, o.inputs, o.out, dev);
+  } else if (o.component == "vae-decode") {
+    probe_vae_decode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, dev);
+  } else if (o.component == "vae-encode") {
+    probe_vae_encode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, dev);
+  } else {
+    throw Error(kExitUsage, fmt::format("unknown probe component '{}'", o.component),
+                "use text-encoder, dit, vae-decode or vae-encode");
+  }
+  return 0;
 }
 
 }  // namespace t2v

@@ -15,5 +15,15 @@ if [ -x tools/run_fuzz.sh ]; then
   tools/run_fuzz.sh
 fi
 
+# ctest runs two test binaries at once on two cores: OpenMP threads must sleep,
+# not spin, while they wait, or an oversubscribed run slows down many times.
+export OMP_WAIT_POLICY=passive
+# OpenBLAS falls back to its slowest kernels on VMs that hide the CPU model
+# (app/main.cpp does the same for the t2v program).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+fi
+
 # ctest's summary is the last thing printed.
 ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" --timeout 600
