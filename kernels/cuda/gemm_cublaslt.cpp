@@ -67,6 +67,7 @@ struct GemmProblem {
   int64_t ldd = 0, stride_d = 0;
   int batch = 1;
   const void* bias = nullptr;  // [m], in D's type
+  bool gelu = false;           // GELU epilogue (after the bias)
   DType dt = DType::BF16;
 };
 
@@ -87,11 +88,13 @@ void run_gemm(const GemmProblem& g) {
   const cublasOperation_t ta = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
   T2V_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   T2V_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  if (g.bias) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+  if (g.bias || g.gelu) {
+    const cublasLtEpilogue_t epi = g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                          : CUBLASLT_EPILOGUE_BIAS;
     T2V_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    T2V_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    if (g.bias)
+      T2V_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
 
   // Stored shapes (rows x cols, column-major): A is k x m when transposed, else m x k.
@@ -138,10 +141,7 @@ Tensor empty_k_result(const Shape& out, DType dt, const Tensor& bias) {
   return bias.defined() ? add(y, bias) : y;
 }
 
-}  // namespace
-
-Tensor linear(const Tensor& x, const Tensor& w_in, const Tensor& bias_in) {
-  const char* op = "linear";
+Tensor linear_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tensor& bias_in, bool gelu) {
   require_cuda(x, op, "x");
   require_cuda(w_in, op, "w");
   float_elem(x, op, "x");
@@ -160,7 +160,10 @@ Tensor linear(const Tensor& x, const Tensor& w_in, const Tensor& bias_in) {
     if (bias_in.numel() != N) fail(kExitSoftware, "linear: bias {} must have N = {} elements", bias_in.str(), N);
     bias = cast_to(bias_in, x.dtype());  // the epilogue reads the bias in the output type
   }
-  if (K == 0) return empty_k_result(Shape(out), x.dtype(), bias);
+  if (K == 0) {
+    const Tensor y0 = empty_k_result(Shape(out), x.dtype(), bias);
+    return gelu ? gelu_tanh(y0) : y0;
+  }
   const Tensor w = cast_to(w_in, x.dtype());
   Tensor y = Tensor::empty(Shape(out), x.dtype(), Device::CUDA);
   if (M == 0 || N == 0) return y;
@@ -177,8 +180,17 @@ Tensor linear(const Tensor& x, const Tensor& w_in, const Tensor& bias_in) {
   g.D = y.raw();
   g.ldd = N;
   g.bias = bias.defined() ? bias.raw() : nullptr;
+  g.gelu = gelu;
   run_gemm(g);
   return y;
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) { return linear_impl("linear", x, w, bias, false); }
+
+Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  return linear_impl("linear_gelu_tanh", x, w, bias, true);
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b_in) {

@@ -69,4 +69,8 @@ Tensor cast(const Tensor& x, DType dt);
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
                            const Tensor& shift, const Tensor& scale);
 
+// gelu_tanh(linear(x, w, bias)) with the GELU applied in cuBLASLt's epilogue
+// (one pass over the output instead of two; the DiT FFN's first layer).
+Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias);
+
 }  // namespace t2v::ops::cuda

@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
     report("linear 32760x1536x1536 +bias (q/k/v/o)", time_ms([&] { h = ops::linear(x, w, bias); }, 2, reps),
            2.0 * N * C * C, 0);
     report("linear 32760x1536x8960 (FFN up)", time_ms([&] { h = ops::linear(x, w_up); }, 2, reps), 2.0 * N * C * F, 0);
+    report("linear_gelu_tanh 32760x1536x8960 (FFN up, GELU epilogue)",
+           time_ms([&] { h = ops::cuda::linear_gelu_tanh(x, w_up, Tensor()); }, 2, reps), 2.0 * N * C * F, 0);
     const Tensor xf = random_bf16(Shape{1, N, F}, g);
     report("linear 32760x8960x1536 (FFN down)", time_ms([&] { h = ops::linear(xf, w_down); }, 2, reps),
            2.0 * N * C * F, 0);

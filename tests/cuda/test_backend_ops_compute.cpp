@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/ops.h"
 #include "tests/cuda/backend_ops_util.h"
@@ -68,6 +69,22 @@ TEST_P(BackendOpsCompute, LinearExactOnSmallIntegers) {
   } else {
     // BF16 output holds integers up to 256 exactly; larger ones round once.
     expect_exact(got, ref.to(dt).to(DType::F32), "linear small integers (bf16-rounded output)");
+  }
+}
+
+// The fused FFN input layer: cuBLASLt's GELU epilogue must be the tanh form
+// (WAN_SPEC: the DiT FFN uses GELU(approximate="tanh")).
+TEST_P(BackendOpsCompute, LinearGeluTanhFused) {
+  T2V_REQUIRE_CUDA();
+  const DType dt = GetParam();
+  Rng rng;
+  for (const auto& [M, K, N] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {113, 203, 77}, {257, 1536, 8960}}) {
+    const Tensor x = rng.normal(Shape{M, K}), w = rng.normal(Shape{N, K}, 1.5f / std::sqrt(static_cast<float>(K))),
+                 b = rng.uniform(Shape{N});
+    const Tensor ref = ops::gelu_tanh(ops::linear(rounded(x, dt), rounded(w, dt), rounded(b, dt)));
+    expect_close(ops::cuda::linear_gelu_tanh(to_gpu(x, dt), to_gpu(w, dt), to_gpu(b, dt)), ref,
+                 fmt::format("linear_gelu_tanh M{} K{} N{}", M, K, N));
   }
 }
 
