@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/batch_cli.h"
 #include "app/generate.h"
 #include "app/inspect.h"
 #include "app/options.h"
@@ -26,7 +27,7 @@ static constexpr const char* kExamples = R"(Examples:
 Exit codes: 0 ok, 64 bad option, 65 bad input data, 66 missing input, 69 unavailable (no GPU/encoder),
 70 internal error, 73 cannot create output, 74 I/O error, 75 temporary failure (retry).)";
 
-static int not_implemented(const char* what) {
+[[maybe_unused]] static int not_implemented(const char* what) {
   fmt::print(stderr, "t2v: '{}' is not implemented yet in this version\n", what);
   return 2;
 }
@@ -96,8 +97,8 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--device", popts.device, "cpu or cuda");
 
   // ---- batch / bench (later) --------------------------------------------------------------
-  auto* batch = app.add_subcommand("batch", "Render a JSONL prompt list resumably");
-  batch->allow_extras();
+  BatchCli batch;
+  add_batch_commands(app, batch);  // batch and gallery
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
   bench->allow_extras();
 
@@ -125,7 +126,7 @@ int run_cli(int argc, char** argv) {
     }
     if (*insp) return run_inspect(inspect_path, iopts);
     if (*probe) return run_probe(popts);
-    if (*batch) return not_implemented("batch");
+    if (batch.selected()) return run_batch_commands(batch);
     if (*bench) return not_implemented("bench");
   } catch (const Error& e) {
     fmt::print(stderr, "t2v: error: {}\n", e.what());

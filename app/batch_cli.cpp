@@ -1,0 +1,64 @@
+#include "app/batch_cli.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "app/gallery.h"
+
+namespace t2v {
+
+void add_batch_commands(CLI::App& app, BatchCli& c) {
+  BatchOptions& o = c.o;
+  GenerateOptions& g = o.defaults;
+  auto* b = app.add_subcommand("batch", "Render a JSONL prompt list resumably (see docs/batch.md)");
+  c.batch = b;
+  b->add_option("list", o.list, "JSONL file: one {\"prompt\": ...} object per line")->required();
+  b->add_option("--out-dir", o.out_dir, "Folder for the videos, manifest.jsonl and lock files")->required();
+  b->add_option("--model", g.model, "Model folder (diffusers layout, or a folder of Comfy files)");
+  b->add_option("--dit", g.dit, "Diffusion transformer weights (file or folder)");
+  b->add_option("--t5", g.t5, "umT5 text encoder weights");
+  b->add_option("--vae", g.vae, "VAE weights");
+  b->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
+  b->add_option("--device", g.device, "cpu or cuda");
+  b->add_option("--dtype", g.dtype, "auto, f32, bf16 or fp8");
+  b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (832x480)");
+  b->add_option("--frames", g.frames, "Default frame count, 4k+1 (81)");
+  b->add_option("--fps", c.fps, "Default frame rate (16)");
+  b->add_option("--steps", g.steps, "Default denoising steps (50)");
+  b->add_option("--cfg", c.cfg, "Default guidance scale (5)");
+  b->add_option("--shift", c.shift, "Default flow shift (5)");
+  b->add_option("--sampler", g.sampler, "Default sampler: unipc, dpm++ or euler");
+  b->add_option("--schedule", g.schedule, "reference (official Wan, default) or diffusers");
+  b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
+  b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
+  b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
+  b->add_option("--shards", o.shards, "Shard count with JOB_COMPLETION_INDEX (Kubernetes Indexed Job completions)");
+  b->add_option("--lock-timeout", o.lock_timeout_s, "Seconds after which another worker's lock is taken over (43200)");
+  b->add_flag("--force", o.force, "Render items again even when they are done");
+  b->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF per video");
+  b->add_flag("--skip-invalid", o.skip_invalid, "Render the valid lines of a list that has invalid ones (exit 65 at the end)");
+  b->add_flag("--fail-empty", o.fail_empty, "Exit 65 when the list has no prompts (default: exit 0)");
+  b->add_flag("--low-memory", o.low_memory, "Free the text encoder before the DiT loads (reloads it per video)");
+  b->add_flag("--strict", g.strict, "Treat warnings (unknown weight keys, prompt truncation) as errors");
+  b->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout");
+  b->add_flag("-q,--quiet", g.quiet, "Only errors and the final summary");
+
+  auto* gal = app.add_subcommand("gallery", "Write DIR/index.html that plays every video of a batch manifest");
+  c.gallery = gal;
+  gal->add_option("dir", c.gallery_dir, "The --out-dir of a t2v batch run")->required();
+  gal->add_flag("-q,--quiet", c.gallery_quiet, "No output");
+}
+
+int run_batch_commands(BatchCli& c) {
+  if (c.gallery && *c.gallery) return run_gallery(c.gallery_dir, c.gallery_quiet);
+  GenerateOptions& g = c.o.defaults;
+  if (!c.size.empty()) parse_size(c.size, &g.width, &g.height);
+  if (!c.fps.empty()) g.fps = parse_fps(c.fps);
+  if (!c.cfg.empty()) g.cfg = parse_finite("--cfg", c.cfg);
+  if (!c.shift.empty()) g.shift = parse_finite("--shift", c.shift);
+  g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);
+  return run_batch(c.o);
+}
+
+}  // namespace t2v

@@ -1,0 +1,29 @@
+// Command-line setup of `t2v batch` and `t2v gallery`, kept here so cli.cpp stays a list
+// of subcommands.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "app/batch.h"
+
+namespace t2v {
+
+struct BatchCli {
+  BatchOptions o;
+  std::string size, fps, cfg, shift;
+  std::string gallery_dir;
+  bool gallery_quiet = false;
+  CLI::App* batch = nullptr;
+  CLI::App* gallery = nullptr;
+  bool selected() const { return (batch && *batch) || (gallery && *gallery); }
+};
+
+// Adds the `batch` and `gallery` subcommands to `app`, parsing into `c`.
+void add_batch_commands(CLI::App& app, BatchCli& c);
+
+// Runs whichever of the two was selected; returns the exit code.
+int run_batch_commands(BatchCli& c);
+
+}  // namespace t2v

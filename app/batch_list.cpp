@@ -1,0 +1,360 @@
+// The JSONL prompt list: reading, validation (BAD_INPUTS 36-39), seed expansion and
+// sharding (41). Every problem is collected as "file:line: message" so the user sees them
+// all at once, before any model is loaded.
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "app/batch.h"
+#include "app/sha256.h"
+#include "core/error.h"
+#include "core/utf8.h"
+
+namespace t2v {
+
+namespace {
+
+using nlohmann::json;
+
+// File names: the temp file `.<name>.tmp-XXXXXX.mp4` and the lock `<id>.lock` must fit NAME_MAX too.
+constexpr size_t kMaxNameBytes = 200;
+
+const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
+                                       "steps",  "cfg", "shift",           "sampler", "fps", "output"};
+
+std::string lower_ascii(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+bool ends_with_mp4(const std::string& s) { return s.size() > 4 && lower_ascii(s.substr(s.size() - 4)) == ".mp4"; }
+
+std::string type_name(const json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+// One field check: throws a message (caught per line) naming the field and what it needs.
+struct FieldError {
+  std::string message;
+};
+
+const std::string& want_string(const json& v, const char* field) {
+  if (!v.is_string()) throw FieldError{fmt::format("\"{}\" must be a string, not {}", field, type_name(v))};
+  return v.get_ref<const std::string&>();
+}
+
+int want_int(const json& v, const char* field) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)) return v.get<int>();
+  if (v.is_number_integer() && v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX) return v.get<int>();
+  if (v.is_number_integer() || v.is_number_unsigned())
+    throw FieldError{fmt::format("\"{}\" is out of range: {}", field, v.dump())};
+  throw FieldError{fmt::format("\"{}\" must be an integer, not {}", field, type_name(v))};
+}
+
+double want_number(const json& v, const char* field) {
+  if (!v.is_number() || v.is_boolean())
+    throw FieldError{fmt::format("\"{}\" must be a number, not {}", field, type_name(v))};
+  return v.get<double>();
+}
+
+uint64_t want_seed(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) throw FieldError{fmt::format("\"seed\" must be 0 .. 2^64-1, not {}", v.dump())};
+  if (v.is_string()) {
+    try {
+      return parse_seed(v.get<std::string>());
+    } catch (const Error& e) {
+      throw FieldError{fmt::format("\"seed\": {}", e.what())};
+    }
+  }
+  throw FieldError{fmt::format("\"seed\" must be an integer, not {}", type_name(v))};
+}
+
+std::string want_id(const json& v) {
+  if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) return v.dump();
+  return want_string(v, "id");
+}
+
+}  // namespace
+
+std::string unsafe_file_name_problem(const std::string& name) {
+  if (name.empty()) return "is empty";
+  if (name.find('\0') != std::string::npos) return "contains a NUL byte";
+  if (name[0] == '/') return "is an absolute path";
+  if (name == "." || name == ".." || name.rfind("../", 0) == 0 || name.find("/../") != std::string::npos ||
+      (name.size() >= 3 && name.compare(name.size() - 3, 3, "/..") == 0))
+    return "leaves the output folder (..)";
+  if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos)
+    return "contains a path separator (files go directly into --out-dir)";
+  if (name[0] == '.') return "starts with '.' (hidden files are reserved for temp and lock files)";
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) return "contains a control character";
+  if (name.size() > kMaxNameBytes) return fmt::format("is {} bytes long (at most {})", name.size(), kMaxNameBytes);
+  if (auto bad = utf8_first_invalid(name)) return fmt::format("is not valid UTF-8 at byte {}", *bad);
+  return "";
+}
+
+uint64_t derive_seed(const std::string& id, int k) {
+  std::string h = sha256_hex(fmt::format("t2v-batch-seed\n{}\n{}", id, k));
+  // 31 bits: short file names and exact in every JSON reader.
+  return std::strtoull(h.substr(0, 8).c_str(), nullptr, 16) & 0x7fffffffULL;
+}
+
+BatchList read_batch_list(const std::string& path, const GenerateOptions& defaults, int seeds) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(kExitNoInput, fmt::format("cannot read the prompt list {}", path), "check the path");
+  BatchList list;
+  std::string line;
+  int lineno = 0;
+  // Items per line before expansion, to check uniqueness over the expanded list afterwards.
+  std::map<std::string, int> ids_seen, files_seen;  // lower-cased -> line
+  auto err = [&](int ln, const std::string& msg) { list.errors.push_back(fmt::format("{}:{}: {}", path, ln, msg)); };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (auto bad = utf8_first_invalid(line)) {
+      err(lineno, fmt::format("invalid UTF-8 at byte {} of the line", *bad));
+      ++list.invalid_lines;
+      continue;
+    }
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::parse_error& e) {
+      err(lineno, fmt::format("invalid JSON at byte {}: {}", e.byte, e.what()));
+      ++list.invalid_lines;
+      continue;
+    }
+    if (!j.is_object()) {
+      err(lineno, fmt::format("expected a JSON object like {{\"prompt\": \"...\"}}, got {}", type_name(j)));
+      ++list.invalid_lines;
+      continue;
+    }
+    std::vector<std::string> problems;
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (!kFields.count(it.key()))
+        problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
+                                       "steps, cfg, shift, sampler, fps, output)",
+                                       it.key()));
+    GenerateOptions o = defaults;
+    std::string id = std::to_string(lineno), file;
+    std::optional<uint64_t> seed;
+    auto field = [&](const char* name, auto&& apply) {
+      if (!j.contains(name)) return;
+      try {
+        apply(j.at(name));
+      } catch (const FieldError& e) {
+        problems.push_back(e.message);
+      } catch (const Error& e) {
+        problems.push_back(fmt::format("\"{}\": {}", name, e.what()));
+      }
+    };
+    if (!j.contains("prompt")) problems.push_back("missing \"prompt\"");
+    field("prompt", [&](const json& v) { o.prompt = want_string(v, "prompt"); });
+    field("negative_prompt", [&](const json& v) { o.negative_prompt = want_string(v, "negative_prompt"); });
+    field("id", [&](const json& v) {
+      id = want_id(v);
+      std::string p = unsafe_file_name_problem(id);
+      if (!p.empty()) throw FieldError{fmt::format("\"id\" {} (ids name the output and lock files)", p)};
+    });
+    field("seed", [&](const json& v) { seed = want_seed(v); });
+    field("size", [&](const json& v) { parse_size(want_string(v, "size"), &o.width, &o.height); });
+    field("frames", [&](const json& v) { o.frames = want_int(v, "frames"); });
+    field("steps", [&](const json& v) { o.steps = want_int(v, "steps"); });
+    field("cfg", [&](const json& v) { o.cfg = want_number(v, "cfg"); });
+    field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
+    field("sampler", [&](const json& v) { o.sampler = want_string(v, "sampler"); });
+    field("fps", [&](const json& v) {
+      o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
+    });
+    field("output", [&](const json& v) {
+      file = want_string(v, "output");
+      std::string p = unsafe_file_name_problem(file);
+      if (!p.empty()) throw FieldError{fmt::format("\"output\" {}", p)};
+      if (!ends_with_mp4(file)) throw FieldError{"\"output\" must end in .mp4"};
+    });
+    if (problems.empty()) {
+      o.output = "check.mp4";
+      try {
+        for (const std::string& w : validate_generate_options(o))
+          list.warnings.push_back(fmt::format("{}:{}: {}", path, lineno, w));
+      } catch (const Error& e) {
+        problems.push_back(e.what());
+      }
+    }
+    if (!problems.empty()) {
+      for (const std::string& p : problems) err(lineno, p);
+      ++list.invalid_lines;
+      continue;
+    }
+    bool line_ok = true;
+    std::vector<BatchItem> expanded;
+    for (int k = 0; k < seeds; ++k) {
+      BatchItem it;
+      it.line = lineno;
+      it.opts = o;
+      it.seed_derived = !seed;
+      it.seed = seed ? *seed + static_cast<uint64_t>(k) : derive_seed(id, k);
+      it.id = seeds > 1 ? fmt::format("{}-s{}", id, it.seed) : id;
+      if (file.empty()) {
+        it.file = it.id + ".mp4";
+      } else {
+        it.file = seeds > 1 ? fmt::format("{}-s{}{}", file.substr(0, file.size() - 4), it.seed, file.substr(file.size() - 4))
+                            : file;
+      }
+      for (const std::string* name : {&it.id, &it.file}) {
+        std::string p = unsafe_file_name_problem(*name);
+        if (!p.empty()) {
+          err(lineno, fmt::format("\"{}\" {}", *name, p));
+          line_ok = false;
+        }
+      }
+      auto [iid, id_new] = ids_seen.emplace(lower_ascii(it.id), lineno);
+      if (!id_new) {
+        err(lineno, fmt::format("duplicate id \"{}\" (line {} has the same id{})", it.id, iid->second,
+                                iid->second == lineno ? "" : ", compared case-insensitively"));
+        line_ok = false;
+      }
+      auto [ifile, file_new] = files_seen.emplace(lower_ascii(it.file), lineno);
+      if (!file_new) {
+        err(lineno, fmt::format("output \"{}\" is also the output of line {} (names are compared case-insensitively)",
+                                it.file, ifile->second));
+        line_ok = false;
+      }
+      expanded.push_back(std::move(it));
+    }
+    if (!line_ok) {
+      ++list.invalid_lines;
+      continue;
+    }
+    for (BatchItem& it : expanded) list.items.push_back(std::move(it));
+  }
+  return list;
+}
+
+nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
+  const GenerateOptions& o = item.opts;
+  json j;
+  j["prompt"] = o.prompt;
+  j["negative_prompt"] = o.negative_prompt ? json(*o.negative_prompt) : json(nullptr);
+  j["seed"] = item.seed;
+  j["size"] = fmt::format("{}x{}", o.width, o.height);
+  j["frames"] = o.frames;
+  j["steps"] = o.steps;
+  j["cfg"] = o.cfg;
+  j["shift"] = o.shift;
+  j["sampler"] = o.sampler;
+  j["schedule"] = o.schedule;
+  j["fps"] = format_fps(o.fps);
+  j["model"] = model;
+  return j;
+}
+
+// ---- sharding --------------------------------------------------------------------------------
+
+namespace {
+
+std::optional<long> env_long(const char* name, bool* present) {
+  const char* v = std::getenv(name);
+  *present = v && *v;
+  if (!*present) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long x = std::strtol(v, &end, 10);
+  if (errno || end == v || *end) throw Error(kExitUsage, fmt::format("{}={} is not an integer", name, v));
+  return x;
+}
+
+long parse_count(const std::string& what, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  long x = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || errno || *end || !(text[0] >= '0' && text[0] <= '9'))
+    throw Error(kExitUsage, fmt::format("{} '{}' is not a non-negative integer", what, text));
+  return x;
+}
+
+}  // namespace
+
+ShardSpec resolve_shard(const std::string& spec, int shards) {
+  ShardSpec s;
+  const std::string hint = "use --shard I/N with 0 <= I < N, e.g. --shard 0/4";
+  if (!spec.empty()) {
+    size_t slash = spec.find('/');
+    if (slash == std::string::npos) throw Error(kExitUsage, fmt::format("--shard '{}' is not I/N", spec), hint);
+    long i = parse_count("--shard index", spec.substr(0, slash));
+    long n = parse_count("--shard count", spec.substr(slash + 1));
+    if (n < 1 || n > 1000000 || i >= n)
+      throw Error(kExitUsage, fmt::format("--shard {}: the index must be below the count", spec), hint);
+    s.index = static_cast<int>(i);
+    s.count = static_cast<int>(n);
+    s.source = "--shard";
+    return s;
+  }
+  bool has_id = false, has_min = false, has_max = false, has_count = false, has_step = false;
+  auto id = env_long("SLURM_ARRAY_TASK_ID", &has_id);
+  if (has_id) {
+    auto mn = env_long("SLURM_ARRAY_TASK_MIN", &has_min);
+    auto mx = env_long("SLURM_ARRAY_TASK_MAX", &has_max);
+    auto count = env_long("SLURM_ARRAY_TASK_COUNT", &has_count);
+    auto step = env_long("SLURM_ARRAY_TASK_STEP", &has_step);
+    long lo = has_min ? *mn : 0;
+    long st = has_step ? *step : 1;
+    if (!has_count)
+      throw Error(kExitUsage, "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not",
+                  "submit with sbatch --array, or pass --shard I/N");
+    if (st < 1) throw Error(kExitUsage, fmt::format("SLURM_ARRAY_TASK_STEP={} is not positive", st));
+    long hi = has_max ? *mx : lo + (*count - 1) * st;
+    if (*count < 1 || *id < lo || *id > hi)
+      throw Error(kExitUsage,
+                  fmt::format("SLURM_ARRAY_TASK_ID={} is outside SLURM_ARRAY_TASK_MIN..MAX = {}..{}", *id, lo, hi));
+    // Sparse lists (--array=1,4,9) are not an arithmetic progression: index and count would disagree.
+    if ((*id - lo) % st != 0 || hi - lo != (*count - 1) * st)
+      throw Error(kExitUsage,
+                  fmt::format("the Slurm array {}..{} step {} with {} tasks is not an arithmetic progression", lo, hi,
+                              st, *count),
+                  "use --array=A-B or A-B:S, or pass --shard I/N yourself");
+    s.index = static_cast<int>((*id - lo) / st);
+    s.count = static_cast<int>(*count);
+    s.source = "SLURM_ARRAY_TASK_ID";
+    return s;
+  }
+  bool has_k8s = false;
+  auto k8s = env_long("JOB_COMPLETION_INDEX", &has_k8s);
+  if (has_k8s) {
+    long n = shards;
+    if (n <= 0) {
+      bool has_env = false;
+      auto e = env_long("T2V_SHARDS", &has_env);
+      if (!has_env)
+        throw Error(kExitUsage, "JOB_COMPLETION_INDEX is set but the shard count is unknown",
+                    "pass --shards N (the Job's completions) or set T2V_SHARDS");
+      n = *e;
+    }
+    if (n < 1 || *k8s < 0 || *k8s >= n)
+      throw Error(kExitUsage, fmt::format("JOB_COMPLETION_INDEX={} is outside 0..{}", *k8s, n - 1),
+                  "--shards / T2V_SHARDS must equal the Job's completions");
+    s.index = static_cast<int>(*k8s);
+    s.count = static_cast<int>(n);
+    s.source = "JOB_COMPLETION_INDEX";
+    return s;
+  }
+  if (shards > 0) throw Error(kExitUsage, "--shards needs JOB_COMPLETION_INDEX", "use --shard I/N instead");
+  return s;
+}
+
+}  // namespace t2v
