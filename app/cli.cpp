@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/bench.h"
 #include "app/batch_cli.h"
 #include "app/generate.h"
 #include "app/inspect.h"
@@ -99,8 +100,19 @@ int run_cli(int argc, char** argv) {
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
   add_batch_commands(app, batch);  // batch and gallery
+  BenchOptions bopts;
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
-  bench->allow_extras();
+  bench->add_option("--model", bopts.model, "wan2.1-t2v-1.3b (default) or wan2.1-t2v-14b");
+  bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
+  bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
+  bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
+  bench->add_option("--device", bopts.device, "cpu or cuda");
+  bench->add_option("--layers", bopts.layers, "Run only this many DiT blocks (CPU runs at real widths)");
+  bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
+  bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");
+  bench->add_flag("--dry-run", bopts.dry_run, "Only print FLOP counts and the time floor");
+  bench->add_flag("!--no-vae", bopts.vae, "Skip the VAE decode");
+  bench->add_flag("--json", bopts.json, "JSON output");
 
   try {
     app.parse(argc, argv);
@@ -127,7 +139,7 @@ int run_cli(int argc, char** argv) {
     if (*insp) return run_inspect(inspect_path, iopts);
     if (*probe) return run_probe(popts);
     if (batch.selected()) return run_batch_commands(batch);
-    if (*bench) return not_implemented("bench");
+    if (*bench) return run_bench(bopts);
   } catch (const Error& e) {
     fmt::print(stderr, "t2v: error: {}\n", e.what());
     return e.code();

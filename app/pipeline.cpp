@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/device.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
@@ -80,9 +81,6 @@ struct Pipeline::Impl {
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts) : impl_(std::make_unique<Impl>()), paths_(std::move(paths)) {
   Impl& m = *impl_;
   m.opts = opts;
-  if (opts.device == Device::CUDA && !device_backend(Device::CUDA))
-    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
-                "build on a machine with the CUDA toolkit and run where an NVIDIA GPU is present, or use --device cpu");
   // Configs and tokenizer are cheap: read them all before any weights, so a
   // mismatch is found in milliseconds.
   m.vae_cfg = WanVAEConfig::load(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config);
@@ -297,7 +295,7 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
 PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, uint64_t seed, Progress& progress,
                             const std::string& frames_dump) {
   PipelineLoadOptions lo;
-  lo.device = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  lo.device = open_device(o.device);
   lo.strict = o.strict;
   Pipeline pipeline(paths, lo);
   return pipeline.render(o, seed, progress, frames_dump);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "app/device.h"
 #include "core/error.h"
 #include "diffusion/probe.h"
 #include "text_encoder/probe.h"
@@ -12,12 +13,7 @@
 namespace t2v {
 
 int run_probe(const ProbeOptions& o) {
-  if (o.device != "cpu" && o.device != "cuda")
-    throw Error(kExitUsage, fmt::format("--device '{}' is unknown", o.device), "use cpu or cuda");
-  Device dev = o.device == "cuda" ? Device::CUDA : Device::CPU;
-  if (dev == Device::CUDA && !device_backend(Device::CUDA))
-    throw Error(kExitUnavailable, "--device cuda: this build has no usable CUDA backend",
-                "run on a machine with an NVIDIA GPU and a CUDA build, or use --device cpu");
+  Device dev = open_device(o.device);
   std::error_code ec;
   for (const auto& [opt, path] : {std::pair{"--weights", o.weights}, std::pair{"--inputs", o.inputs}})
     if (!std::filesystem::exists(path, ec))

@@ -352,7 +352,7 @@ void WanVAE::check_decode_input(const Tensor& mu) const {
 
 Tensor WanVAE::to_compute(const Tensor& x) const {
   const Tensor& w = parts.decoder ? conv2.weight : conv1.weight;
-  return x.to(w.device()).to(w.dtype());
+  return x.to(w.dtype()).to(w.device());  // convert on the host side: Tensor::to(DType) is CPU-only
 }
 
 Tensor WanVAE::decode_whole_sequence(const Tensor& mu) const {

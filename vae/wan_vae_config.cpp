@@ -153,7 +153,7 @@ namespace {
 // [1, C, 1, 1, 1] on the device of `like`, for per-channel broadcasting over [B, C, T, h, w].
 Tensor channel_vector(const std::vector<float>& v, const Tensor& like) {
   Tensor t = Tensor::from_floats(v, Shape{1, static_cast<int64_t>(v.size()), 1, 1, 1});
-  return t.to(like.device()).to(like.dtype());
+  return t.to(like.dtype()).to(like.device());
 }
 
 void check_latent(const Tensor& z, const WanVAEConfig& cfg, const char* what) {

@@ -88,7 +88,7 @@ Tensor ramp(int64_t n, int dim, const Tensor& like) {
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(static_cast<double>(i) / n);
   std::vector<int64_t> shape(5, 1);
   shape[static_cast<size_t>(dim)] = n;
-  return Tensor::from_floats(v, Shape(shape)).to(like.device()).to(like.dtype());
+  return Tensor::from_floats(v, Shape(shape)).to(like.dtype()).to(like.device());
 }
 
 // b with its first `extent` entries along `dim` replaced by
