@@ -30,6 +30,7 @@ static void prepare_output(const GenerateOptions& o) {
   fs::path out(o.output);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
   check_output_writable(dir);
+  check_free_space(dir, estimate_output_bytes(o.width, o.height, o.frames));
   int cleaned = clean_stale_temp_files(dir);
   if (cleaned > 0) spdlog::info("removed {} temp file(s) left by an interrupted run in {}", cleaned, dir);
   std::error_code ec;

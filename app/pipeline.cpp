@@ -120,6 +120,8 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   r.output = o.output;
   const std::string negative = o.negative_prompt ? *o.negative_prompt : std::string(kWanDefaultNegativePrompt);
   const auto [T, h, w] = latent_grid(o.width, o.height, o.frames);
+  if (m.dit_cfg.preset == "wan2.1-t2v-1.3b" && static_cast<int64_t>(o.width) * o.height > 832 * 480 * 5 / 4)
+    spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", o.width, o.height);
   progress.event("start", {{"prompt", o.prompt}, {"seed", seed}, {"model", paths_.name}, {"frames", o.frames},
                            {"size", fmt::format("{}x{}", o.width, o.height)}, {"steps", o.steps}, {"output", o.output}});
   auto cancelled = [&] { return cancel && cancel->load(); };
@@ -155,7 +157,7 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
     auto tl = Clock::now();
     WanDiTLoadOptions lo;
     lo.device = dev;
-    lo.dtype = dev == Device::CUDA ? DType::BF16 : DType::F32;
+    lo.dtype = m.opts.dtype;
     lo.strict = m.opts.strict;
     m.dit.emplace(m.dit_cfg, load_wan_dit(*m.dit_store, m.dit_cfg, lo));
     r.load_s += seconds_since(tl);
@@ -210,8 +212,35 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   }
   Tensor mu = wan_vae_denormalize_latents(x, m.vae_cfg);
   const int H = o.height, W = o.width;
-  std::vector<uint8_t> frames;  // [F, H, W, 3]
-  frames.reserve(static_cast<size_t>(o.frames) * H * W * 3);
+  const size_t frame_bytes = static_cast<size_t>(H) * W * 3;
+
+  // Frames go into the MP4 writer as the VAE produces them (one latent frame at a
+  // time), so memory does not grow with the video length. The settings tag is
+  // completed with the timings just before the index is written.
+  nlohmann::json meta;
+  meta["prompt"] = o.prompt;
+  meta["negative_prompt"] = negative;
+  meta["seed"] = seed;
+  meta["steps"] = o.steps;
+  meta["cfg"] = o.cfg;
+  meta["shift"] = o.shift;
+  meta["sampler"] = o.sampler;
+  meta["schedule"] = o.schedule;
+  meta["size"] = fmt::format("{}x{}", W, H);
+  meta["frames"] = o.frames;
+  meta["fps"] = format_fps(o.fps);
+  meta["model"] = paths_.name;
+  meta["device"] = o.device;
+  meta["version"] = T2V_VERSION;
+  Mp4Options mo;
+  mo.crf = o.crf;
+  mo.overwrite = o.overwrite;
+  mo.metadata["t2v"] = meta.dump();
+  mo.metadata["comment"] = o.prompt;
+  Mp4Writer writer;
+  writer.open(o.output, W, H, o.fps, mo);
+  double mux_s = 0;
+  std::vector<uint8_t> frame(frame_bytes), kept;  // kept: all frames, only for --preview
   std::vector<float> dump;
   m.vae->decode_stream(mu, [&](const Tensor& chunk) {
     // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
@@ -225,13 +254,18 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
           float v = p[(ch * f + k) * plane + yx];
           float u = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
           if (!frames_dump.empty()) dump.push_back(u);
-          frames.push_back(static_cast<uint8_t>(std::lround(u * 255.0f)));
+          frame[static_cast<size_t>(yx) * 3 + ch] = static_cast<uint8_t>(std::lround(u * 255.0f));
         }
       }
+      auto tm = Clock::now();
+      writer.write_frame(frame.data(), W * 3);
+      mux_s += seconds_since(tm);
+      if (o.preview) kept.insert(kept.end(), frame.begin(), frame.end());
+      ++r.frames;
     }
+    stop_if_cancelled();  // the writer's destructor drops the temp file
   });
-  r.frames = static_cast<int>(frames.size() / (static_cast<size_t>(H) * W * 3));
-  r.decode_s = seconds_since(t0);
+  r.decode_s = seconds_since(t0) - mux_s;
   T2V_ASSERT(r.frames == o.frames, "decoded {} frames, expected {}", r.frames, o.frames);
   say(o, fmt::format("decoded {} frames in {:.2f} s", r.frames, r.decode_s));
   if (!frames_dump.empty())
@@ -241,40 +275,16 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   t0 = Clock::now();
   const double video_s = r.frames / o.fps.value();
   const double compute_s = r.encode_s + r.denoise_s + r.decode_s;
-  nlohmann::json meta;
-  meta["prompt"] = o.prompt;
-  meta["negative_prompt"] = negative;
-  meta["seed"] = seed;
-  meta["steps"] = o.steps;
-  meta["cfg"] = o.cfg;
-  meta["shift"] = o.shift;
-  meta["sampler"] = o.sampler;
-  meta["schedule"] = o.schedule;
-  meta["size"] = fmt::format("{}x{}", W, H);
-  meta["frames"] = r.frames;
-  meta["fps"] = format_fps(o.fps);
-  meta["model"] = paths_.name;
-  meta["device"] = o.device;
-  meta["version"] = T2V_VERSION;
   if (o.timing_metadata) {
     meta["timings_s"] = {{"load", r.load_s}, {"encode", r.encode_s}, {"denoise", r.denoise_s}, {"decode", r.decode_s}};
     meta["compute_s_per_video_s"] = compute_s / video_s;
+    writer.set_metadata("t2v", meta.dump());
   }
-  Mp4Options mo;
-  mo.crf = o.crf;
-  mo.overwrite = o.overwrite;
-  mo.metadata["t2v"] = meta.dump();
-  mo.metadata["comment"] = o.prompt;
-  stop_if_cancelled();
-  Mp4Writer writer;
-  writer.open(o.output, W, H, o.fps, mo);
-  const size_t frame_bytes = static_cast<size_t>(H) * W * 3;
-  for (int k = 0; k < r.frames; ++k) writer.write_frame(frames.data() + k * frame_bytes, W * 3);
   writer.finish();
   if (o.preview) {
     namespace fs = std::filesystem;
     fs::path base = fs::path(o.output).replace_extension("");
-    std::vector<RgbImage> views = frames_view(frames.data(), r.frames, W, H);
+    std::vector<RgbImage> views = frames_view(kept.data(), r.frames, W, H);
     ContactSheetOptions cs;
     cs.overwrite = true;
     write_contact_sheet(base.string() + ".png", views, cs);
@@ -282,7 +292,7 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
     go.overwrite = true;
     write_animated_gif(base.string() + ".gif", views, o.fps, go);
   }
-  r.mux_s = seconds_since(t0);
+  r.mux_s = mux_s + seconds_since(t0);
   say(o, fmt::format("wrote {} ({} frames, {}x{}, {} fps) — encode {:.2f} s, denoise {:.2f} s, decode {:.2f} s, "
                      "mux {:.2f} s; {:.1f} {}-seconds per second of video",
                      o.output, r.frames, W, H, format_fps(o.fps), r.encode_s, r.denoise_s, r.decode_s, r.mux_s,
@@ -292,10 +302,25 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   return r;
 }
 
+DType compute_dtype_for(const std::string& dtype, Device device) {
+  if (dtype == "auto") return device == Device::CUDA ? DType::BF16 : DType::F32;
+  if (dtype == "f32") return DType::F32;
+  if (dtype == "bf16") {
+    if (device == Device::CPU)
+      throw Error(kExitUsage, "--dtype bf16: the CPU backend computes in f32", "use --dtype f32 (or auto) with --device cpu");
+    return DType::BF16;
+  }
+  if (dtype == "fp8")
+    throw Error(kExitUsage, "--dtype fp8: fp8 GEMMs are not available yet",
+                "use --dtype bf16; fp8 checkpoints load and run dequantized in bf16 or f32");
+  throw Error(kExitUsage, fmt::format("--dtype '{}' is unknown", dtype), "use auto, f32, bf16 or fp8");
+}
+
 PipelineResult run_pipeline(const GenerateOptions& o, const ModelPaths& paths, uint64_t seed, Progress& progress,
                             const std::string& frames_dump) {
   PipelineLoadOptions lo;
   lo.device = open_device(o.device);
+  lo.dtype = compute_dtype_for(o.dtype, lo.device);
   lo.strict = o.strict;
   Pipeline pipeline(paths, lo);
   return pipeline.render(o, seed, progress, frames_dump);

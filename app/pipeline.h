@@ -28,6 +28,7 @@ extern const char* const kWanDefaultNegativePrompt;
 
 struct PipelineLoadOptions {
   Device device = Device::CPU;
+  DType dtype = DType::F32;     // storage of the large GEMM weights: F32 (CPU), BF16 or F32 (CUDA)
   bool strict = false;          // unused weight keys and prompt truncation are errors
   bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch); else freed before the DiT loads
 };
@@ -57,6 +58,11 @@ class Pipeline {
   std::unique_ptr<Impl> impl_;
   ModelPaths paths_;
 };
+
+// The weight dtype for --dtype on a device: auto -> F32 on CPU, BF16 on CUDA.
+// Error(64) for combinations the backends do not run (bf16 on the CPU; fp8 until
+// the fp8 GEMM path exists).
+DType compute_dtype_for(const std::string& dtype, Device device);
 
 // One video with a freshly loaded model (what `t2v generate` does). Writes
 // o.output (and previews) atomically. When `frames_dump` is non-empty the decoded

@@ -266,6 +266,13 @@ void Mp4Writer::write_frame(const uint8_t* rgb24, int64_t stride) {
   m.encode(m.frame);
 }
 
+void Mp4Writer::set_metadata(const std::string& key, const std::string& value) {
+  Impl& m = *impl_;
+  T2V_ASSERT(m.enc != nullptr, "Mp4Writer::set_metadata before open() or after finish()/abort()");
+  check_metadata({{key, value}});
+  av_dict_set(&m.fmt->metadata, key.c_str(), value.c_str(), 0);
+}
+
 void Mp4Writer::finish() {
   Impl& m = *impl_;
   T2V_ASSERT(m.enc != nullptr, "Mp4Writer::finish before open() or twice");

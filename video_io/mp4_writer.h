@@ -64,6 +64,10 @@ class Mp4Writer {
   // Error(74) naming the path on a write error (e.g. disk full); the temp file is deleted.
   void write_frame(const uint8_t* rgb24, int64_t stride);
 
+  // Sets (or replaces) a format-level tag after open(): the MP4 index, where the tags
+  // live, is written by finish(), so values known only at the end (timings) still
+  // land in the file. Same rules as Mp4Options::metadata (Error 65).
+  void set_metadata(const std::string& key, const std::string& value);
   // Flushes the encoder, writes the index (faststart rewrite), fsyncs and renames the file
   // into place. Error(74) on write errors, Error(73) if the destination appeared meanwhile.
   void finish();

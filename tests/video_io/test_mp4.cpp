@@ -497,3 +497,27 @@ TEST(Mp4, DISABLED_Encode81FramesAt832x480) {
 
 }  // namespace
 }  // namespace t2v
+
+namespace t2v {
+namespace {
+
+// Tags set after the frames (timings known only at the end) reach the file: the
+// MP4 index that holds them is written by finish().
+TEST(Mp4, MetadataSetAfterFramesIsStored) {
+  ScratchDir dir;
+  std::string path = dir.file("late.mp4");
+  Mp4Writer w;
+  w.open(path, 64, 48, Rational{16, 1}, Mp4Options{});
+  for (const auto& f : pattern_frames(64, 48, 5)) w.write_frame(f.data(), 64 * 3);
+  w.set_metadata("t2v", "{\"timings_s\":{\"decode\":1.5}}");
+  w.set_metadata("comment", "late");
+  EXPECT_THROW(w.set_metadata("bad", std::string("a\0b", 3)), Error);
+  w.finish();
+  Mp4Reader r;
+  r.open(path);
+  EXPECT_EQ(r.info().metadata.at("t2v"), "{\"timings_s\":{\"decode\":1.5}}");
+  EXPECT_EQ(r.info().metadata.at("comment"), "late");
+}
+
+}  // namespace
+}  // namespace t2v
