@@ -101,6 +101,26 @@ TEST(Pipeline, Mp4PropertiesAndMetadata) {
   EXPECT_EQ(info.fps.den, 1);
   EXPECT_EQ(static_cast<int>(reader.read_all_frames().size()), int(g["frames"]));
   ASSERT_TRUE(info.metadata.count("t2v"));
+  // ffprobe, the tool users check files with, agrees (setup.sh installs it).
+  std::string probe_cmd = "ffprobe -v error -count_frames -show_streams -show_format -of json '" + dir.file("v.mp4") + "'";
+  FILE* pipe = popen(probe_cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string probe_out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) probe_out.append(buf, n);
+  int probe_rc = pclose(pipe);
+  if (probe_rc != 0 && probe_out.empty()) GTEST_SKIP() << "ffprobe is not installed (setup.sh installs it)";
+  nlohmann::json fp = nlohmann::json::parse(probe_out);
+  const auto& st = fp["streams"][0];
+  EXPECT_EQ(st["codec_name"], "h264");
+  EXPECT_EQ(st["pix_fmt"], "yuv420p");
+  EXPECT_EQ(st["width"], int(g["width"]));
+  EXPECT_EQ(st["height"], int(g["height"]));
+  EXPECT_EQ(st["avg_frame_rate"], "24/1");
+  EXPECT_EQ(st["nb_read_frames"], std::to_string(int(g["frames"])));
+  EXPECT_EQ(st["color_space"], "bt709");
+  EXPECT_TRUE(fp["format"]["tags"].contains("t2v"));
   nlohmann::json meta = nlohmann::json::parse(info.metadata.at("t2v"));
   EXPECT_EQ(meta["seed"], 42);
   EXPECT_EQ(meta["steps"], int(g["steps"]));
