@@ -38,24 +38,6 @@ static void prepare_output(const GenerateOptions& o) {
     throw Error(kExitCantCreate, fmt::format("{} already exists", o.output), "pass --overwrite or choose another -o");
 }
 
-static nlohmann::json settings_json(const GenerateOptions& o, uint64_t seed, const std::string& model) {
-  nlohmann::json j;
-  j["prompt"] = o.prompt;
-  j["negative_prompt"] = o.negative_prompt.value_or("");
-  j["seed"] = seed;
-  j["steps"] = o.steps;
-  j["cfg"] = o.cfg;
-  j["shift"] = o.shift;
-  j["sampler"] = o.sampler;
-  j["schedule"] = o.schedule;
-  j["size"] = fmt::format("{}x{}", o.width, o.height);
-  j["frames"] = o.frames;
-  j["fps"] = format_fps(o.fps);
-  j["model"] = model;
-  j["version"] = T2V_VERSION;
-  return j;
-}
-
 // Writes the synthetic test pattern through the real MP4 writer: what `generate`
 // does when no model is available, so the toolchain can be checked end to end.
 static int write_test_pattern(const GenerateOptions& o, uint64_t seed) {
@@ -65,7 +47,7 @@ static int write_test_pattern(const GenerateOptions& o, uint64_t seed) {
   Mp4Options mo;
   mo.crf = o.crf;
   mo.overwrite = o.overwrite;
-  mo.metadata["t2v"] = settings_json(o, seed, "test-pattern").dump();
+  mo.metadata["t2v"] = generation_settings_json(o, o.negative_prompt.value_or(""), seed, "test-pattern").dump();
   mo.metadata["comment"] = o.prompt;
   Mp4Writer w;
   w.open(o.output, o.width, o.height, o.fps, mo);

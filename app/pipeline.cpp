@@ -217,21 +217,7 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   // Frames go into the MP4 writer as the VAE produces them (one latent frame at a
   // time), so memory does not grow with the video length. The settings tag is
   // completed with the timings just before the index is written.
-  nlohmann::json meta;
-  meta["prompt"] = o.prompt;
-  meta["negative_prompt"] = negative;
-  meta["seed"] = seed;
-  meta["steps"] = o.steps;
-  meta["cfg"] = o.cfg;
-  meta["shift"] = o.shift;
-  meta["sampler"] = o.sampler;
-  meta["schedule"] = o.schedule;
-  meta["size"] = fmt::format("{}x{}", W, H);
-  meta["frames"] = o.frames;
-  meta["fps"] = format_fps(o.fps);
-  meta["model"] = paths_.name;
-  meta["device"] = o.device;
-  meta["version"] = T2V_VERSION;
+  nlohmann::json meta = generation_settings_json(o, negative, seed, paths_.name);
   Mp4Options mo;
   mo.crf = o.crf;
   mo.overwrite = o.overwrite;
@@ -300,6 +286,18 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   progress.event("done", {{"output", o.output}, {"seed", seed}, {"frames", r.frames}, {"timings_s", {{"load", r.load_s}, {"encode", r.encode_s}, {"denoise", r.denoise_s}, {"decode", r.decode_s}, {"mux", r.mux_s}}},
                           {"compute_s_per_video_s", compute_s / video_s}});
   return r;
+}
+
+nlohmann::json generation_settings_json(const GenerateOptions& o, const std::string& negative, uint64_t seed,
+                                        const std::string& model) {
+  return {{"prompt", o.prompt},       {"negative_prompt", negative},
+          {"seed", seed},             {"steps", o.steps},
+          {"cfg", o.cfg},             {"shift", o.shift},
+          {"sampler", o.sampler},     {"schedule", o.schedule},
+          {"size", fmt::format("{}x{}", o.width, o.height)},
+          {"frames", o.frames},       {"fps", format_fps(o.fps)},
+          {"model", model},           {"device", o.device},
+          {"version", T2V_VERSION}};
 }
 
 DType compute_dtype_for(const std::string& dtype, Device device) {

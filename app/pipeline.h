@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "app/model_paths.h"
 #include "app/options.h"
 #include "app/progress.h"
@@ -58,6 +60,11 @@ class Pipeline {
   std::unique_ptr<Impl> impl_;
   ModelPaths paths_;
 };
+
+// The settings stored as JSON in the MP4's `t2v` tag (everything needed to
+// reproduce the video).
+nlohmann::json generation_settings_json(const GenerateOptions& o, const std::string& negative, uint64_t seed,
+                                        const std::string& model);
 
 // The weight dtype for --dtype on a device: auto -> F32 on CPU, BF16 on CUDA.
 // Error(64) for combinations the backends do not run (bf16 on the CPU; fp8 until
