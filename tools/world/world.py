@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""The synthetic world the default model (models/t2v-tiny) is trained on.
+
+One coloured object (circle, square or triangle) moves over a plain or
+gradient background; a caption grammar describes it with varied wording.
+Everything is drawn with numpy at 4x supersampling, so edges are antialiased
+and every clip is reproducible from its seed.
+
+    python3 tools/world/world.py --show 8          # print 8 sample captions
+    python3 tools/world/world.py --write DIR -n 6  # write sample clips as .npy + captions
+
+The constants here are the specification the C++ semantic evaluator
+(tests/eval/) checks generated videos against; docs/default_model.md lists them.
+"""
+import argparse
+import json
+import math
+import os
+import random
+
+import numpy as np
+
+WIDTH = HEIGHT = 64
+FRAMES = 17  # 4k+1: one latent frame for the first frame, then one per 4 frames
+FPS = 8
+SUPERSAMPLE = 4
+
+# Saturated colours far apart in hue, so segmentation by hue is unambiguous.
+COLOURS = {
+    "red": (220, 30, 30),
+    "orange": (245, 140, 20),
+    "yellow": (235, 215, 30),
+    "green": (30, 175, 60),
+    "blue": (35, 75, 225),
+    "purple": (150, 50, 200),
+}
+SHAPES = ["circle", "square", "triangle"]
+MOTIONS = ["left", "right", "up", "down", "diagonal", "bouncing", "growing", "shrinking"]
+# Achromatic backgrounds: the object is the only saturated thing in a frame.
+BACKGROUNDS = ["white", "black", "gray", "gradient"]
+
+# Colour x shape x motion combinations never shown in training; the evaluator
+# prompts use only these. Every colour, shape and motion still appears in
+# training in other combinations (checked by check_held_out()).
+HELD_OUT = [
+    ("red", "triangle", "up"),
+    ("red", "square", "bouncing"),
+    ("orange", "circle", "down"),
+    ("orange", "triangle", "growing"),
+    ("yellow", "square", "left"),
+    ("yellow", "circle", "diagonal"),
+    ("green", "circle", "right"),
+    ("green", "triangle", "shrinking"),
+    ("blue", "triangle", "left"),
+    ("blue", "square", "growing"),
+    ("purple", "square", "right"),
+    ("purple", "circle", "shrinking"),
+    ("red", "circle", "growing"),
+    ("blue", "circle", "bouncing"),
+    ("green", "square", "down"),
+    ("orange", "square", "diagonal"),
+]
+
+SHAPE_WORDS = {"circle": ["circle", "ball", "disc", "round dot"], "square": ["square", "box", "block"],
+               "triangle": ["triangle"]}
+MOTION_PHRASES = {
+    "left": ["moving to the left", "moves left", "rolling to the left", "slides to the left", "going left",
+             "drifting left"],
+    "right": ["moving to the right", "moves right", "rolling to the right", "slides to the right", "going right",
+              "drifting right"],
+    "up": ["moving up", "moves upward", "rising", "floats up", "going up", "sliding upward"],
+    "down": ["moving down", "moves downward", "falling", "sinks down", "going down", "sliding downward"],
+    "diagonal": ["moving diagonally", "moves diagonally up and to the right", "drifting diagonally",
+                 "going diagonally to the upper right"],
+    "bouncing": ["bouncing", "bounces up and down", "bouncing on the floor", "hopping up and down"],
+    "growing": ["growing", "grows bigger", "getting larger", "expanding", "growing in size"],
+    "shrinking": ["shrinking", "shrinks", "getting smaller", "contracting", "shrinking in size"],
+}
+BACKGROUND_PHRASES = {
+    "white": ["on a white background", "against a white backdrop", "over a white background"],
+    "black": ["on a black background", "against a black backdrop", "in the dark"],
+    "gray": ["on a gray background", "against a grey backdrop", "over a gray background"],
+    "gradient": ["on a gradient background", "over a gray gradient", "against a shaded backdrop"],
+}
+
+
+def check_held_out():
+    held = set(HELD_OUT)
+    assert len(held) == len(HELD_OUT)
+    for c, s, m in HELD_OUT:
+        assert c in COLOURS and s in SHAPES and m in MOTIONS
+    train = [(c, s, m) for c in COLOURS for s in SHAPES for m in MOTIONS if (c, s, m) not in held]
+    for c in COLOURS:
+        assert any(t[0] == c for t in train)
+    for s in SHAPES:
+        assert any(t[1] == s for t in train)
+    for m in MOTIONS:
+        assert any(t[2] == m for t in train)
+    return train
+
+
+TRAIN_COMBOS = check_held_out()
+
+
+def caption(colour, shape, motion, background, rng, mention_background=None):
+    """One caption for the scene; wording varies with rng."""
+    noun = rng.choice(SHAPE_WORDS[shape])
+    verb = rng.choice(MOTION_PHRASES[motion])
+    article = "an" if colour[0] in "aeiou" else "a"
+    words = f"{article} {colour} {noun} {verb}"
+    if mention_background is None:
+        mention_background = rng.random() < 0.6
+    if mention_background:
+        words += " " + rng.choice(BACKGROUND_PHRASES[background])
+    return words
+
+
+def canonical_caption(colour, shape, motion, background=None):
+    """The plain wording used for evaluation prompts and samples."""
+    noun = SHAPE_WORDS[shape][0]
+    verb = MOTION_PHRASES[motion][0]
+    article = "an" if colour[0] in "aeiou" else "a"
+    text = f"{article} {colour} {noun} {verb}"
+    if background:
+        text += " " + BACKGROUND_PHRASES[background][0]
+    return text
+
+
+def background_image(kind, h, w):
+    if kind == "white":
+        return np.full((h, w, 3), 245.0)
+    if kind == "black":
+        return np.full((h, w, 3), 15.0)
+    if kind == "gray":
+        return np.full((h, w, 3), 128.0)
+    # top-to-bottom gray gradient, light to dark
+    ramp = np.linspace(215.0, 55.0, h)[:, None, None]
+    return np.broadcast_to(ramp, (h, w, 3)).copy()
+
+
+def trajectory(motion, rng):
+    """Centre (x, y) in pixels and half-size r for each frame."""
+    n = FRAMES
+    t = np.linspace(0.0, 1.0, n)
+    r0 = rng.uniform(7.0, 10.0)
+    margin = r0 + 2.0
+    travel = rng.uniform(26.0, 34.0)
+    if motion in ("left", "right"):
+        y = rng.uniform(margin + 4, HEIGHT - margin - 4)
+        x0 = rng.uniform(margin, WIDTH - margin - travel)
+        xs = x0 + travel * t
+        if motion == "left":
+            xs = xs[::-1]
+        return xs, np.full(n, y), np.full(n, r0)
+    if motion in ("up", "down"):
+        x = rng.uniform(margin + 4, WIDTH - margin - 4)
+        y0 = rng.uniform(margin, HEIGHT - margin - travel)
+        ys = y0 + travel * t
+        if motion == "up":
+            ys = ys[::-1]
+        return np.full(n, x), ys, np.full(n, r0)
+    if motion == "diagonal":  # towards the upper right
+        d = travel * 0.75
+        x0 = rng.uniform(margin, WIDTH - margin - d)
+        y0 = rng.uniform(margin + d, HEIGHT - margin)
+        return x0 + d * t, y0 - d * t, np.full(n, r0)
+    if motion == "bouncing":  # falls to the floor and back up, |cos| arcs
+        x = rng.uniform(margin + 4, WIDTH - margin - 4)
+        floor = HEIGHT - r0 - 1.5
+        height = rng.uniform(24.0, 32.0)
+        bounces = rng.choice([1, 2])
+        phase = np.abs(np.cos(math.pi * bounces * t))
+        return np.full(n, x), floor - height * phase, np.full(n, r0)
+    # growing / shrinking: radius x2.2 between the ends, centre fixed
+    small, big = rng.uniform(4.5, 5.5), rng.uniform(11.0, 13.0)
+    rs = small + (big - small) * t
+    if motion == "shrinking":
+        rs = rs[::-1]
+    x = rng.uniform(big + 2, WIDTH - big - 2)
+    y = rng.uniform(big + 2, HEIGHT - big - 2)
+    return np.full(n, x), np.full(n, y), rs
+
+
+def shape_mask(shape, cx, cy, r, h, w):
+    """Coverage in [0, 1] of the shape centred at (cx, cy) with half-size r."""
+    s = SUPERSAMPLE
+    ys = (np.arange(h * s) + 0.5) / s
+    xs = (np.arange(w * s) + 0.5) / s
+    X, Y = np.meshgrid(xs, ys)
+    if shape == "circle":
+        m = (X - cx) ** 2 + (Y - cy) ** 2 <= r * r
+    elif shape == "square":
+        a = r * 0.9  # same area class as the circle
+        m = (np.abs(X - cx) <= a) & (np.abs(Y - cy) <= a)
+    else:  # upward equilateral triangle with circumradius 1.25 r
+        R = r * 1.25
+        top = (cx, cy - R)
+        left = (cx - R * math.sqrt(3) / 2, cy + R / 2)
+        right = (cx + R * math.sqrt(3) / 2, cy + R / 2)
+
+        def side(p, q):
+            return (q[0] - p[0]) * (Y - p[1]) - (q[1] - p[1]) * (X - p[0])
+
+        d1, d2, d3 = side(top, left), side(left, right), side(right, top)
+        m = ((d1 <= 0) & (d2 <= 0) & (d3 <= 0)) | ((d1 >= 0) & (d2 >= 0) & (d3 >= 0))
+    return m.reshape(h, s, w, s).mean(axis=(1, 3))
+
+
+def render(colour, shape, motion, background, rng):
+    """uint8 video [FRAMES, HEIGHT, WIDTH, 3]."""
+    xs, ys, rs = trajectory(motion, rng)
+    bg = background_image(background, HEIGHT, WIDTH)
+    rgb = np.array(COLOURS[colour], dtype=np.float64)
+    out = np.empty((FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for f in range(FRAMES):
+        cov = shape_mask(shape, xs[f], ys[f], rs[f], HEIGHT, WIDTH)[..., None]
+        out[f] = np.clip(np.rint(bg * (1 - cov) + rgb * cov), 0, 255).astype(np.uint8)
+    return out
+
+
+def sample_scene(rng, combos=None):
+    colour, shape, motion = rng.choice(combos or TRAIN_COMBOS)
+    return colour, shape, motion, rng.choice(BACKGROUNDS)
+
+
+def make_example(seed, combos=None):
+    rng = random.Random(seed)
+    colour, shape, motion, background = sample_scene(rng, combos)
+    video = render(colour, shape, motion, background, rng)
+    text = caption(colour, shape, motion, background, rng)
+    return video, text, dict(colour=colour, shape=shape, motion=motion, background=background)
+
+
+def corpus_lines():
+    """Every caption wording the grammar can produce (for the tokenizer)."""
+    lines = []
+    for c in COLOURS:
+        for s in SHAPES:
+            for noun in SHAPE_WORDS[s]:
+                for m in MOTIONS:
+                    for verb in MOTION_PHRASES[m]:
+                        article = "an" if c[0] in "aeiou" else "a"
+                        base = f"{article} {c} {noun} {verb}"
+                        lines.append(base)
+                        for b in BACKGROUNDS:
+                            for bp in BACKGROUND_PHRASES[b]:
+                                lines.append(base + " " + bp)
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--show", type=int, default=0)
+    ap.add_argument("--write")
+    ap.add_argument("-n", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    for _ in range(a.show):
+        print(caption(*sample_scene(rng), rng))
+    if a.write:
+        os.makedirs(a.write, exist_ok=True)
+        meta = []
+        for i in range(a.n):
+            video, text, info = make_example(a.seed * 1000 + i)
+            np.save(os.path.join(a.write, f"clip{i}.npy"), video)
+            meta.append(dict(file=f"clip{i}.npy", caption=text, **info))
+        with open(os.path.join(a.write, "clips.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
