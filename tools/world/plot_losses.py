@@ -37,7 +37,15 @@ def main():
     dit = read(os.path.join(a.work, "dit_log.jsonl"))
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6), dpi=80)
     ax[0].plot([r["step"] for r in vae], [r["psnr"] for r in vae], color="#bbb", lw=0.8)
-    ax[0].plot([r["step"] for r in vae], smooth([r["psnr"] for r in vae]), color="C0")
+    ax[0].plot([r["step"] for r in vae], smooth([r["psnr"] for r in vae]), color="C0", label="whole VAE, 5 frames")
+    dec_path = os.path.join(a.work, "decoder_log.jsonl")
+    if os.path.exists(dec_path):  # decoder fine-tuning with the encoder frozen, 9-frame clips
+        dec = read(dec_path)
+        off = vae[-1]["step"] + 1
+        ax[0].plot([off + r["step"] for r in dec], [r["psnr"] for r in dec], color="#bbb", lw=0.8)
+        ax[0].plot([off + r["step"] for r in dec], smooth([r["psnr"] for r in dec]), color="C2",
+                   label="decoder only, 9 frames")
+    ax[0].legend(loc="lower right")
     ax[0].set_title("VAE reconstruction (training batch)")
     ax[0].set_xlabel("step (batch 4 x 5 frames)")
     ax[0].set_ylabel("PSNR (dB)")

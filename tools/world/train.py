@@ -6,8 +6,10 @@ WanTransformer3DModel. Sized to finish on 2 CPU cores in about an hour.
 
     python3 tools/world/train.py tokenizer --work W
     python3 tools/world/train.py vae --work W [--vae-minutes 22]
+    python3 tools/world/train.py vae2 --work W [--vae2-minutes 14]
     python3 tools/world/train.py latents --work W [--clips 4000]
     python3 tools/world/train.py dit --work W [--dit-minutes 40]
+    python3 tools/world/train.py decoder --work W [--decoder-minutes 30]   (alongside dit)
     python3 tools/world/train.py export --work W --out models/t2v-tiny
 
 Each stage writes its result and a loss log (JSON lines) into W; `all` runs
@@ -34,14 +36,14 @@ torch.set_num_threads(int(os.environ.get("TRAIN_THREADS", "2")))
 # 4x spatial / 4x temporal compression (three stages instead of Wan2.1's four):
 # the shallower network reaches a usable reconstruction in the CPU budget, and
 # 16x16 latents at 64x64 keep the shapes' corners for the transformer.
-VAE_CFG = dict(base_dim=16, z_dim=8, dim_mult=[1, 2, 4], num_res_blocks=1, attn_scales=[],
+VAE_CFG = dict(base_dim=16, z_dim=12, dim_mult=[1, 2, 4], num_res_blocks=1, attn_scales=[],
                temperal_downsample=[True, True], dropout=0.0)
 TE_CFG = dict(d_model=64, num_layers=2, num_heads=2, d_kv=32, d_ff=128, relative_attention_num_buckets=32,
               relative_attention_max_distance=128, feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6,
               dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
 # Patches of 4x4 latents (80 tokens per clip) keep a training step cheap enough
 # for thousands of steps on a CPU; the rest is Wan2.1's layout at small width.
-DIT_CFG = dict(patch_size=(1, 4, 4), num_attention_heads=2, attention_head_dim=64, in_channels=8, out_channels=8,
+DIT_CFG = dict(patch_size=(1, 4, 4), num_attention_heads=2, attention_head_dim=64, in_channels=12, out_channels=12,
                text_dim=64, freq_dim=256, ffn_dim=384, num_layers=4, cross_attn_norm=True,
                qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
 TEXT_LEN = 512      # WanPipeline pads prompts to 512 tokens; the model is trained the same way
@@ -127,33 +129,50 @@ def skip_init(vae):
                 mod.bias.zero_()
 
 
-def stage_vae(work, minutes, batch=4, frames=5, lr=1e-3):
+def object_weight(x):
+    """Per-pixel loss weight: 10 on the (saturated) object, 1 on the achromatic
+    background. Unweighted, the small VAE settles on luminance alone: the
+    object is a few percent of the pixels."""
+    sat = x.max(dim=1, keepdim=True).values - x.min(dim=1, keepdim=True).values  # [-1, 1] units
+    return 1.0 + 9.0 * (sat > 0.5).float()
+
+
+def stage_vae(work, minutes, batch=4, frames=5, lr=1e-3, resume=False):
     import diffusers.models.autoencoders.autoencoder_kl_wan as wan_vae_module
     from diffusers import AutoencoderKLWan
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(**VAE_CFG)
-    skip_init(vae)
+    if resume:  # second phase: 9-frame clips (three encoder chunks), colour-weighted
+        vae = AutoencoderKLWan.from_pretrained(os.path.join(work, "vae"))
+        frames, lr = 9, 5e-4
+    else:
+        vae = AutoencoderKLWan(**VAE_CFG)
+        skip_init(vae)
     wan_vae_module.torch = _NoClampTorch()
     opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.9, 0.99))
-    rng = random.Random(1)
+    rng = random.Random(2 if resume else 1)
     logp = os.path.join(work, "vae_log.jsonl")
-    if os.path.exists(logp):
+    step = 0
+    if resume:
+        with open(logp) as f:
+            step = sum(1 for line in f if line.strip())
+    elif os.path.exists(logp):
         os.remove(logp)
+    first = step
     budget = minutes * 60.0
     t0 = time.time()
-    step = 0
     while True:
         frac = (time.time() - t0) / budget
         if frac >= 1.0:
             break
         # Time-based schedule: warm-up, then cosine to 5% of the peak.
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / 30) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+            g["lr"] = lr * min(1.0, (step - first + 1) / 30) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         x = vae_batch(rng, batch, frames)
         mean = vae.encode(x).latent_dist.mean
         y = vae.decode(mean).sample
         mse = ((y - x) ** 2).mean()
-        loss = mse + (y - x).abs().mean() + 1e-4 * (mean ** 2).mean()
+        w = object_weight(x) if resume else 1.0
+        loss = (w * (y - x) ** 2).mean() + (w * (y - x).abs()).mean() + 1e-4 * (mean ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -164,7 +183,60 @@ def stage_vae(work, minutes, batch=4, frames=5, lr=1e-3):
             print(f"vae {step} loss {loss.item():.4f} psnr {psnr:.1f} dB  {time.time() - t0:.0f}s", flush=True)
         step += 1
     wan_vae_module.torch = torch
-    vae.save_pretrained(os.path.join(work, "vae"), safe_serialization=True)
+    tmp = os.path.join(work, "vae.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    vae.save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(os.path.join(work, "vae"), ignore_errors=True)
+    os.rename(tmp, os.path.join(work, "vae"))
+
+
+def stage_decoder(work, minutes, batch=4, frames=9, lr=3e-4):
+    """Fine-tunes the decoder (and post_quant_conv) with the encoder frozen: the
+    latent space the transformer learns stays exactly the same, so this can
+    run alongside the transformer's training."""
+    import diffusers.models.autoencoders.autoencoder_kl_wan as wan_vae_module
+    from diffusers import AutoencoderKLWan
+    vae = AutoencoderKLWan.from_pretrained(os.path.join(work, "vae"))
+    for p in list(vae.encoder.parameters()) + list(vae.quant_conv.parameters()):
+        p.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    wan_vae_module.torch = _NoClampTorch()
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
+    rng = random.Random(5)
+    logp = os.path.join(work, "decoder_log.jsonl")
+    if os.path.exists(logp):
+        os.remove(logp)
+    budget = minutes * 60.0
+    t0 = time.time()
+    step = 0
+    last_save = t0
+    while time.time() - t0 < budget:
+        frac = (time.time() - t0) / budget
+        for g in opt.param_groups:
+            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        x = vae_batch(rng, batch, frames)
+        with torch.no_grad():
+            mean = vae.encode(x).latent_dist.mean
+        y = vae.decode(mean).sample
+        mse = ((y - x) ** 2).mean()
+        loss = mse + (y - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+        log_line(logp, step=step, loss=loss.item(), psnr=psnr, lr=opt.param_groups[0]["lr"], t=time.time() - t0)
+        if step % 20 == 0:
+            print(f"decoder {step} psnr {psnr:.1f} dB  {time.time() - t0:.0f}s", flush=True)
+        step += 1
+        if time.time() - last_save > 300 or time.time() - t0 >= budget:
+            tmp = os.path.join(work, "vae_dec.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            vae.save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(os.path.join(work, "vae_dec"), ignore_errors=True)
+            os.rename(tmp, os.path.join(work, "vae_dec"))
+            last_save = time.time()
+    wan_vae_module.torch = torch
 
 
 # ---------------------------------------------------------------- latents
@@ -288,7 +360,8 @@ def stage_export(work, out):
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5EncoderModel
     data = torch.load(os.path.join(work, "latents.pt"))
-    vae = AutoencoderKLWan.from_pretrained(os.path.join(work, "vae"))
+    dec = os.path.join(work, "vae_dec")
+    vae = AutoencoderKLWan.from_pretrained(dec if os.path.isdir(dec) else os.path.join(work, "vae"))
     vae.register_to_config(latents_mean=[round(float(v), 6) for v in data["mean"]],
                            latents_std=[round(float(v), 6) for v in data["std"]])
     tok = load_tokenizer(work)
@@ -304,9 +377,6 @@ def stage_export(work, out):
         json.dump(dict(width=world.WIDTH, height=world.HEIGHT, frames=world.FRAMES, fps=world.FPS, steps=20, cfg=4.0,
                        shift=SHIFT, sampler="unipc", negative_prompt=""), f, indent=2)
         f.write("\n")
-    for name in ("vae_log.jsonl", "dit_log.jsonl"):
-        if os.path.exists(os.path.join(work, name)):
-            shutil.copy(os.path.join(work, name), os.path.join(tmp, name))
     shutil.rmtree(out, ignore_errors=True)
     os.rename(tmp, out)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
@@ -315,25 +385,37 @@ def stage_export(work, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["tokenizer", "vae", "latents", "dit", "export", "all"])
+    ap.add_argument("stage", choices=["tokenizer", "vae", "vae_linear", "vae2", "latents", "dit", "decoder", "export", "all"])
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", default="models/t2v-tiny")
     ap.add_argument("--vae-minutes", type=float, default=22.0)
     ap.add_argument("--clips", type=int, default=4000)
+    ap.add_argument("--vae2-minutes", type=float, default=14.0)
+    ap.add_argument("--decoder-minutes", type=float, default=30.0)
     ap.add_argument("--dit-minutes", type=float, default=40.0)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    stages = ["tokenizer", "vae", "latents", "dit", "export"] if a.stage == "all" else [a.stage]
+    stages = ["tokenizer", "vae_linear", "latents", "dit", "export"]  # decoder: alongside dit if a.stage == "all" else [a.stage]
     for s in stages:
         t = time.time()
         if s == "tokenizer":
             stage_tokenizer(a.work)
         elif s == "vae":
             stage_vae(a.work, a.vae_minutes)
+        elif s == "vae_linear":
+            from diffusers import AutoencoderKLWan
+            import linear_vae
+            vae = linear_vae.build(AutoencoderKLWan(**VAE_CFG))
+            shutil.rmtree(os.path.join(a.work, "vae"), ignore_errors=True)
+            vae.save_pretrained(os.path.join(a.work, "vae"), safe_serialization=True)
+        elif s == "vae2":
+            stage_vae(a.work, a.vae2_minutes, resume=True)
         elif s == "latents":
             stage_latents(a.work, a.clips)
         elif s == "dit":
             stage_dit(a.work, a.dit_minutes)
+        elif s == "decoder":
+            stage_decoder(a.work, a.decoder_minutes)
         else:
             stage_export(a.work, a.out)
         log_line(os.path.join(a.work, "stages.jsonl"), stage=s, seconds=time.time() - t,
