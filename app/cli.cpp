@@ -1,6 +1,7 @@
 #include "app/cli.h"
 
 #include <csignal>
+#include <set>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "app/batch_cli.h"
 #include "app/generate.h"
 #include "app/inspect.h"
+#include "app/model_defaults.h"
 #include "app/options.h"
 #include "app/probe.h"
 #include "core/error.h"
@@ -47,18 +49,18 @@ int run_cli(int argc, char** argv) {
   std::string size, seed, fps, cfg, shift;
   auto* gen = app.add_subcommand("generate", "Generate a video from a prompt");
   gen->add_option("-p,--prompt", g.prompt, "What the video shows")->required();
-  gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (Wan's default when omitted)");
+  gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (default: t2v.json, else Wan's)");
   gen->add_option("--model", g.model, "Model folder (diffusers layout, or a folder of Comfy files)");
   gen->add_option("--dit", g.dit, "Diffusion transformer weights (file or folder)");
   gen->add_option("--t5", g.t5, "umT5 text encoder weights");
   gen->add_option("--vae", g.vae, "VAE weights");
   gen->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
-  gen->add_option("--size", size, "WIDTHxHEIGHT, multiples of 16 (default 832x480)");
-  gen->add_option("--frames", g.frames, "Number of frames, 4k+1 (default 81)");
-  gen->add_option("--fps", fps, "Frame rate: 16, 24, 29.97, 30000/1001 (default 16)");
-  gen->add_option("--steps", g.steps, "Denoising steps (default 50)");
-  gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default 5)");
-  gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default 5)");
+  gen->add_option("--size", size, "WIDTHxHEIGHT, multiples of 16 (default: the model's t2v.json, else 832x480)");
+  gen->add_option("--frames", g.frames, "Number of frames, 4k+1 (default: t2v.json, else 81)");
+  gen->add_option("--fps", fps, "Frame rate: 16, 24, 29.97, 30000/1001 (default: t2v.json, else 16)");
+  gen->add_option("--steps", g.steps, "Denoising steps (default: t2v.json, else 50)");
+  gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default: t2v.json, else 5)");
+  gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default: t2v.json, else 5)");
   gen->add_option("--sampler", g.sampler, "unipc (default), dpm++ or euler");
   gen->add_option("--schedule", g.schedule, "reference (official Wan, default) or diffusers");
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
@@ -131,6 +133,12 @@ int run_cli(int argc, char** argv) {
       }
       if (!cfg.empty()) g.cfg = parse_finite("--cfg", cfg);
       if (!shift.empty()) g.shift = parse_finite("--shift", shift);
+      // Settings not given take the model folder's t2v.json values (the shipped
+      // default model is 64x64, 17 frames, 8 fps), then the built-in ones.
+      std::set<std::string> given;
+      for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "negative-prompt"})
+        if (gen->count("--" + std::string(name)) > 0) given.insert(name);
+      apply_model_defaults(g, model_defaults_folder(g), given);
       // The progress bar is for people: not when stderr is not a terminal, nor with NO_COLOR.
       g.timing_metadata = !no_timings;
       g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);
