@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "app/gallery.h"
+#include "app/model_defaults.h"
 
 namespace t2v {
 
@@ -22,7 +24,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
   b->add_option("--device", g.device, "cpu or cuda");
   b->add_option("--dtype", g.dtype, "auto, f32, bf16 or fp8");
-  b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (832x480)");
+  b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (the model's t2v.json, else 832x480)");
   b->add_option("--frames", g.frames, "Default frame count, 4k+1 (81)");
   b->add_option("--fps", c.fps, "Default frame rate (16)");
   b->add_option("--steps", g.steps, "Default denoising steps (50)");
@@ -57,6 +59,11 @@ int run_batch_commands(BatchCli& c) {
   if (!c.fps.empty()) g.fps = parse_fps(c.fps);
   if (!c.cfg.empty()) g.cfg = parse_finite("--cfg", c.cfg);
   if (!c.shift.empty()) g.shift = parse_finite("--shift", c.shift);
+  // Defaults the options did not set come from the model folder's t2v.json (items still win).
+  std::set<std::string> given;
+  for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler"})
+    if (c.batch->count("--" + std::string(name)) > 0) given.insert(name);
+  apply_model_defaults(g, model_defaults_folder(g), given);
   g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);
   return run_batch(c.o);
 }
