@@ -8,7 +8,7 @@ WanTransformer3DModel. Sized to finish on 2 CPU cores in about an hour.
     python3 tools/world/train.py vae --work W [--vae-minutes 22]
     python3 tools/world/train.py vae2 --work W [--vae2-minutes 14]
     python3 tools/world/train.py latents --work W [--clips 4000]
-    python3 tools/world/train.py dit --work W [--dit-minutes 40]
+    python3 tools/world/train.py dit --work W [--dit-minutes 40] [--resume]
     python3 tools/world/train.py decoder --work W [--decoder-minutes 30]   (alongside dit)
     python3 tools/world/train.py export --work W --out models/t2v-tiny
 
@@ -299,7 +299,7 @@ def encode_text(te, tok, captions, device="cpu"):
     return out
 
 
-def stage_dit(work, minutes, batch=48, lr=1e-3):
+def stage_dit(work, minutes, batch=48, lr=1e-3, resume=False):
     from diffusers import WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
     tok = load_tokenizer(work)
@@ -308,26 +308,34 @@ def stage_dit(work, minutes, batch=48, lr=1e-3):
     caps = data["captions"]
     n = lat.shape[0]
     torch.manual_seed(0)
-    te = UMT5EncoderModel(UMT5Config(vocab_size=len(tok), **TE_CFG))
-    tr = WanTransformer3DModel(**DIT_CFG)
+    if resume:  # continue from the last saved (EMA) weights
+        te = UMT5EncoderModel.from_pretrained(os.path.join(work, "dit", "text_encoder"))
+        tr = WanTransformer3DModel.from_pretrained(os.path.join(work, "dit", "transformer"))
+    else:
+        te = UMT5EncoderModel(UMT5Config(vocab_size=len(tok), **TE_CFG))
+        tr = WanTransformer3DModel(**DIT_CFG)
     params = list(te.parameters()) + list(tr.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema_tr = {k: v.detach().clone() for k, v in tr.state_dict().items()}
     ema_te = {k: v.detach().clone() for k, v in te.state_dict().items()}
     rng = np.random.default_rng(3)
     logp = os.path.join(work, "dit_log.jsonl")
-    if os.path.exists(logp):
+    step = 0
+    if resume and os.path.exists(logp):
+        with open(logp) as f:
+            step = sum(1 for line in f if line.strip())
+    elif os.path.exists(logp):
         os.remove(logp)
+    first = step
     budget = minutes * 60.0
     t0 = time.time()
     last_save = t0
-    step = 0
     while True:
         frac = (time.time() - t0) / budget
         if frac >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / 100) * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * frac)))
+            g["lr"] = lr * min(1.0, (step - first + 1) / 100) * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * frac)))
         idx = rng.integers(0, n, batch)
         x0 = lat[idx]
         texts = ["" if rng.random() < CAPTION_DROP else caps[i] for i in idx]
@@ -345,7 +353,7 @@ def stage_dit(work, minutes, batch=48, lr=1e-3):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        decay = min(0.998, (1 + step) / (10 + step))
+        decay = min(0.998, (1 + step - first) / (10 + step - first))
         with torch.no_grad():
             for ema, model in ((ema_tr, tr), (ema_te, te)):
                 for k, v in model.state_dict().items():
@@ -415,6 +423,7 @@ def main():
     ap.add_argument("--out", default="models/t2v-tiny")
     ap.add_argument("--vae-minutes", type=float, default=22.0)
     ap.add_argument("--clips", type=int, default=4000)
+    ap.add_argument("--resume", action="store_true", help="dit: continue from the saved weights in WORK/dit")
     ap.add_argument("--vae2-minutes", type=float, default=14.0)
     ap.add_argument("--decoder-minutes", type=float, default=30.0)
     ap.add_argument("--dit-minutes", type=float, default=40.0)
@@ -439,7 +448,7 @@ def main():
         elif s == "latents":
             stage_latents(a.work, a.clips)
         elif s == "dit":
-            stage_dit(a.work, a.dit_minutes)
+            stage_dit(a.work, a.dit_minutes, resume=a.resume)
         elif s == "decoder":
             stage_decoder(a.work, a.decoder_minutes)
         else:
