@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "app/cli.h"
 
 extern "C" char* openblas_get_corename(void);
@@ -29,5 +32,7 @@ static void select_blas_kernels(char** argv) {
 
 int main(int argc, char** argv) {
   select_blas_kernels(argv);
+  // Warnings go to stderr: stdout carries the --json event stream and `inspect` output.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("t2v"));
   return t2v::run_cli(argc, argv);
 }

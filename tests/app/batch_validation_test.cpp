@@ -10,7 +10,6 @@
 #include "app/batch.h"
 #include "app/gallery.h"
 #include "app/sha256.h"
-#include "batch_test_util.h"
 #include "cli_test_util.h"
 #include "core/error.h"
 
