@@ -98,10 +98,12 @@ TEST(DefaultModelEval, DISABLED_HeldOutCombinationsAreRenderedRight) {
     const VideoInfo info = reader.info();
     Verdict v = evaluate(reader.read_all_frames(), info.width, info.height, parse_prompt(it.prompt));
     ++n, colour += v.colour_ok, shape += v.shape_ok, motion += v.motion_ok, all += v.all_ok();
-    if (!v.all_ok())
-      std::printf("  miss: %-58s seed %llu -> %s\n", it.prompt.c_str(), static_cast<unsigned long long>(it.seed),
-                  v.found ? (v.colour + " " + v.shape + " " + v.motion + " (" + v.reason + ")").c_str()
-                          : ("not found: " + v.reason).c_str());
+    std::printf("[%2zu/%zu] %-4s %-56s -> %s (%.1f s)\n", i + 1, items.size(), v.all_ok() ? "ok" : "MISS",
+                it.prompt.c_str(),
+                v.found ? (v.colour + " " + v.shape + " " + v.motion + "; " + v.reason).c_str()
+                        : ("not found: " + v.reason).c_str(),
+                render_s);
+    std::fflush(stdout);  // progress while the remaining videos render
     nlohmann::json track = nlohmann::json::array();
     for (const FrameTrack& f : v.frames)
       track.push_back(f.found ? nlohmann::json{{"cx", f.cx}, {"cy", f.cy}, {"area", f.area}, {"colour", f.colour},
