@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package t2v needs to build and test. Idempotent and quiet;
-# works as root or through sudo. Usage: ./setup.sh
+# works as root or through sudo. Usage: ./setup.sh [--test-tools]
+#   --test-tools  also Slurm (slurm-wlm, munge) and Chromium, which the batch tests run
+#                 against (a one-node cluster, the gallery page); if they cannot be
+#                 installed those tests skip and say so.
 set -euo pipefail
 
 PKGS=(
@@ -11,6 +14,14 @@ PKGS=(
   libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   clang libclang-rt-14-dev libomp-dev
 )
+TEST_PKGS=(slurm-wlm munge chromium)
+WITH_TEST_TOOLS=0
+for a in "$@"; do
+  case "$a" in
+    --test-tools) WITH_TEST_TOOLS=1 ;;
+    *) echo "setup.sh: unknown option $a (usage: ./setup.sh [--test-tools])" >&2; exit 64 ;;
+  esac
+done
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,17 +29,30 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "setup.sh: not root and no sudo; run as root or install sudo" >&2; exit 77; fi
 fi
 
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+missing_of() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+mapfile -t missing < <(missing_of "${PKGS[@]}")
+test_missing=()
+[ "$WITH_TEST_TOOLS" = 1 ] && mapfile -t test_missing < <(missing_of "${TEST_PKGS[@]}")
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#PKGS[@]} packages present"
+if [ ${#missing[@]} -eq 0 ] && [ ${#test_missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
   exit 0
 fi
-echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ${#test_missing[@]} -gt 0 ]; then
+  echo "setup: installing test tools: ${test_missing[*]}"
+  # Their tests skip without them, so a failure here is a warning, not the end of setup.
+  $SUDO apt-get install -y -qq --no-install-recommends "${test_missing[@]}" >/dev/null ||
+    echo "setup: warning: could not install ${test_missing[*]}; the Slurm and Chromium tests will skip" >&2
+fi
 echo "setup: done"

@@ -377,7 +377,7 @@ int run_batch(BatchOptions& o) {
       try {
         manifest.append(rec);
       } catch (const Error& m) {
-        spdlog::error("{}", m.what());
+        if (std::string(m.what()) != e.what()) spdlog::warn("could not record the failure: {}", m.what());
       }
       lock.release();
       events.event(interrupted ? "item_interrupted" : "item_failed",

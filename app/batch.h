@@ -84,7 +84,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model);
 class Manifest {
  public:
   explicit Manifest(std::string dir);
-  // Re-reads the file (records appended by other workers included). Returns warnings.
+  // Re-reads the file (records appended by other workers included). Returns warnings;
+  // throws (73) when the manifest is not a file or cannot be appended to.
   std::vector<std::string> load();
   void append(const nlohmann::json& record);
   // The last "done" record of `id`, if any.
@@ -93,6 +94,7 @@ class Manifest {
   const std::string& path() const { return path_; }
 
  private:
+  void check_appendable() const;
   std::string dir_, path_;
   std::vector<nlohmann::json> records_;
 };

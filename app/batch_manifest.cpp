@@ -94,8 +94,16 @@ std::vector<std::string> Manifest::load() {
   records_.clear();
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return warnings;
+    if (errno == ENOENT) {
+      check_appendable();
+      return warnings;
+    }
     throw Error(kExitIoErr, fmt::format("cannot read {}: {}", path_, errno_text()));
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(kExitCantCreate, fmt::format("{} is not a file", path_), "move it away; the manifest is written there");
   }
   // The exclusive lock keeps appenders out while a damaged file is rewritten.
   while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
@@ -116,7 +124,18 @@ std::vector<std::string> Manifest::load() {
     }
   }
   ::close(fd);
+  check_appendable();
   return warnings;
+}
+
+// Appending must work before anything is rendered: a record that cannot be written would
+// leave a finished video the next run cannot verify.
+void Manifest::check_appendable() const {
+  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error(kExitCantCreate, fmt::format("cannot write {}: {}", path_, errno_text()),
+                "check that the output folder is writable");
+  ::close(fd);
 }
 
 void Manifest::append(const json& record) {

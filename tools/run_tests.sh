@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./setup.sh
+./setup.sh --test-tools
 JOBS="${JOBS:-$(nproc)}"
 BUILD=build/test
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DT2V_WERROR=ON >/dev/null

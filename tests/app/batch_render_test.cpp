@@ -197,11 +197,10 @@ void interrupt_and_resume(int sig, int items, bool resume) {
   TempDir dir;
   const std::string out = dir.file("out");
   write_text(dir.file("list.jsonl"), prompt_list(items));
-  // Enough steps (about a second a video) that the signal lands inside a render.
-  const std::vector<std::string> slow = {"--steps", "30", "--size", "64x64", "--frames", "17"};
-  std::vector<std::string> args = slow;
-  args.push_back("--json");
-  Child c(batch_args(dir.file("list.jsonl"), out, args));
+  // Slow enough (30 steps of ~0.04 s on one thread) that the signal lands inside the first
+  // render; the rerun renders at the quick default settings.
+  Child c(batch_args(dir.file("list.jsonl"), out, {"--json", "--steps", "30", "--size", "128x128", "--frames", "33"}),
+          {{"OMP_NUM_THREADS", "1"}});
   ASSERT_TRUE(wait_for([&] { return c.out().find("\"event\":\"step\"") != std::string::npos; }, 60)) << c.err();
   c.signal(sig);
   EXPECT_EQ(c.wait(), 75) << c.err();
@@ -214,7 +213,7 @@ void interrupt_and_resume(int sig, int items, bool resume) {
   EXPECT_TRUE(fs::is_empty(out + "/.locks"));
   EXPECT_NE(c.err().find("run the same command again to resume"), std::string::npos) << c.err();
   if (!resume) return;
-  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out, slow));
+  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(done_counts(out).size(), static_cast<size_t>(items));
   for (const auto& [id, n] : done_counts(out)) EXPECT_EQ(n, 1) << id;
@@ -230,9 +229,10 @@ TEST(BatchSignals, SigtermAndSigusr1RecordInterruptedAndExit75) {
 TEST(BatchSignals, SecondSigintExitsAtOnce) {
   TempDir dir;
   write_text(dir.file("list.jsonl"), prompt_list(2));
-  // Large enough that one step outlasts the gap between the two signals.
+  // Large enough, on one thread, that one step (~0.35 s) outlasts the gap between the signals.
   Child c(batch_args(dir.file("list.jsonl"), dir.file("out"),
-                     {"--json", "--steps", "50", "--size", "128x128", "--frames", "33"}));
+                     {"--json", "--steps", "50", "--size", "256x256", "--frames", "33"}),
+          {{"OMP_NUM_THREADS", "1"}});
   ASSERT_TRUE(wait_for([&] { return c.out().find("\"event\":\"step\"") != std::string::npos; }, 60)) << c.err();
   c.signal(SIGINT);
   ASSERT_TRUE(wait_for([&] { return c.err().find("press Ctrl-C again") != std::string::npos; }, 10)) << c.err();
