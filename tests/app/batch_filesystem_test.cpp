@@ -1,6 +1,6 @@
-// `t2v batch` against a hostile filesystem (BAD_INPUTS 40, 42, 44, 47): output folders that
+// `t2v batch` against a hostile filesystem (BAD_INPUTS 40, 42-44, 47): output folders that
 // are files or cannot be written, a disk that fills mid-video, a manifest that cannot be
-// read, and a list that lost items since the last run.
+// written, a list that lost items since the last run, and a video that is not ours.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -97,6 +97,27 @@ TEST(BatchFilesystem, ItemsGoneFromTheListAreReportedAndTheirVideosKept) {
   EXPECT_TRUE(fs::exists(out + "/item1.mp4"));
   EXPECT_TRUE(fs::exists(out + "/item2.mp4"));
   EXPECT_EQ(manifest_lines(out).size(), 3u);
+}
+
+TEST(BatchFilesystem, AnotherCompleteVideoUnderTheNameIsKeptUnlessForce) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  write_text(dir.file("list.jsonl"), "{\"id\": \"a\", \"prompt\": \"a red ball\"}\n");
+  write_text(dir.file("other.jsonl"), "{\"id\": \"a\", \"prompt\": \"a blue cube\"}\n");
+  // A complete MP4 that is not in this folder's manifest: someone else's video.
+  RunResult r = run_t2v(batch_args(dir.file("other.jsonl"), dir.file("elsewhere")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  fs::create_directories(out);
+  fs::copy_file(dir.file("elsewhere/a.mp4"), out + "/a.mp4");
+  const std::string theirs = read_text(out + "/a.mp4");
+  r = run_t2v(batch_args(dir.file("list.jsonl"), out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("a.mp4 exists but is not a render of item a"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("0 rendered, 0 skipped (done), 1 kept"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(out + "/a.mp4"), theirs);
+  r = run_t2v(batch_args(dir.file("list.jsonl"), out, {"--force"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(read_text(out + "/a.mp4"), theirs);
 }
 
 }  // namespace

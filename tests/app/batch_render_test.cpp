@@ -69,9 +69,11 @@ TEST(BatchRender, RendersResumesVerifiesAndForces) {
              "{\"id\": \"ball\", \"prompt\": \"a red <b>ball</b> & 'friends'\"}\n"
              "{\"prompt\": \"a blue cube\", \"seed\": 7}\n"
              "{\"id\": \"cone\", \"prompt\": \"a green cone\", \"output\": \"Cone Video.mp4\", \"steps\": 2}\n");
-  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out, {"--json"}));
+  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out, {"--json", "--preview"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("\"event\":\"batch_done\""), std::string::npos);
+  for (const char* preview : {"ball.png", "ball.gif", "3.png", "Cone Video.png", "Cone Video.gif"})
+    EXPECT_TRUE(fs::exists(out + "/" + preview)) << preview;
   std::vector<json> recs = manifest_lines(out);
   ASSERT_EQ(recs.size(), 3u);
   std::map<std::string, json> by_id;
