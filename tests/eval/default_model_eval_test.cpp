@@ -73,6 +73,13 @@ TEST(DefaultModelEval, DISABLED_HeldOutCombinationsAreRenderedRight) {
     for (const std::string& b : world().backgrounds)
       items.push_back({canonical_caption(c.colour, c.shape, c.motion, b), b, c, 1000 + items.size()});
   ASSERT_GE(items.size(), 40u);
+  // T2V_EVAL_STRIDE=K judges every K-th video only (a quick look during training; K=4 is one
+  // background per combination). The acceptance run uses them all.
+  if (const char* s = std::getenv("T2V_EVAL_STRIDE"); s && std::atoi(s) > 1) {
+    std::vector<Item> some;
+    for (size_t i = 0; i < items.size(); i += static_cast<size_t>(std::atoi(s))) some.push_back(items[i]);
+    items = some;
+  }
 
   TempDir dir;
   PipelineLoadOptions lo;
