@@ -17,11 +17,16 @@ out=$root/.gpu
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -G Ninja -DT2V_CUDA=ON -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_CUDA_ARCHITECTURES=$archs" -DT2V_WERROR=ON >/dev/null
-ninja -C "$build" -j"${JOBS:-2}" test_cuda
+ninja -C "$build" -j"${JOBS:-2}" test_cuda t2v
 
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib"
-cp "$build/tests/test_cuda" "$stage/bin/"
+cp "$build/tests/test_cuda" "$build/app/t2v" "$stage/bin/"
+# diffusers is pure Python and absent there (torch is present): its wheel travels along
+# for tools/bench/compare_diffusers.py.
+mkdir -p "$stage/wheels"
+pip download -q --no-deps "diffusers==$(python3 -c 'import diffusers; print(diffusers.__version__)')" -d "$stage/wheels" ||
+  echo "bundle: warning: no diffusers wheel (no network?); the diffusers comparison will be skipped" >&2
 # The kernel lab: a CMake target once kernels/dev is added to the build; until
 # then compiled here directly against the same static libraries.
 if [ -x "$build/kernels/dev/attention_lab" ]; then

@@ -3,15 +3,16 @@
 # benchmarks from the bundle made by tools/gpu/bundle.sh, writing logs to $OUT.
 # Run from the repository root on the GPU machine, after tools/gpu/bundle.sh here:
 #   device run: command "bash tools/gpu/run.sh", carry [".gpu"], timeout_s 600
-#   bash tools/gpu/run.sh                 # everything: at most 270 + 170 + 140 s (device limit 600 s)
-#   STEPS="tests" bash tools/gpu/run.sh   # a subset: tests, memcheck, bench
-# Logs: $OUT/{env,test_cuda,memcheck,bench}.log, $OUT/test_cuda.xml, summary.txt.
+#   STEPS="tests memcheck" bash tools/gpu/run.sh   # at most 270 + 170 s, within one 600 s device call
+#   STEPS="bench compare" bash tools/gpu/run.sh    # at most 140 + 300 s
+#   STEPS="tests" bash tools/gpu/run.sh   # a subset: tests, memcheck, bench, compare
+# Logs: $OUT/{env,test_cuda,memcheck,bench,compare}.log, $OUT/test_cuda.xml, compare.json, summary.txt.
 # The last lines printed are the summary (the device reply carries the tail).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$root/out/gpu}
 mkdir -p "$OUT"
-steps=${STEPS:-"tests memcheck bench"}
+steps=${STEPS:-"tests memcheck bench compare"}
 summary=$OUT/summary.txt
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -74,6 +75,17 @@ for step in $steps; do
         timeout 30 "$work/bin/attention_lab" --variants 123 --n 4096 --reps 3           # all variants at 4096 tokens
       } > "$OUT/bench.log" 2>&1
       note "bench rc=$?:"; grep -E "ms|attention_lab|check|not timed|memory|error" "$OUT/bench.log" | tee -a "$summary"
+      ;;
+    compare)
+      # t2v bench beside diffusers (bf16, PyTorch SDPA) on the real 1.3B shapes, same GPU.
+      if ls "$work"/wheels/diffusers-*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-deps --target "$work/py" "$work"/wheels/diffusers-*.whl >/dev/null 2>&1
+        PYTHONPATH=$work/py${PYTHONPATH:+:$PYTHONPATH} timeout 300 python3 "$root/tools/bench/compare_diffusers.py" \
+          --t2v "$work/bin/t2v" --device cuda --json "$OUT/compare.json" > "$OUT/compare.log" 2>&1
+        note "compare rc=$?:"; grep -E "tokens|stage|DiT|VAE|peak|Error|error" "$OUT/compare.log" | tee -a "$summary"
+      else
+        note "compare: skipped, no diffusers wheel in the bundle"
+      fi
       ;;
   esac
 done
