@@ -236,6 +236,27 @@ int run_batch(BatchOptions& o) {
 
   Manifest manifest(o.out_dir);
   for (const std::string& w : manifest.load()) spdlog::warn("{}", w);
+  // --skip-invalid: every problem of a left-out line becomes a `failed` record (written once,
+  // by shard 0), so the manifest says what was not rendered and why.
+  if (o.skip_invalid && shard.index == 0) {
+    std::set<std::pair<int64_t, std::string>> recorded;
+    for (const json& r : manifest.records())
+      if (r.value("status", "") == "failed" && r.contains("line") && r["line"].is_number_integer() &&
+          r.contains("message") && r["message"].is_string())
+        recorded.emplace(r["line"].get<int64_t>(), r["message"].get<std::string>());
+    for (const auto& [ln, msg] : list.error_lines) {
+      if (recorded.count({ln, msg})) continue;
+      manifest.append({{"status", "failed"},
+                       {"id", nullptr},  // the line has no valid item
+                       {"line", ln},
+                       {"code", kExitDataErr},
+                       {"message", msg},
+                       {"retryable", false},
+                       {"host", host_name()},
+                       {"pid", static_cast<long>(::getpid())},
+                       {"time", utc_now()}});
+    }
+  }
   {
     std::set<std::string> ids;
     for (const BatchItem& it : list.items) ids.insert(it.id);

@@ -49,6 +49,7 @@ struct BatchItem {
 struct BatchList {
   std::vector<BatchItem> items;     // expanded (one per seed), in list order
   std::vector<std::string> errors;  // "file:line: message", in line order
+  std::vector<std::pair<int, std::string>> error_lines;  // the same as (line, message)
   std::vector<std::string> warnings;
   int invalid_lines = 0;
 };

@@ -119,7 +119,10 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
   int lineno = 0;
   // Items per line before expansion, to check uniqueness over the expanded list afterwards.
   std::map<std::string, int> ids_seen, files_seen;  // lower-cased -> line
-  auto err = [&](int ln, const std::string& msg) { list.errors.push_back(fmt::format("{}:{}: {}", path, ln, msg)); };
+  auto err = [&](int ln, const std::string& msg) {
+    list.errors.push_back(fmt::format("{}:{}: {}", path, ln, msg));
+    list.error_lines.emplace_back(ln, msg);
+  };
   while (std::getline(in, line)) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -110,6 +110,32 @@ TEST(BatchValidation, SkipInvalidGetsPastTheListChecks) {
   EXPECT_NE(r.err.find("list.jsonl:2:"), std::string::npos) << r.err;
 }
 
+TEST(BatchValidation, SkipInvalidRendersTheValidLinesAndRecordsTheOthersAsFailed) {
+  TempDir dir;
+  write_text(dir.file("list.jsonl"),
+             "{\"id\": \"ok\", \"prompt\": \"fine\"}\n{\"prompt\": 2}\nnot json\n");
+  const std::string out = dir.file("out");
+  for (int run = 0; run < 2; ++run) {
+    RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out, {"--skip-invalid"}));
+    EXPECT_EQ(r.code, 65) << r.err;  // the list still had bad lines
+    EXPECT_NE(r.err.find("list.jsonl:2:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("list.jsonl:3:"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(std::filesystem::exists(out + "/ok.mp4"));
+  std::vector<int> failed_lines;
+  int done = 0;
+  for (const nlohmann::json& rec : manifest_lines(out)) {
+    if (rec["status"] == "done") ++done;
+    if (rec["status"] == "failed") {
+      failed_lines.push_back(rec["line"].get<int>());
+      EXPECT_EQ(rec["code"], 65);
+      EXPECT_FALSE(rec["retryable"].get<bool>());
+    }
+  }
+  EXPECT_EQ(done, 1);
+  EXPECT_EQ(failed_lines, (std::vector<int>{2, 3}));  // once each, not again on the rerun
+}
+
 TEST(BatchValidation, BadShardSpecsAndSeedsAreUsageErrors) {
   TempDir dir;
   for (const char* spec : {"5/4", "4/4", "-1/4", "a/b", "1", "1/0", "0/"}) {
