@@ -15,6 +15,7 @@
 #include "diffusion/wan_dit_config.h"
 #include "diffusion/wan_dit_weights.h"
 #include "kernels/ops.h"
+#include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 #include "vae/wan_vae_config.h"
 
@@ -23,15 +24,6 @@ namespace t2v {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Peak resident memory of this process (CPU runs), from /proc/self/status.
-double peak_rss_gb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) * 1024.0 / 1e9;
-  return 0;
-}
 
 // Random weights: N(0, 1/fan_in) for matrices (keeps activations in range through
 // many layers), ones for norm gains, small values for vectors. Indexed Philox, so
@@ -42,6 +34,17 @@ Tensor random_weight(const Shape& shape, uint64_t seed, DType dt, Device dev) {
   float s = shape.ndim() >= 2 ? 1.0f / std::sqrt(static_cast<float>(fan_in)) : 0.02f;
   t = ops::scale(t, s);
   return t.to(dt).to(dev);
+}
+
+constexpr double kGB = 1e9;
+
+// FLOPs of a umT5 encoder forward over B sequences of L tokens: the q/k/v/o and gated
+// FFN GEMMs (2·M·N·K each) and attention (QKᵀ and PV, 4·L²·inner per sequence).
+double umt5_flops(const UMT5Config& c, int64_t B, int64_t L) {
+  const double tok = static_cast<double>(B * L);
+  const double per_layer = 2.0 * tok * c.d_model * c.inner_dim() * 4 + 4.0 * B * L * L * c.inner_dim() +
+                           2.0 * tok * c.d_model * c.d_ff * 3;
+  return per_layer * static_cast<double>(c.num_layers);
 }
 
 double median(std::vector<double> v) {
@@ -97,7 +100,42 @@ int run_bench(const BenchOptions& o) {
   Device dev = open_device(o.device);
   const DType compute = dev == Device::CUDA ? DType::BF16 : DType::F32;
 
+  // ---- text encode ---------------------------------------------------------------------------
+  // The prompt and the negative prompt, 128 tokens each (a long prompt; Wan encodes each at its
+  // own length). On the CPU the embedding table is cut to 4096 rows: a gather costs the same
+  // from any table, and the real one is 4.2 GB in fp32.
+  if (o.text_encoder) {
+    UMT5Config tcfg = UMT5Config::umt5_xxl();
+    const int64_t te_layers = tcfg.num_layers;
+    if (o.layers > 0) tcfg.num_layers = std::min<int64_t>(o.layers, tcfg.num_layers);
+    if (dev == Device::CPU) tcfg.vocab_size = 4096;
+    reset_peak_memory(dev);
+    uint64_t tseed = 5000;
+    UMT5Encoder te = UMT5Encoder::from_tensors(
+        tcfg,
+        [&](const std::string&, const Shape& shape, bool want_f32) {
+          return random_weight(shape, tseed++ << 32, want_f32 ? DType::F32 : compute, dev);
+        },
+        dev);
+    const int64_t B = 2, L = 128;
+    Tensor ids = Tensor::empty({B, L}, DType::I64);
+    for (int64_t k = 0; k < B * L; ++k) ids.data<int64_t>()[k] = (k * 7919 + 13) % tcfg.vocab_size;
+    std::vector<double> tt;
+    for (int r = 0; r < o.repeat + 1; ++r) {
+      auto t0 = Clock::now();
+      te.forward(ids, Tensor()).to(Device::CPU);  // synchronises
+      if (r > 0) tt.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    const double te_s = median(tt), te_flops = umt5_flops(tcfg, B, L);
+    j["text_encode"] = {{"layers_run", tcfg.num_layers}, {"tokens", B * L},     {"median_ms", te_s * 1e3},
+                        {"flops", te_flops},             {"tflops", te_flops / te_s / 1e12},
+                        {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
+    if (tcfg.num_layers < te_layers)
+      j["text_encode"]["projected_full_ms"] = te_s * 1e3 * static_cast<double>(te_layers) / tcfg.num_layers;
+  }
+
   // ---- DiT step with CFG -------------------------------------------------------------------
+  reset_peak_memory(dev);
   WanDiTWeights weights;
   uint64_t seed = 1;
   bind_wan_dit(weights, run_cfg, [&](const std::string&, const Shape& shape, WeightPrecision p) {
@@ -118,11 +156,13 @@ int run_bench(const BenchOptions& o) {
   }
   double dit_s = median(times);
   j["dit"] = {{"layers_run", run_cfg.num_layers}, {"median_ms", dit_s * 1e3}, {"flops", run_flops},
-              {"tflops", run_flops / dit_s / 1e12}, {"device", o.device}};
+              {"tflops", run_flops / dit_s / 1e12}, {"device", o.device},
+              {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   if (o.layers > 0) j["dit"]["projected_full_step_ms"] = dit_s * 1e3 * cfg.num_layers / run_cfg.num_layers;
 
   // ---- VAE decode -----------------------------------------------------------------------------
   if (o.vae) {
+    reset_peak_memory(dev);
     WanVAEConfig vcfg = WanVAEConfig::preset("wan2.1-vae");
     uint64_t vseed = 1000;
     WanVAEParts parts;
@@ -135,21 +175,38 @@ int run_bench(const BenchOptions& o) {
     int64_t frames_out = 0;
     vae.decode_stream(mu, [&](const Tensor& f) { frames_out += f.size(2); });
     double vs = std::chrono::duration<double>(Clock::now() - t0).count();
-    j["vae_decode"] = {{"ms", vs * 1e3}, {"frames", frames_out}};
+    j["vae_decode"] = {{"ms", vs * 1e3}, {"frames", frames_out}, {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   }
-  j["peak_memory_gb"] = peak_rss_gb();
+  const char* mem_kind = dev == Device::CUDA ? "device memory in use" : "host RSS";
+  double peak_gb = 0;
+  for (const char* stage : {"text_encode", "dit", "vae_decode"})
+    if (j.contains(stage)) peak_gb = std::max(peak_gb, j[stage]["peak_memory_gb"].get<double>());
+  j["peak_memory_gb"] = peak_gb;
+  j["peak_memory_kind"] = mem_kind;
 
   if (o.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
+    if (o.text_encoder) {
+      const nlohmann::json& t = j["text_encode"];
+      fmt::print("  text encode (umT5-XXL, {} of 24 blocks, 2 x 128 tokens): median {:.1f} ms, {:.3f} TFLOP/s{}; "
+                 "peak {:.2f} GB\n",
+                 t["layers_run"].get<int64_t>(), t["median_ms"].get<double>(), t["tflops"].get<double>(),
+                 t.contains("projected_full_ms")
+                     ? fmt::format(" (all blocks projected {:.1f} ms)", t["projected_full_ms"].get<double>())
+                     : "",
+                 t["peak_memory_gb"].get<double>());
+    }
     fmt::print("  DiT step ({} of {} blocks, {}): median {:.1f} ms, {:.3f} TFLOP/s{}\n", run_cfg.num_layers,
                cfg.num_layers, o.device, dit_s * 1e3, run_flops / dit_s / 1e12,
                o.layers > 0 ? fmt::format(" (full step projected {:.1f} s)", dit_s * cfg.num_layers / run_cfg.num_layers)
                             : "");
     if (o.vae)
-      fmt::print("  VAE decode of {} latent frames: {:.1f} ms ({} frames)\n", T, double(j["vae_decode"]["ms"]),
-                 int64_t(j["vae_decode"]["frames"]));
-    fmt::print("  peak memory (host RSS): {:.2f} GB\n", double(j["peak_memory_gb"]));
+      fmt::print("  VAE decode of {} latent frames: {:.1f} ms ({} frames); peak {:.2f} GB\n", T,
+                 double(j["vae_decode"]["ms"]), int64_t(j["vae_decode"]["frames"]),
+                 double(j["vae_decode"]["peak_memory_gb"]));
+    fmt::print("  DiT step peak {:.2f} GB; peak over the stages ({}): {:.2f} GB\n", double(j["dit"]["peak_memory_gb"]),
+               mem_kind, peak_gb);
   }
   return 0;
 }

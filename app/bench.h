@@ -19,6 +19,7 @@ struct BenchOptions {
   bool dry_run = false;
   bool json = false;
   bool vae = true;             // also time the VAE decode
+  bool text_encoder = true;    // also time the umT5 text encoder
   double peak_tflops = 798.0;  // device ceiling for the floor (H100 dense bf16, measured)
 };
 

@@ -109,11 +109,12 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
   bench->add_option("--device", bopts.device, "cpu or cuda");
-  bench->add_option("--layers", bopts.layers, "Run only this many DiT blocks (CPU runs at real widths)");
+  bench->add_option("--layers", bopts.layers, "Run only this many DiT (and umT5) blocks (CPU runs at real widths)");
   bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
   bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");
   bench->add_flag("--dry-run", bopts.dry_run, "Only print FLOP counts and the time floor");
   bench->add_flag("!--no-vae", bopts.vae, "Skip the VAE decode");
+  bench->add_flag("!--no-text-encoder", bopts.text_encoder, "Skip the umT5 text encoder");
   bench->add_flag("--json", bopts.json, "JSON output");
 
   try {

@@ -1,6 +1,8 @@
 #include "app/device.h"
 
 #include <cstdlib>
+#include <fstream>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -24,6 +26,28 @@ Device open_device(const std::string& name) {
   throw Error(kExitUnavailable, "--device cuda: this build has no CUDA backend",
               "build on a machine with the CUDA toolkit (nvcc) installed, or use --device cpu");
 #endif
+}
+
+size_t peak_memory_bytes(Device dev) {
+#ifdef T2V_HAVE_CUDA
+  if (dev == Device::CUDA) return ops::cuda::memory_stats().peak_in_use_bytes;
+#endif
+  (void)dev;
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(6))) * 1024;  // kB
+  return 0;
+}
+
+void reset_peak_memory(Device dev) {
+#ifdef T2V_HAVE_CUDA
+  if (dev == Device::CUDA) {
+    ops::cuda::reset_peak_memory();
+    return;
+  }
+#endif
+  (void)dev;
+  std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current RSS
 }
 
 }  // namespace t2v

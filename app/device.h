@@ -12,4 +12,10 @@ namespace t2v {
 // for an unknown name; Error(69) when this build or machine has no CUDA.
 Device open_device(const std::string& name);
 
+// Peak memory of a device since the last reset, in bytes: for CUDA the caching
+// allocator's high-water mark of memory in use; for the CPU the process's peak
+// resident set (VmHWM; reset through /proc/self/clear_refs).
+size_t peak_memory_bytes(Device dev);
+void reset_peak_memory(Device dev);
+
 }  // namespace t2v
