@@ -115,7 +115,7 @@ window.addEventListener('load', () => {
 });
 </script>)");
   write_text(out + "/probe.html", html);
-  r = run_program({"/usr/bin/timeout", "60", chromium, "--headless", "--no-sandbox", "--disable-gpu",
+  r = run_program({"/usr/bin/timeout", "60", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                    "--user-data-dir=" + dir.file("profile"), "--virtual-time-budget=15000", "--dump-dom",
                    "file://" + out + "/probe.html"});
   ASSERT_EQ(r.code, 0) << r.err;
