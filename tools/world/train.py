@@ -299,7 +299,28 @@ def encode_text(te, tok, captions, device="cpu"):
     return out
 
 
-def stage_dit(work, minutes, batch=48, lr=1e-3, resume=False):
+def fixed_text_encoder(vocab):
+    """A umT5 whose blocks add nothing (attention and FFN output projections zero), so
+    each token's output is its own embedding, RMS-normalised; the embeddings are fixed
+    random vectors. Every word of the grammar is distinct from the first step, and a bag
+    of words is enough for the world's captions (object colours are chromatic, background
+    colours achromatic). Measured reason: trained jointly from scratch, the encoder had
+    after 2,300 steps separated colours (cosine 0.76 between red/blue captions) but
+    hardly shapes (0.96) or directions (0.90), and the transformer followed colour only."""
+    from transformers import UMT5Config, UMT5EncoderModel
+    te = UMT5EncoderModel(UMT5Config(vocab_size=vocab, **TE_CFG))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        te.shared.weight.copy_(torch.randn(te.shared.weight.shape, generator=g))
+        for blk in te.encoder.block:
+            blk.layer[0].SelfAttention.o.weight.zero_()
+            blk.layer[1].DenseReluDense.wo.weight.zero_()
+        te.encoder.final_layer_norm.weight.fill_(1.0)
+    te.requires_grad_(False)
+    return te
+
+
+def stage_dit(work, minutes, batch=48, lr=1e-3, resume=False, te_kind="trained", init=None):
     from diffusers import WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
     tok = load_tokenizer(work)
@@ -312,9 +333,14 @@ def stage_dit(work, minutes, batch=48, lr=1e-3, resume=False):
         te = UMT5EncoderModel.from_pretrained(os.path.join(work, "dit", "text_encoder"))
         tr = WanTransformer3DModel.from_pretrained(os.path.join(work, "dit", "transformer"))
     else:
-        te = UMT5EncoderModel(UMT5Config(vocab_size=len(tok), **TE_CFG))
-        tr = WanTransformer3DModel(**DIT_CFG)
-    params = list(te.parameters()) + list(tr.parameters())
+        te = (fixed_text_encoder(len(tok)) if te_kind == "fixed"
+              else UMT5EncoderModel(UMT5Config(vocab_size=len(tok), **TE_CFG)))
+        # init: start the transformer from another run's weights (its denoising prior).
+        tr = (WanTransformer3DModel.from_pretrained(os.path.join(init, "dit", "transformer")) if init
+              else WanTransformer3DModel(**DIT_CFG))
+    if te_kind == "fixed":
+        te.requires_grad_(False)
+    params = [p for p in list(te.parameters()) + list(tr.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema_tr = {k: v.detach().clone() for k, v in tr.state_dict().items()}
     ema_te = {k: v.detach().clone() for k, v in te.state_dict().items()}
@@ -427,6 +453,9 @@ def main():
     ap.add_argument("--vae2-minutes", type=float, default=14.0)
     ap.add_argument("--decoder-minutes", type=float, default=30.0)
     ap.add_argument("--dit-minutes", type=float, default=40.0)
+    ap.add_argument("--te", choices=["trained", "fixed"], default="trained",
+                    help="dit: train the text encoder jointly, or use fixed_text_encoder()")
+    ap.add_argument("--init", help="dit: start the transformer from INIT/dit/transformer (another work folder)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     # `all` leaves out the decoder stage, which runs alongside `dit`
@@ -448,7 +477,7 @@ def main():
         elif s == "latents":
             stage_latents(a.work, a.clips)
         elif s == "dit":
-            stage_dit(a.work, a.dit_minutes, resume=a.resume)
+            stage_dit(a.work, a.dit_minutes, resume=a.resume, te_kind=a.te, init=a.init)
         elif s == "decoder":
             stage_decoder(a.work, a.decoder_minutes)
         else:
