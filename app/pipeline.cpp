@@ -1,5 +1,6 @@
 #include "app/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -168,9 +169,12 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   std::unique_ptr<Scheduler> sched = make_scheduler(sampler_from_name(o.sampler));
   sched->set_timesteps(o.steps, o.shift, o.schedule == "diffusers" ? ScheduleKind::kDiffusers : ScheduleKind::kWan);
   const bool guided = o.cfg != 1.0;  // cfg 1 is the conditional prediction alone
-  const int64_t L = m.dit_cfg.text_len, D = m.dit_cfg.text_dim;
-  Tensor ctx = guided ? ops::concat({ctx_pos.reshape({1, L, D}), ctx_neg.reshape({1, L, D})}, 0)
-                      : ctx_pos.reshape({1, L, D});
+  // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
+  // (the same result, without attending to hundreds of padding rows).
+  const auto L = static_cast<int64_t>(std::max(pos_ids.ids.size(), guided ? neg_ids.ids.size() : size_t{1}));
+  const int64_t D = m.dit_cfg.text_dim;
+  auto rows = [&](const Tensor& c) { return ops::slice(c, 0, 0, L).reshape({1, L, D}); };
+  Tensor ctx = guided ? ops::concat({rows(ctx_pos), rows(ctx_neg)}, 0) : rows(ctx_pos);
   ctx = ctx.to(dev);
 
   t0 = Clock::now();

@@ -46,22 +46,38 @@ Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope
   return linear(o, a.o);
 }
 
-// Cross-attention on all text_len context rows (no mask, WAN_SPEC §2.7).
-// x [B, N, dim], ctx [B, L, dim] -> [B, N, dim].
-Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const WanDiTConfig& cfg) {
+// Cross-attention on the text_len context rows (no mask, WAN_SPEC §2.7), given as
+// ctx [B, L, dim] and, when L < text_len, `pad_bias` [1, 1, 1, L] that weights the
+// last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim].
+Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const Tensor& pad_bias,
+                       const WanDiTConfig& cfg) {
   const int64_t B = x.size(0), N = x.size(1), L = ctx.size(1), NH = cfg.num_heads, D = cfg.head_dim();
   Tensor q = qk_norm(linear(x, a.q), a.norm_q, cfg.eps).reshape(Shape{B, N, NH, D});
   Tensor k = qk_norm(linear(ctx, a.k), a.norm_k, cfg.eps).reshape(Shape{B, L, NH, D});
   Tensor v = linear(ctx, a.v).reshape(Shape{B, L, NH, D});
   ops::AttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  p.bias = pad_bias;
   Tensor o = ops::attention(q, k, v, p).reshape(Shape{B, N, cfg.dim});
   return linear(o, a.o);
 }
 
+// For dumps: the text embedding as text_len rows, the last (padding) row repeated.
+Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
+  const Tensor c = ctx.to(Device::CPU);
+  const int64_t B = c.size(0), L = c.size(1), dim = c.size(2);
+  Tensor out = Tensor::empty(Shape{B, text_len, dim}, DType::F32);
+  const std::vector<float> src = c.to_vector();
+  float* dst = out.data<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < text_len; ++r)
+      std::copy_n(src.data() + (b * L + std::min(r, L - 1)) * dim, dim, dst + (b * text_len + r) * dim);
+  return out;
+}
+
 // One transformer block (WAN_SPEC §2.6). x [B, N, dim] fp32, e0 [B, 6, dim].
 Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, const Tensor& ctx,
-                     const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
+                     const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
   const Tensor e = ops::add(blk.modulation, e0);  // [B, 6, dim]: shift, scale, gate (self-attn), same (FFN)
   const Tensor none;
@@ -72,7 +88,7 @@ Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& 
   x = ops::add_gated(x, y, chunk(e, 2));
   // 4. cross-attention: affine LN (original norm3), no modulation, no gate
   Tensor xn = cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x;
-  y = cross_attention(blk.cross_attn, xn, ctx, cfg);
+  y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, cfg);
   if (dump) dump(name + "cross_attn.out", y);
   x = ops::add(x, y);
   // 5-7. modulated tanh-GELU FFN, gated residual
@@ -161,19 +177,30 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   if (dump) dump("time_projection", e0);
   const Tensor e0_chunks = e0.reshape(Shape{B, 6, c.dim});
 
-  // ---- text embedding on text_len rows: real rows, then exact zeros (WAN_SPEC §1.5) ----
+  // ---- text embedding: the given rows, then exact zeros up to text_len (WAN_SPEC §1.5) ----
+  // The zero rows all embed to the same row, so in every cross-attention they share one
+  // key and one value: a single zero row stands for the text_len - L of them, its logit
+  // raised by log(text_len - L) (softmax over n equal logits == one logit + log n). The
+  // same attention, with L + 1 keys instead of text_len: for a 12-token prompt the
+  // cross-attention and text embedding cost 2.5% of the padded ones.
   Tensor ctx = context.to(dev);
   if (ctx.dtype() != DType::F32) ctx = ops::cast(ctx, DType::F32);
   const int64_t L = ctx.size(1);
-  if (L < c.text_len) ctx = ops::concat({ctx, Tensor::zeros(Shape{B, c.text_len - L, c.text_dim}, DType::F32, dev)}, 1);
-  ctx = linear(ops::gelu_tanh(linear(ctx, w_.text_embedding_0)), w_.text_embedding_2);  // [B, text_len, dim]
-  if (dump) dump("text_embedding", ctx);
+  Tensor pad_bias;  // [1, 1, 1, L + 1]: 0 for the given rows, log(text_len - L) for the stand-in
+  if (L < c.text_len) {
+    ctx = ops::concat({ctx, Tensor::zeros(Shape{B, 1, c.text_dim}, DType::F32, dev)}, 1);
+    pad_bias = Tensor::zeros(Shape{1, 1, 1, L + 1}, DType::F32);
+    pad_bias.data<float>()[L] = static_cast<float>(std::log(static_cast<double>(c.text_len - L)));
+    pad_bias = pad_bias.to(dev);
+  }
+  ctx = linear(ops::gelu_tanh(linear(ctx, w_.text_embedding_0)), w_.text_embedding_2);  // [B, L (+1), dim]
+  if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
   // ---- blocks ----
   const Tensor rope = ops::rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
   for (int64_t i = 0; i < c.num_layers; ++i)
-    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, rope, c,
-                      dump);
+    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, pad_bias,
+                      rope, c, dump);
 
   // ---- head: (shift, scale) = head.modulation + e, LN, Linear (fp32) ----
   const Tensor hm = ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]

@@ -137,8 +137,9 @@ TEST(DitGolden, ReducedPrecisionFiles) {
   }
 }
 
-// Context given as fewer rows is zero-padded to 512 inside: same result as the
-// explicitly padded context.
+// Context given as fewer rows stands for the rows zero-padded to 512 (one zero row
+// weighted by log of their count in the cross-attention): the same result as the
+// explicitly padded context, up to the order of the softmax sums.
 TEST(DitGolden, ShortContextEqualsZeroPadded) {
   const WanDiT model = load(dit_data("tiny_dit/original.safetensors"), tiny_config());
   const std::string name = "batch2_cfg";
@@ -150,7 +151,9 @@ TEST(DitGolden, ShortContextEqualsZeroPadded) {
     for (int64_t i = 0; i < 16 * 32; ++i) dst[b * 512 * 32 + i] = src[static_cast<size_t>(b * 16 * 32 + i)];
   const Tensor a = model.forward(goldens().get(name + ".hidden_states"), goldens().get(name + ".timestep"), ctx);
   const Tensor b = model.forward(goldens().get(name + ".hidden_states"), goldens().get(name + ".timestep"), padded);
-  EXPECT_EQ(diff(a, b).max_abs, 0.0);
+  const auto d = diff(a, b);
+  std::printf("  16 rows vs 512 zero-padded rows: max|err| %.3e rel %.3e\n", d.max_abs, d.rel());
+  EXPECT_LE(d.rel(), 1e-5);
 }
 
 TEST(DitGolden, ProbeWritesSample) {
