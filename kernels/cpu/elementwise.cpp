@@ -22,11 +22,14 @@ Tensor unary(const Tensor& x, Unary op, float s0 = 0.0f, float s1 = 0.0f) {
   const int64_t n = x.numel();
   switch (op) {
     case Unary::GeluTanh: {
-      const double k = std::sqrt(2.0 / M_PI);
+      // 0.5 v (1 + tanh u) == v / (1 + exp(-2u)): one exp instead of tanh (which
+      // costs an expm1 and more: 19% of the default model's generation time went here),
+      // and no cancellation in 1 + tanh u for negative v.
+      const double k2 = 2.0 * std::sqrt(2.0 / M_PI);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const double v = xp[i];
-        yp[i] = (float)(0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v))));
+        yp[i] = (float)(v / (1.0 + std::exp(-k2 * (v + 0.044715 * v * v * v))));
       }
       break;
     }
