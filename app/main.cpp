@@ -10,28 +10,52 @@
 
 extern "C" char* openblas_get_corename(void);
 
-// OpenBLAS picks its kernels from the CPU model. On virtual machines that hide
-// the model ("Intel Xeon Processor") it falls back to its oldest x86-64 kernels
-// (Prescott), 3-4x slower than what the CPU supports. The choice is made when the
-// library loads, so the only fix is to restart with OPENBLAS_CORETYPE set.
-static void select_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("T2V_NO_BLAS_REEXEC")) return;
-  const char* core = openblas_get_corename();
-  if (!core || std::strcmp(core, "Prescott") != 0) return;
-  const char* better = nullptr;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
-    better = "SkylakeX";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    better = "Haswell";
+// OpenBLAS and libgomp read their settings from the environment when they load, so
+// the only way to change them is to restart with the variables set (once: the
+// restarted process finds them set). Set only where the user has not:
+// - OPENBLAS_CORETYPE: on virtual machines that hide the CPU model ("Intel Xeon
+//   Processor") OpenBLAS falls back to its oldest x86-64 kernels (Prescott), 3-4x
+//   slower than what the CPU supports.
+// - OPENBLAS_THREAD_TIMEOUT=4: its idle worker threads sleep after 2^4 cycles
+//   instead of spinning on sched_yield for ~2^28, taking cores from the OpenMP
+//   threads of the elementwise ops between GEMMs (and from anything else running).
+//   Measured on the default model, 2 cores shared with a training job: 19.4 s ->
+//   5.6 s per video.
+// - OMP_WAIT_POLICY=passive (read by libgomp at load, the same way): OpenMP
+//   threads between parallel loops sleep rather than spin against the BLAS
+//   threads; spinning, the same video took 38.4 s.
+static void configure_cpu_libraries(char** argv) {
+  if (std::getenv("T2V_NO_BLAS_REEXEC")) return;
+  bool changed = false;
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    const char* core = openblas_get_corename();
+    const char* better = nullptr;
+    if (core && std::strcmp(core, "Prescott") == 0) {
+      __builtin_cpu_init();
+      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+        better = "SkylakeX";
+      } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        better = "Haswell";
+      }
+    }
+    if (better) {
+      setenv("OPENBLAS_CORETYPE", better, 1);
+      changed = true;
+    }
   }
-  if (!better) return;
-  setenv("OPENBLAS_CORETYPE", better, 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: then carry on with the slow kernels
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    changed = true;
+  }
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    changed = true;
+  }
+  if (changed) execv("/proc/self/exe", argv);  // returns only on failure: then carry on as configured
 }
 
 int main(int argc, char** argv) {
-  select_blas_kernels(argv);
+  configure_cpu_libraries(argv);
   // Warnings go to stderr: stdout carries the --json event stream and `inspect` output.
   spdlog::set_default_logger(spdlog::stderr_color_mt("t2v"));
   return t2v::run_cli(argc, argv);

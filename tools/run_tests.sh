@@ -18,6 +18,9 @@ fi
 # ctest runs two test binaries at once on two cores: OpenMP threads must sleep,
 # not spin, while they wait, or an oversubscribed run slows down many times.
 export OMP_WAIT_POLICY=passive
+# OpenBLAS's idle workers likewise sleep at once instead of spinning on sched_yield
+# (the t2v program sets this for itself; the test binaries load OpenBLAS directly).
+export OPENBLAS_THREAD_TIMEOUT=4
 # OpenBLAS falls back to its slowest kernels on VMs that hide the CPU model
 # (app/main.cpp does the same for the t2v program).
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
