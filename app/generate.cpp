@@ -70,6 +70,8 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump) {
   uint64_t seed = o.seed ? *o.seed : random_seed();
   if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
   if (!paths.any()) return write_test_pattern(o, seed);
+  if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
+    fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());
   Progress progress(o.progress_bar, o.json);
   run_pipeline(o, paths, seed, progress, frames_dump);
   return 0;
