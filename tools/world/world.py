@@ -138,47 +138,52 @@ def background_image(kind, h, w):
     return np.broadcast_to(ramp, (h, w, 3)).copy()
 
 
+# Where things happen. Every motion follows one path through the middle of the
+# frame, shifted by up to JITTER pixels in x and y, with a small spread of size
+# and speed. This is sized to what a 1.8M-parameter transformer learns on two
+# CPU cores. Measured with wider spreads: with positions uniform over the frame,
+# after 1,800 steps the transformer denoised real clips well in one step (objects
+# sharp from noise level 0.6 down) yet sampled from noise only scattered
+# fragments; with a jitter of 5 pixels it still converged on a shrunken core of
+# the object. At high noise a denoiser predicts the mean over the world's
+# spread, and this small a model had not yet learned to read the noise for the
+# particulars; near one path, that mean is already the object. Sizes: at radius
+# 7.5-9 px, after 1,200 steps on these paths, motion was right in 15 of 16
+# held-out videos and shape in 3: circle, square and triangle differ in a few
+# 4x4 blocks at that size; at 9.5-11 px in twice as many.
+CENTRE = (WIDTH / 2, HEIGHT / 2)
+JITTER = 2.0
+
+
 def trajectory(motion, rng):
     """Centre (x, y) in pixels and half-size r for each frame."""
     n = FRAMES
     t = np.linspace(0.0, 1.0, n)
-    r0 = rng.uniform(7.0, 10.0)
-    margin = r0 + 2.0
-    travel = rng.uniform(26.0, 34.0)
+    cx = CENTRE[0] + rng.uniform(-JITTER, JITTER)
+    cy = CENTRE[1] + rng.uniform(-JITTER, JITTER)
+    r0 = rng.uniform(9.5, 11.0)
+    travel = rng.uniform(27.0, 31.0)
+    ramp = (t - 0.5) * travel  # centred on the middle frame
     if motion in ("left", "right"):
-        y = rng.uniform(margin + 4, HEIGHT - margin - 4)
-        x0 = rng.uniform(margin, WIDTH - margin - travel)
-        xs = x0 + travel * t
-        if motion == "left":
-            xs = xs[::-1]
-        return xs, np.full(n, y), np.full(n, r0)
+        xs = cx + (ramp if motion == "right" else -ramp)
+        return xs, np.full(n, cy), np.full(n, r0)
     if motion in ("up", "down"):
-        x = rng.uniform(margin + 4, WIDTH - margin - 4)
-        y0 = rng.uniform(margin, HEIGHT - margin - travel)
-        ys = y0 + travel * t
-        if motion == "up":
-            ys = ys[::-1]
-        return np.full(n, x), ys, np.full(n, r0)
+        ys = cy + (ramp if motion == "down" else -ramp)
+        return np.full(n, cx), ys, np.full(n, r0)
     if motion == "diagonal":  # towards the upper right
-        d = travel * 0.75
-        x0 = rng.uniform(margin, WIDTH - margin - d)
-        y0 = rng.uniform(margin + d, HEIGHT - margin)
-        return x0 + d * t, y0 - d * t, np.full(n, r0)
-    if motion == "bouncing":  # falls to the floor and back up, |cos| arcs
-        x = rng.uniform(margin + 4, WIDTH - margin - 4)
+        d = ramp * 0.75
+        return cx + d, cy - d, np.full(n, r0)
+    if motion == "bouncing":  # falls to the floor and back up, a |cos| arc
         floor = HEIGHT - r0 - 1.5
-        height = rng.uniform(24.0, 32.0)
-        bounces = rng.choice([1, 2])
-        phase = np.abs(np.cos(math.pi * bounces * t))
-        return np.full(n, x), floor - height * phase, np.full(n, r0)
-    # growing / shrinking: radius x2.2 between the ends, centre fixed
-    small, big = rng.uniform(4.5, 5.5), rng.uniform(11.0, 13.0)
+        height = rng.uniform(26.0, 29.0)
+        phase = np.abs(np.cos(math.pi * t))
+        return np.full(n, cx), floor - height * phase, np.full(n, r0)
+    # growing / shrinking: radius x2.1 between the ends, centre fixed
+    small, big = rng.uniform(6.0, 7.0), rng.uniform(13.5, 14.5)
     rs = small + (big - small) * t
     if motion == "shrinking":
         rs = rs[::-1]
-    x = rng.uniform(big + 2, WIDTH - big - 2)
-    y = rng.uniform(big + 2, HEIGHT - big - 2)
-    return np.full(n, x), np.full(n, y), rs
+    return np.full(n, cx), np.full(n, cy), rs
 
 
 def shape_mask(shape, cx, cy, r, h, w):
