@@ -73,6 +73,9 @@ int run_cli(int argc, char** argv) {
   gen->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout");
   gen->add_flag("-q,--quiet", g.quiet, "No progress output");
   gen->add_flag("--overwrite", g.overwrite, "Replace an existing output file");
+  gen->add_flag("--test-pattern", g.test_pattern,
+                "Write a synthetic test pattern (a moving square) instead of generating: checks the video toolchain "
+                "without a model");
   gen->add_flag("--allow-empty-prompt", g.allow_empty_prompt, "Accept an empty prompt");
   gen->add_flag("--strict", g.strict, "Treat warnings (unknown weight keys, prompt truncation) as errors");
   bool no_timings = false;

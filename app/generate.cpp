@@ -38,12 +38,11 @@ static void prepare_output(const GenerateOptions& o) {
     throw Error(kExitCantCreate, fmt::format("{} already exists", o.output), "pass --overwrite or choose another -o");
 }
 
-// Writes the synthetic test pattern through the real MP4 writer: what `generate`
-// does when no model is available, so the toolchain can be checked end to end.
+// Writes the synthetic test pattern through the real MP4 writer (--test-pattern), so the
+// video toolchain can be checked end to end without a model.
 static int write_test_pattern(const GenerateOptions& o, uint64_t seed) {
   fmt::print(stderr,
-             "t2v: NOTE: no model is available, so this writes a synthetic TEST PATTERN (a moving square), not a "
-             "generated video\n");
+             "t2v: NOTE: --test-pattern writes a synthetic TEST PATTERN (a moving square), not a generated video\n");
   Mp4Options mo;
   mo.crf = o.crf;
   mo.overwrite = o.overwrite;
@@ -65,11 +64,18 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump) {
   // Everything a user can get wrong is checked before any weights are read.
   for (const std::string& w : validate_generate_options(o)) spdlog::warn("{}", w);
   check_h264_encoder();
-  ModelPaths paths = resolve_model_paths(o);
+  ModelPaths paths;
+  if (!o.test_pattern) paths = resolve_model_paths(o);
   prepare_output(o);
+  if (!o.test_pattern && !paths.any())
+    throw Error(kExitNoInput,
+                "no model: the default model models/t2v-tiny was not found (T2V_DEFAULT_MODEL, the source tree, "
+                "./models)",
+                "pass --model FOLDER (a diffusers Wan2.1 folder or a folder of ComfyUI files), or --test-pattern to "
+                "check the video toolchain alone");
   uint64_t seed = o.seed ? *o.seed : random_seed();
   if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
-  if (!paths.any()) return write_test_pattern(o, seed);
+  if (o.test_pattern) return write_test_pattern(o, seed);
   if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
     fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());
   Progress progress(o.progress_bar, o.json);

@@ -1,5 +1,6 @@
 #include "app/model_paths.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -13,7 +14,9 @@ namespace t2v {
 namespace fs = std::filesystem;
 
 std::string default_model_folder() {
-  // The source tree the program was built from, then the working directory.
+  // T2V_DEFAULT_MODEL (empty: none) for installs away from the source tree; else the
+  // source tree the program was built from, then the working directory.
+  if (const char* env = std::getenv("T2V_DEFAULT_MODEL")) return env;
   for (const fs::path& p : {fs::path(T2V_SOURCE_DIR) / "models" / "t2v-tiny", fs::path("models") / "t2v-tiny"}) {
     std::error_code ec;
     if (fs::exists(p / "model_index.json", ec)) return p.string();

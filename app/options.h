@@ -38,6 +38,7 @@ struct GenerateOptions {
   bool allow_empty_prompt = false;
   bool strict = false;
   bool timing_metadata = true;  // store stage timings in the MP4 (they make files differ run to run)
+  bool test_pattern = false;    // write the synthetic test pattern instead of generating (no model needed)
   int crf = 18;
 };
 

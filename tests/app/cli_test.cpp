@@ -85,11 +85,23 @@ TEST(Cli, UnwritableOutputIsRefusedUpFront) {
   EXPECT_EQ(r.code, 73) << r.err;
 }
 
-TEST(Cli, TestPatternVideoWhenNoModel) {
+TEST(Cli, NoModelIsOneLineNamingTheFix) {
+  TempDir dir;
+  // T2V_DEFAULT_MODEL set and empty: no default model, as in an install without models/.
+  RunResult r = run_program({T2V_EXE, "generate", "-p", "a red ball", "-o", dir.file("v.mp4")},
+                            {{"T2V_DEFAULT_MODEL", ""}});
+  EXPECT_EQ(r.code, 66) << r.err;
+  EXPECT_NE(r.err.find("no model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("v.mp4")));
+}
+
+TEST(Cli, TestPatternVideo) {
   TempDir dir;
   std::string out = dir.file("pattern.mp4");
   RunResult r = run_t2v({"generate", "-p", "a red ball", "-o", out, "--size", "128x96", "--frames", "9", "--seed",
-                         "3"});
+                         "3", "--test-pattern"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("TEST PATTERN"), std::string::npos) << "the user is told this is not a generation";
   Mp4Reader reader;
@@ -103,9 +115,10 @@ TEST(Cli, TestPatternVideoWhenNoModel) {
   ASSERT_TRUE(info.metadata.count("t2v"));
   EXPECT_NE(info.metadata.at("t2v").find("\"seed\":3"), std::string::npos) << info.metadata.at("t2v");
   // An existing output is never overwritten without --overwrite.
-  r = run_t2v({"generate", "-p", "a red ball", "-o", out, "--size", "128x96", "--frames", "9"});
+  r = run_t2v({"generate", "-p", "a red ball", "-o", out, "--size", "128x96", "--frames", "9", "--test-pattern"});
   EXPECT_EQ(r.code, 73) << r.err;
-  r = run_t2v({"generate", "-p", "a red ball", "-o", out, "--size", "128x96", "--frames", "9", "--overwrite"});
+  r = run_t2v({"generate", "-p", "a red ball", "-o", out, "--size", "128x96", "--frames", "9", "--overwrite",
+               "--test-pattern"});
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
