@@ -15,9 +15,10 @@ endfunction()
 
 # t2v_test(NAME DIR dir LIBS ...): one GoogleTest binary from every .cpp in dir,
 # registered with CTest test by test (discovered when ctest runs). NEEDS_EXE:
-# the tests run the t2v program, so build it first.
+# the tests run the t2v program, so build it first. SERIAL: each test runs alone
+# (ctest -j does not put another test beside it), for tests timed by a budget.
 function(t2v_test name)
-  cmake_parse_arguments(A "NEEDS_EXE" "DIR" "LIBS" ${ARGN})
+  cmake_parse_arguments(A "NEEDS_EXE;SERIAL" "DIR" "LIBS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${A_DIR}/*.cpp)
   if(NOT srcs)
     return()
@@ -31,6 +32,10 @@ function(t2v_test name)
   if(A_NEEDS_EXE)
     add_dependencies(${name} t2v)  # tests that run the t2v program (T2V_EXE)
   endif()
+  set(serial FALSE)
+  if(A_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
+    PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2" RUN_SERIAL ${serial})
 endfunction()

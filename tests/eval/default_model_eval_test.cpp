@@ -3,8 +3,12 @@
 // background, rendered with one loaded Pipeline at the model folder's t2v.json
 // settings and fixed seeds, read back from the MP4s and judged by the semantic
 // evaluator. Each of colour, shape and motion must be right in >= 90% of the
-// videos. Writes <build>/default_model_eval.json (per-prompt detections) for
-// the model card. T2V_EVAL_MODEL=<folder> judges another model folder instead.
+// videos; one test per attribute, over one shared run (the first test renders,
+// printing every verdict and the three accuracies). An attribute the shipped
+// model does not yet reach is a DISABLED_ test (docs/default_model.md has the
+// measured figures); --gtest_also_run_disabled_tests runs it.
+// Writes <build>/default_model_eval.json (per-prompt detections) for the model
+// card. T2V_EVAL_MODEL=<folder> judges another model folder instead.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -42,22 +46,35 @@ struct TempDir {
 
 double percent(int k, int n) { return n ? 100.0 * k / n : 0.0; }
 
-TEST(DefaultModelEval, DISABLED_HeldOutCombinationsAreRenderedRight) {
+struct EvalRun {
+  std::string error;  // why the run could not happen (no model, ...)
+  int n = 0, colour = 0, shape = 0, motion = 0, all = 0;
+};
+
+EvalRun render_and_judge() {
+  EvalRun run;
   const char* env = std::getenv("T2V_EVAL_MODEL");
   const std::string model = env && *env ? env : std::string(T2V_SOURCE_DIR) + "/models/t2v-tiny";
-  ASSERT_TRUE(fs::exists(fs::path(model) / "model_index.json"))
-      << "no default model at " << model
-      << ": train and export it (python3 tools/world/train.py all --out models/t2v-tiny, docs/default_model.md), "
-         "or set T2V_EVAL_MODEL to a model folder";
-  ASSERT_TRUE(fs::exists(fs::path(model) / "t2v.json"))
-      << model << "/t2v.json is missing: the model folder must carry its generation settings";
+  if (!fs::exists(fs::path(model) / "model_index.json")) {
+    run.error = "no default model at " + model +
+                ": train and export it (python3 tools/world/train.py, docs/default_model.md), or set T2V_EVAL_MODEL "
+                "to a model folder";
+    return run;
+  }
+  if (!fs::exists(fs::path(model) / "t2v.json")) {
+    run.error = model + "/t2v.json is missing: the model folder must carry its generation settings";
+    return run;
+  }
 
   // The model folder's settings, as `t2v generate` applies them.
   GenerateOptions base;
   base.model = model;
   const std::set<std::string> applied = apply_model_defaults(base, model, {});
   for (const char* key : {"size", "frames", "fps", "steps", "cfg", "shift"})
-    ASSERT_TRUE(applied.count(key)) << model << "/t2v.json does not set " << key;
+    if (!applied.count(key)) {
+      run.error = model + "/t2v.json does not set " + key;
+      return run;
+    }
   base.quiet = true;
   base.timing_metadata = false;
   base.overwrite = true;
@@ -89,7 +106,10 @@ TEST(DefaultModelEval, DISABLED_HeldOutCombinationsAreRenderedRight) {
   for (const World::Combo& c : combos)
     for (const std::string& b : world().backgrounds)
       items.push_back({canonical_caption(c.colour, c.shape, c.motion, b), b, c, 1000 + items.size()});
-  ASSERT_GE(items.size(), 40u);
+  if (items.size() < 40) {
+    run.error = "fewer than 40 held-out prompts";
+    return run;
+  }
   // T2V_EVAL_STRIDE=K judges every K-th video only (a quick look during training; K=4 is one
   // background per combination). The acceptance run uses them all.
   if (const char* s = std::getenv("T2V_EVAL_STRIDE"); s && std::atoi(s) > 1) {
@@ -170,9 +190,34 @@ TEST(DefaultModelEval, DISABLED_HeldOutCombinationsAreRenderedRight) {
   std::ofstream(out) << summary.dump(1) << "\n";
   std::printf("per-prompt detections: %s\n", out.c_str());
 
-  EXPECT_GE(colour * 10, n * 9) << "colour accuracy " << percent(colour, n) << "% is below 90%";
-  EXPECT_GE(shape * 10, n * 9) << "shape accuracy " << percent(shape, n) << "% is below 90%";
-  EXPECT_GE(motion * 10, n * 9) << "motion accuracy " << percent(motion, n) << "% is below 90%";
+  run.n = n, run.colour = colour, run.shape = shape, run.motion = motion, run.all = all;
+  return run;
+}
+
+// Rendered once per process, by whichever test comes first.
+const EvalRun& eval_run() {
+  static const EvalRun run = render_and_judge();
+  return run;
+}
+
+TEST(DefaultModelEval, HeldOutColourIsRight) {
+  const EvalRun& r = eval_run();
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_GE(r.colour * 10, r.n * 9) << "colour accuracy " << percent(r.colour, r.n) << "% is below 90%";
+}
+
+// Not yet reached by the shipped model: docs/default_model.md.
+TEST(DefaultModelEval, DISABLED_HeldOutShapeIsRight) {
+  const EvalRun& r = eval_run();
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_GE(r.shape * 10, r.n * 9) << "shape accuracy " << percent(r.shape, r.n) << "% is below 90%";
+}
+
+// Not yet reached by the shipped model: docs/default_model.md.
+TEST(DefaultModelEval, DISABLED_HeldOutMotionIsRight) {
+  const EvalRun& r = eval_run();
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_GE(r.motion * 10, r.n * 9) << "motion accuracy " << percent(r.motion, r.n) << "% is below 90%";
 }
 
 }  // namespace

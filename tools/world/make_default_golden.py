@@ -6,7 +6,7 @@ the golden frames `t2v generate` must reproduce.
 
 Loads the folder with diffusers' WanPipeline (fp32), renders one prompt at the
 folder's defaults (t2v.json) from injected noise, and writes:
-  golden.safetensors  noise [1,16,T,h,w] fp32, frames [F,H,W,3] fp16 in [0,1]
+  golden.safetensors  noise [1,C,T,h,w] fp32, frames [F,H,W,3] fp16 in [0,1]
   golden.json         prompt, negative prompt, settings, versions
 """
 import argparse
@@ -35,6 +35,9 @@ def main():
         d = json.load(f)
     pipe = WanPipeline.from_pretrained(a.model, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
+    # WanPipeline samples with the folder's scheduler; t2v with t2v.json's shift.
+    assert abs(pipe.scheduler.config.flow_shift - d["shift"]) < 1e-9, \
+        f"scheduler flow_shift {pipe.scheduler.config.flow_shift} != t2v.json shift {d['shift']}"
     t_lat = (d["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
     noise = torch.randn((1, pipe.transformer.config.in_channels, t_lat, d["height"] // pipe.vae_scale_factor_spatial,
                          d["width"] // pipe.vae_scale_factor_spatial),

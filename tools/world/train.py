@@ -451,9 +451,13 @@ def stage_dit(work, minutes, batch=32, lr=1e-3, resume=False, te_kind="fixed", i
     else:
         te = (fixed_text_encoder(len(tok)) if te_kind == "fixed"
               else UMT5EncoderModel(UMT5Config(vocab_size=len(tok), **TE_CFG)))
-        # init: start the transformer from another run's weights (its denoising prior).
-        tr = (WanTransformer3DModel.from_pretrained(os.path.join(init, "dit", "transformer")) if init
-              else WanTransformer3DModel(**DIT_CFG))
+        # init: start the transformer from another run's weights (its denoising prior): a work
+        # folder (INIT/dit/transformer) or an exported model folder such as models/t2v-tiny.
+        if init:
+            src = os.path.join(init, "dit", "transformer")
+            tr = WanTransformer3DModel.from_pretrained(src if os.path.isdir(src) else os.path.join(init, "transformer"))
+        else:
+            tr = WanTransformer3DModel(**DIT_CFG)
     if te_kind == "fixed":
         te.requires_grad_(False)
     set_context = use_compact_cross_attention(tr)
@@ -592,7 +596,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3, help="dit: peak learning rate")
     ap.add_argument("--fp32", action="store_true", help="dit: no bf16 autocast")
     ap.add_argument("--train-shift", type=float, default=TRAIN_SHIFT, help="dit: shift of the noise-level distribution")
-    ap.add_argument("--init", help="dit: start the transformer from INIT/dit/transformer (another work folder)")
+    ap.add_argument("--init", help="dit: start the transformer from another work folder (INIT/dit/transformer) or "
+                                   "a model folder (INIT/transformer, e.g. models/t2v-tiny)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     # `all` leaves out the decoder stage, which runs alongside `dit`
