@@ -216,7 +216,7 @@ TEST(DefaultModelEval, DISABLED_HeldOutShapeIsRight) {
 }
 
 // Not yet reached by the shipped model: docs/default_model.md.
-TEST(DefaultModelEval, DISABLED_HeldOutMotionIsRight) {
+TEST(DefaultModelEval, HeldOutMotionIsRight) {
   expect_at_least_90_percent(&EvalRun::motion, "motion");
 }
 

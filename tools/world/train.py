@@ -456,6 +456,11 @@ def stage_dit(work, minutes, batch=32, lr=1e-3, resume=False, te_kind="fixed", i
         if init:
             src = os.path.join(init, "dit", "transformer")
             tr = WanTransformer3DModel.from_pretrained(src if os.path.isdir(src) else os.path.join(init, "transformer"))
+            # The transformer was trained against that folder's own encoder: keep it exactly.
+            te_src = os.path.join(init, "dit", "text_encoder")
+            te_src = te_src if os.path.isdir(te_src) else os.path.join(init, "text_encoder")
+            if te_kind == "fixed" and os.path.isdir(te_src):
+                te = UMT5EncoderModel.from_pretrained(te_src)
         else:
             tr = WanTransformer3DModel(**DIT_CFG)
     if te_kind == "fixed":
