@@ -454,13 +454,13 @@ def stage_dit(work, minutes, batch=32, lr=1e-3, resume=False, te_kind="fixed", i
         # init: start the transformer from another run's weights (its denoising prior): a work
         # folder (INIT/dit/transformer) or an exported model folder such as models/t2v-tiny.
         if init:
-            src = os.path.join(init, "dit", "transformer")
-            tr = WanTransformer3DModel.from_pretrained(src if os.path.isdir(src) else os.path.join(init, "transformer"))
+            def init_part(name):  # a work folder keeps its parts under dit/, a model folder at the top
+                src = os.path.join(init, "dit", name)
+                return src if os.path.isdir(src) else os.path.join(init, name)
+            tr = WanTransformer3DModel.from_pretrained(init_part("transformer"))
             # The transformer was trained against that folder's own encoder: keep it exactly.
-            te_src = os.path.join(init, "dit", "text_encoder")
-            te_src = te_src if os.path.isdir(te_src) else os.path.join(init, "text_encoder")
-            if te_kind == "fixed" and os.path.isdir(te_src):
-                te = UMT5EncoderModel.from_pretrained(te_src)
+            if te_kind == "fixed" and os.path.isdir(init_part("text_encoder")):
+                te = UMT5EncoderModel.from_pretrained(init_part("text_encoder"))
         else:
             tr = WanTransformer3DModel(**DIT_CFG)
     if te_kind == "fixed":
