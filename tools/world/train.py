@@ -509,7 +509,8 @@ def stage_dit(work, minutes, batch=32, lr=1e-3, resume=False, te_kind="fixed", i
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step - first + 1) / 200) * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * frac)))
         idx = rng.integers(0, n, batch)
-        x0 = (lat[idx].float() - lat_mean) / lat_std
+        raw = lat[idx].float()
+        x0 = (raw - lat_mean) / lat_std
         texts = ["" if rng.random() < CAPTION_DROP else caps[i] for i in idx]
         with torch.no_grad() if te_kind == "fixed" else torch.enable_grad():
             ctx = encode_text(te, tok, texts, length=None)
@@ -525,8 +526,7 @@ def stage_dit(work, minutes, batch=32, lr=1e-3, resume=False, te_kind="fixed", i
             pred = tr(hidden_states=xt, timestep=s * 1000, encoder_hidden_states=ctx, return_dict=False)[0]
         err = (pred.float() - (noise - x0)) ** 2
         if object_weight:
-            w = object_mask(lat[idx].float())
-            w = 1 + object_weight * w
+            w = 1 + object_weight * object_mask(raw)
             loss = (err * w).mean() / w.mean()
         else:
             loss = err.mean()
