@@ -627,6 +627,8 @@ def main():
     ap.add_argument("--init", help="dit: start the transformer from another work folder (INIT/dit/transformer) or "
                                    "a model folder (INIT/transformer, e.g. models/t2v-tiny)")
     a = ap.parse_args()
+    if a.object_weight < 0:
+        ap.error(f"--object-weight {a.object_weight}: must be 0 (plain MSE) or positive")
     os.makedirs(a.work, exist_ok=True)
     # `all` leaves out the decoder stage, which runs alongside `dit`
     stages = ["tokenizer", "vae_linear", "latents", "dit", "export"] if a.stage == "all" else [a.stage]
