@@ -90,16 +90,24 @@ struct FrameObject {
 };
 
 // Every background is achromatic, so the object is the dominant blob of
-// saturation (max - min of RGB). A global colour cast is removed first by
-// moving each channel's median (the background) to gray.
+// saturation (max - min of RGB). A global colour cast is removed first: on an
+// achromatic pixel each channel equals the pixels' mean of the three, so the
+// median over pixels of (channel - mean) is the cast. (Each channel's own
+// median is not: on the gradient, a large object moves the three medians by
+// different amounts, which made a gray background look tinted.)
 FrameObject find_object(const cv::Mat& rgb) {
   FrameObject o;
   std::vector<cv::Mat> ch8;
   cv::split(rgb, ch8);
   std::vector<cv::Mat> ch(3);
-  double med[3], gray = 0;
-  for (int c = 0; c < 3; ++c) med[c] = median8(ch8[c]), gray += med[c] / 3;
-  for (int c = 0; c < 3; ++c) ch8[c].convertTo(ch[c], CV_32F, 1.0, gray - med[c]);
+  cv::Mat mean3 = cv::Mat::zeros(rgb.size(), CV_32F);
+  for (int c = 0; c < 3; ++c) ch8[c].convertTo(ch[c], CV_32F), mean3 += ch[c] / 3;
+  for (int c = 0; c < 3; ++c) {
+    cv::Mat off = ch[c] - mean3;
+    std::vector<float> v(off.begin<float>(), off.end<float>());
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    ch[c] -= v[v.size() / 2];
+  }
   cv::Mat sat = cv::max(cv::max(ch[0], ch[1]), ch[2]) - cv::min(cv::min(ch[0], ch[1]), ch[2]);
   cv::Mat sat8, smooth8;
   sat.convertTo(sat8, CV_8U);
