@@ -211,7 +211,7 @@ TEST(DefaultModelEval, HeldOutColourIsRight) {
 }
 
 // Not yet reached by the shipped model: docs/default_model.md.
-TEST(DefaultModelEval, DISABLED_HeldOutShapeIsRight) {
+TEST(DefaultModelEval, HeldOutShapeIsRight) {
   expect_at_least_90_percent(&EvalRun::shape, "shape");
 }
 
