@@ -4,9 +4,8 @@
 // settings and fixed seeds, read back from the MP4s and judged by the semantic
 // evaluator. Each of colour, shape and motion must be right in >= 90% of the
 // videos; one test per attribute, over one shared run (the first test renders,
-// printing every verdict and the three accuracies). An attribute the shipped
-// model does not yet reach is a DISABLED_ test (docs/default_model.md has the
-// measured figures); --gtest_also_run_disabled_tests runs it.
+// printing every verdict and the three accuracies); docs/default_model.md has
+// the measured figures.
 // Writes <build>/default_model_eval.json (per-prompt detections) for the model
 // card. T2V_EVAL_MODEL=<folder> judges another model folder instead.
 #include <gtest/gtest.h>
@@ -210,12 +209,10 @@ TEST(DefaultModelEval, HeldOutColourIsRight) {
   expect_at_least_90_percent(&EvalRun::colour, "colour");
 }
 
-// Not yet reached by the shipped model: docs/default_model.md.
 TEST(DefaultModelEval, HeldOutShapeIsRight) {
   expect_at_least_90_percent(&EvalRun::shape, "shape");
 }
 
-// Not yet reached by the shipped model: docs/default_model.md.
 TEST(DefaultModelEval, HeldOutMotionIsRight) {
   expect_at_least_90_percent(&EvalRun::motion, "motion");
 }
