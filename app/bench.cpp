@@ -11,6 +11,7 @@
 #include "app/options.h"
 #include "core/error.h"
 #include "core/philox.h"
+#include "core/weights.h"
 #include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_config.h"
 #include "diffusion/wan_dit_weights.h"
@@ -24,17 +25,6 @@ namespace t2v {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Random weights: N(0, 1/fan_in) for matrices (keeps activations in range through
-// many layers), ones for norm gains, small values for vectors. Indexed Philox, so
-// every run and device sees the same numbers.
-Tensor random_weight(const Shape& shape, uint64_t seed, DType dt, Device dev) {
-  Tensor t = randn_philox(shape, seed);
-  int64_t fan_in = shape.ndim() >= 2 ? shape.numel() / shape[0] : 1;
-  float s = shape.ndim() >= 2 ? 1.0f / std::sqrt(static_cast<float>(fan_in)) : 0.02f;
-  t = ops::scale(t, s);
-  return t.to(dt).to(dev);
-}
 
 constexpr double kGB = 1e9;
 
@@ -55,11 +45,11 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
-  std::optional<WanDiTConfig> preset = wan_dit_preset(o.model);
-  if (!preset)
+  const std::vector<std::string> presets = WanDiTConfig::preset_names();
+  if (std::find(presets.begin(), presets.end(), o.model) == presets.end())
     throw Error(kExitUsage, fmt::format("--model '{}' is not a known preset", o.model),
-                fmt::format("use one of: {}", fmt::join(wan_dit_preset_names(), ", ")));
-  WanDiTConfig cfg = *preset;
+                fmt::format("use one of: {}", fmt::join(presets, ", ")));
+  WanDiTConfig cfg = WanDiTConfig::preset(o.model);
   int W = 0, H = 0;
   parse_size(o.size, &W, &H);
   if (W % 16 || H % 16 || W <= 0 || H <= 0) throw Error(kExitUsage, fmt::format("--size {} must be multiples of 16", o.size));
@@ -105,18 +95,13 @@ int run_bench(const BenchOptions& o) {
   // own length). On the CPU the embedding table is cut to 4096 rows: a gather costs the same
   // from any table, and the real one is 4.2 GB in fp32.
   if (o.text_encoder) {
-    UMT5Config tcfg = UMT5Config::umt5_xxl();
+    UMT5Config tcfg = UMT5Config::preset("umt5-xxl");
     const int64_t te_layers = tcfg.num_layers;
     if (o.layers > 0) tcfg.num_layers = std::min<int64_t>(o.layers, tcfg.num_layers);
     if (dev == Device::CPU) tcfg.vocab_size = 4096;
     reset_peak_memory(dev);
-    uint64_t tseed = 5000;
-    UMT5Encoder te = UMT5Encoder::from_tensors(
-        tcfg,
-        [&](const std::string&, const Shape& shape, bool want_f32) {
-          return random_weight(shape, tseed++ << 32, want_f32 ? DType::F32 : compute, dev);
-        },
-        dev);
+    RandomSource weights(5000, dev, compute);  // random weights (core/weights.h)
+    UMT5Encoder te = UMT5Encoder::bind(WeightScope(weights), tcfg);
     const int64_t B = 2, L = 128;
     Tensor ids = Tensor::empty({B, L}, DType::I64);
     for (int64_t k = 0; k < B * L; ++k) ids.data<int64_t>()[k] = (k * 7919 + 13) % tcfg.vocab_size;
@@ -136,12 +121,8 @@ int run_bench(const BenchOptions& o) {
 
   // ---- DiT step with CFG -------------------------------------------------------------------
   reset_peak_memory(dev);
-  WanDiTWeights weights;
-  uint64_t seed = 1;
-  bind_wan_dit(weights, run_cfg, [&](const std::string&, const Shape& shape, WeightPrecision p) {
-    return random_weight(shape, seed++ << 32, p == WeightPrecision::F32 ? DType::F32 : compute, dev);
-  });
-  WanDiT dit(run_cfg, std::move(weights));
+  RandomSource dit_weights(1, dev, compute);
+  WanDiT dit(run_cfg, WanDiTWeights::bind(WeightScope(dit_weights), run_cfg));
   Tensor x = randn_philox({2, cfg.in_dim, T, h, w}, 7).to(dev);
   Tensor ctx = ops::scale(randn_philox({2, cfg.text_len, cfg.text_dim}, 8), 0.1f).to(dev);
   Tensor ts = Tensor::from_floats({999.0f, 999.0f}, {2});
@@ -164,12 +145,10 @@ int run_bench(const BenchOptions& o) {
   if (o.vae) {
     reset_peak_memory(dev);
     WanVAEConfig vcfg = WanVAEConfig::preset("wan2.1-vae");
-    uint64_t vseed = 1000;
+    RandomSource vae_weights(1000, dev, DType::F32);
     WanVAEParts parts;
     parts.encoder = false;
-    WanVAE vae = WanVAE::bind(
-        vcfg, [&](const VAEKey&, const Shape& shape) { return random_weight(shape, vseed++ << 32, DType::F32, dev); },
-        parts);
+    WanVAE vae = WanVAE::bind(WeightScope(vae_weights), vcfg, parts);
     Tensor mu = randn_philox({1, vcfg.z_dim, T, h, w}, 9).to(dev);
     auto t0 = Clock::now();
     int64_t frames_out = 0;

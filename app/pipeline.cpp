@@ -84,11 +84,11 @@ Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts) : impl_(std::make
   m.opts = opts;
   // Configs and tokenizer are cheap: read them all before any weights, so a
   // mismatch is found in milliseconds.
-  m.vae_cfg = WanVAEConfig::load(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config);
+  m.vae_cfg = WanVAEConfig::resolve(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config, paths_.vae);
   m.dit_store.emplace(TensorStore::open(paths_.dit));
-  m.dit_cfg = paths_.dit_config.empty() ? wan_dit_config_from_weights(*m.dit_store)
-                                        : wan_dit_config_from_json(paths_.dit_config);
-  m.t5_cfg = UMT5Config::from_preset_or_file(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config);
+  m.dit_cfg = paths_.dit_config.empty() ? WanDiTConfig::from_weights(*m.dit_store)
+                                        : WanDiTConfig::from_json(paths_.dit_config);
+  m.t5_cfg = UMT5Config::resolve(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config, paths_.t5);
   if (m.t5_cfg.d_model != m.dit_cfg.text_dim)
     throw Error(kExitDataErr,
                 fmt::format("text encoder width {} does not match the transformer's text_dim {}", m.t5_cfg.d_model,
@@ -121,7 +121,7 @@ PipelineResult Pipeline::render(const GenerateOptions& o, uint64_t seed, Progres
   r.output = o.output;
   const std::string negative = o.negative_prompt ? *o.negative_prompt : std::string(kWanDefaultNegativePrompt);
   const auto [T, h, w] = latent_grid(o.width, o.height, o.frames);
-  if (m.dit_cfg.preset == "wan2.1-t2v-1.3b" && static_cast<int64_t>(o.width) * o.height > 832 * 480 * 5 / 4)
+  if (m.dit_cfg.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(o.width) * o.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", o.width, o.height);
   progress.event("start", {{"prompt", o.prompt}, {"seed", seed}, {"model", paths_.name}, {"frames", o.frames},
                            {"size", fmt::format("{}x{}", o.width, o.height)}, {"steps", o.steps}, {"output", o.output}});

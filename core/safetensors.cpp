@@ -7,9 +7,9 @@
 // access stays inside that size. If another process truncates the file while it
 // is mapped, touching a page past the new end raises SIGBUS; we do not install a
 // handler. The header is read with pread (a truncation during open is an
-// Error(74)), and WeightLoader re-checks the file's size before copying each
-// tensor out of the mapping (Error(74) when it shrank), so the remaining window
-// is a truncation racing with one tensor's copy.
+// Error(74)), and CheckpointSource (core/weights.h) re-checks the file's size
+// before copying each tensor out of the mapping (Error(74) when it shrank), so
+// the remaining window is a truncation racing with one tensor's copy.
 #include "core/safetensors.h"
 
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/strings.h"
 #include "core/utf8.h"
 
 namespace t2v {
@@ -410,10 +411,6 @@ std::string read_small_file(const std::string& path, uint64_t cap) {
   std::string s(static_cast<size_t>(st.st_size), '\0');
   pread_all(f.fd, s.data(), s.size(), 0, path);
   return s;
-}
-
-bool ends_with(const std::string& s, std::string_view suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
 // A shard name from an index must stay inside the index's folder: relative, no

@@ -2,39 +2,35 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
+
+#include "core/philox.h"
+#include "core/strings.h"
 
 namespace t2v {
 
 namespace {
 
-constexpr size_t kListedKeys = 8;  // keys named in one error; the rest are counted
+constexpr size_t kListedMissing = 8;     // keys named in one error; the rest are counted
+constexpr size_t kListedMismatches = 4;  // wrong shapes/dtypes named before the missing keys
 
-bool ends_with(const std::string& s, std::string_view suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
+std::string plural(size_t n, const char* word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
 
-// File keys that carry no weights of their own: Comfy's `scaled_fp8` marker,
-// the per-tensor fp8 scales (consumed with their weight, or unused when a model
-// skips that weight) and tokenizer blobs some single-file checkpoints embed.
-bool is_marker_key(const std::string& k) {
-  std::string_view last = k;
-  if (size_t p = k.rfind('.'); p != std::string::npos) last = std::string_view(k).substr(p + 1);
-  return last == "scaled_fp8" || last == "spiece_model" || ends_with(k, ".scale_weight") ||
-         ends_with(k, ".scale_input");
-}
-
-std::string join_first(const std::vector<std::string>& keys, size_t n) {
+std::string join_first(const std::vector<std::string>& items, size_t n, const char* sep) {
   std::string s;
-  for (size_t i = 0; i < keys.size() && i < n; ++i) s += (i ? ", " : "") + keys[i];
-  if (keys.size() > n) s += fmt::format(", ... ({} more)", keys.size() - n);
+  for (size_t i = 0; i < items.size() && i < n; ++i) s += (i ? sep : "") + items[i];
+  if (items.size() > n) s += fmt::format("{}... ({} more)", sep, items.size() - n);
   return s;
 }
 
-constexpr const char* kMissingPrefix = "missing ";
+bool is_convertible(DType dt) {
+  return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || dt == DType::F8_E4M3 || dt == DType::F8_E5M2;
+}
 
 // The mapping stays valid only while the file keeps its size: reading a page past
 // a new, shorter end raises SIGBUS. Check before copying each tensor out, so a
@@ -53,67 +49,131 @@ void check_file_unchanged(const TensorStore& store, const std::string& key) {
   }
 }
 
+// FNV-1a of the key: the per-tensor stream of RandomSource.
+uint64_t key_hash(const std::string& key) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 }  // namespace
 
-WeightLoader::WeightLoader(const TensorStore& store, WeightLoaderOptions opts) : store_(store), opts_(std::move(opts)) {}
-
-std::string WeightLoader::file_key(const std::string& canonical) const {
-  return opts_.strip_prefix + (opts_.rename ? opts_.rename(canonical) : canonical);
+bool is_marker_key(std::string_view k) {
+  std::string_view last = k;
+  if (size_t p = k.rfind('.'); p != std::string_view::npos) last = k.substr(p + 1);
+  return last == "scaled_fp8" || last == "spiece_model" || ends_with(k, ".scale_weight") ||
+         ends_with(k, ".scale_input");
 }
 
-bool WeightLoader::has(const std::string& canonical_key) const { return store_.contains(file_key(canonical_key)); }
+// ---- WeightSource / WeightScope -------------------------------------------------------------
 
-Tensor WeightLoader::get(const std::string& canonical_key, const Shape& expected) {
-  return get_as(canonical_key, expected, opts_.dtype);
+std::optional<PackedWeight> WeightSource::get_packed(const WeightRequest&) { return std::nullopt; }
+
+WeightScope::WeightScope(WeightSource& source, std::string prefix) : source_(&source), prefix_(std::move(prefix)) {}
+
+std::string WeightScope::key(std::string_view name) const {
+  if (prefix_.empty()) return std::string(name);
+  if (name.empty()) return prefix_;
+  return prefix_ + "." + std::string(name);
 }
 
-Tensor WeightLoader::get_f32(const std::string& canonical_key, const Shape& expected) {
-  return get_as(canonical_key, expected, DType::F32);
+WeightScope WeightScope::pp(std::string_view name) const { return WeightScope(*source_, key(name)); }
+WeightScope WeightScope::pp(int64_t index) const { return pp(std::to_string(index)); }
+
+Tensor WeightScope::get(std::string_view name, const Shape& shape, WeightPrecision precision) const {
+  return source_->get(WeightRequest{key(name), shape, precision});
 }
 
-Tensor WeightLoader::get_as(const std::string& canonical_key, const Shape& expected, DType dt) {
-  const std::string fk = file_key(canonical_key);
+MaybePacked WeightScope::get_packable(std::string_view name, const Shape& shape) const {
+  const WeightRequest req{key(name), shape, WeightPrecision::Compute};
+  MaybePacked out;
+  out.packed = source_->get_packed(req);
+  if (!out.packed) out.dense = source_->get(req);
+  return out;
+}
+
+bool WeightScope::has(std::string_view name) const { return source_->has(key(name)); }
+
+// ---- CheckpointSource ------------------------------------------------------------------------
+
+CheckpointSource::CheckpointSource(const TensorStore& store, WeightLayout layout, CheckpointOptions opts)
+    : WeightSource(opts.device, opts.dtype), store_(store), layout_(std::move(layout)), opts_(std::move(opts)) {
+  report_.layout = layout_.name;
+}
+
+std::string CheckpointSource::file_key(const std::string& key) const {
+  return layout_.file_key ? layout_.file_key(key) : key;
+}
+
+bool CheckpointSource::has(const std::string& key) const { return store_.contains(file_key(key)); }
+
+std::string CheckpointSource::origin() const {
+  return opts_.model.empty() ? fmt::format("{} ({} layout)", store_.description(), layout_.name)
+                             : fmt::format("{} ({}, {} layout)", store_.description(), opts_.model, layout_.name);
+}
+
+std::string CheckpointSource::named(const std::string& fk, const std::string& key) const {
+  return fk == key ? key : fmt::format("{} (canonical {})", fk, key);
+}
+
+void CheckpointSource::report(std::string problem) { mismatches_.push_back(std::move(problem)); }
+
+Tensor CheckpointSource::get(const WeightRequest& req) {
+  const std::string fk = file_key(req.key);
   if (!store_.contains(fk)) {
-    problems_.push_back(kMissingPrefix + canonical_key);
+    missing_.push_back(named(fk, req.key));
     return {};
   }
   used_.insert(fk);
   const TensorInfo& info = store_.info(fk);
-  std::string shown = fk == canonical_key ? canonical_key : fmt::format("{} (file key {})", canonical_key, fk);
-  if (info.shape != expected) {
-    std::string hint = opts_.shape_hint ? opts_.shape_hint(canonical_key, info.shape, expected) : std::string();
-    problems_.push_back(fmt::format("{} is {}, config expects {}{}{}", shown, info.shape.str(), expected.str(),
-                                    hint.empty() ? "" : ": ", hint));
-    return {};
+  const bool headline = std::find(opts_.headline_keys.begin(), opts_.headline_keys.end(), req.key) !=
+                        opts_.headline_keys.end();
+  auto problem = [&](std::string line) {
+    (headline ? headline_ : mismatches_).push_back(std::move(line));
+    return Tensor();
+  };
+  if (info.shape != req.shape) {
+    const ShapeNote n = opts_.shape_note ? opts_.shape_note(req.key, info.shape, req.shape) : ShapeNote{};
+    if (hint_.empty()) hint_ = n.hint;
+    return problem(fmt::format("{} is {}, config expects {}{}{}", named(fk, req.key), info.shape.str(),
+                               req.shape.str(), n.note.empty() ? "" : ": ", n.note));
   }
-  if (dtype_is_float(info.dtype) != dtype_is_float(dt)) {
-    problems_.push_back(fmt::format("{} has dtype {}, expected {} data ({})", shown, dtype_name(info.dtype),
-                                    dtype_is_float(dt) ? "floating-point" : "integer", dtype_name(dt)));
-    return {};
-  }
-
-  check_file_unchanged(store_, fk);
-  Tensor src = store_.get(fk);
-  Tensor out;
+  if (!is_convertible(info.dtype))
+    return problem(fmt::format("{} has dtype {}, expected a float type (F32, F16, BF16, F8_E4M3 or F8_E5M2)",
+                               named(fk, req.key), dtype_name(info.dtype)));
+  // Scaled fp8 (Comfy `scaled_fp8` checkpoints): the stored value is w / scale,
+  // rounded to fp8; the weight is dequantized in fp32 before any other step.
   const bool fp8 = info.dtype == DType::F8_E4M3 || info.dtype == DType::F8_E5M2;
   const std::string scale_key = ends_with(fk, ".weight") ? fk.substr(0, fk.size() - 7) + ".scale_weight" : "";
-  if (fp8 && !scale_key.empty() && store_.contains(scale_key)) {
-    // Scaled fp8 (Comfy `scaled_fp8` checkpoints): the stored value is w / scale,
-    // rounded to fp8; dequantize in fp32 before the cast to the compute dtype.
+  const bool scaled = fp8 && !scale_key.empty() && store_.contains(scale_key);
+  if (scaled) {
     used_.insert(scale_key);
     const TensorInfo& si = store_.info(scale_key);
-    if (si.shape.numel() != 1 || !dtype_is_float(si.dtype)) {
-      problems_.push_back(fmt::format("{} is {}{}, expected a single floating-point scale", scale_key,
-                                      dtype_name(si.dtype), si.shape.str()));
-      return {};
-    }
-    check_file_unchanged(store_, scale_key);
-    float scale = store_.get(scale_key).item(0);
+    if (si.shape.numel() != 1 || !dtype_is_float(si.dtype))
+      return problem(fmt::format("{} is {}{}, expected a single floating-point scale", scale_key,
+                                 dtype_name(si.dtype), si.shape.str()));
+  }
+  report_.num_tensors += 1;
+  report_.num_params += info.shape.numel();
+  if (opts_.dry_run) return {};
+
+  const DType dt = dtype_of(req.precision);
+  const bool delta = opts_.delta && opts_.delta->touches(req.key);
+  check_file_unchanged(store_, fk);
+  const Tensor src = store_.get(fk);
+  Tensor out;
+  if (scaled || delta) {
     Tensor f = src.to(DType::F32);
-    float* p = f.data<float>();
-    const int64_t n = f.numel();
+    if (f.storage() == src.storage()) f = f.clone();  // never write into the mapping
+    if (scaled) {
+      check_file_unchanged(store_, scale_key);
+      const float scale = store_.get(scale_key).item(0);
+      float* p = f.data<float>();
+      const int64_t n = f.numel();
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) p[i] *= scale;
+      for (int64_t i = 0; i < n; ++i) p[i] *= scale;
+    }
+    if (delta) opts_.delta->apply(req.key, f);
     out = f.to(dt);
   } else {
     out = src.to(dt);
@@ -121,37 +181,81 @@ Tensor WeightLoader::get_as(const std::string& canonical_key, const Shape& expec
   // Never hand out a view of the mapping: the model then owns writable memory
   // and cannot fault later if the file changes on disk.
   if (out.storage() == src.storage()) out = out.clone();
-  return out.to(opts_.device);
+  return out.to(device());
 }
 
-void WeightLoader::finish(bool strict) {
-  if (!problems_.empty()) {
-    std::vector<std::string> missing, other;
-    for (const std::string& p : problems_) {
-      if (p.rfind(kMissingPrefix, 0) == 0)
-        missing.push_back(p.substr(std::strlen(kMissingPrefix)));
-      else
-        other.push_back(p);
-    }
-    std::string msg;
-    if (!missing.empty())
-      msg = fmt::format("missing {} tensor{} for layout '{}': {}", missing.size(), missing.size() == 1 ? "" : "s",
-                        opts_.layout, join_first(missing, kListedKeys));
-    if (!other.empty())
-      msg += fmt::format("{}{}", msg.empty() ? "" : "; ", join_first(other, missing.empty() ? kListedKeys : 3));
-    throw Error(kExitDataErr, fmt::format("{}: {}", store_.description(), msg),
-                "the checkpoint does not match the expected model; check that the file is the intended model "
-                "(size, version) and complete");
+WeightReport CheckpointSource::finish() {
+  if (!missing_.empty() || !headline_.empty() || !mismatches_.empty()) {
+    std::vector<std::string> mismatches = headline_;
+    mismatches.insert(mismatches.end(), mismatches_.begin(), mismatches_.end());
+    std::vector<std::string> parts;
+    if (!mismatches.empty())
+      parts.push_back(join_first(mismatches, missing_.empty() ? kListedMissing : kListedMismatches, "; "));
+    if (!missing_.empty())
+      parts.push_back(fmt::format("missing {}: {}", plural(missing_.size(), "tensor"),
+                                  join_first(missing_, kListedMissing, ", ")));
+    std::string msg = origin() + " does not match the config";
+    if (!opts_.config.empty()) msg += " (" + opts_.config + ")";
+    msg += ": " + parts[0] + (parts.size() > 1 ? "; " + parts[1] : "");
+    const std::string hint = !hint_.empty()       ? hint_
+                             : !opts_.hint.empty() ? opts_.hint
+                                                   : "the checkpoint does not match the expected model; check that "
+                                                     "the file is the intended model (size, version) and complete";
+    throw Error(kExitDataErr, msg, hint);
   }
-  unused_.clear();
+  report_.unused_keys.clear();
   for (const std::string& k : store_.names())
-    if (!used_.count(k) && !is_marker_key(k)) unused_.push_back(k);
-  if (unused_.empty()) return;
-  std::string msg = fmt::format("{}: {} unexpected tensor{} for layout '{}': {}", store_.description(), unused_.size(),
-                                unused_.size() == 1 ? "" : "s", opts_.layout, join_first(unused_, kListedKeys));
-  if (strict)
-    throw Error(kExitDataErr, msg, "the file holds weights this model does not use; drop --strict to only warn");
-  spdlog::warn("{}", msg);
+    if (!used_.count(k) && !is_marker_key(k) && !(opts_.unbound_on_purpose && opts_.unbound_on_purpose(k)))
+      report_.unused_keys.push_back(k);
+  const auto& unused = report_.unused_keys;
+  if (!unused.empty() && (opts_.strict || !opts_.dry_run)) {
+    const std::string msg = fmt::format("{}: {} the model does not use: {}", origin(),
+                                        plural(unused.size(), "unexpected tensor"),
+                                        join_first(unused, kListedMissing, ", "));
+    if (opts_.strict)
+      throw Error(kExitDataErr, msg, "the file holds weights this model does not use; drop --strict to only warn");
+    spdlog::warn("{}", msg);
+  }
+  return report_;
+}
+
+WeightReport bind_checkpoint(const TensorStore& store, const WeightLayout& layout, const CheckpointOptions& opts,
+                             const std::function<void(const WeightScope& root, CheckpointSource& source)>& bind) {
+  CheckpointOptions dry = opts;
+  dry.dry_run = true;
+  CheckpointSource check(store, layout, dry);
+  bind(WeightScope(check), check);
+  WeightReport report = check.finish();
+  if (opts.dry_run) return report;
+  CheckpointSource source(store, layout, opts);
+  bind(WeightScope(source), source);
+  return source.finish();
+}
+
+// ---- RandomSource / ListingSource ------------------------------------------------------------
+
+RandomSource::RandomSource(uint64_t seed, Device device, DType dtype) : WeightSource(device, dtype), seed_(seed) {}
+
+Tensor RandomSource::get(const WeightRequest& req) {
+  const Shape& s = req.shape;
+  const float scale = s.ndim() >= 2 && s[0] > 0 ? 1.0f / std::sqrt(static_cast<float>(s.numel() / s[0])) : 0.02f;
+  Tensor t = randn_philox(s, seed_ * 0x9E3779B97F4A7C15ull ^ key_hash(req.key));
+  float* p = t.data<float>();
+  const int64_t n = t.numel();
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) p[i] *= scale;
+  return t.to(dtype_of(req.precision)).to(device());
+}
+
+Tensor ListingSource::get(const WeightRequest& req) {
+  requests_.push_back(req);
+  return {};
+}
+
+std::vector<WeightRequest> list_weights(const std::function<void(const WeightScope& root)>& bind) {
+  ListingSource listing;
+  bind(WeightScope(listing));
+  return listing.requests();
 }
 
 }  // namespace t2v

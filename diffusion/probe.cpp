@@ -31,7 +31,7 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
                const std::string& out, Device device, bool dump_intermediates) {
   refuse_pickle(weights);
   const TensorStore store = TensorStore::open(weights);
-  const WanDiTConfig cfg = resolve_wan_dit_config(store, weights, config);
+  const WanDiTConfig cfg = WanDiTConfig::resolve(config, weights, &store);
   WanDiTLoadOptions lo;
   lo.device = device;
   const WanDiT model(cfg, load_wan_dit(store, cfg, lo));

@@ -2,6 +2,7 @@
 // names), detection from tensor shapes, `t2v inspect` text, FLOP count.
 #include "diffusion/wan_dit_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,28 +11,54 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config_check.h"
 #include "core/error.h"
+#include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
 
 namespace t2v {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Bounds of every size (generous: Wan2.1 14B has dim 5120, 40 layers).
+constexpr int64_t kMaxDim = 65536;       // dim, text_dim, freq_dim
+constexpr int64_t kMaxFfn = 1 << 20;     // ffn_dim
+constexpr int64_t kMaxHeads = 1024;      // num_heads
+constexpr int64_t kMaxHeadDim = 4096;    // attention_head_dim
+constexpr int64_t kMaxLayers = 1024;     // num_layers
+constexpr int64_t kMaxChannels = 1024;   // in_dim, out_dim
+constexpr int64_t kMaxTextLen = 65536;   // text_len
+constexpr int64_t kMaxPatch = 64;        // each patch_size entry
+constexpr int64_t kMaxRopeLen = 1 << 20; // rope_max_seq_len
+
+const char* kConfigHint = "fix the config.json or pass a preset name";
+
+}  // namespace
+
 void WanDiTConfig::validate(const std::string& origin) const {
-  auto bad = [&](const std::string& what) {
-    throw Error(kExitConfig, fmt::format("{}: {}", origin, what), "fix the config.json or pass a preset name");
-  };
-  if (dim <= 0 || ffn_dim <= 0 || freq_dim <= 0 || num_heads <= 0 || num_layers <= 0 || in_dim <= 0 ||
-      out_dim <= 0 || text_dim <= 0 || text_len <= 0)
-    bad(fmt::format("sizes must be positive ({})", summary()));
-  if (dim % num_heads != 0) bad(fmt::format("dim {} is not divisible by num_heads {}", dim, num_heads));
+  const ConfigCheck c(origin, kConfigHint);
+  c.range("dim", dim, 1, kMaxDim);
+  c.range("ffn_dim", ffn_dim, 1, kMaxFfn);
+  c.range("freq_dim", freq_dim, 2, kMaxDim);
+  c.range("num_heads", num_heads, 1, kMaxHeads);
+  c.range("num_layers", num_layers, 1, kMaxLayers);
+  c.range("in_dim", in_dim, 1, kMaxChannels);
+  c.range("out_dim", out_dim, 1, kMaxChannels);
+  c.range("text_dim", text_dim, 1, kMaxDim);
+  c.range("text_len", text_len, 1, kMaxTextLen);
+  for (int64_t p : patch_size) c.range("patch_size entry", p, 1, kMaxPatch);
+  c.range("rope_max_seq_len", rope_max_seq_len, 1, kMaxRopeLen);
+  c.open_range("eps", eps, 0.0, 1.0);
+  if (dim % num_heads != 0) c.fail(fmt::format("dim {} is not divisible by num_heads {}", dim, num_heads));
   if (head_dim() % 2 != 0 || head_dim() < 6)
-    bad(fmt::format("head dim {} must be even and at least 6 for the 3D RoPE split", head_dim()));
-  if (freq_dim % 2 != 0) bad(fmt::format("freq_dim {} must be even", freq_dim));
-  for (int64_t p : patch_size)
-    if (p <= 0) bad("patch_size entries must be positive");
-  if (rope_max_seq_len <= 0) bad("rope_max_seq_len must be positive");
-  if (!(eps > 0)) bad("eps must be positive");
+    c.fail(fmt::format("head dim {} must be even and at least 6 for the 3D RoPE split", head_dim()));
+  if (freq_dim % 2 != 0) c.fail(fmt::format("freq_dim {} must be even", freq_dim));
+  // The sizes the weights are made of (patch embedding and head rows, time projection).
+  c.product("in_dim x patch", {in_dim, patch_size[0], patch_size[1], patch_size[2]});
+  c.product("out_dim x patch", {out_dim, patch_size[0], patch_size[1], patch_size[2]});
+  c.product("6 x dim", {6, dim});
 }
 
 std::string WanDiTConfig::summary() const {
@@ -41,19 +68,20 @@ std::string WanDiTConfig::summary() const {
       patch_size[0], patch_size[1], patch_size[2]);
 }
 
-// ---- presets (WAN_SPEC §2.1) ------------------------------------------------------
-std::vector<std::string> wan_dit_preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
+// ---- presets (docs/wan.md §2.1) ----------------------------------------------------
+std::vector<std::string> WanDiTConfig::preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
 
-std::optional<WanDiTConfig> wan_dit_preset(const std::string& name) {
+WanDiTConfig WanDiTConfig::preset(const std::string& name) {
   WanDiTConfig c;
   if (name == "wan2.1-t2v-1.3b") {
     c.dim = 1536, c.ffn_dim = 8960, c.num_heads = 12, c.num_layers = 30;
   } else if (name == "wan2.1-t2v-14b") {
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
   } else {
-    return std::nullopt;
+    throw Error(kExitUsage, fmt::format("unknown Wan DiT preset '{}'", name),
+                fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
   }
-  c.preset = name;
+  c.preset_name = name;
   return c;
 }
 
@@ -62,29 +90,42 @@ namespace {
 
 using nlohmann::json;
 
-int64_t get_int(const json& j, const char* key, int64_t fallback, const std::string& origin) {
+// An integer field within [lo, hi] (the fallback when absent or null).
+int64_t get_int(const json& j, const char* key, int64_t fallback, const ConfigCheck& check, int64_t lo, int64_t hi) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_number_integer())
-    throw Error(kExitConfig, fmt::format("{}: field \"{}\" must be an integer, got {}", origin, key, j[key].dump()),
-                "fix the config.json");
-  return j[key].get<int64_t>();
+  const json& v = j[key];
+  if (!v.is_number_integer())
+    check.fail(fmt::format("field \"{}\" must be an integer, got {}", key, v.dump()));
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+    check.fail(fmt::format("{} = {} is outside [{}, {}]", key, v.dump(), lo, hi));
+  const int64_t n = v.get<int64_t>();
+  check.range(key, n, lo, hi);
+  return n;
 }
 
 // Fills in the preset name when the dims equal a preset's.
 void name_preset(WanDiTConfig& c) {
-  c.preset.clear();
-  for (const auto& name : wan_dit_preset_names()) {
-    const WanDiTConfig p = *wan_dit_preset(name);
+  c.preset_name.clear();
+  for (const auto& name : WanDiTConfig::preset_names()) {
+    const WanDiTConfig p = WanDiTConfig::preset(name);
     if (p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads && p.num_layers == c.num_layers &&
         p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim && p.freq_dim == c.freq_dim &&
         p.patch_size == c.patch_size)
-      c.preset = name;
+      c.preset_name = name;
   }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 }  // namespace
 
-WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::string& origin) {
+WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::string& origin) {
   json j;
   try {
     j = json::parse(text);
@@ -92,19 +133,21 @@ WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::s
     throw Error(kExitConfig, fmt::format("{}: not valid JSON ({})", origin, e.what()), "fix the config.json");
   }
   if (!j.is_object()) throw Error(kExitConfig, fmt::format("{}: expected a JSON object", origin), "fix the config.json");
+  const ConfigCheck check(origin, kConfigHint);
   WanDiTConfig c;
   const bool diffusers = j.contains("num_attention_heads") || j.contains("attention_head_dim");
   if (diffusers) {
     // diffusers WanTransformer3DModel: inner dim = heads x head dim.
-    c.num_heads = get_int(j, "num_attention_heads", 40, origin);
-    c.dim = c.num_heads * get_int(j, "attention_head_dim", 128, origin);
-    c.in_dim = get_int(j, "in_channels", 16, origin);
-    c.out_dim = get_int(j, "out_channels", c.in_dim, origin);
-    c.ffn_dim = get_int(j, "ffn_dim", 13824, origin);
-    c.num_layers = get_int(j, "num_layers", 40, origin);
-    c.text_dim = get_int(j, "text_dim", 4096, origin);
-    c.freq_dim = get_int(j, "freq_dim", 256, origin);
-    c.rope_max_seq_len = get_int(j, "rope_max_seq_len", 1024, origin);
+    c.num_heads = get_int(j, "num_attention_heads", 40, check, 1, kMaxHeads);
+    c.dim = check.product("num_attention_heads x attention_head_dim",
+                          {c.num_heads, get_int(j, "attention_head_dim", 128, check, 1, kMaxHeadDim)}, kMaxDim);
+    c.in_dim = get_int(j, "in_channels", 16, check, 1, kMaxChannels);
+    c.out_dim = get_int(j, "out_channels", c.in_dim, check, 1, kMaxChannels);
+    c.ffn_dim = get_int(j, "ffn_dim", 13824, check, 1, kMaxFfn);
+    c.num_layers = get_int(j, "num_layers", 40, check, 1, kMaxLayers);
+    c.text_dim = get_int(j, "text_dim", 4096, check, 1, kMaxDim);
+    c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
+    c.rope_max_seq_len = get_int(j, "rope_max_seq_len", 1024, check, 1, kMaxRopeLen);
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
     if (j.contains("qk_norm")) {
       const json& q = j["qk_norm"];
@@ -121,15 +164,15 @@ WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::s
                     "t2v runs the Wan2.1 text-to-video DiT");
   } else if (j.contains("dim")) {
     // Original Wan config.json (WanModel).
-    c.dim = get_int(j, "dim", 1536, origin);
-    c.num_heads = get_int(j, "num_heads", 12, origin);
-    c.in_dim = get_int(j, "in_dim", 16, origin);
-    c.out_dim = get_int(j, "out_dim", 16, origin);
-    c.ffn_dim = get_int(j, "ffn_dim", 8960, origin);
-    c.num_layers = get_int(j, "num_layers", 30, origin);
-    c.text_dim = get_int(j, "text_dim", 4096, origin);
-    c.text_len = get_int(j, "text_len", 512, origin);
-    c.freq_dim = get_int(j, "freq_dim", 256, origin);
+    c.dim = get_int(j, "dim", 1536, check, 1, kMaxDim);
+    c.num_heads = get_int(j, "num_heads", 12, check, 1, kMaxHeads);
+    c.in_dim = get_int(j, "in_dim", 16, check, 1, kMaxChannels);
+    c.out_dim = get_int(j, "out_dim", 16, check, 1, kMaxChannels);
+    c.ffn_dim = get_int(j, "ffn_dim", 8960, check, 1, kMaxFfn);
+    c.num_layers = get_int(j, "num_layers", 30, check, 1, kMaxLayers);
+    c.text_dim = get_int(j, "text_dim", 4096, check, 1, kMaxDim);
+    c.text_len = get_int(j, "text_len", 512, check, 1, kMaxTextLen);
+    c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
     if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "t2v")
       throw Error(kExitConfig,
                   fmt::format("{}: model_type \"{}\" is not supported", origin, j["model_type"].get<std::string>()),
@@ -147,21 +190,21 @@ WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::s
         !p[2].is_number_integer())
       throw Error(kExitConfig, fmt::format("{}: patch_size must be three integers, got {}", origin, p.dump()),
                   "use [1, 2, 2]");
-    c.patch_size = {p[0].get<int64_t>(), p[1].get<int64_t>(), p[2].get<int64_t>()};
+    const json wrapped = {{"patch_size[0]", p[0]}, {"patch_size[1]", p[1]}, {"patch_size[2]", p[2]}};
+    c.patch_size = {get_int(wrapped, "patch_size[0]", 1, check, 1, kMaxPatch),
+                    get_int(wrapped, "patch_size[1]", 2, check, 1, kMaxPatch),
+                    get_int(wrapped, "patch_size[2]", 2, check, 1, kMaxPatch)};
   }
-  if (j.contains("eps") && j["eps"].is_number()) c.eps = j["eps"].get<float>();
+  if (j.contains("eps") && j["eps"].is_number()) {
+    check.open_range("eps", j["eps"].get<double>(), 0.0, 1.0);
+    c.eps = j["eps"].get<float>();
+  }
   name_preset(c);
   c.validate(origin);
   return c;
 }
 
-WanDiTConfig wan_dit_config_from_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return wan_dit_config_from_json_text(ss.str(), path);
-}
+WanDiTConfig WanDiTConfig::from_json(const std::string& path) { return from_json_text(read_text(path), path); }
 
 // ---- detection from shapes ----------------------------------------------------------
 namespace {
@@ -213,8 +256,8 @@ Detected detect(const TensorStore& store) {
   c.qk_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.self_attn.norm_q.weight"));
   // Heads are invisible in shapes: take them from the preset with these dims,
   // else assume Wan's head dim of 128.
-  for (const auto& name : wan_dit_preset_names()) {
-    const WanDiTConfig p = *wan_dit_preset(name);
+  for (const auto& name : WanDiTConfig::preset_names()) {
+    const WanDiTConfig p = WanDiTConfig::preset(name);
     if (p.dim == c.dim) {
       c.num_heads = p.num_heads;
       d.heads_known = true;
@@ -230,7 +273,7 @@ Detected detect(const TensorStore& store) {
 
 }  // namespace
 
-WanDiTConfig wan_dit_config_from_weights(const TensorStore& store) {
+WanDiTConfig WanDiTConfig::from_weights(const TensorStore& store) {
   Detected d = detect(store);
   if (!d.heads_known)
     throw Error(kExitDataErr,
@@ -242,15 +285,16 @@ WanDiTConfig wan_dit_config_from_weights(const TensorStore& store) {
   return d.cfg;
 }
 
-WanDiTConfig resolve_wan_dit_config(const TensorStore& store, const std::string& weights_path,
-                                    const std::string& config_arg) {
+WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::string& weights_path,
+                                   const TensorStore* store) {
   if (!config_arg.empty()) {
-    if (auto p = wan_dit_preset(config_arg)) return *p;
-    if (fs::is_directory(config_arg)) return wan_dit_config_from_json((fs::path(config_arg) / "config.json").string());
+    const auto names = preset_names();
+    if (std::find(names.begin(), names.end(), config_arg) != names.end()) return preset(config_arg);
+    if (fs::is_directory(config_arg)) return from_json((fs::path(config_arg) / "config.json").string());
     if (!fs::exists(config_arg))
       throw Error(kExitUsage, fmt::format("config \"{}\" is neither a preset nor an existing file", config_arg),
-                  fmt::format("use a config.json path or one of: {}", fmt::join(wan_dit_preset_names(), ", ")));
-    return wan_dit_config_from_json(config_arg);
+                  fmt::format("use a config.json path or one of: {}", fmt::join(names, ", ")));
+    return from_json(config_arg);
   }
   // A diffusers folder (or a file inside one) carries its config.json.
   std::error_code ec;
@@ -259,19 +303,17 @@ WanDiTConfig resolve_wan_dit_config(const TensorStore& store, const std::string&
   const fs::path cfg = dir / "config.json";
   if (!weights_path.empty() && fs::exists(cfg, ec)) {
     // Only when it is a DiT config (a folder may hold other components' configs).
-    std::ifstream f(cfg);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = read_text(cfg.string());
     if (text.find("\"num_attention_heads\"") != std::string::npos || text.find("\"dim\"") != std::string::npos)
-      return wan_dit_config_from_json_text(text, cfg.string());
+      return from_json_text(text, cfg.string());
   }
-  return wan_dit_config_from_weights(store);
+  if (store) return from_weights(*store);
+  return from_weights(TensorStore::open(weights_path));
 }
 
 int64_t wan_dit_param_count(const WanDiTConfig& cfg) {
   int64_t n = 0;
-  for (const auto& p : wan_dit_expected_params(cfg)) n += p.shape.numel();
+  for (const auto& r : wan_dit_weight_list(cfg)) n += r.shape.numel();
   return n;
 }
 
@@ -284,15 +326,13 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   for (const auto& name : store.names()) {
     const TensorInfo& info = store.info(name);
     dtypes[dtype_name(info.dtype)]++;
-    if (name.find("scale_weight") == std::string::npos && name.find("scale_input") == std::string::npos &&
-        name.find("scaled_fp8") == std::string::npos)
-      params += info.shape.numel();
+    if (!is_marker_key(name)) params += info.shape.numel();
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
   std::string out = fmt::format("Wan2.1 DiT, {} layout{}\n", wan_dit_layout_name(d.layout),
                                 d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
-  out += fmt::format("  preset: {}\n", c.preset.empty() ? "none (custom dims)" : c.preset);
+  out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
                      c.dim, c.ffn_dim,
                      d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)

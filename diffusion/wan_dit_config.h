@@ -1,6 +1,6 @@
-// Wan2.1 DiT hyper-parameters (WAN_SPEC §2.1): from a diffusers config.json, from
-// the original Wan config.json, from a preset name, or detected from the tensor
-// shapes of a checkpoint. Also the FLOP count of one forward.
+// Wan2.1 DiT hyper-parameters (docs/wan.md §2.1): from a diffusers config.json,
+// from the original Wan config.json, from a preset name, or detected from the
+// tensor shapes of a checkpoint. Also the FLOP count of one forward.
 #pragma once
 
 #include <array>
@@ -13,7 +13,7 @@
 
 namespace t2v {
 
-// How the sinusoidal timestep features are computed (WAN_SPEC §2.4). The Wan
+// How the sinusoidal timestep features are computed (docs/wan.md §2.4). The Wan
 // reference computes them in float64 and rounds to fp32; diffusers computes
 // exp(-ln(1e4)·k/half) and t·ω in fp32. The difference is ~1 ulp of t·ω.
 enum class TimestepSinusoid : uint8_t { Float64, Float32Diffusers };
@@ -27,7 +27,7 @@ struct WanDiTConfig {
   int64_t in_dim = 16;       // latent channels in
   int64_t out_dim = 16;      // latent channels out
   int64_t text_dim = 4096;   // umT5 hidden size
-  int64_t text_len = 512;    // context rows after zero padding (WAN_SPEC §1.5)
+  int64_t text_len = 512;    // context rows after zero padding (docs/wan.md §1.5)
   std::array<int64_t, 3> patch_size{1, 2, 2};  // (t, h, w)
   bool cross_attn_norm = true;  // affine LayerNorm before cross-attention
   bool qk_norm = true;          // RMSNorm over the whole dim on q and k
@@ -35,36 +35,34 @@ struct WanDiTConfig {
   int64_t rope_max_seq_len = 1024;  // positions per axis with a RoPE table
   double rope_theta = 10000.0;
   TimestepSinusoid sinusoid = TimestepSinusoid::Float64;
-  std::string preset;  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", or "" for anything else
+  std::string preset_name;  // the preset these dims equal ("wan2.1-t2v-1.3b", ...), or ""
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
-  // Throws Error(78) naming `origin` and the inconsistent field.
+  // Every value within its range (overflow-checked products); Error(78) naming
+  // `origin` and the field.
   void validate(const std::string& origin) const;
   std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
+
+  // ---- where a config comes from (the same calls for every model) ----
+  static std::vector<std::string> preset_names();  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"
+  // The named preset; Error(64) listing the names for any other.
+  static WanDiTConfig preset(const std::string& name);
+  // A diffusers (`attention_head_dim`, `num_attention_heads`, ...) or an original
+  // Wan (`dim`, `num_heads`, ...) config.json. Error(78) names the file and field.
+  static WanDiTConfig from_json(const std::string& path);
+  static WanDiTConfig from_json_text(const std::string& text, const std::string& origin);
+  // From the tensor shapes of a Wan DiT checkpoint (any layout). The head count
+  // is not visible in shapes: it comes from a matching preset, or head_dim 128
+  // is assumed when dim is a multiple of 128; otherwise Error(65) asks for a
+  // config.json.
+  static WanDiTConfig from_weights(const TensorStore& store);
+  // `config_arg`: a preset name, a config.json (or a folder holding one), or
+  // empty: then the DiT config.json beside `weights_path` when there is one,
+  // else from_weights (of `store`, or of the store opened at `weights_path`).
+  static WanDiTConfig resolve(const std::string& config_arg, const std::string& weights_path,
+                              const TensorStore* store = nullptr);
 };
-
-// Preset names known to t2v.
-std::vector<std::string> wan_dit_preset_names();
-// The named preset or nullopt.
-std::optional<WanDiTConfig> wan_dit_preset(const std::string& name);
-
-// Parses a diffusers (`attention_head_dim`, `num_attention_heads`, ...) or an
-// original Wan (`dim`, `num_heads`, ...) config.json. Error(78) names the file and field.
-WanDiTConfig wan_dit_config_from_json_text(const std::string& text, const std::string& origin);
-WanDiTConfig wan_dit_config_from_json(const std::string& path);
-
-// Detects the configuration from the tensor shapes of a Wan DiT checkpoint (any
-// layout). The head count is not visible in shapes: it comes from a matching
-// preset, or head_dim 128 is assumed when dim is a multiple of 128; otherwise
-// Error(65) asks for a config.json.
-WanDiTConfig wan_dit_config_from_weights(const TensorStore& store);
-
-// The configuration for a checkpoint: `config_arg` is a preset name, a
-// config.json path, or empty (then `config.json` next to the weights when it
-// exists, else detection from shapes).
-WanDiTConfig resolve_wan_dit_config(const TensorStore& store, const std::string& weights_path,
-                                    const std::string& config_arg);
 
 // What `t2v inspect` prints for a Wan DiT checkpoint: layout, preset, dims,
 // parameter count and dtypes; nullopt when the store is not a Wan DiT.

@@ -1,36 +1,19 @@
-// Wan DiT weight layouts, the original -> diffusers rename table, header-only
-// checks and binding. See wan_dit_weights.h and WAN_SPEC §2.11.
+// Wan DiT weight layouts, the original -> diffusers rename table and binding.
+// See wan_dit_weights.h and docs/wan.md §2.11.
 #include "diffusion/wan_dit_weights.h"
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "core/weights.h"
+#include "core/strings.h"
 
 namespace t2v {
 
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
-
-// Keys that are not parameters: the scaled-fp8 marker and per-tensor scales
-// (consumed by WeightLoader when it dequantizes the weight they belong to).
-bool is_marker_key(const std::string& key) {
-  return key == "scaled_fp8" || ends_with(key, ".scale_weight") || ends_with(key, ".scale_input") ||
-         key == std::string(kComfyPrefix) + "scaled_fp8";
-}
-
-bool is_convertible_dtype(DType dt) {
-  return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || dt == DType::F8_E4M3 || dt == DType::F8_E5M2;
-}
 
 // Canonical keys that exist in every layout, used to recognise a layout.
 const std::vector<std::string>& signature_keys() {
@@ -108,6 +91,10 @@ std::string wan_dit_file_key(WanDiTLayout layout, const std::string& canonical) 
   return canonical;
 }
 
+WeightLayout wan_dit_weight_layout(WanDiTLayout layout) {
+  return {wan_dit_layout_name(layout), [layout](const std::string& k) { return wan_dit_file_key(layout, k); }};
+}
+
 // ---- layout detection ------------------------------------------------------------
 namespace {
 
@@ -163,86 +150,78 @@ WanDiTLayout detect_wan_dit_layout(const TensorStore& store) {
 }
 
 // ---- binding --------------------------------------------------------------------
-namespace {
-
-Linear bind_linear(const WeightGetter& get, const std::string& name, int64_t out, int64_t in, WeightPrecision p) {
-  Linear l;
-  l.weight = get(name + ".weight", Shape{out, in}, p);
-  l.bias = get(name + ".bias", Shape{out}, p);
-  return l;
+void Linear::bind(const WeightScope& s, int64_t out, int64_t in, WeightPrecision p) {
+  weight = s.get("weight", Shape{out, in}, p);
+  bias = s.get("bias", Shape{out}, p);
 }
 
-WanAttention bind_attention(const WeightGetter& get, const std::string& name, const WanDiTConfig& cfg) {
+void WanAttention::bind(const WeightScope& s, const WanDiTConfig& cfg) {
   const int64_t d = cfg.dim;
-  WanAttention a;
-  a.q = bind_linear(get, name + ".q", d, d, WeightPrecision::Compute);
-  a.k = bind_linear(get, name + ".k", d, d, WeightPrecision::Compute);
-  a.v = bind_linear(get, name + ".v", d, d, WeightPrecision::Compute);
-  a.o = bind_linear(get, name + ".o", d, d, WeightPrecision::Compute);
+  q.bind(s.pp("q"), d, d, WeightPrecision::Compute);
+  k.bind(s.pp("k"), d, d, WeightPrecision::Compute);
+  v.bind(s.pp("v"), d, d, WeightPrecision::Compute);
+  o.bind(s.pp("o"), d, d, WeightPrecision::Compute);
   if (cfg.qk_norm) {
-    a.norm_q = get(name + ".norm_q.weight", Shape{d}, WeightPrecision::F32);
-    a.norm_k = get(name + ".norm_k.weight", Shape{d}, WeightPrecision::F32);
+    norm_q = s.get("norm_q.weight", Shape{d}, WeightPrecision::F32);
+    norm_k = s.get("norm_k.weight", Shape{d}, WeightPrecision::F32);
   }
-  return a;
 }
 
-}  // namespace
+void WanDiTBlock::bind(const WeightScope& s, const WanDiTConfig& cfg) {
+  const int64_t d = cfg.dim;
+  modulation = s.get("modulation", Shape{1, 6, d}, WeightPrecision::F32);
+  self_attn.bind(s.pp("self_attn"), cfg);
+  if (cfg.cross_attn_norm) {
+    norm3.weight = s.get("norm3.weight", Shape{d}, WeightPrecision::F32);
+    norm3.bias = s.get("norm3.bias", Shape{d}, WeightPrecision::F32);
+  }
+  cross_attn.bind(s.pp("cross_attn"), cfg);
+  ffn_0.bind(s.pp("ffn.0"), cfg.ffn_dim, d, WeightPrecision::Compute);
+  ffn_2.bind(s.pp("ffn.2"), d, cfg.ffn_dim, WeightPrecision::Compute);
+}
 
-void bind_wan_dit(WanDiTWeights& w, const WanDiTConfig& cfg, const WeightGetter& get) {
+WanDiTWeights WanDiTWeights::bind(const WeightScope& root, const WanDiTConfig& cfg) {
+  cfg.validate("the Wan DiT config");
   const int64_t d = cfg.dim;
   const auto& p = cfg.patch_size;
   using WP = WeightPrecision;
+  WanDiTWeights w;
   // Conv3d weight [dim, C, pt, ph, pw]; the forward uses it as a Linear over
   // gathered patches [dim, C*pt*ph*pw] (same memory, channel slowest).
-  Tensor pe = get("patch_embedding.weight", Shape{d, cfg.in_dim, p[0], p[1], p[2]}, WP::Compute);
+  const Tensor pe = root.get("patch_embedding.weight", Shape{d, cfg.in_dim, p[0], p[1], p[2]}, WP::Compute);
   w.patch_embedding.weight = pe.defined() ? pe.reshape(Shape{d, cfg.in_dim * cfg.patch_numel()}) : pe;
-  w.patch_embedding.bias = get("patch_embedding.bias", Shape{d}, WP::F32);
-  w.text_embedding_0 = bind_linear(get, "text_embedding.0", d, cfg.text_dim, WP::Compute);
-  w.text_embedding_2 = bind_linear(get, "text_embedding.2", d, d, WP::Compute);
-  // Time MLP and projection run in fp32 in the reference (WAN_SPEC §2.4).
-  w.time_embedding_0 = bind_linear(get, "time_embedding.0", d, cfg.freq_dim, WP::F32);
-  w.time_embedding_2 = bind_linear(get, "time_embedding.2", d, d, WP::F32);
-  w.time_projection_1 = bind_linear(get, "time_projection.1", 6 * d, d, WP::F32);
+  w.patch_embedding.bias = root.get("patch_embedding.bias", Shape{d}, WP::F32);
+  w.text_embedding_0.bind(root.pp("text_embedding.0"), d, cfg.text_dim, WP::Compute);
+  w.text_embedding_2.bind(root.pp("text_embedding.2"), d, d, WP::Compute);
+  // Time MLP and projection run in fp32 in the reference (docs/wan.md §2.4).
+  w.time_embedding_0.bind(root.pp("time_embedding.0"), d, cfg.freq_dim, WP::F32);
+  w.time_embedding_2.bind(root.pp("time_embedding.2"), d, d, WP::F32);
+  w.time_projection_1.bind(root.pp("time_projection.1"), 6 * d, d, WP::F32);
   w.blocks.resize(static_cast<size_t>(cfg.num_layers));
-  for (int64_t i = 0; i < cfg.num_layers; ++i) {
-    const std::string b = fmt::format("blocks.{}.", i);
-    WanDiTBlock& blk = w.blocks[static_cast<size_t>(i)];
-    blk.modulation = get(b + "modulation", Shape{1, 6, d}, WP::F32);
-    blk.self_attn = bind_attention(get, b + "self_attn", cfg);
-    if (cfg.cross_attn_norm) {
-      blk.norm3.weight = get(b + "norm3.weight", Shape{d}, WP::F32);
-      blk.norm3.bias = get(b + "norm3.bias", Shape{d}, WP::F32);
-    }
-    blk.cross_attn = bind_attention(get, b + "cross_attn", cfg);
-    blk.ffn_0 = bind_linear(get, b + "ffn.0", cfg.ffn_dim, d, WP::Compute);
-    blk.ffn_2 = bind_linear(get, b + "ffn.2", d, cfg.ffn_dim, WP::Compute);
-  }
-  w.head.modulation = get("head.modulation", Shape{1, 2, d}, WP::F32);
-  // The head Linear is fp32 in the reference (WAN_SPEC §2.9).
-  w.head.head = bind_linear(get, "head.head", cfg.out_dim * cfg.patch_numel(), d, WP::F32);
+  const WeightScope blocks = root.pp("blocks");
+  for (int64_t i = 0; i < cfg.num_layers; ++i) w.blocks[static_cast<size_t>(i)].bind(blocks.pp(i), cfg);
+  const WeightScope head = root.pp("head");
+  w.head.modulation = head.get("modulation", Shape{1, 2, d}, WP::F32);
+  // The head Linear is fp32 in the reference (docs/wan.md §2.9).
+  w.head.head.bind(head.pp("head"), cfg.out_dim * cfg.patch_numel(), d, WP::F32);
+  return w;
 }
 
-std::vector<WanDiTParam> wan_dit_expected_params(const WanDiTConfig& cfg) {
-  std::vector<WanDiTParam> params;
-  WanDiTWeights w;
-  bind_wan_dit(w, cfg, [&](const std::string& key, const Shape& shape, WeightPrecision) {
-    params.push_back({key, shape});
-    return Tensor();
-  });
-  return params;
+std::vector<WeightRequest> wan_dit_weight_list(const WanDiTConfig& cfg) {
+  return list_weights([&](const WeightScope& root) { WanDiTWeights::bind(root, cfg); });
 }
 
-// ---- header-only check ----------------------------------------------------------
+// ---- loading --------------------------------------------------------------------
 namespace {
 
-// The preset a found shape belongs to (for the hint of a shape error), or "".
+// The preset a found shape belongs to (for the note on a shape error), or "".
 std::string preset_with_shape(const std::string& key, const Shape& found, const WanDiTConfig& cfg) {
   static const auto presets = [] {
     std::vector<std::pair<WanDiTConfig, std::map<std::string, Shape>>> v;
-    for (const auto& name : wan_dit_preset_names()) {
-      const WanDiTConfig p = *wan_dit_preset(name);
+    for (const auto& name : WanDiTConfig::preset_names()) {
+      const WanDiTConfig p = WanDiTConfig::preset(name);
       std::map<std::string, Shape> shapes;
-      for (const auto& param : wan_dit_expected_params(p)) shapes[param.key] = param.shape;
+      for (const auto& r : wan_dit_weight_list(p)) shapes[r.key] = r.shape;
       v.emplace_back(p, std::move(shapes));
     }
     return v;
@@ -250,7 +229,7 @@ std::string preset_with_shape(const std::string& key, const Shape& found, const 
   for (const auto& [p, shapes] : presets) {
     if (p.dim == cfg.dim && p.ffn_dim == cfg.ffn_dim && p.text_dim == cfg.text_dim) continue;
     const auto it = shapes.find(key);
-    if (it != shapes.end() && it->second == found) return p.preset;
+    if (it != shapes.end() && it->second == found) return p.preset_name;
   }
   return "";
 }
@@ -272,84 +251,38 @@ int64_t count_blocks(const TensorStore& store, WanDiTLayout layout) {
 
 }  // namespace
 
-WanDiTCheck check_wan_dit_weights(const TensorStore& store, const WanDiTConfig& cfg) {
-  WanDiTCheck result;
-  result.layout = detect_wan_dit_layout(store);
-  const WanDiTLayout layout = result.layout;
-  std::vector<std::string> missing, problems;
-  std::set<std::string> used;
-  std::string likely_preset;
-  for (const auto& param : wan_dit_expected_params(cfg)) {
-    const std::string key = wan_dit_file_key(layout, param.key);
-    const std::string named = key == param.key ? key : fmt::format("{} (canonical {})", key, param.key);
-    if (!store.contains(key)) {
-      missing.push_back(named);
-      continue;
-    }
-    used.insert(key);
-    const TensorInfo& info = store.info(key);
-    result.num_params += info.shape.numel();
-    if (info.shape != param.shape) {
-      const std::string preset = preset_with_shape(param.key, info.shape, cfg);
-      if (likely_preset.empty()) likely_preset = preset;
-      std::string line = fmt::format("{} is {}, config expects {}{}", named, info.shape.str(), param.shape.str(),
-                                     preset.empty() ? "" : ": this looks like the " + preset + " model");
-      // The first q projection is the line users recognise (BAD_INPUTS 14): list it first.
-      if (param.key == "blocks.0.self_attn.q.weight")
-        problems.insert(problems.begin(), std::move(line));
-      else
-        problems.push_back(std::move(line));
-    } else if (!is_convertible_dtype(info.dtype)) {
-      problems.push_back(fmt::format("{} has dtype {}, expected a float type (F32, F16, BF16 or F8_E4M3)", named,
-                                     dtype_name(info.dtype)));
-    }
-  }
-  const int64_t blocks_in_file = count_blocks(store, layout);
-  if (blocks_in_file > cfg.num_layers)
-    problems.push_back(fmt::format("the checkpoint has {} blocks, the config {} layers", blocks_in_file,
-                                   cfg.num_layers));
-  for (const auto& name : store.names())
-    if (!used.count(name) && !is_marker_key(name)) result.unused_keys.push_back(name);
-
-  if (!missing.empty() || !problems.empty()) {
-    std::string msg = fmt::format("{} (Wan DiT, {} layout) does not match the config ({}):", store.description(),
-                                  wan_dit_layout_name(layout), cfg.summary());
-    const size_t kShow = 8;
-    for (size_t i = 0; i < problems.size() && i < kShow; ++i) msg += "\n  " + problems[i];
-    if (problems.size() > kShow) msg += fmt::format("\n  ... and {} more mismatches", problems.size() - kShow);
-    if (!missing.empty()) {
-      msg += fmt::format("\n  {} missing tensor(s):", missing.size());
-      for (size_t i = 0; i < missing.size() && i < kShow; ++i) msg += (i ? ", " : " ") + missing[i];
-      if (missing.size() > kShow) msg += ", ...";
-    }
-    const std::string hint =
-        !likely_preset.empty()
-            ? fmt::format("the weights look like the {0} model; pass its config (--config {0}) or weights that "
-                          "match this config",
-                          likely_preset)
-            : "check that the weights and the config (--config) belong to the same model";
-    throw Error(kExitDataErr, msg, hint);
-  }
-  return result;
-}
-
-// ---- loading --------------------------------------------------------------------
 WanDiTWeights load_wan_dit(const TensorStore& store, const WanDiTConfig& cfg, const WanDiTLoadOptions& opts) {
   cfg.validate("the Wan DiT config");
-  const WanDiTCheck check = check_wan_dit_weights(store, cfg);
-  // Unused keys: WeightLoader::finish warns (or raises when strict) below.
-  WeightLoaderOptions lo;
-  lo.device = opts.device;
-  lo.dtype = opts.dtype;
-  lo.layout = wan_dit_layout_name(check.layout);
-  if (check.layout == WanDiTLayout::Comfy) lo.strip_prefix = kComfyPrefix;
-  if (check.layout == WanDiTLayout::Diffusers) lo.rename = wan_dit_diffusers_key;
-  WeightLoader loader(store, lo);
+  const WanDiTLayout layout = detect_wan_dit_layout(store);
+  CheckpointOptions co;
+  co.device = opts.device;
+  co.dtype = opts.dtype;
+  co.strict = opts.strict;
+  co.dry_run = opts.dry_run;
+  co.delta = opts.delta;
+  co.model = "Wan DiT";
+  co.config = cfg.summary();
+  co.hint = "check that the weights and the config (--config) belong to the same model";
+  co.shape_note = [cfg](const std::string& key, const Shape& found, const Shape&) {
+    const std::string preset = preset_with_shape(key, found, cfg);
+    if (preset.empty()) return ShapeNote{};
+    return ShapeNote{"this looks like the " + preset + " model",
+                     fmt::format("the weights look like the {0} model; pass its config (--config {0}) or weights "
+                                 "that match this config",
+                                 preset)};
+  };
+  // The first q projection is the line users recognise (docs/bad_inputs.md item 14): list it first.
+  co.headline_keys = {"blocks.0.self_attn.q.weight"};
   WanDiTWeights w;
-  bind_wan_dit(w, cfg, [&](const std::string& key, const Shape& shape, WeightPrecision p) {
-    return p == WeightPrecision::F32 ? loader.get_f32(key, shape) : loader.get(key, shape);
-  });
-  loader.finish(opts.strict);
+  const WeightReport report =
+      bind_checkpoint(store, wan_dit_weight_layout(layout), co, [&](const WeightScope& root, CheckpointSource& src) {
+        w = WanDiTWeights::bind(root, cfg);
+        const int64_t blocks_in_file = count_blocks(store, layout);
+        if (src.dry_run() && blocks_in_file > cfg.num_layers)
+          src.report(fmt::format("the checkpoint has {} blocks, the config {} layers", blocks_in_file,
+                                 cfg.num_layers));
+      });
+  if (opts.report) *opts.report = report;
   return w;
 }
 

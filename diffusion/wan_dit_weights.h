@@ -1,19 +1,19 @@
 // Wan DiT weights: the typed modules (member names follow the original Wan
-// checkpoint keys), the checkpoint layouts t2v reads, the one rename table
-// from original to diffusers names, and binding with shape/dtype checks.
+// checkpoint keys), the checkpoint layouts t2v reads, the one rename table from
+// original to diffusers names, and loading through core/weights.h.
 //
-// Layouts (WAN_SPEC §2.11):
+// Layouts (docs/wan.md §2.11):
 //   original   Wan-AI single file: `blocks.0.self_attn.q.weight`
 //   comfy      the same names behind `model.diffusion_model.` (stripped on purpose)
 //   diffusers  `transformer/` folder, possibly sharded: `blocks.0.attn1.to_q.weight`;
 //              note diffusers `norm2` is the original `norm3` (cross-attention LN).
 #pragma once
 
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/safetensors.h"
+#include "core/weights.h"
 #include "diffusion/wan_dit_config.h"
 
 namespace t2v {
@@ -22,6 +22,8 @@ namespace t2v {
 struct Linear {
   Tensor weight;  // [out, in]
   Tensor bias;    // [out]
+  // s: the module's scope ("blocks.0.self_attn.q"); binds `weight` and `bias`.
+  void bind(const WeightScope& s, int64_t out, int64_t in, WeightPrecision p);
 };
 
 struct LayerNormAffine {
@@ -34,6 +36,7 @@ struct WanAttention {
   Linear q, k, v, o;  // [dim, dim] / [dim]
   Tensor norm_q;      // [dim]  (`norm_q.weight`)
   Tensor norm_k;      // [dim]
+  void bind(const WeightScope& s, const WanDiTConfig& cfg);
 };
 
 struct WanDiTBlock {
@@ -43,6 +46,7 @@ struct WanDiTBlock {
   WanAttention cross_attn;
   Linear ffn_0;            // [ffn_dim, dim]  (`ffn.0`)
   Linear ffn_2;            // [dim, ffn_dim]  (`ffn.2`)
+  void bind(const WeightScope& s, const WanDiTConfig& cfg);
 };
 
 struct WanDiTHead {
@@ -59,7 +63,15 @@ struct WanDiTWeights {
   Linear time_projection_1;  // [6 * dim, dim]
   std::vector<WanDiTBlock> blocks;
   WanDiTHead head;
+
+  // The one place that names every tensor with its shape and precision. `root`
+  // is at the canonical (original) names; any source works (a checkpoint, a dry
+  // run, random weights).
+  static WanDiTWeights bind(const WeightScope& root, const WanDiTConfig& cfg);
 };
+
+// Every tensor WanDiTWeights::bind asks for, in order.
+std::vector<WeightRequest> wan_dit_weight_list(const WanDiTConfig& cfg);
 
 // ---- layouts ------------------------------------------------------------------
 enum class WanDiTLayout { Original, Comfy, Diffusers };
@@ -76,41 +88,21 @@ bool is_wan_dit(const TensorStore& store);
 std::string wan_dit_diffusers_key(const std::string& canonical);
 // Canonical key -> the key as stored in a file of `layout` (prefix included).
 std::string wan_dit_file_key(WanDiTLayout layout, const std::string& canonical);
-
-// Whether a tensor is kept in fp32 whatever the compute dtype (WAN_SPEC §2.10:
-// modulation, norms, time MLP and head run in fp32; large GEMM weights do not).
-enum class WeightPrecision { Compute, F32 };
-
-// The one place that names every tensor and its shape: calls `get(key, shape,
-// precision)` for each canonical key and stores the result in `w`.
-using WeightGetter = std::function<Tensor(const std::string& key, const Shape& shape, WeightPrecision precision)>;
-void bind_wan_dit(WanDiTWeights& w, const WanDiTConfig& cfg, const WeightGetter& get);
-
-struct WanDiTParam {
-  std::string key;  // canonical
-  Shape shape;
-};
-// Every tensor bind_wan_dit asks for, in order.
-std::vector<WanDiTParam> wan_dit_expected_params(const WanDiTConfig& cfg);
-
-// Checks a checkpoint against a config using only the headers (no data is read):
-// every expected key present with its shape and a float dtype t2v converts
-// (F32, F16, BF16, F8_E4M3 with optional scale_weight). Throws Error(65) listing
-// the first problems with the layout; a shape mismatch names the preset the
-// found shape belongs to ("this looks like the wan2.1-t2v-14b model").
-struct WanDiTCheck {
-  WanDiTLayout layout = WanDiTLayout::Original;
-  std::vector<std::string> unused_keys;  // file keys no parameter uses (markers excluded)
-  int64_t num_params = 0;
-};
-WanDiTCheck check_wan_dit_weights(const TensorStore& store, const WanDiTConfig& cfg);
+WeightLayout wan_dit_weight_layout(WanDiTLayout layout);
 
 struct WanDiTLoadOptions {
   Device device = Device::CPU;
   DType dtype = DType::F32;  // compute dtype of the large GEMM weights (F32 on CPU)
   bool strict = false;       // unused keys are an error instead of a warning
+  // Headers only: check names, shapes and dtypes (every problem in one
+  // Error(65); a shape mismatch names the preset the found shape belongs to,
+  // "this looks like the wan2.1-t2v-14b model") and return undefined tensors.
+  bool dry_run = false;
+  std::shared_ptr<const WeightDelta> delta;  // per-key deltas merged at load (core/weights.h)
+  WeightReport* report = nullptr;            // if set: layout, unused keys, parameter count
 };
-// check_wan_dit_weights, then binds every tensor (converted, dequantized, on the device).
+// A dry run over the headers (a wrong file fails in milliseconds), then every
+// tensor converted, dequantized and moved to the device.
 WanDiTWeights load_wan_dit(const TensorStore& store, const WanDiTConfig& cfg, const WanDiTLoadOptions& opts = {});
 
 }  // namespace t2v

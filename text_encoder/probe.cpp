@@ -8,9 +8,9 @@ namespace t2v {
 
 void probe_text_encoder(const std::string& weights, const std::string& config, const std::string& inputs,
                         const std::string& out, Device dev) {
-  // An empty config or "auto" reads the sizes off the weights.
-  UMT5Config cfg = (config.empty() || config == "auto") ? UMT5Config::from_weights(TensorStore::open(weights))
-                                                        : UMT5Config::from_preset_or_file(config);
+  // "auto" reads the sizes off the weights; anything else as UMT5Config::resolve.
+  UMT5Config cfg = config == "auto" ? UMT5Config::from_weights(TensorStore::open(weights))
+                                    : UMT5Config::resolve(config, weights);
   SafetensorsFile in(inputs);
   auto read_ids = [&](const char* name, bool required) -> Tensor {
     const TensorInfo* info = in.find(name);

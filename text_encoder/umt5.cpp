@@ -1,14 +1,19 @@
-// umT5 encoder forward (WAN_SPEC.md §1.3) on kernels/ops.h ops.
+// umT5 encoder forward (docs/wan.md §1.3) on kernels/ops.h ops.
 // Follows transformers' models/umt5/modeling_umt5.py (UMT5EncoderModel) and
 // Wan2.1's wan/modules/t5.py, which compute the same function.
 #include "text_encoder/umt5.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/config_check.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/weights.h"
 #include "kernels/ops.h"
 
@@ -16,101 +21,153 @@ namespace t2v {
 
 // ---- config -------------------------------------------------------------------
 
-UMT5Config UMT5Config::from_json_file(const std::string& path) {
-  std::ifstream f(path);
+namespace {
+
+// Bounds of every size (generous: umt5-xxl has d_model 4096, 24 layers).
+constexpr int64_t kMaxVocab = 1 << 22;
+constexpr int64_t kMaxDim = 65536;     // d_model
+constexpr int64_t kMaxFfn = 1 << 20;   // d_ff
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxHeadDim = 4096;  // d_kv
+constexpr int64_t kMaxBuckets = 1024;
+constexpr int64_t kMaxDistance = 1 << 20;
+
+const char* kConfigHint = "use the config.json of the text_encoder/ folder, or --config umt5-xxl";
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
   if (!f) fail(kExitNoInput, "cannot read text-encoder config '{}'", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+void UMT5Config::validate(const std::string& origin) const {
+  const ConfigCheck c(origin, kConfigHint);
+  c.range("vocab_size", vocab_size, 1, kMaxVocab);
+  c.range("d_model", d_model, 1, kMaxDim);
+  c.range("num_layers", num_layers, 1, kMaxLayers);
+  c.range("num_heads", num_heads, 1, kMaxHeads);
+  c.range("d_kv", d_kv, 1, kMaxHeadDim);
+  c.range("d_ff", d_ff, 1, kMaxFfn);
+  c.range("relative_attention_num_buckets", relative_attention_num_buckets, 4, kMaxBuckets);
+  if (relative_attention_num_buckets % 4 != 0)
+    c.fail(fmt::format("relative_attention_num_buckets = {} must be a multiple of 4", relative_attention_num_buckets));
+  // Past max_distance / the exact band (buckets / 4) the bucket is a log: the ratio must exceed 1.
+  c.range("relative_attention_max_distance", relative_attention_max_distance, relative_attention_num_buckets / 4 + 1,
+          kMaxDistance);
+  c.open_range("layer_norm_epsilon", layer_norm_epsilon, 0.0, 1.0);
+  // transformers maps "gated-gelu" to the tanh GELU ("gelu_new"); other kinds
+  // are not umT5 and are refused rather than silently run with the wrong FFN.
+  if (feed_forward_proj != "gated-gelu")
+    throw Error(kExitConfig, fmt::format("{}: feed_forward_proj '{}' is not supported", origin, feed_forward_proj),
+                "umT5 (Wan's text encoder) uses \"gated-gelu\"");
+  c.product("num_heads x d_kv", {num_heads, d_kv}, kMaxDim * 4);
+  c.product("vocab_size x d_model", {vocab_size, d_model});
+  c.product("d_ff x d_model", {d_ff, d_model});
+}
+
+std::string UMT5Config::summary() const {
+  return fmt::format("d_model {}, layers {}, heads {} x {}, d_ff {}, vocab {}", d_model, num_layers, num_heads, d_kv,
+                     d_ff, vocab_size);
+}
+
+std::vector<std::string> UMT5Config::preset_names() { return {"umt5-xxl"}; }
+
+UMT5Config UMT5Config::preset(const std::string& name) {
+  if (name == "umt5-xxl") return {};  // the defaults are Wan2.1's encoder
+  throw Error(kExitUsage, fmt::format("unknown text-encoder preset '{}'", name),
+              fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
+}
+
+UMT5Config UMT5Config::from_json_text(const std::string& text, const std::string& origin) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(f);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    fail(kExitConfig, "text-encoder config '{}' is not valid JSON: {}", path, e.what());
+    fail(kExitConfig, "text-encoder config '{}' is not valid JSON: {}", origin, e.what());
   }
-  if (!j.is_object()) fail(kExitConfig, "text-encoder config '{}' is not a JSON object", path);
+  if (!j.is_object()) fail(kExitConfig, "text-encoder config '{}' is not a JSON object", origin);
+  const ConfigCheck check("text-encoder config '" + origin + "'", kConfigHint);
   UMT5Config c;
-  auto get_int = [&](const char* key, int64_t* dst) {
+  auto get_int = [&](const char* key, int64_t* dst, int64_t hi) {
     if (!j.contains(key))
-      throw Error(kExitConfig, fmt::format("text-encoder config '{}' lacks '{}'", path, key),
-                  "use the config.json of the text_encoder/ folder, or --config umt5-xxl");
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() <= 0)
-      fail(kExitConfig, "text-encoder config '{}': '{}' = {} is not a positive integer", path, key, j[key].dump());
-    *dst = j[key].get<int64_t>();
+      throw Error(kExitConfig, fmt::format("text-encoder config '{}' lacks '{}'", origin, key), kConfigHint);
+    const nlohmann::json& v = j[key];
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() <= 0))
+      fail(kExitConfig, "text-encoder config '{}': '{}' = {} is not a positive integer", origin, key, v.dump());
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+      check.fail(fmt::format("{} = {} is outside [1, {}]", key, v.dump(), hi));
+    *dst = v.get<int64_t>();
+    check.range(key, *dst, 1, hi);
   };
-  get_int("vocab_size", &c.vocab_size);
-  get_int("d_model", &c.d_model);
-  get_int("num_layers", &c.num_layers);
-  get_int("num_heads", &c.num_heads);
-  get_int("d_kv", &c.d_kv);
-  get_int("d_ff", &c.d_ff);
-  get_int("relative_attention_num_buckets", &c.relative_attention_num_buckets);
-  get_int("relative_attention_max_distance", &c.relative_attention_max_distance);
+  get_int("vocab_size", &c.vocab_size, kMaxVocab);
+  get_int("d_model", &c.d_model, kMaxDim);
+  get_int("num_layers", &c.num_layers, kMaxLayers);
+  get_int("num_heads", &c.num_heads, kMaxHeads);
+  get_int("d_kv", &c.d_kv, kMaxHeadDim);
+  get_int("d_ff", &c.d_ff, kMaxFfn);
+  get_int("relative_attention_num_buckets", &c.relative_attention_num_buckets, kMaxBuckets);
+  get_int("relative_attention_max_distance", &c.relative_attention_max_distance, kMaxDistance);
   if (j.contains("layer_norm_epsilon")) {
     if (!j["layer_norm_epsilon"].is_number() || j["layer_norm_epsilon"].get<double>() <= 0)
-      fail(kExitConfig, "text-encoder config '{}': 'layer_norm_epsilon' = {} is not a positive number", path,
+      fail(kExitConfig, "text-encoder config '{}': 'layer_norm_epsilon' = {} is not a positive number", origin,
            j["layer_norm_epsilon"].dump());
+    check.open_range("layer_norm_epsilon", j["layer_norm_epsilon"].get<double>(), 0.0, 1.0);
     c.layer_norm_epsilon = j["layer_norm_epsilon"].get<float>();
   }
   if (j.contains("feed_forward_proj")) {
     if (!j["feed_forward_proj"].is_string())
-      fail(kExitConfig, "text-encoder config '{}': 'feed_forward_proj' is not a string", path);
+      fail(kExitConfig, "text-encoder config '{}': 'feed_forward_proj' is not a string", origin);
     c.feed_forward_proj = j["feed_forward_proj"].get<std::string>();
   }
-  // transformers maps "gated-gelu" to the tanh GELU ("gelu_new"); other kinds
-  // are not umT5 and are refused rather than silently run with the wrong FFN.
-  if (c.feed_forward_proj != "gated-gelu")
-    throw Error(kExitConfig,
-                fmt::format("text-encoder config '{}': feed_forward_proj '{}' is not supported", path,
-                            c.feed_forward_proj),
-                "umT5 (Wan's text encoder) uses \"gated-gelu\"");
   if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "umt5")
     fail(kExitConfig,
-         "text-encoder config '{}' is model_type '{}'; this encoder implements umt5 (per-layer position bias)", path,
+         "text-encoder config '{}' is model_type '{}'; this encoder implements umt5 (per-layer position bias)", origin,
          j["model_type"].get<std::string>());
-  if (c.relative_attention_num_buckets % 4 != 0)
-    fail(kExitConfig, "text-encoder config '{}': relative_attention_num_buckets = {} must be a multiple of 4", path,
-         c.relative_attention_num_buckets);
+  c.validate("text-encoder config '" + origin + "'");
   return c;
 }
 
-UMT5Config UMT5Config::from_preset_or_file(const std::string& preset_or_path) {
-  if (preset_or_path == "umt5-xxl") return umt5_xxl();
-  return from_json_file(preset_or_path);
+UMT5Config UMT5Config::from_json(const std::string& path) { return from_json_text(read_text(path), path); }
+
+UMT5Config UMT5Config::resolve(const std::string& config_arg, const std::string& weights_path,
+                               const TensorStore* store) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!config_arg.empty()) {
+    const auto names = preset_names();
+    if (std::find(names.begin(), names.end(), config_arg) != names.end()) return preset(config_arg);
+    if (fs::is_directory(config_arg, ec)) return from_json((fs::path(config_arg) / "config.json").string());
+    return from_json(config_arg);
+  }
+  // A diffusers text_encoder/ folder (or a file inside one) carries its config.json.
+  const fs::path p(weights_path);
+  const fs::path cfg = (fs::is_directory(p, ec) ? p : p.parent_path()) / "config.json";
+  if (!weights_path.empty() && fs::exists(cfg, ec)) {
+    const std::string text = read_text(cfg.string());
+    if (text.find("\"d_kv\"") != std::string::npos) return from_json_text(text, cfg.string());
+  }
+  if (store) return from_weights(*store);
+  return from_weights(TensorStore::open(weights_path));
 }
 
 // ---- layouts ------------------------------------------------------------------
 
-std::vector<std::pair<std::string, Shape>> umt5_expected_tensors(const UMT5Config& c) {
-  const int64_t D = c.d_model, I = c.inner_dim(), F = c.d_ff;
-  std::vector<std::pair<std::string, Shape>> t;
-  t.emplace_back("shared.weight", Shape{c.vocab_size, D});
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string b = fmt::format("encoder.block.{}.", i);
-    t.emplace_back(b + "layer.0.layer_norm.weight", Shape{D});
-    for (const char* p : {"q", "k", "v"}) t.emplace_back(b + "layer.0.SelfAttention." + p + ".weight", Shape{I, D});
-    t.emplace_back(b + "layer.0.SelfAttention.o.weight", Shape{D, I});
-    t.emplace_back(b + "layer.0.SelfAttention.relative_attention_bias.weight",
-                   Shape{c.relative_attention_num_buckets, c.num_heads});
-    t.emplace_back(b + "layer.1.layer_norm.weight", Shape{D});
-    t.emplace_back(b + "layer.1.DenseReluDense.wi_0.weight", Shape{F, D});
-    t.emplace_back(b + "layer.1.DenseReluDense.wi_1.weight", Shape{F, D});
-    t.emplace_back(b + "layer.1.DenseReluDense.wo.weight", Shape{D, F});
-  }
-  t.emplace_back("encoder.final_layer_norm.weight", Shape{D});
-  return t;
-}
-
 namespace {
 
-bool ends_with(const std::string& s, std::string_view suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
-// Original Wan (wan/modules/t5.py) names of the transformers keys.
+// Original Wan (wan/modules/t5.py) names of the transformers keys; anything
+// else keeps its name (and is then reported missing).
 std::string wan_key_of(const std::string& hf) {
   if (hf == "shared.weight") return "token_embedding.weight";
   if (hf == "encoder.final_layer_norm.weight") return "norm.weight";
   const std::string pre = "encoder.block.";
-  T2V_ASSERT(hf.rfind(pre, 0) == 0, "not a umT5 key: {}", hf);
-  size_t dot = hf.find('.', pre.size());
+  if (!starts_with(hf, pre)) return hf;
+  const size_t dot = hf.find('.', pre.size());
+  if (dot == std::string::npos) return hf;
   const std::string i = hf.substr(pre.size(), dot - pre.size());
   const std::string rest = hf.substr(dot + 1);
   static const std::pair<const char*, const char*> kMap[] = {
@@ -127,31 +184,31 @@ std::string wan_key_of(const std::string& hf) {
   };
   for (const auto& [h, w] : kMap)
     if (rest == h) return "blocks." + i + "." + w;
-  T2V_ASSERT(false, "no Wan name for {}", hf);
-  return {};
+  return hf;
 }
 
-// The file key (prefix included) holding `hf_key` in this store. transformers
-// may write the tied embedding as `encoder.embed_tokens.weight` only.
-std::string resolve_key(const TensorStore& store, const UMT5Layout& layout, const std::string& hf_key) {
-  std::string k = layout.prefix + umt5_file_key(layout, hf_key);
-  if (layout.name == "hf" && hf_key == "shared.weight" && !store.contains(k) &&
-      store.contains(layout.prefix + "encoder.embed_tokens.weight"))
-    return layout.prefix + "encoder.embed_tokens.weight";
-  return k;
-}
-
-std::string shape_hint(const UMT5Config& c, const Shape& found, const Shape& expected) {
+ShapeNote shape_note(const UMT5Config& c, const Shape& found, const Shape& expected) {
   if (found.ndim() == 2 && expected.ndim() == 2 && found[1] != expected[1])
-    return fmt::format("the file's model width is {} but the config says d_model {}; pass the matching --config",
-                       found[1], c.d_model);
-  return "pass the config.json that belongs to this checkpoint";
+    return {fmt::format("the file's model width is {} but the config says d_model {}; pass the matching --config",
+                        found[1], c.d_model),
+            ""};
+  return {"pass the config.json that belongs to this checkpoint", ""};
 }
 
 }  // namespace
 
 std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key) {
   return layout.name == "wan" ? wan_key_of(hf_key) : hf_key;
+}
+
+WeightLayout umt5_weight_layout(const TensorStore& store, const UMT5Layout& layout) {
+  const bool embed_alias = layout.name == "hf" && !store.contains(layout.prefix + "shared.weight") &&
+                           store.contains(layout.prefix + "encoder.embed_tokens.weight");
+  return {layout.name == "hf" ? "transformers/ComfyUI umT5" : "Wan umT5",
+          [layout, embed_alias](const std::string& k) {
+            if (embed_alias && k == "shared.weight") return layout.prefix + "encoder.embed_tokens.weight";
+            return layout.prefix + umt5_file_key(layout, k);
+          }};
 }
 
 UMT5Layout detect_umt5_layout(const TensorStore& store) {
@@ -171,9 +228,9 @@ UMT5Layout detect_umt5_layout(const TensorStore& store) {
 }
 
 UMT5Config UMT5Config::from_weights(const TensorStore& store) {
-  const UMT5Layout layout = detect_umt5_layout(store);
+  const WeightLayout layout = umt5_weight_layout(store, detect_umt5_layout(store));
   auto shape_of = [&](const std::string& hf_key) -> Shape {
-    const std::string k = resolve_key(store, layout, hf_key);
+    const std::string k = layout.file_key(hf_key);
     if (!store.contains(k))
       fail(kExitDataErr, "{}: cannot read the umT5 sizes: tensor '{}' is missing", store.description(), k);
     return store.info(k).shape;
@@ -183,7 +240,7 @@ UMT5Config UMT5Config::from_weights(const TensorStore& store) {
   const Shape bias = shape_of("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");  // [NB, NH]
   const Shape q = shape_of("encoder.block.0.layer.0.SelfAttention.q.weight");                   // [NH*DK, D]
   const Shape wi = shape_of("encoder.block.0.layer.1.DenseReluDense.wi_0.weight");              // [F, D]
-  if (emb.ndim() != 2 || bias.ndim() != 2 || q.ndim() != 2 || wi.ndim() != 2 || q[0] % bias[1] != 0)
+  if (emb.ndim() != 2 || bias.ndim() != 2 || q.ndim() != 2 || wi.ndim() != 2 || bias[1] <= 0 || q[0] % bias[1] != 0)
     fail(kExitDataErr, "{}: the umT5 tensor shapes are inconsistent (embedding {}, bias {}, q {}, wi_0 {})",
          store.description(), emb.str(), bias.str(), q.str(), wi.str());
   c.vocab_size = emb[0];
@@ -193,39 +250,10 @@ UMT5Config UMT5Config::from_weights(const TensorStore& store) {
   c.d_kv = q[0] / bias[1];
   c.d_ff = wi[0];
   c.num_layers = 0;
-  while (store.contains(resolve_key(store, layout,
-                                    fmt::format("encoder.block.{}.layer.0.layer_norm.weight", c.num_layers))))
+  while (store.contains(layout.file_key(fmt::format("encoder.block.{}.layer.0.layer_norm.weight", c.num_layers))))
     ++c.num_layers;
+  c.validate(store.description() + " (detected config)");
   return c;
-}
-
-void check_umt5_tensors(const TensorStore& store, const UMT5Config& cfg) {
-  const UMT5Layout layout = detect_umt5_layout(store);
-  std::vector<std::string> missing, wrong;
-  for (const auto& [key, shape] : umt5_expected_tensors(cfg)) {
-    const std::string fk = resolve_key(store, layout, key);
-    if (!store.contains(fk)) {
-      missing.push_back(fk);
-      continue;
-    }
-    const TensorInfo& info = store.info(fk);
-    if (info.shape != shape)
-      wrong.push_back(fmt::format("{} is {}, config expects {} ({})", fk, info.shape.str(), shape.str(),
-                                  shape_hint(cfg, info.shape, shape)));
-    else if (!dtype_is_float(info.dtype))
-      wrong.push_back(fmt::format("{} has dtype {}, expected F32, F16, BF16 or F8_E4M3", fk, dtype_name(info.dtype)));
-  }
-  if (missing.empty() && wrong.empty()) return;
-  std::string msg = fmt::format("{} ({} layout) does not match the umT5 config:", store.description(), layout.name);
-  if (!missing.empty()) {
-    msg += fmt::format(" missing {} tensor(s): ", missing.size());
-    for (size_t i = 0; i < missing.size() && i < 6; ++i) msg += (i ? ", " : "") + missing[i];
-    if (missing.size() > 6) msg += fmt::format(", ... ({} more)", missing.size() - 6);
-    msg += ";";
-  }
-  for (size_t i = 0; i < wrong.size() && i < 4; ++i) msg += " " + wrong[i] + ";";
-  msg.pop_back();
-  throw Error(kExitDataErr, msg, "check that the checkpoint and the --config describe the same model");
 }
 
 // ---- relative position bias -----------------------------------------------------
@@ -248,68 +276,78 @@ int64_t relative_position_bucket(int64_t relative_position, int64_t num_buckets,
 
 // ---- weights ------------------------------------------------------------------------
 
+void UMT5Attention::bind(const WeightScope& s, const UMT5Config& c) {
+  const int64_t D = c.d_model, I = c.inner_dim();
+  q = s.get("q.weight", Shape{I, D});
+  k = s.get("k.weight", Shape{I, D});
+  v = s.get("v.weight", Shape{I, D});
+  o = s.get("o.weight", Shape{D, I});
+  relative_attention_bias = s.get("relative_attention_bias.weight",
+                                  Shape{c.relative_attention_num_buckets, c.num_heads}, WeightPrecision::F32);
+}
+
+void UMT5FeedForward::bind(const WeightScope& s, const UMT5Config& c) {
+  wi_0 = s.get("wi_0.weight", Shape{c.d_ff, c.d_model});
+  wi_1 = s.get("wi_1.weight", Shape{c.d_ff, c.d_model});
+  wo = s.get("wo.weight", Shape{c.d_model, c.d_ff});
+}
+
+void UMT5Block::bind(const WeightScope& s, const UMT5Config& c) {
+  const WeightScope attn_layer = s.pp("layer.0"), ffn_layer = s.pp("layer.1");
+  attn_layer_norm = attn_layer.get("layer_norm.weight", Shape{c.d_model});
+  attn.bind(attn_layer.pp("SelfAttention"), c);
+  ffn_layer_norm = ffn_layer.get("layer_norm.weight", Shape{c.d_model});
+  ffn.bind(ffn_layer.pp("DenseReluDense"), c);
+}
+
+UMT5Encoder UMT5Encoder::bind(const WeightScope& root, const UMT5Config& cfg) {
+  cfg.validate("the text-encoder config");
+  UMT5Encoder e;
+  e.cfg_ = cfg;
+  e.dev_ = root.device();
+  e.shared = root.get("shared.weight", Shape{cfg.vocab_size, cfg.d_model});
+  e.block.resize(static_cast<size_t>(cfg.num_layers));
+  const WeightScope blocks = root.pp("encoder.block");
+  for (size_t i = 0; i < e.block.size(); ++i) e.block[i].bind(blocks.pp(static_cast<int64_t>(i)), cfg);
+  e.final_layer_norm = root.get("encoder.final_layer_norm.weight", Shape{cfg.d_model});
+  return e;
+}
+
+std::vector<WeightRequest> umt5_weight_list(const UMT5Config& cfg) {
+  return list_weights([&](const WeightScope& root) { UMT5Encoder::bind(root, cfg); });
+}
+
 UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5Config& cfg, Device dev) {
   TensorStore store = TensorStore::open(path);
   return load(store, cfg, dev);
 }
 
 UMT5Encoder UMT5Encoder::load(const TensorStore& store, const UMT5Config& cfg, Device dev) {
-  // Names and shapes first, from the header alone: a wrong file fails before
-  // gigabytes are converted.
-  check_umt5_tensors(store, cfg);
-  const UMT5Layout layout = detect_umt5_layout(store);
-  const bool embed_alias = layout.name == "hf" && !store.contains(layout.prefix + "shared.weight");
-
-  WeightLoaderOptions opts;
+  UMT5LoadOptions opts;
   opts.device = dev;
   opts.dtype = dev == Device::CPU ? DType::F32 : DType::BF16;
-  opts.layout = layout.name == "hf" ? "transformers/ComfyUI umT5" : "Wan umT5";
-  opts.strip_prefix = layout.prefix;
-  opts.rename = [layout, embed_alias](const std::string& k) {
-    if (embed_alias && k == "shared.weight") return std::string("encoder.embed_tokens.weight");
-    return umt5_file_key(layout, k);
-  };
-  opts.shape_hint = [cfg](const std::string&, const Shape& found, const Shape& expected) {
-    return shape_hint(cfg, found, expected);
-  };
-  WeightLoader w(store, opts);
-
-  UMT5Encoder e = from_tensors(
-      cfg, [&](const std::string& key, const Shape& shape, bool f32) {
-        return f32 ? w.get_f32(key, shape) : w.get(key, shape);
-      },
-      dev);
-  w.finish();
-  return e;
+  return load(store, cfg, opts);
 }
 
-UMT5Encoder UMT5Encoder::from_tensors(const UMT5Config& cfg, const TensorSource& get, Device dev) {
-  // The table of umt5_expected_tensors, bound member by member.
-  const auto table = umt5_expected_tensors(cfg);
-  size_t t = 0;
-  auto next = [&](bool f32) {
-    const auto& [key, shape] = table[t++];
-    return get(key, shape, f32);
+UMT5Encoder UMT5Encoder::load(const TensorStore& store, const UMT5Config& cfg, const UMT5LoadOptions& opts) {
+  cfg.validate("the text-encoder config");
+  CheckpointOptions co;
+  co.device = opts.device;
+  co.dtype = opts.dtype;
+  co.strict = opts.strict;
+  co.dry_run = opts.dry_run;
+  co.delta = opts.delta;
+  co.model = "umT5";
+  co.config = cfg.summary();
+  co.hint = "check that the checkpoint and the --config describe the same model";
+  co.shape_note = [cfg](const std::string&, const Shape& found, const Shape& expected) {
+    return shape_note(cfg, found, expected);
   };
   UMT5Encoder e;
-  e.cfg_ = cfg;
-  e.dev_ = dev;
-  e.shared = next(false);
-  e.block.resize(cfg.num_layers);
-  for (UMT5Block& b : e.block) {
-    b.attn_layer_norm = next(false);
-    b.attn.q = next(false);
-    b.attn.k = next(false);
-    b.attn.v = next(false);
-    b.attn.o = next(false);
-    b.attn.relative_attention_bias = next(true);  // added to fp32 logits
-    b.ffn_layer_norm = next(false);
-    b.ffn.wi_0 = next(false);
-    b.ffn.wi_1 = next(false);
-    b.ffn.wo = next(false);
-  }
-  e.final_layer_norm = next(false);
-  T2V_ASSERT(t == table.size(), "bound {} of {} umT5 tensors", t, table.size());
+  const WeightReport report =
+      bind_checkpoint(store, umt5_weight_layout(store, detect_umt5_layout(store)), co,
+                      [&](const WeightScope& root, CheckpointSource&) { e = bind(root, cfg); });
+  if (opts.report) *opts.report = report;
   return e;
 }
 
@@ -407,7 +445,7 @@ Tensor UMT5Encoder::encode_context(const std::vector<int64_t>& ids, int64_t text
   Tensor t = Tensor::empty(Shape{1, L}, DType::I64);
   std::copy(ids.begin(), ids.end(), t.data<int64_t>());
   // Only the real tokens, no mask: rows 0..L-1 equal a masked 512-token run
-  // (padded keys are masked; the bias depends only on j − i). WAN_SPEC §1.3.
+  // (padded keys are masked; the bias depends only on j − i). docs/wan.md §1.3.
   Tensor out = forward(t, Tensor());  // [1, L, D]
   return pad_context(out.reshape(Shape{L, cfg_.d_model}), text_len);
 }

@@ -1,4 +1,4 @@
-// The umT5 encoder as Wan2.1 uses it (WAN_SPEC.md §1): T5 v1.1 encoder blocks
+// The umT5 encoder as Wan2.1 uses it (docs/wan.md §1): T5 v1.1 encoder blocks
 // with a relative-position bias table per layer, unscaled attention, RMS norms
 // and a gated tanh-GELU FFN.
 //
@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "core/weights.h"
 
 namespace t2v {
 
@@ -31,22 +33,31 @@ struct UMT5Config {
   std::string feed_forward_proj = "gated-gelu";  // the only kind umT5 uses
   float layer_norm_epsilon = 1e-6f;
 
-  // "umt5-xxl" (Wan2.1's encoder), or a transformers config.json path. Error 78
-  // names the file and field when a value is missing, mistyped or unsupported.
-  static UMT5Config from_preset_or_file(const std::string& preset_or_path);
+  int64_t inner_dim() const { return num_heads * d_kv; }
+  // Every value within its range (overflow-checked products); Error(78) naming
+  // `origin` and the field.
+  void validate(const std::string& origin) const;
+  std::string summary() const;  // "d_model 4096, layers 24, heads 64 x 64, d_ff 10240, vocab 256384"
+
+  // ---- where a config comes from (the same calls for every model) ----
+  static std::vector<std::string> preset_names();  // "umt5-xxl" (Wan2.1's encoder)
+  // The named preset; Error(64) listing the names for any other.
+  static UMT5Config preset(const std::string& name);
+  // A transformers config.json. Error 78 names the file and field when a value
+  // is missing, mistyped, out of range or unsupported.
+  static UMT5Config from_json(const std::string& path);
+  static UMT5Config from_json_text(const std::string& text, const std::string& origin);
   // Reads the sizes off a checkpoint's tensor shapes (single files such as
   // ComfyUI's carry no config): vocab and d_model from the embedding, layers
   // from the highest block index, heads and buckets from a bias table, d_ff
   // from wi_0. max_distance and eps cannot be seen and keep umT5's 128 / 1e-6.
   static UMT5Config from_weights(const TensorStore& store);
-  static UMT5Config umt5_xxl() { return {}; }
-  static UMT5Config from_json_file(const std::string& path);
-  int64_t inner_dim() const { return num_heads * d_kv; }
+  // `config_arg`: a preset name, a config.json (or a folder holding one), or
+  // empty: then the umT5 config.json beside `weights_path` when there is one,
+  // else from_weights (of `store`, or of the store opened at `weights_path`).
+  static UMT5Config resolve(const std::string& config_arg, const std::string& weights_path,
+                            const TensorStore* store = nullptr);
 };
-
-// The tensors an encoder of this config needs, in the transformers layout:
-// name and shape ([out, in] for Linears). 2 + 10 * num_layers entries.
-std::vector<std::pair<std::string, Shape>> umt5_expected_tensors(const UMT5Config& cfg);
 
 // Which naming a checkpoint uses: "hf" (transformers / ComfyUI, optionally under
 // a prefix such as "text_encoders.umt5xxl.transformer.") or "wan" (original).
@@ -57,32 +68,47 @@ struct UMT5Layout {
 UMT5Layout detect_umt5_layout(const TensorStore& store);
 // File key (without prefix) of a transformers-layout key in a layout.
 std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key);
-
-// Checks names, shapes and dtype kinds against umt5_expected_tensors without
-// reading any tensor data (so it runs on a real-size file in milliseconds).
-// Throws Error(65) listing the missing and misshaped keys by name. The weight
-// binding below walks the same table, so a file that passes here binds.
-void check_umt5_tensors(const TensorStore& store, const UMT5Config& cfg);
+// The canonical (transformers) -> file key rename of a store in `layout`,
+// prefix included (transformers may write the tied embedding as
+// `encoder.embed_tokens.weight` only).
+WeightLayout umt5_weight_layout(const TensorStore& store, const UMT5Layout& layout);
 
 // Bucket of a relative position (key − query) for the bidirectional T5 scheme:
-// WAN_SPEC §1.4 (float32 log, truncation toward zero).
+// docs/wan.md §1.4 (float32 log, truncation toward zero).
 int64_t relative_position_bucket(int64_t relative_position, int64_t num_buckets, int64_t max_distance);
 
 struct UMT5Attention {  // encoder.block.N.layer.0.SelfAttention
   Tensor q, k, v;                  // [NH*DK, D]
   Tensor o;                        // [D, NH*DK]
-  Tensor relative_attention_bias;  // [NB, NH] F32
+  Tensor relative_attention_bias;  // [NB, NH] F32 (added to fp32 logits)
+  void bind(const WeightScope& s, const UMT5Config& cfg);
 };
 struct UMT5FeedForward {  // encoder.block.N.layer.1.DenseReluDense
   Tensor wi_0;  // [F, D]  (GELU branch)
   Tensor wi_1;  // [F, D]  (linear branch)
   Tensor wo;    // [D, F]
+  void bind(const WeightScope& s, const UMT5Config& cfg);
 };
 struct UMT5Block {  // encoder.block.N
   Tensor attn_layer_norm;  // layer.0.layer_norm.weight [D]
-  UMT5Attention attn;
+  UMT5Attention attn;      // layer.0.SelfAttention
   Tensor ffn_layer_norm;   // layer.1.layer_norm.weight [D]
-  UMT5FeedForward ffn;
+  UMT5FeedForward ffn;     // layer.1.DenseReluDense
+  void bind(const WeightScope& s, const UMT5Config& cfg);
+};
+
+// Every tensor UMT5Encoder::bind asks for, in order (2 + 10 * num_layers).
+std::vector<WeightRequest> umt5_weight_list(const UMT5Config& cfg);
+
+struct UMT5LoadOptions {
+  Device device = Device::CPU;
+  DType dtype = DType::F32;  // compute dtype (the bias tables stay F32)
+  bool strict = false;       // unused keys are an error instead of a warning
+  // Headers only: names, shapes and dtypes checked (every problem in one
+  // Error(65)); the returned encoder has undefined tensors.
+  bool dry_run = false;
+  std::shared_ptr<const WeightDelta> delta;  // per-key deltas merged at load (core/weights.h)
+  WeightReport* report = nullptr;            // if set: layout, unused keys, parameter count
 };
 
 using TensorDumpHook = std::function<void(const std::string& name, const Tensor& value)>;
@@ -92,14 +118,14 @@ class UMT5Encoder {
   // Binds the weights of `path` (a .safetensors file, a shard index, or a
   // folder such as diffusers' text_encoder/) for `cfg`: F32, F16, BF16 and
   // ComfyUI scaled fp8 (fp8 × scale_weight) are accepted and converted to the
-  // device's compute dtype (CPU: F32).
+  // compute dtype; a dry run over the headers first, so a wrong file fails in
+  // milliseconds. The `dev` forms compute in F32 on the CPU and BF16 elsewhere.
   static UMT5Encoder load(const std::string& path, const UMT5Config& cfg, Device dev = Device::CPU);
   static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, Device dev = Device::CPU);
-  // Builds the encoder from a source of tensors (transformers key, shape) ->
-  // tensor in the compute dtype on `dev` (F32 for the bias tables when
-  // `want_f32` is set); used by load() and to run random weights.
-  using TensorSource = std::function<Tensor(const std::string& key, const Shape& shape, bool want_f32)>;
-  static UMT5Encoder from_tensors(const UMT5Config& cfg, const TensorSource& get, Device dev = Device::CPU);
+  static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, const UMT5LoadOptions& opts);
+  // Binds every tensor through `root` (at the transformers names) from any
+  // source (a checkpoint, a dry run, random weights); runs on the source's device.
+  static UMT5Encoder bind(const WeightScope& root, const UMT5Config& cfg);
 
   // input_ids [B, L] I64, attention_mask [B, L] I64 (1 = token, 0 = padding;
   // may be undefined: all ones) -> last_hidden_state [B, L, D] F32 (on `dev`).
@@ -138,7 +164,7 @@ class UMT5Encoder {
 };
 
 // Zero-pads rows [L, D] to [text_len, D] (rows L.. exactly zero), as Wan does
-// before the DiT's text embedding (WAN_SPEC §1.5).
+// before the DiT's text embedding (docs/wan.md §1.5).
 Tensor pad_context(const Tensor& rows, int64_t text_len = 512);
 
 }  // namespace t2v

@@ -19,7 +19,7 @@ WanVAE load_for_probe(const std::string& weights, const std::string& config, Dev
   opts.device = device;
   opts.parts.encoder = encoder;
   opts.parts.decoder = !encoder;
-  return WanVAE::load(weights, WanVAEConfig::load(config), opts);
+  return WanVAE::load(weights, WanVAEConfig::resolve(config, weights), opts);
 }
 
 }  // namespace

@@ -15,7 +15,8 @@
 namespace t2v {
 
 // weights: a .safetensors file or a diffusers vae/ folder (either layout);
-// config: a preset name ("wan2.1-vae"), a config.json, or a folder holding one.
+// config: a preset name ("wan2.1-vae"), a config.json, a folder holding one, or
+// empty (the config.json beside the weights, else read off them: WanVAEConfig::resolve).
 void probe_vae_decode(const std::string& weights, const std::string& config, const std::string& inputs,
                       const std::string& out, Device device);
 void probe_vae_encode(const std::string& weights, const std::string& config, const std::string& inputs,

@@ -3,11 +3,12 @@
 // (and tiled) decode is in wan_vae_decode.cpp.
 #include "vae/wan_vae.h"
 
-#include <set>
-#include <unordered_map>
+#include <climits>
+#include <cstdint>
+#include <string_view>
+#include <utility>
 
-#include <spdlog/spdlog.h>
-
+#include "core/strings.h"
 #include "core/weights.h"
 #include "kernels/ops.h"
 
@@ -17,21 +18,19 @@ namespace {
 
 CausalSlot* slot_of(CausalCache* cache) { return cache ? &cache->next() : nullptr; }
 
-std::string numbered(const char* name, int n) { return fmt::format("{}.{}", name, n); }
-
 }  // namespace
 
 // ---- encoder -------------------------------------------------------------------------
 
-void WanVAEEncoder::bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg) {
-  const VAEKey key{"encoder", "encoder"};
+void WanVAEEncoder::bind(const WeightScope& s, const WanVAEConfig& cfg) {
   // Stage widths: base_dim * [1, dim_mult...], e.g. 96, 96, 192, 384, 384.
   std::vector<int> dims{cfg.base_dim};
   for (int m : cfg.dim_mult) dims.push_back(cfg.base_dim * m);
-  conv1.bind(fetch, key.child("conv1", "conv_in"), cfg.in_channels, dims[0], {3, 3, 3}, {1, 1, 1});
+  conv1.bind(s.pp("conv1"), cfg.in_channels, dims[0], {3, 3, 3}, {1, 1, 1});
 
   // The original keeps one flat list `downsamples.{n}` over all stages (res blocks,
-  // then the stage's downsample); diffusers' `down_blocks.{n}` uses the same n.
+  // then the stage's downsample).
+  const WeightScope list = s.pp("downsamples");
   int n = 0;
   const size_t n_stages = cfg.dim_mult.size();
   stages.assign(n_stages, {});
@@ -40,24 +39,22 @@ void WanVAEEncoder::bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg) {
     const int out_dim = dims[i + 1];
     for (int r = 0; r < cfg.num_res_blocks; ++r, ++n) {
       stages[i].res_blocks.emplace_back();
-      stages[i].res_blocks.back().bind(fetch, key.child(numbered("downsamples", n), numbered("down_blocks", n)),
-                                       in_dim, out_dim);
+      stages[i].res_blocks.back().bind(list.pp(n), in_dim, out_dim);
       in_dim = out_dim;
     }
     if (i + 1 < n_stages) {
       const ResampleMode mode = cfg.temperal_downsample[i] ? ResampleMode::Downsample3d : ResampleMode::Downsample2d;
       stages[i].resample.emplace();
-      stages[i].resample->bind(fetch, key.child(numbered("downsamples", n), numbered("down_blocks", n)), out_dim,
-                               mode);
+      stages[i].resample->bind(list.pp(n), out_dim, mode);
       ++n;
     }
   }
   const int c = dims.back();
-  middle_0.bind(fetch, key.child("middle.0", "mid_block.resnets.0"), c, c);
-  middle_1.bind(fetch, key.child("middle.1", "mid_block.attentions.0"), c);
-  middle_2.bind(fetch, key.child("middle.2", "mid_block.resnets.1"), c, c);
-  head_0.bind(fetch, key.child("head.0", "norm_out"), c, /*images=*/false);
-  head_2.bind(fetch, key.child("head.2", "conv_out"), c, 2 * cfg.z_dim, {3, 3, 3}, {1, 1, 1});
+  middle_0.bind(s.pp("middle.0"), c, c);
+  middle_1.bind(s.pp("middle.1"), c);
+  middle_2.bind(s.pp("middle.2"), c, c);
+  head_0.bind(s.pp("head.0"), c, /*images=*/false);
+  head_2.bind(s.pp("head.2"), c, 2 * cfg.z_dim, {3, 3, 3}, {1, 1, 1});
 }
 
 Tensor WanVAEEncoder::forward(const Tensor& x_in, CausalCache* cache) const {
@@ -72,20 +69,20 @@ Tensor WanVAEEncoder::forward(const Tensor& x_in, CausalCache* cache) const {
 
 // ---- decoder -------------------------------------------------------------------------
 
-void WanVAEDecoder::bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg) {
-  const VAEKey key{"decoder", "decoder"};
+void WanVAEDecoder::bind(const WeightScope& s, const WanVAEConfig& cfg) {
   // Stage widths: base * [dim_mult[-1], reversed(dim_mult)...], e.g. 384, 384, 384, 192, 96.
   const int base = cfg.decoder_base_dim;
   std::vector<int> dims{base * cfg.dim_mult.back()};
   for (auto it = cfg.dim_mult.rbegin(); it != cfg.dim_mult.rend(); ++it) dims.push_back(base * *it);
-  conv1.bind(fetch, key.child("conv1", "conv_in"), cfg.z_dim, dims[0], {3, 3, 3}, {1, 1, 1});
-  middle_0.bind(fetch, key.child("middle.0", "mid_block.resnets.0"), dims[0], dims[0]);
-  middle_1.bind(fetch, key.child("middle.1", "mid_block.attentions.0"), dims[0]);
-  middle_2.bind(fetch, key.child("middle.2", "mid_block.resnets.1"), dims[0], dims[0]);
+  conv1.bind(s.pp("conv1"), cfg.z_dim, dims[0], {3, 3, 3}, {1, 1, 1});
+  middle_0.bind(s.pp("middle.0"), dims[0], dims[0]);
+  middle_1.bind(s.pp("middle.1"), dims[0]);
+  middle_2.bind(s.pp("middle.2"), dims[0], dims[0]);
 
-  // Original: flat `upsamples.{n}`; diffusers: `up_blocks.{i}.resnets.{r}` and
-  // `up_blocks.{i}.upsamplers.0`. Each stage has num_res_blocks + 1 res blocks.
+  // One flat list `upsamples.{n}`: each stage has num_res_blocks + 1 res blocks,
+  // then (but the last) its upsample.
   const std::vector<bool> temporal = cfg.temperal_upsample();
+  const WeightScope list = s.pp("upsamples");
   const size_t n_stages = cfg.dim_mult.size();
   stages.assign(n_stages, {});
   int n = 0;
@@ -93,23 +90,21 @@ void WanVAEDecoder::bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg) {
     // After an upsample the conv has halved the channels: the next stage takes dims[i] / 2 in.
     int in_dim = i == 0 ? dims[0] : dims[i] / 2;
     const int out_dim = dims[i + 1];
-    const std::string block = fmt::format("up_blocks.{}", i);
     for (int r = 0; r <= cfg.num_res_blocks; ++r, ++n) {
       stages[i].res_blocks.emplace_back();
-      stages[i].res_blocks.back().bind(fetch, key.child(numbered("upsamples", n), fmt::format("{}.resnets.{}", block, r)),
-                                       in_dim, out_dim);
+      stages[i].res_blocks.back().bind(list.pp(n), in_dim, out_dim);
       in_dim = out_dim;
     }
     if (i + 1 < n_stages) {
       const ResampleMode mode = temporal[i] ? ResampleMode::Upsample3d : ResampleMode::Upsample2d;
       stages[i].resample.emplace();
-      stages[i].resample->bind(fetch, key.child(numbered("upsamples", n), block + ".upsamplers.0"), out_dim, mode);
+      stages[i].resample->bind(list.pp(n), out_dim, mode);
       ++n;
     }
   }
   const int c = dims.back();
-  head_0.bind(fetch, key.child("head.0", "norm_out"), c, /*images=*/false);
-  head_2.bind(fetch, key.child("head.2", "conv_out"), c, cfg.out_channels, {3, 3, 3}, {1, 1, 1});
+  head_0.bind(s.pp("head.0"), c, /*images=*/false);
+  head_2.bind(s.pp("head.2"), c, cfg.out_channels, {3, 3, 3}, {1, 1, 1});
 }
 
 Tensor WanVAEDecoder::forward(const Tensor& z, CausalCache* cache) const {
@@ -126,15 +121,67 @@ Tensor WanVAEDecoder::forward(const Tensor& z, CausalCache* cache) const {
 
 const char* wan_vae_layout_name(WanVAELayout l) { return l == WanVAELayout::Original ? "original" : "diffusers"; }
 
+namespace {
+
+// Residual-block parts: original -> diffusers (anything else, e.g. a resample's
+// `resample.1` / `time_conv`, keeps its name).
+std::string residual_part(const std::string& rest) {
+  static const std::pair<std::string_view, std::string_view> kMap[] = {{"residual.0.", "norm1."},
+                                                                       {"residual.2.", "conv1."},
+                                                                       {"residual.3.", "norm2."},
+                                                                       {"residual.6.", "conv2."},
+                                                                       {"shortcut.", "conv_shortcut."}};
+  for (const auto& [o, d] : kMap)
+    if (starts_with(rest, o)) return std::string(d) + rest.substr(o.size());
+  return rest;
+}
+
+// The part of an encoder/decoder key after "encoder." / "decoder.".
+std::string body_key(const WanVAEConfig& cfg, bool decoder, const std::string& rest) {
+  static const std::pair<std::string_view, std::string_view> kFixed[] = {{"conv1.", "conv_in."},
+                                                                         {"head.0.", "norm_out."},
+                                                                         {"head.2.", "conv_out."},
+                                                                         {"middle.1.", "mid_block.attentions.0."}};
+  for (const auto& [o, d] : kFixed)
+    if (starts_with(rest, o)) return std::string(d) + rest.substr(o.size());
+  if (starts_with(rest, "middle.0.")) return "mid_block.resnets.0." + residual_part(rest.substr(9));
+  if (starts_with(rest, "middle.2.")) return "mid_block.resnets.1." + residual_part(rest.substr(9));
+  const std::string list = decoder ? "upsamples." : "downsamples.";
+  const size_t dot = rest.find('.', list.size());
+  if (!starts_with(rest, list) || dot == std::string::npos || dot == list.size() || dot - list.size() > 6) return rest;
+  const std::string index = rest.substr(list.size(), dot - list.size());
+  if (index.find_first_not_of("0123456789") != std::string::npos) return rest;
+  const int n = std::stoi(index);
+  const std::string tail = rest.substr(dot + 1);
+  // diffusers' down_blocks keep the flat index.
+  if (!decoder) return fmt::format("down_blocks.{}.{}", n, residual_part(tail));
+  // up_blocks: stage i holds num_res_blocks + 1 resnets, then one upsampler.
+  const int per_stage = cfg.num_res_blocks + 2, i = n / per_stage, j = n % per_stage;
+  if (j <= cfg.num_res_blocks) return fmt::format("up_blocks.{}.resnets.{}.{}", i, j, residual_part(tail));
+  return fmt::format("up_blocks.{}.upsamplers.0.{}", i, tail);
+}
+
+}  // namespace
+
+std::string wan_vae_diffusers_key(const WanVAEConfig& cfg, const std::string& original) {
+  if (starts_with(original, "conv1.")) return "quant_conv." + original.substr(6);
+  if (starts_with(original, "conv2.")) return "post_quant_conv." + original.substr(6);
+  if (starts_with(original, "encoder.")) return "encoder." + body_key(cfg, false, original.substr(8));
+  if (starts_with(original, "decoder.")) return "decoder." + body_key(cfg, true, original.substr(8));
+  return original;
+}
+
+WeightLayout wan_vae_weight_layout(const WanVAEConfig& cfg, WanVAELayout layout, const std::string& prefix) {
+  if (layout == WanVAELayout::Original)
+    return {wan_vae_layout_name(layout), [prefix](const std::string& k) { return prefix + k; }};
+  return {wan_vae_layout_name(layout),
+          [cfg, prefix](const std::string& k) { return prefix + wan_vae_diffusers_key(cfg, k); }};
+}
+
 std::vector<WanVAEKeyEntry> wan_vae_key_table(const WanVAEConfig& cfg, WanVAEParts parts) {
   std::vector<WanVAEKeyEntry> table;
-  WanVAE::bind(
-      cfg,
-      [&](const VAEKey& key, const Shape& shape) {
-        table.push_back({key.original, key.diffusers, shape});
-        return Tensor();
-      },
-      parts);
+  for (const WeightRequest& r : list_weights([&](const WeightScope& root) { WanVAE::bind(root, cfg, parts); }))
+    table.push_back({r.key, wan_vae_diffusers_key(cfg, r.key), r.shape});
   return table;
 }
 
@@ -158,7 +205,7 @@ WanVAELayout detect_wan_vae_layout(const TensorStore& store, std::string* prefix
               "pass the Wan2.1 VAE (wan_2.1_vae.safetensors or a diffusers vae/ folder)");
 }
 
-WanVAEConfig detect_wan_vae_config(const TensorStore& store) {
+WanVAEConfig WanVAEConfig::from_weights(const TensorStore& store) {
   std::string prefix;
   const WanVAELayout layout = detect_wan_vae_layout(store, &prefix);
   const bool diffusers = layout == WanVAELayout::Diffusers;
@@ -173,18 +220,20 @@ WanVAEConfig detect_wan_vae_config(const TensorStore& store) {
       ++n;
     return n;
   };
+  // A size past int range becomes -1, which validate() refuses, instead of wrapping.
+  auto narrow = [](int64_t v) { return v < 0 || v > INT32_MAX ? -1 : static_cast<int>(v); };
   WanVAEConfig c = WanVAEConfig::preset("wan2.1-vae");
   const Shape* enc_in = shape_of("encoder.conv1.weight", "encoder.conv_in.weight");    // [base, 3, 3, 3, 3]
   const Shape* dec_out = shape_of("decoder.head.0.gamma", "decoder.norm_out.gamma");  // [base, 1, 1, 1]
   const Shape* post_quant = shape_of("conv2.weight", "post_quant_conv.weight");       // [z, z, 1, 1, 1]
   const Shape* quant = shape_of("conv1.weight", "quant_conv.weight");                 // [2z, 2z, 1, 1, 1]
-  if (enc_in && enc_in->ndim() == 5) c.base_dim = static_cast<int>((*enc_in)[0]);
-  c.decoder_base_dim = dec_out && dec_out->ndim() >= 1 ? static_cast<int>((*dec_out)[0]) : c.base_dim;
+  if (enc_in && enc_in->ndim() == 5) c.base_dim = narrow((*enc_in)[0]);
+  c.decoder_base_dim = dec_out && dec_out->ndim() >= 1 ? narrow((*dec_out)[0]) : c.base_dim;
   if (!enc_in) c.base_dim = c.decoder_base_dim;
   if (post_quant && post_quant->ndim() == 5)
-    c.z_dim = static_cast<int>((*post_quant)[0]);
+    c.z_dim = narrow((*post_quant)[0]);
   else if (quant && quant->ndim() == 5)
-    c.z_dim = static_cast<int>((*quant)[0] / 2);
+    c.z_dim = narrow((*quant)[0] / 2);
   if (dec_out)
     c.num_res_blocks = count("decoder.upsamples.{}.residual.0.gamma", "decoder.up_blocks.0.resnets.{}.norm1.gamma") - 1;
   else
@@ -203,68 +252,20 @@ WanVAEConfig detect_wan_vae_config(const TensorStore& store) {
   return c;
 }
 
-namespace {
-
-std::string list_first(const std::vector<std::string>& items, size_t n) {
-  std::string s;
-  for (size_t i = 0; i < items.size() && i < n; ++i) s += (i ? ", " : "") + items[i];
-  if (items.size() > n) s += fmt::format(", ... ({} more)", items.size() - n);
-  return s;
-}
-
-// The file key of a table entry in `layout`.
-std::string file_key(const WanVAEKeyEntry& e, WanVAELayout layout, const std::string& prefix) {
-  return prefix + (layout == WanVAELayout::Diffusers ? e.diffusers : e.original);
-}
-
-}  // namespace
-
-void check_wan_vae_weights(const TensorStore& store, const WanVAEConfig& cfg, WanVAEParts parts) {
-  std::string prefix;
-  const WanVAELayout layout = detect_wan_vae_layout(store, &prefix);
-  std::vector<std::string> missing, misshaped;
-  for (const WanVAEKeyEntry& e : wan_vae_key_table(cfg, parts)) {
-    const std::string fk = file_key(e, layout, prefix);
-    if (!store.contains(fk)) {
-      missing.push_back(fk);
-      continue;
-    }
-    const TensorInfo& info = store.info(fk);
-    if (info.shape != e.shape)
-      misshaped.push_back(fmt::format("{} is {}, config expects {}", fk, info.shape.str(), e.shape.str()));
-    else if (!dtype_is_float(info.dtype))
-      misshaped.push_back(fmt::format("{} has dtype {}, expected F32/F16/BF16", fk, dtype_name(info.dtype)));
-  }
-  if (missing.empty() && misshaped.empty()) return;
-  std::string msg;
-  if (!missing.empty())
-    msg = fmt::format("missing {} tensor{} for layout '{}': {}", missing.size(), missing.size() == 1 ? "" : "s",
-                      wan_vae_layout_name(layout), list_first(missing, 8));
-  if (!misshaped.empty())
-    msg += fmt::format("{}{} tensor{} with the wrong shape for layout '{}': {}", msg.empty() ? "" : "; ",
-                       misshaped.size(), misshaped.size() == 1 ? "" : "s", wan_vae_layout_name(layout),
-                       list_first(misshaped, 4));
-  throw Error(kExitDataErr, fmt::format("{}: {}", store.description(), msg),
-              fmt::format("the file is not the VAE the config describes (base_dim {}, z_dim {}, num_res_blocks {}); "
-                          "pass the Wan2.1 VAE or its diffusers vae/ folder with its config.json",
-                          cfg.base_dim, cfg.z_dim, cfg.num_res_blocks));
-}
-
 // ---- WanVAE --------------------------------------------------------------------------------
 
-WanVAE WanVAE::bind(const WanVAEConfig& cfg, const VAEWeightFetch& fetch, WanVAEParts parts) {
+WanVAE WanVAE::bind(const WeightScope& root, const WanVAEConfig& cfg, WanVAEParts parts) {
   cfg.validate("VAE config");
   WanVAE vae;
   vae.config = cfg;
   vae.parts = parts;
-  const VAEKey root{"", ""};
   if (parts.encoder) {
-    vae.encoder.bind(fetch, cfg);
-    vae.conv1.bind(fetch, root.child("conv1", "quant_conv"), 2 * cfg.z_dim, 2 * cfg.z_dim, {1, 1, 1}, {0, 0, 0});
+    vae.encoder.bind(root.pp("encoder"), cfg);
+    vae.conv1.bind(root.pp("conv1"), 2 * cfg.z_dim, 2 * cfg.z_dim, {1, 1, 1}, {0, 0, 0});
   }
   if (parts.decoder) {
-    vae.conv2.bind(fetch, root.child("conv2", "post_quant_conv"), cfg.z_dim, cfg.z_dim, {1, 1, 1}, {0, 0, 0});
-    vae.decoder.bind(fetch, cfg);
+    vae.conv2.bind(root.pp("conv2"), cfg.z_dim, cfg.z_dim, {1, 1, 1}, {0, 0, 0});
+    vae.decoder.bind(root.pp("decoder"), cfg);
   }
   return vae;
 }
@@ -278,44 +279,37 @@ WanVAE WanVAE::load(const std::string& path, const WanVAEConfig& cfg, const WanV
 WanVAE WanVAE::load(const TensorStore& store, const WanVAEConfig& cfg, const WanVAELoadOptions& opts) {
   if (!opts.parts.encoder && !opts.parts.decoder)
     throw Error(kExitUsage, "WanVAE::load: neither the encoder nor the decoder was requested", "");
-  // Names and shapes first: one error lists everything that does not fit.
-  check_wan_vae_weights(store, cfg, opts.parts);
+  cfg.validate("VAE config");
   std::string prefix;
   const WanVAELayout layout = detect_wan_vae_layout(store, &prefix);
-
-  std::unordered_map<std::string, std::string> to_diffusers;
-  for (const WanVAEKeyEntry& e : wan_vae_key_table(cfg)) to_diffusers.emplace(e.original, e.diffusers);
-
-  WeightLoaderOptions lo;
-  lo.device = opts.device;
-  lo.dtype = opts.dtype;
-  lo.layout = wan_vae_layout_name(layout);
-  lo.strip_prefix = prefix;
-  if (layout == WanVAELayout::Diffusers)
-    lo.rename = [to_diffusers](const std::string& k) {
-      auto it = to_diffusers.find(k);
-      return it == to_diffusers.end() ? k : it->second;
-    };
-  WeightLoader loader(store, lo);
-  WanVAE vae = bind(
-      cfg,
-      [&](const VAEKey& key, const Shape& shape) {
-        Tensor t = loader.get(key.original, shape);
-        if (!t.defined()) loader.finish();  // raises with the recorded problem
-        return t;
-      },
-      opts.parts);
-
-  // Tensors outside the full table are worth a warning; the half not requested
-  // (e.g. the encoder of a decode-only run) is not.
-  std::set<std::string> known;
-  for (const WanVAEKeyEntry& e : wan_vae_key_table(cfg)) known.insert(file_key(e, layout, prefix));
-  std::vector<std::string> unexpected;
-  for (const std::string& k : store.names())
-    if (!known.count(k)) unexpected.push_back(k);
-  if (!unexpected.empty())
-    spdlog::warn("{}: {} unexpected tensor{} for a Wan VAE (layout '{}'): {}", store.description(), unexpected.size(),
-                 unexpected.size() == 1 ? "" : "s", wan_vae_layout_name(layout), list_first(unexpected, 8));
+  const bool diffusers = layout == WanVAELayout::Diffusers;
+  CheckpointOptions co;
+  co.device = opts.device;
+  co.dtype = opts.dtype;
+  co.strict = opts.strict;
+  co.dry_run = opts.dry_run;
+  co.delta = opts.delta;
+  co.model = "Wan VAE";
+  co.config = cfg.summary();
+  co.hint = fmt::format(
+      "the file is not the VAE the config describes (base_dim {}, z_dim {}, num_res_blocks {}); pass the Wan2.1 VAE "
+      "or its diffusers vae/ folder with its config.json",
+      cfg.base_dim, cfg.z_dim, cfg.num_res_blocks);
+  // The half not requested (e.g. the encoder of a decode-only run) is not "unused".
+  const WanVAEParts parts = opts.parts;
+  co.unbound_on_purpose = [prefix, diffusers, parts](const std::string& file_key) {
+    if (!starts_with(file_key, prefix)) return false;
+    const std::string_view k = std::string_view(file_key).substr(prefix.size());
+    if (!parts.encoder && (starts_with(k, "encoder.") || starts_with(k, diffusers ? "quant_conv." : "conv1.")))
+      return true;
+    return !parts.decoder && (starts_with(k, "decoder.") || starts_with(k, diffusers ? "post_quant_conv." : "conv2."));
+  };
+  WanVAE vae;
+  const WeightReport report = bind_checkpoint(store, wan_vae_weight_layout(cfg, layout, prefix), co,
+                                              [&](const WeightScope& root, CheckpointSource&) {
+                                                vae = bind(root, cfg, opts.parts);
+                                              });
+  if (opts.report) *opts.report = report;
   return vae;
 }
 

@@ -1,4 +1,4 @@
-// The Wan2.1 VAE (WanVAE / diffusers AutoencoderKLWan), WAN_SPEC §3.
+// The Wan2.1 VAE (WanVAE / diffusers AutoencoderKLWan), docs/wan.md §3.
 //
 //   encode: x [B, 3, F, H, W] in [-1, 1] -> encoder (chunks of 1, 4, 4, ... frames)
 //           -> conv1 (quant, 1^3) -> mean | logvar, each [B, z, T, H/8, W/8], T = 1 + (F-1)/4
@@ -17,11 +17,13 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/safetensors.h"
+#include "core/weights.h"
 #include "vae/wan_vae_config.h"
 #include "vae/wan_vae_modules.h"
 
@@ -36,7 +38,7 @@ struct WanVAEEncoder {
   RMSNorm head_0;                    // encoder.head.0
   CausalConv3d head_2;               // encoder.head.2: C -> 2*z_dim, 3^3
 
-  void bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg);
+  void bind(const WeightScope& s, const WanVAEConfig& cfg);  // s: "encoder"
   // [B, 3, F, H, W] -> [B, 2z, F', H/8, W/8]; with a cache, F is one chunk (1 or 4 frames).
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
@@ -50,7 +52,7 @@ struct WanVAEDecoder {
   RMSNorm head_0;                    // decoder.head.0
   CausalConv3d head_2;               // decoder.head.2: base_dim -> 3, 3^3
 
-  void bind(const VAEWeightFetch& fetch, const WanVAEConfig& cfg);
+  void bind(const WeightScope& s, const WanVAEConfig& cfg);  // s: "decoder"
   // [B, z, T, h, w] -> [B, 3, T', 8h, 8w] (unclamped); with a cache T is one latent frame.
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
@@ -64,9 +66,18 @@ struct WanVAEParts {
   bool decoder = true;
 };
 
-// Every tensor of the VAE described by `cfg`: its original key, diffusers key
-// and shape, in binding order. This is the one rename table between the layouts
-// (built by walking the same bind code the model uses).
+// Canonical (original) key -> diffusers key for a VAE of `cfg`: the one rename
+// table between the layouts. The decoder's flat `upsamples.{n}` index maps to
+// `up_blocks.{i}.resnets.{r}` / `up_blocks.{i}.upsamplers.0` by the stage
+// sizes of the config; residual-block parts are renamed (residual.0 -> norm1,
+// residual.2 -> conv1, residual.3 -> norm2, residual.6 -> conv2, shortcut ->
+// conv_shortcut), as are the top-level and middle modules.
+std::string wan_vae_diffusers_key(const WanVAEConfig& cfg, const std::string& original);
+// The layout of a store (prefix included in its file keys).
+WeightLayout wan_vae_weight_layout(const WanVAEConfig& cfg, WanVAELayout layout, const std::string& prefix);
+
+// Every tensor of the VAE described by `cfg`, in binding order: its original
+// key, diffusers key and shape (the bind run as a listing, each key renamed).
 struct WanVAEKeyEntry {
   std::string original, diffusers;
   Shape shape;
@@ -77,20 +88,16 @@ std::vector<WanVAEKeyEntry> wan_vae_key_table(const WanVAEConfig& cfg, WanVAEPar
 // "first_stage_model."/"vae." prefixes are detected and returned in *prefix).
 WanVAELayout detect_wan_vae_layout(const TensorStore& store, std::string* prefix);
 
-// A config read off the tensor shapes of a single-file checkpoint (base_dim,
-// decoder_base_dim, z_dim, num_res_blocks; the rest from the wan2.1-vae preset),
-// for files that come without a config.json. Throws Error(65) when the file
-// cannot be a Wan2.1-style VAE.
-WanVAEConfig detect_wan_vae_config(const TensorStore& store);
-
-// Checks names and shapes only (no tensor data is read or converted): throws
-// Error(65) listing the missing/misshaped keys, in the file's layout.
-void check_wan_vae_weights(const TensorStore& store, const WanVAEConfig& cfg, WanVAEParts parts = {});
-
 struct WanVAELoadOptions {
   Device device = Device::CPU;
   DType dtype = DType::F32;  // compute dtype (CPU: F32)
-  WanVAEParts parts;
+  WanVAEParts parts;         // the half not requested is neither required nor reported unused
+  bool strict = false;       // unused keys are an error instead of a warning
+  // Headers only: names, shapes and dtypes checked (every problem in one
+  // Error(65)); the returned VAE has undefined tensors.
+  bool dry_run = false;
+  std::shared_ptr<const WeightDelta> delta;  // per-key deltas merged at load (core/weights.h)
+  WeightReport* report = nullptr;            // if set: layout, unused keys, parameter count
 };
 
 struct WanVAEEncoding {
@@ -119,11 +126,12 @@ class WanVAE {
   WanVAEDecoder decoder;
   CausalConv3d conv2;  // post-quant conv: z -> z, 1^3 (diffusers post_quant_conv)
 
-  // Binds through `fetch` (canonical keys; see VAEKey). Throws nothing itself:
-  // the fetch decides what a missing tensor means.
-  static WanVAE bind(const WanVAEConfig& cfg, const VAEWeightFetch& fetch, WanVAEParts parts = {});
+  // Binds through `root` (at the original keys) from any source (a checkpoint,
+  // a dry run, random weights); the source decides what a missing tensor means.
+  static WanVAE bind(const WeightScope& root, const WanVAEConfig& cfg, WanVAEParts parts = {});
   // Loads from a .safetensors file, a folder (diffusers vae/) or an index.json;
-  // the layout is detected. Throws Error(65) naming missing/misshaped keys.
+  // the layout is detected. A dry run over the headers first: Error(65) naming
+  // every missing/misshaped key before any tensor is converted.
   static WanVAE load(const std::string& path, const WanVAEConfig& cfg, const WanVAELoadOptions& opts = {});
   static WanVAE load(const TensorStore& store, const WanVAEConfig& cfg, const WanVAELoadOptions& opts = {});
 
@@ -132,7 +140,7 @@ class WanVAE {
   void decode_stream(const Tensor& mu, const WanVAEFrameSink& sink, const WanVAETiling& tiling = {}) const;
   // All frames at once: [B, 3, 1+4(T-1), 8h, 8w] in [-1, 1] (the streamed frames concatenated).
   Tensor decode(const Tensor& mu, const WanVAETiling& tiling = {}) const;
-  // The whole-sequence formulation of WAN_SPEC §3.6 (no cache; memory grows with T).
+  // The whole-sequence formulation of docs/wan.md §3.6 (no cache; memory grows with T).
   // Same numbers as decode(); kept as the reference for the chunked path and for backends
   // that run whole sequences.
   Tensor decode_whole_sequence(const Tensor& mu) const;

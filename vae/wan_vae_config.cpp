@@ -1,24 +1,37 @@
 #include "vae/wan_vae_config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config_check.h"
 #include "kernels/ops.h"
 
 namespace t2v {
 
 namespace {
 
-// WAN_SPEC §3.2: the 16 latent channel statistics of the Wan2.1 VAE (also
+// docs/wan.md §3.2: the 16 latent channel statistics of the Wan2.1 VAE (also
 // diffusers' AutoencoderKLWan defaults).
 const std::vector<float> kWan21LatentsMean = {-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,
                                               -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f,  -0.3632f,
                                               -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
 const std::vector<float> kWan21LatentsStd = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
                                              3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f};
+
+// Bounds of every value (generous: the Wan2.1 VAE has base_dim 96, z_dim 16).
+constexpr int kMaxBaseDim = 4096;
+constexpr int kMaxZDim = 1024;
+constexpr int kMaxMult = 64;
+constexpr int kMaxStages = 8;
+constexpr int kMaxResBlocks = 16;
+constexpr int kMaxChannels = 64;
+
+const char* kJsonHint = "compare with diffusers' AutoencoderKLWan config.json";
 
 [[noreturn]] void config_error(const std::string& origin, const std::string& what, const std::string& hint) {
   throw Error(kExitConfig, origin + ": " + what, hint);
@@ -31,9 +44,37 @@ T field(const nlohmann::json& j, const char* name, const T& fallback, const std:
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
-    config_error(origin, fmt::format("field '{}' has the wrong type ({})", name, it->dump()),
-                 "compare with diffusers' AutoencoderKLWan config.json");
+    config_error(origin, fmt::format("field '{}' has the wrong type ({})", name, it->dump()), kJsonHint);
   }
+}
+
+// An integer field read as 64 bits and range-checked before it narrows to int.
+int int_field(const nlohmann::json& j, const char* name, int fallback, const std::string& origin, int lo, int hi) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer())
+    config_error(origin, fmt::format("field '{}' has the wrong type ({})", name, it->dump()), kJsonHint);
+  const ConfigCheck check(origin, kJsonHint);
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi))
+    check.fail(fmt::format("{} = {} is outside [{}, {}]", name, it->dump(), lo, hi));
+  check.range(name, it->get<int64_t>(), lo, hi);
+  return static_cast<int>(it->get<int64_t>());
+}
+
+std::vector<int> int_list_field(const nlohmann::json& j, const char* name, const std::vector<int>& fallback,
+                                const std::string& origin, int lo, int hi) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_array() || it->size() > static_cast<size_t>(kMaxStages))
+    config_error(origin, fmt::format("field '{}' must be a list of at most {} integers ({})", name, kMaxStages,
+                                     it->dump()),
+                 kJsonHint);
+  std::vector<int> out;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const nlohmann::json entry = {{fmt::format("{}[{}]", name, i), (*it)[i]}};
+    out.push_back(int_field(entry, fmt::format("{}[{}]", name, i).c_str(), 0, origin, lo, hi));
+  }
+  return out;
 }
 
 int count_true(const std::vector<bool>& v) {
@@ -42,7 +83,17 @@ int count_true(const std::vector<bool>& v) {
   return n;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(kExitNoInput, fmt::format("cannot read VAE config '{}'", path), "check the path");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 }  // namespace
+
+std::vector<std::string> WanVAEConfig::preset_names() { return {"wan2.1-vae"}; }
 
 WanVAEConfig WanVAEConfig::preset(const std::string& name) {
   if (name == "wan2.1-vae" || name == "wan2.1") {
@@ -52,7 +103,7 @@ WanVAEConfig WanVAEConfig::preset(const std::string& name) {
     return c;
   }
   throw Error(kExitUsage, fmt::format("unknown VAE preset '{}'", name),
-              "use wan2.1-vae or the path of a diffusers vae/config.json");
+              fmt::format("use {} or the path of a diffusers vae/config.json", fmt::join(preset_names(), ", ")));
 }
 
 WanVAEConfig WanVAEConfig::from_json_text(const std::string& text, const std::string& origin) {
@@ -69,19 +120,19 @@ WanVAEConfig WanVAEConfig::from_json_text(const std::string& text, const std::st
                  "pass the config.json of the pipeline's vae/ folder");
   if (field<bool>(j, "is_residual", false, origin))
     config_error(origin, "is_residual is true (the Wan2.2 VAE)", "only the Wan2.1 VAE is supported");
-  if (field<int>(j, "patch_size", 1, origin) != 1)
+  if (field<int64_t>(j, "patch_size", 1, origin) != 1)
     config_error(origin, "patch_size is set (the Wan2.2 VAE)", "only the Wan2.1 VAE is supported");
 
   WanVAEConfig c = preset("wan2.1-vae");
-  c.base_dim = field<int>(j, "base_dim", c.base_dim, origin);
-  c.decoder_base_dim = field<int>(j, "decoder_base_dim", c.base_dim, origin);
-  c.z_dim = field<int>(j, "z_dim", c.z_dim, origin);
-  c.dim_mult = field<std::vector<int>>(j, "dim_mult", c.dim_mult, origin);
-  c.num_res_blocks = field<int>(j, "num_res_blocks", c.num_res_blocks, origin);
+  c.base_dim = int_field(j, "base_dim", c.base_dim, origin, 1, kMaxBaseDim);
+  c.decoder_base_dim = int_field(j, "decoder_base_dim", c.base_dim, origin, 1, kMaxBaseDim);
+  c.z_dim = int_field(j, "z_dim", c.z_dim, origin, 1, kMaxZDim);
+  c.dim_mult = int_list_field(j, "dim_mult", c.dim_mult, origin, 1, kMaxMult);
+  c.num_res_blocks = int_field(j, "num_res_blocks", c.num_res_blocks, origin, 1, kMaxResBlocks);
   c.attn_scales = field<std::vector<double>>(j, "attn_scales", c.attn_scales, origin);
   c.temperal_downsample = field<std::vector<bool>>(j, "temperal_downsample", c.temperal_downsample, origin);
-  c.in_channels = field<int>(j, "in_channels", c.in_channels, origin);
-  c.out_channels = field<int>(j, "out_channels", c.out_channels, origin);
+  c.in_channels = int_field(j, "in_channels", c.in_channels, origin, 1, kMaxChannels);
+  c.out_channels = int_field(j, "out_channels", c.out_channels, origin, 1, kMaxChannels);
   c.latents_mean = field<std::vector<float>>(j, "latents_mean", c.latents_mean, origin);
   c.latents_std = field<std::vector<float>>(j, "latents_std", c.latents_std, origin);
   const double dropout = field<double>(j, "dropout", 0.0, origin);
@@ -90,39 +141,43 @@ WanVAEConfig WanVAEConfig::from_json_text(const std::string& text, const std::st
   return c;
 }
 
-WanVAEConfig WanVAEConfig::from_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f)
-    throw Error(kExitNoInput, fmt::format("cannot read VAE config '{}'", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_json_text(ss.str(), path);
-}
+WanVAEConfig WanVAEConfig::from_json(const std::string& path) { return from_json_text(read_text(path), path); }
 
-WanVAEConfig WanVAEConfig::load(const std::string& file_or_preset) {
+WanVAEConfig WanVAEConfig::resolve(const std::string& config_arg, const std::string& weights_path,
+                                   const TensorStore* store) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::is_directory(file_or_preset, ec)) return from_json_file((fs::path(file_or_preset) / "config.json").string());
-  if (fs::exists(file_or_preset, ec)) return from_json_file(file_or_preset);
-  return preset(file_or_preset);
+  if (!config_arg.empty()) {
+    if (config_arg == "wan2.1-vae" || config_arg == "wan2.1") return preset(config_arg);
+    if (fs::is_directory(config_arg, ec)) return from_json((fs::path(config_arg) / "config.json").string());
+    if (fs::exists(config_arg, ec)) return from_json(config_arg);
+    return preset(config_arg);  // Error(64) naming the presets
+  }
+  // A diffusers vae/ folder (or a file inside one) carries its config.json.
+  const fs::path p(weights_path);
+  const fs::path cfg = (fs::is_directory(p, ec) ? p : p.parent_path()) / "config.json";
+  if (!weights_path.empty() && fs::exists(cfg, ec)) {
+    const std::string text = read_text(cfg.string());
+    if (text.find("\"AutoencoderKLWan\"") != std::string::npos) return from_json_text(text, cfg.string());
+  }
+  if (store) return from_weights(*store);
+  return from_weights(TensorStore::open(weights_path));
 }
 
 void WanVAEConfig::validate(const std::string& origin) const {
   const std::string hint = "compare with the Wan2.1 VAE: base_dim 96, z_dim 16, dim_mult [1,2,4,4]";
-  if (base_dim <= 0 || decoder_base_dim <= 0 || base_dim > 4096 || decoder_base_dim > 4096)
-    config_error(origin, fmt::format("base_dim {} / decoder_base_dim {} out of range", base_dim, decoder_base_dim),
-                 hint);
-  if (z_dim <= 0 || z_dim > 1024) config_error(origin, fmt::format("z_dim {} out of range", z_dim), hint);
-  if (dim_mult.size() < 2 || dim_mult.size() > 8)
-    config_error(origin, fmt::format("dim_mult has {} entries", dim_mult.size()), hint);
-  for (int m : dim_mult)
-    if (m <= 0 || m > 64) config_error(origin, fmt::format("dim_mult entry {} out of range", m), hint);
+  const ConfigCheck c(origin, hint);
+  c.range("base_dim", base_dim, 1, kMaxBaseDim);
+  c.range("decoder_base_dim", decoder_base_dim, 1, kMaxBaseDim);
+  c.range("z_dim", z_dim, 1, kMaxZDim);
+  if (dim_mult.size() < 2 || dim_mult.size() > static_cast<size_t>(kMaxStages))
+    config_error(origin, fmt::format("dim_mult has {} entries (2 to {})", dim_mult.size(), kMaxStages), hint);
+  for (int m : dim_mult) c.range("dim_mult entry", m, 1, kMaxMult);
   // The decoder's upsample convs halve the channels and the next stage takes that half in.
   for (size_t i = 0; i + 1 < dim_mult.size(); ++i)
     if ((decoder_base_dim * dim_mult[i + 1]) % 2 != 0)
       config_error(origin, "decoder stage widths must be even (upsampling halves them)", hint);
-  if (num_res_blocks <= 0 || num_res_blocks > 16)
-    config_error(origin, fmt::format("num_res_blocks {} out of range", num_res_blocks), hint);
+  c.range("num_res_blocks", num_res_blocks, 1, kMaxResBlocks);
   if (!attn_scales.empty())
     config_error(origin, "attn_scales is not empty",
                  "the Wan2.1 VAE has attention only in the middle blocks; set attn_scales to []");
@@ -134,15 +189,23 @@ void WanVAEConfig::validate(const std::string& origin) const {
   // The chunked encoder reads 1 + 4k frames (diffusers and the reference hard-code chunks of 4).
   if (count_true(temperal_downsample) != 2)
     config_error(origin, "temperal_downsample must have exactly two true entries (time x4)", hint);
-  if (in_channels <= 0 || out_channels <= 0 || in_channels > 64 || out_channels > 64)
-    config_error(origin, "in_channels / out_channels out of range", hint);
+  c.range("in_channels", in_channels, 1, kMaxChannels);
+  c.range("out_channels", out_channels, 1, kMaxChannels);
   if (latents_mean.size() != static_cast<size_t>(z_dim) || latents_std.size() != static_cast<size_t>(z_dim))
     config_error(origin,
                  fmt::format("latents_mean/latents_std have {}/{} entries, z_dim is {}", latents_mean.size(),
                              latents_std.size(), z_dim),
                  hint);
+  for (float m : latents_mean)
+    if (!std::isfinite(m)) config_error(origin, fmt::format("latents_mean entry {} is not finite", m), hint);
   for (float s : latents_std)
-    if (!(s > 0.0f)) config_error(origin, fmt::format("latents_std entry {} is not positive", s), hint);
+    if (!(s > 0.0f) || !std::isfinite(s))
+      config_error(origin, fmt::format("latents_std entry {} is not a positive finite number", s), hint);
+}
+
+std::string WanVAEConfig::summary() const {
+  return fmt::format("base_dim {}, decoder_base_dim {}, z_dim {}, dim_mult [{}], num_res_blocks {}", base_dim,
+                     decoder_base_dim, z_dim, fmt::join(dim_mult, ", "), num_res_blocks);
 }
 
 int WanVAEConfig::temporal_factor() const { return 1 << count_true(temperal_downsample); }

@@ -1,4 +1,4 @@
-// Wan2.1 VAE hyper-parameters (WAN_SPEC §3.1) under diffusers' AutoencoderKLWan
+// Wan2.1 VAE hyper-parameters (docs/wan.md §3.1) under diffusers' AutoencoderKLWan
 // config.json field names, so a diffusers `vae/` folder configures itself.
 // Latent (de)normalisation with the per-channel mean/std (§3.2) lives here too.
 #pragma once
@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/safetensors.h"
 #include "core/tensor.h"
 
 namespace t2v {
@@ -23,18 +24,29 @@ struct WanVAEConfig {
   std::vector<float> latents_mean;  // [z_dim]
   std::vector<float> latents_std;   // [z_dim]
 
-  // "wan2.1-vae": the released Wan2.1 VAE (base_dim 96, 127M parameters).
+  // Throws Error(78) naming `origin` and the field when a value cannot work.
+  void validate(const std::string& origin) const;
+  std::string summary() const;  // "base_dim 96, decoder_base_dim 96, z_dim 16, dim_mult [1, 2, 4, 4], ..."
+
+  // ---- where a config comes from (the same calls for every model) ----
+  static std::vector<std::string> preset_names();  // "wan2.1-vae" (also accepted: "wan2.1")
+  // "wan2.1-vae": the released Wan2.1 VAE (base_dim 96, 127M parameters);
+  // Error(64) listing the names for any other.
   static WanVAEConfig preset(const std::string& name);
   // A diffusers config.json (AutoencoderKLWan). Unknown fields are ignored,
   // fields this implementation cannot run (is_residual, patch_size, attn_scales)
   // are refused with Error(78) naming the file and field.
-  static WanVAEConfig from_json_file(const std::string& path);
+  static WanVAEConfig from_json(const std::string& path);
   static WanVAEConfig from_json_text(const std::string& text, const std::string& origin);
-  // A preset name, a config.json, or a folder holding config.json.
-  static WanVAEConfig load(const std::string& file_or_preset);
-
-  // Throws Error(78) naming `origin` and the field when a value cannot work.
-  void validate(const std::string& origin) const;
+  // Read off the tensor shapes of a checkpoint without a config.json (base_dim,
+  // decoder_base_dim, z_dim, num_res_blocks; the rest from the wan2.1-vae
+  // preset). Error(65) when the file cannot be a Wan2.1-style VAE. (wan_vae.cpp)
+  static WanVAEConfig from_weights(const TensorStore& store);
+  // `config_arg`: a preset name, a config.json, or a folder holding one; or
+  // empty: then the VAE config.json beside `weights_path` when there is one,
+  // else from_weights (of `store`, or of the store opened at `weights_path`).
+  static WanVAEConfig resolve(const std::string& config_arg, const std::string& weights_path,
+                              const TensorStore* store = nullptr);
 
   // Decoder stages run in reverse: temporal upsampling flags are the reversed downsampling flags.
   std::vector<bool> temperal_upsample() const { return {temperal_downsample.rbegin(), temperal_downsample.rend()}; }

@@ -1,6 +1,6 @@
 // Wan2.1 VAE building blocks. Follows the semantics of the reference
 // (Wan-Video/Wan2.1 wan/modules/vae.py) and diffusers' autoencoder_kl_wan.py as
-// written down in WAN_SPEC §3.3 and §3.6.
+// written down in docs/wan.md §3.3 and §3.6.
 #include "vae/wan_vae_modules.h"
 
 #include <cmath>
@@ -11,16 +11,10 @@ namespace t2v {
 
 namespace {
 
-std::string join(const std::string& prefix, std::string_view part) {
-  if (prefix.empty()) return std::string(part);
-  if (part.empty()) return prefix;
-  return prefix + "." + std::string(part);
-}
-
 int64_t frames_of(const Tensor& x) { return x.size(2); }
 
 // [B, 2C, T, H, W] -> [B, C, 2T, H, W]: frame 2t takes channels [0, C) of time t,
-// frame 2t+1 channels [C, 2C) (upsample3d's time conv output, WAN_SPEC §3.3).
+// frame 2t+1 channels [C, 2C) (upsample3d's time conv output, docs/wan.md §3.3).
 Tensor interleave_channel_halves_as_frames(const Tensor& x) {
   const int64_t B = x.size(0), C2 = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t C = C2 / 2;
@@ -35,10 +29,6 @@ Tensor interleave_channel_halves_as_frames(const Tensor& x) {
 }
 
 }  // namespace
-
-VAEKey VAEKey::child(std::string_view original_part, std::string_view diffusers_part) const {
-  return {join(original, original_part), join(diffusers, diffusers_part)};
-}
 
 // ---- CausalCache -------------------------------------------------------------------
 
@@ -55,10 +45,10 @@ size_t CausalCache::bytes() const {
 
 // ---- CausalConv3d ------------------------------------------------------------------
 
-void CausalConv3d::bind(const VAEWeightFetch& fetch, const VAEKey& key, int c_in, int c_out,
-                        std::array<int, 3> kernel, std::array<int, 3> padding, int stride) {
-  weight = fetch(key.child("weight"), Shape{c_out, c_in, kernel[0], kernel[1], kernel[2]});
-  bias = fetch(key.child("bias"), Shape{c_out});
+void CausalConv3d::bind(const WeightScope& s, int c_in, int c_out, std::array<int, 3> kernel,
+                        std::array<int, 3> padding, int stride) {
+  weight = s.get("weight", Shape{c_out, c_in, kernel[0], kernel[1], kernel[2]});
+  bias = s.get("bias", Shape{c_out});
   pad_front = 2 * padding[0];
   pad_h = padding[1];
   pad_w = padding[2];
@@ -88,22 +78,22 @@ Tensor CausalConv3d::forward(const Tensor& x, CausalSlot* slot) const {
 
 // ---- RMSNorm -----------------------------------------------------------------------
 
-void RMSNorm::bind(const VAEWeightFetch& fetch, const VAEKey& key, int channels, bool images) {
-  gamma = fetch(key.child("gamma"), images ? Shape{channels, 1, 1} : Shape{channels, 1, 1, 1});
+void RMSNorm::bind(const WeightScope& s, int channels, bool images) {
+  gamma = s.get("gamma", images ? Shape{channels, 1, 1} : Shape{channels, 1, 1, 1});
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm_channels(x, gamma, 1e-12f); }
 
 // ---- ResidualBlock -----------------------------------------------------------------
 
-void ResidualBlock::bind(const VAEWeightFetch& fetch, const VAEKey& key, int in_dim, int out_dim) {
-  norm1.bind(fetch, key.child("residual.0", "norm1"), in_dim, /*images=*/false);
-  conv1.bind(fetch, key.child("residual.2", "conv1"), in_dim, out_dim, {3, 3, 3}, {1, 1, 1});
-  norm2.bind(fetch, key.child("residual.3", "norm2"), out_dim, false);
-  conv2.bind(fetch, key.child("residual.6", "conv2"), out_dim, out_dim, {3, 3, 3}, {1, 1, 1});
+void ResidualBlock::bind(const WeightScope& s, int in_dim, int out_dim) {
+  norm1.bind(s.pp("residual.0"), in_dim, /*images=*/false);
+  conv1.bind(s.pp("residual.2"), in_dim, out_dim, {3, 3, 3}, {1, 1, 1});
+  norm2.bind(s.pp("residual.3"), out_dim, false);
+  conv2.bind(s.pp("residual.6"), out_dim, out_dim, {3, 3, 3}, {1, 1, 1});
   if (in_dim != out_dim) {
     shortcut.emplace();
-    shortcut->bind(fetch, key.child("shortcut", "conv_shortcut"), in_dim, out_dim, {1, 1, 1}, {0, 0, 0});
+    shortcut->bind(s.pp("shortcut"), in_dim, out_dim, {1, 1, 1}, {0, 0, 0});
   }
 }
 
@@ -119,14 +109,14 @@ Tensor ResidualBlock::forward(const Tensor& x, CausalCache* cache) const {
 
 // ---- AttentionBlock ----------------------------------------------------------------
 
-void AttentionBlock::bind(const VAEWeightFetch& fetch, const VAEKey& key, int dim) {
+void AttentionBlock::bind(const WeightScope& s, int dim) {
   channels = dim;
-  norm.bind(fetch, key.child("norm"), dim, /*images=*/true);
+  norm.bind(s.pp("norm"), dim, /*images=*/true);
   // 1x1 Conv2d weights are Linear weights with two trailing singleton dims.
-  to_qkv_w = fetch(key.child("to_qkv.weight"), Shape{3 * dim, dim, 1, 1});
-  to_qkv_b = fetch(key.child("to_qkv.bias"), Shape{3 * dim});
-  proj_w = fetch(key.child("proj.weight"), Shape{dim, dim, 1, 1});
-  proj_b = fetch(key.child("proj.bias"), Shape{dim});
+  to_qkv_w = s.get("to_qkv.weight", Shape{3 * dim, dim, 1, 1});
+  to_qkv_b = s.get("to_qkv.bias", Shape{3 * dim});
+  proj_w = s.get("proj.weight", Shape{dim, dim, 1, 1});
+  proj_b = s.get("proj.bias", Shape{dim});
   if (to_qkv_w.defined()) to_qkv_w = to_qkv_w.reshape(Shape{3 * dim, dim});
   if (proj_w.defined()) proj_w = proj_w.reshape(Shape{dim, dim});
 }
@@ -160,18 +150,18 @@ const char* resample_mode_name(ResampleMode m) {
   return "?";
 }
 
-void Resample::bind(const VAEWeightFetch& fetch, const VAEKey& key, int dim, ResampleMode m) {
+void Resample::bind(const WeightScope& s, int dim, ResampleMode m) {
   mode = m;
   const bool up = m == ResampleMode::Upsample2d || m == ResampleMode::Upsample3d;
   const int c_out = up ? dim / 2 : dim;  // Wan2.1: upsampling convs halve the channels
-  conv_w = fetch(key.child("resample.1.weight"), Shape{c_out, dim, 3, 3});
-  conv_b = fetch(key.child("resample.1.bias"), Shape{c_out});
+  conv_w = s.get("resample.1.weight", Shape{c_out, dim, 3, 3});
+  conv_b = s.get("resample.1.bias", Shape{c_out});
   if (m == ResampleMode::Upsample3d) {
     time_conv.emplace();
-    time_conv->bind(fetch, key.child("time_conv"), dim, 2 * dim, {3, 1, 1}, {1, 0, 0});
+    time_conv->bind(s.pp("time_conv"), dim, 2 * dim, {3, 1, 1}, {1, 0, 0});
   } else if (m == ResampleMode::Downsample3d) {
     time_conv.emplace();
-    time_conv->bind(fetch, key.child("time_conv"), dim, dim, {3, 1, 1}, {0, 0, 0}, /*stride_t=*/2);
+    time_conv->bind(s.pp("time_conv"), dim, dim, {3, 1, 1}, {0, 0, 0}, /*stride_t=*/2);
   }
 }
 

@@ -1,4 +1,4 @@
-// Building blocks of the Wan2.1 VAE (WAN_SPEC §3.3): causal conv3d with its
+// Building blocks of the Wan2.1 VAE (docs/wan.md §3.3): causal conv3d with its
 // frame cache, channel RMS norm, residual block, middle attention block and the
 // four resample modes. Each forward takes an optional CausalCache:
 //   nullptr  -> whole-sequence formulation (every causal conv zero-pads 2*p_t
@@ -8,8 +8,9 @@
 // Both give the same numbers (§3.6); the chunked form keeps memory independent
 // of the number of frames.
 //
-// Shapes: [B, C, T, H, W] (PyTorch order). Weights are requested by their key in
-// both checkpoint layouts (VAEKey); member names follow the original keys.
+// Shapes: [B, C, T, H, W] (PyTorch order). Each module binds through a
+// WeightScope at its original (Wan) key; member names follow those keys, and
+// the diffusers names come from the layout's rename (wan_vae.h).
 #pragma once
 
 #include <array>
@@ -20,22 +21,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/weights.h"
 
 namespace t2v {
-
-// Where one module's tensors live in the original/Comfy layout and in diffusers'.
-struct VAEKey {
-  std::string original;   // e.g. "decoder.upsamples.4.residual.2"
-  std::string diffusers;  // e.g. "decoder.up_blocks.1.resnets.0.conv1"
-  // A child module or tensor, named per layout ("residual.2" vs "conv1").
-  VAEKey child(std::string_view original_part, std::string_view diffusers_part) const;
-  // A child with the same name in both layouts ("weight", "time_conv").
-  VAEKey child(std::string_view part) const { return child(part, part); }
-};
-
-// Returns the tensor for `key` with `shape` (F32 or the compute dtype, on the
-// device), or an undefined Tensor after recording a problem (missing/misshaped).
-using VAEWeightFetch = std::function<Tensor(const VAEKey& key, const Shape& shape)>;
 
 // Frame history of one causal conv in a chunked run.
 struct CausalSlot {
@@ -66,17 +54,17 @@ struct CausalConv3d {
   int pad_h = 0, pad_w = 0;
   int stride_t = 1;
 
-  void bind(const VAEWeightFetch& fetch, const VAEKey& key, int c_in, int c_out, std::array<int, 3> kernel,
-            std::array<int, 3> padding, int stride_t = 1);
+  void bind(const WeightScope& s, int c_in, int c_out, std::array<int, 3> kernel, std::array<int, 3> padding,
+            int stride_t = 1);
   // slot == nullptr: the whole sequence with zero history. Otherwise prepends the
   // slot's frames (zeros for what is missing) and stores the last 2 input frames.
   Tensor forward(const Tensor& x, CausalSlot* slot) const;  // [B, C_in, T, H, W] -> [B, C_out, T', H', W']
 };
 
-// WAN_SPEC §3.3 RMS_norm: x / max(||x||_2 over C, 1e-12) * sqrt(C) * gamma.
+// docs/wan.md §3.3 RMS_norm: x / max(||x||_2 over C, 1e-12) * sqrt(C) * gamma.
 struct RMSNorm {
   Tensor gamma;  // [C, 1, 1, 1] (video) or [C, 1, 1] (attention's 2-D norm)
-  void bind(const VAEWeightFetch& fetch, const VAEKey& key, int channels, bool images);
+  void bind(const WeightScope& s, int channels, bool images);
   Tensor forward(const Tensor& x) const;  // [B, C, ...] -> same
 };
 
@@ -89,7 +77,7 @@ struct ResidualBlock {
   CausalConv3d conv2;     // residual.6   (conv2)
   std::optional<CausalConv3d> shortcut;  // shortcut (conv_shortcut)
 
-  void bind(const VAEWeightFetch& fetch, const VAEKey& key, int in_dim, int out_dim);
+  void bind(const WeightScope& s, int in_dim, int out_dim);
   Tensor forward(const Tensor& x, CausalCache* cache) const;  // [B, in, T, H, W] -> [B, out, T, H, W]
 };
 
@@ -102,14 +90,14 @@ struct AttentionBlock {
   Tensor proj_b;       // [C]
   int channels = 0;
 
-  void bind(const VAEWeightFetch& fetch, const VAEKey& key, int dim);
+  void bind(const WeightScope& s, int dim);
   Tensor forward(const Tensor& x) const;  // [B, C, T, H, W] -> same
 };
 
 enum class ResampleMode { Upsample2d, Upsample3d, Downsample2d, Downsample3d };
 const char* resample_mode_name(ResampleMode m);
 
-// Resample(dim, mode) (WAN_SPEC §3.3, cache rules §3.6):
+// Resample(dim, mode) (docs/wan.md §3.3, cache rules §3.6):
 //   upsample2d:   nearest x2 in H, W -> conv2d 3x3 pad 1, dim -> dim/2
 //   upsample3d:   time_conv (3,1,1) dim -> 2*dim, channel halves interleaved as frames
 //                 (skipped on the first chunk / for frame 0), then as upsample2d
@@ -122,7 +110,7 @@ struct Resample {
   Tensor conv_b;      // resample.1.bias:   [C_out]
   std::optional<CausalConv3d> time_conv;  // the 3d modes only
 
-  void bind(const VAEWeightFetch& fetch, const VAEKey& key, int dim, ResampleMode mode);
+  void bind(const WeightScope& s, int dim, ResampleMode mode);
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
 

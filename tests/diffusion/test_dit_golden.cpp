@@ -44,7 +44,7 @@ const SafetensorsFile& goldens() {
 }
 
 WanDiTConfig tiny_config(TimestepSinusoid mode = TimestepSinusoid::Float32Diffusers) {
-  WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/diffusers/config.json"));
+  WanDiTConfig cfg = WanDiTConfig::from_json(dit_data("tiny_dit/diffusers/config.json"));
   cfg.sinusoid = mode;
   return cfg;
 }
@@ -95,7 +95,7 @@ TEST(DitGolden, DiffusersShardedIndex) {
 
 TEST(DitGolden, OriginalSingleFile) {
   // The original layout gets its config from the original-style config.json.
-  WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  WanDiTConfig cfg = WanDiTConfig::from_json(dit_data("tiny_dit/config_original.json"));
   cfg.sinusoid = TimestepSinusoid::Float32Diffusers;
   check_all_cases(load(dit_data("tiny_dit/original.safetensors"), cfg), "original");
 }

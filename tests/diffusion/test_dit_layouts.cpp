@@ -1,8 +1,9 @@
 // Real-size checkpoint layouts without real weights: sparse .safetensors files
-// whose headers list the tensors of Wan2.1 T2V-1.3B / 14B exactly as WAN_SPEC
+// whose headers list the tensors of Wan2.1 T2V-1.3B / 14B exactly as docs/wan.md
 // §2.11 tabulates them (the data section is a hole made by ftruncate, never
-// read: check_wan_dit_weights looks at headers only). Also layout and preset
-// detection, missing / misshaped / extra keys, dtypes, config.json parsing.
+// read: a dry-run load looks at headers only). Also layout and preset
+// detection, missing / misshaped / extra keys, dtypes, config.json parsing and
+// its bounds.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ struct Entry {
   std::string dtype;
 };
 
-// WAN_SPEC §2.11, transcribed: (original name, diffusers name, shape) with
+// docs/wan.md §2.11, transcribed: (original name, diffusers name, shape) with
 // D = dim, F = ffn_dim, for `layers` blocks.
 struct SpecRow {
   std::string original, diffusers;
@@ -129,9 +130,20 @@ class DitLayouts : public ::testing::Test {
     return path;
   }
 
+  // The header-only check: the loader's dry run.
+  static WeightReport check(const TensorStore& store, const WanDiTConfig& cfg) {
+    WeightReport report;
+    WanDiTLoadOptions o;
+    o.dry_run = true;
+    o.report = &report;
+    const WanDiTWeights w = load_wan_dit(store, cfg, o);
+    EXPECT_FALSE(w.blocks.at(0).self_attn.q.weight.defined()) << "a dry run reads no tensor";
+    return report;
+  }
+
   std::string error_of(const TensorStore& store, const WanDiTConfig& cfg) {
     try {
-      check_wan_dit_weights(store, cfg);
+      check(store, cfg);
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), kExitDataErr);
       return e.what();
@@ -147,28 +159,28 @@ TEST_F(DitLayouts, BinderExpectsExactlyTheSpecTensors) {
        {std::tuple{"wan2.1-t2v-1.3b", 1536, 8960, 30}, std::tuple{"wan2.1-t2v-14b", 5120, 13824, 40}}) {
     std::set<std::pair<std::string, std::string>> spec, bound;
     for (const auto& r : spec_table(D, F, layers)) spec.insert({r.original, Shape(r.shape).str()});
-    for (const auto& p : wan_dit_expected_params(*wan_dit_preset(preset))) bound.insert({p.key, p.shape.str()});
+    for (const auto& p : wan_dit_weight_list(WanDiTConfig::preset(preset))) bound.insert({p.key, p.shape.str()});
     EXPECT_EQ(spec, bound) << preset;
     for (const auto& r : spec_table(D, F, 1)) EXPECT_EQ(wan_dit_diffusers_key(r.original), r.diffusers);
   }
-  EXPECT_EQ(wan_dit_param_count(*wan_dit_preset("wan2.1-t2v-1.3b")), 1418996800);
-  EXPECT_EQ(wan_dit_param_count(*wan_dit_preset("wan2.1-t2v-14b")), 14288491584);
+  EXPECT_EQ(wan_dit_param_count(WanDiTConfig::preset("wan2.1-t2v-1.3b")), 1418996800);
+  EXPECT_EQ(wan_dit_param_count(WanDiTConfig::preset("wan2.1-t2v-14b")), 14288491584);
 }
 
 TEST_F(DitLayouts, RealSize13BInEveryLayout) {
-  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  const WanDiTConfig cfg = WanDiTConfig::preset("wan2.1-t2v-1.3b");
   for (const auto& [layout, dtype] : {std::pair{WanDiTLayout::Original, "F32"}, std::pair{WanDiTLayout::Comfy, "F16"},
                                       std::pair{WanDiTLayout::Diffusers, "BF16"}}) {
     const std::string path = write_model(std::string("m13_") + wan_dit_layout_name(layout) + ".safetensors", 1536,
                                          8960, 30, layout, dtype);
     const TensorStore store = TensorStore::open(path);
     EXPECT_EQ(detect_wan_dit_layout(store), layout);
-    const WanDiTCheck check = check_wan_dit_weights(store, cfg);
-    EXPECT_EQ(check.layout, layout);
-    EXPECT_TRUE(check.unused_keys.empty());
-    EXPECT_EQ(check.num_params, 1418996800);
-    const WanDiTConfig detected = wan_dit_config_from_weights(store);
-    EXPECT_EQ(detected.preset, "wan2.1-t2v-1.3b") << wan_dit_layout_name(layout);
+    const WeightReport report = check(store, cfg);
+    EXPECT_EQ(report.layout, wan_dit_layout_name(layout));
+    EXPECT_TRUE(report.unused_keys.empty());
+    EXPECT_EQ(report.num_params, 1418996800);
+    const WanDiTConfig detected = WanDiTConfig::from_weights(store);
+    EXPECT_EQ(detected.preset_name, "wan2.1-t2v-1.3b") << wan_dit_layout_name(layout);
     EXPECT_EQ(detected.num_heads, 12);
     EXPECT_EQ(detected.num_layers, 30);
     const auto text = describe_wan_dit(store);
@@ -184,11 +196,11 @@ TEST_F(DitLayouts, RealSize14BScaledFp8AndWrongShapeHint) {
   const std::string path =
       write_model("m14_fp8.safetensors", 5120, 13824, 40, WanDiTLayout::Comfy, "BF16", /*scaled_fp8=*/true);
   const TensorStore store = TensorStore::open(path);
-  const WanDiTCheck check = check_wan_dit_weights(store, *wan_dit_preset("wan2.1-t2v-14b"));
-  EXPECT_TRUE(check.unused_keys.empty());  // scale_weight and the marker are not "unused"
-  EXPECT_EQ(check.num_params, 14288491584);
-  const WanDiTConfig detected = wan_dit_config_from_weights(store);
-  EXPECT_EQ(detected.preset, "wan2.1-t2v-14b");
+  const WeightReport report = check(store, WanDiTConfig::preset("wan2.1-t2v-14b"));
+  EXPECT_TRUE(report.unused_keys.empty());  // scale_weight and the marker are not "unused"
+  EXPECT_EQ(report.num_params, 14288491584);
+  const WanDiTConfig detected = WanDiTConfig::from_weights(store);
+  EXPECT_EQ(detected.preset_name, "wan2.1-t2v-14b");
   EXPECT_EQ(detected.num_heads, 40);
   const auto text = describe_wan_dit(store);
   ASSERT_TRUE(text.has_value());
@@ -196,7 +208,7 @@ TEST_F(DitLayouts, RealSize14BScaledFp8AndWrongShapeHint) {
   EXPECT_NE(text->find("scaled fp8"), std::string::npos);
 
   // 14B weights with the 1.3B config: named key, both shapes, the likely model.
-  const std::string msg = error_of(store, *wan_dit_preset("wan2.1-t2v-1.3b"));
+  const std::string msg = error_of(store, WanDiTConfig::preset("wan2.1-t2v-1.3b"));
   std::printf("  error: %s\n", msg.c_str());
   EXPECT_NE(msg.find("model.diffusion_model.blocks.0.self_attn.q.weight (canonical blocks.0.self_attn.q.weight) is "
                      "[5120, 5120], config expects [1536, 1536]: this looks like the wan2.1-t2v-14b model"),
@@ -224,16 +236,16 @@ TEST_F(DitLayouts, RealSize14BDiffusersShards) {
   std::ofstream(folder / "diffusion_pytorch_model.safetensors.index.json") << index.dump();
   const TensorStore store = TensorStore::open(folder.string());
   EXPECT_EQ(store.files().size(), 2u);
-  const WanDiTCheck check = check_wan_dit_weights(store, *wan_dit_preset("wan2.1-t2v-14b"));
-  EXPECT_EQ(check.layout, WanDiTLayout::Diffusers);
-  EXPECT_EQ(check.num_params, 14288491584);
-  EXPECT_TRUE(check.unused_keys.empty());
-  EXPECT_EQ(wan_dit_config_from_weights(store).preset, "wan2.1-t2v-14b");
+  const WeightReport report = check(store, WanDiTConfig::preset("wan2.1-t2v-14b"));
+  EXPECT_EQ(report.layout, "diffusers");
+  EXPECT_EQ(report.num_params, 14288491584);
+  EXPECT_TRUE(report.unused_keys.empty());
+  EXPECT_EQ(WanDiTConfig::from_weights(store).preset_name, "wan2.1-t2v-14b");
 }
 
 TEST_F(DitLayouts, WrongShapeHintNames13BForDiffusers) {
   const std::string path = write_model("m13_d.safetensors", 1536, 8960, 30, WanDiTLayout::Diffusers, "BF16");
-  const std::string msg = error_of(TensorStore::open(path), *wan_dit_preset("wan2.1-t2v-14b"));
+  const std::string msg = error_of(TensorStore::open(path), WanDiTConfig::preset("wan2.1-t2v-14b"));
   EXPECT_NE(msg.find("blocks.0.attn1.to_q.weight (canonical blocks.0.self_attn.q.weight) is [1536, 1536], config "
                      "expects [5120, 5120]: this looks like the wan2.1-t2v-1.3b model"),
             std::string::npos)
@@ -242,13 +254,13 @@ TEST_F(DitLayouts, WrongShapeHintNames13BForDiffusers) {
 }
 
 TEST_F(DitLayouts, MissingKeysListedWithLayout) {
-  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  const WanDiTConfig cfg = WanDiTConfig::preset("wan2.1-t2v-1.3b");
   {
     const std::string path = write_model("miss_o.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
                                          {"head.modulation", "blocks.7.norm3.bias"});
     const std::string msg = error_of(TensorStore::open(path), cfg);
     EXPECT_NE(msg.find("original layout"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("2 missing tensor(s): blocks.7.norm3.bias, head.modulation"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing 2 tensors: blocks.7.norm3.bias, head.modulation"), std::string::npos) << msg;
   }
   {
     const std::string path = write_model("miss_d.safetensors", 1536, 8960, 30, WanDiTLayout::Diffusers, "BF16", false,
@@ -260,13 +272,13 @@ TEST_F(DitLayouts, MissingKeysListedWithLayout) {
 }
 
 TEST_F(DitLayouts, ExtraKeysAndBlocksAndDtypes) {
-  const WanDiTConfig cfg = *wan_dit_preset("wan2.1-t2v-1.3b");
+  const WanDiTConfig cfg = WanDiTConfig::preset("wan2.1-t2v-1.3b");
   {
     // A stray tensor is reported as unused (warning; error with strict).
     const std::string path = write_model("extra.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
                                          {}, {{"some.other.weight", {4}, "F32"}});
-    const WanDiTCheck check = check_wan_dit_weights(TensorStore::open(path), cfg);
-    EXPECT_EQ(check.unused_keys, std::vector<std::string>{"some.other.weight"});
+    const WeightReport report = check(TensorStore::open(path), cfg);
+    EXPECT_EQ(report.unused_keys, std::vector<std::string>{"some.other.weight"});
   }
   {
     // 1.3B-sized blocks but 31 of them: not silently ignored.
@@ -275,7 +287,7 @@ TEST_F(DitLayouts, ExtraKeysAndBlocksAndDtypes) {
     EXPECT_NE(msg.find("the checkpoint has 31 blocks, the config 30 layers"), std::string::npos) << msg;
   }
   {
-    // Integer tensor where a weight belongs (BAD_INPUTS 11).
+    // Integer tensor where a weight belongs (docs/bad_inputs.md item 11).
     std::vector<Entry> extra;
     const std::string path = write_model("i64.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
                                          {"head.modulation"}, {{"head.modulation", {1, 2, 1536}, "I64"}});
@@ -308,8 +320,8 @@ TEST_F(DitLayouts, NotADitAndImageToVideo) {
 }
 
 TEST(DitConfig, DiffusersAndOriginalJsonAgree) {
-  const WanDiTConfig a = wan_dit_config_from_json(dit_data("tiny_dit/diffusers/config.json"));
-  const WanDiTConfig b = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  const WanDiTConfig a = WanDiTConfig::from_json(dit_data("tiny_dit/diffusers/config.json"));
+  const WanDiTConfig b = WanDiTConfig::from_json(dit_data("tiny_dit/config_original.json"));
   for (const WanDiTConfig* c : {&a, &b}) {
     EXPECT_EQ(c->dim, 48);
     EXPECT_EQ(c->num_heads, 2);
@@ -322,37 +334,86 @@ TEST(DitConfig, DiffusersAndOriginalJsonAgree) {
     EXPECT_EQ(c->out_dim, 16);
     EXPECT_EQ(c->patch_size, (std::array<int64_t, 3>{1, 2, 2}));
     EXPECT_FLOAT_EQ(c->eps, 1e-6f);
-    EXPECT_EQ(c->preset, "");
+    EXPECT_EQ(c->preset_name, "");
   }
-  const WanDiTConfig real = wan_dit_config_from_json_text(
+  const WanDiTConfig real = WanDiTConfig::from_json_text(
       R"({"_class_name":"WanModel","dim":1536,"eps":1e-06,"ffn_dim":8960,"freq_dim":256,"in_dim":16,)"
       R"("model_type":"t2v","num_heads":12,"num_layers":30,"out_dim":16,"text_len":512})",
       "official config.json");
-  EXPECT_EQ(real.preset, "wan2.1-t2v-1.3b");
-  const WanDiTConfig real14 = wan_dit_config_from_json_text(
+  EXPECT_EQ(real.preset_name, "wan2.1-t2v-1.3b");
+  const WanDiTConfig real14 = WanDiTConfig::from_json_text(
       R"({"_class_name":"WanTransformer3DModel","attention_head_dim":128,"num_attention_heads":40,"ffn_dim":13824,)"
       R"("num_layers":40,"in_channels":16,"out_channels":16,"text_dim":4096,"freq_dim":256,"patch_size":[1,2,2],)"
       R"("cross_attn_norm":true,"qk_norm":"rms_norm_across_heads","eps":1e-06,"rope_max_seq_len":1024,)"
       R"("added_kv_proj_dim":null,"image_dim":null})",
       "diffusers config.json");
-  EXPECT_EQ(real14.preset, "wan2.1-t2v-14b");
-  EXPECT_THROW(wan_dit_config_from_json_text(R"({"num_attention_heads":40,"image_dim":1280})", "i2v"), Error);
-  EXPECT_THROW(wan_dit_config_from_json_text(R"({"dim":100,"num_heads":3})", "bad heads"), Error);
-  EXPECT_THROW(wan_dit_config_from_json_text("[1,2]", "array"), Error);
+  EXPECT_EQ(real14.preset_name, "wan2.1-t2v-14b");
+  EXPECT_THROW(WanDiTConfig::from_json_text(R"({"num_attention_heads":40,"image_dim":1280})", "i2v"), Error);
+  EXPECT_THROW(WanDiTConfig::from_json_text(R"({"dim":100,"num_heads":3})", "bad heads"), Error);
+  EXPECT_THROW(WanDiTConfig::from_json_text("[1,2]", "array"), Error);
+}
+
+// Every value is bounded and products are overflow-checked: Error(78) naming the
+// file and key, before anything is allocated for the model.
+TEST(DitConfig, ValuesAreBoundedWithFileAndKey) {
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      WanDiTConfig::from_json_text(text, "transformer/config.json");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kExitConfig) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "accepted: " << text;
+    return "";
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"num_attention_heads":40,"attention_head_dim":128,"num_layers":1000000000})",
+       "num_layers = 1000000000 is outside [1, 1024]"},
+      {R"({"num_attention_heads":1024,"attention_head_dim":4096})",
+       "num_attention_heads x attention_head_dim = 1024 x 4096 is over the limit of 65536"},
+      {R"({"num_attention_heads":4294967296,"attention_head_dim":4294967296})",
+       "num_attention_heads = 4294967296 is outside [1, 1024]"},
+      {R"({"num_attention_heads":40,"attention_head_dim":18446744073709551615})",
+       "attention_head_dim = 18446744073709551615 is outside [1, 4096]"},
+      {R"({"num_attention_heads":40,"attention_head_dim":-128})", "attention_head_dim = -128 is outside [1, 4096]"},
+      {R"({"dim":1536,"num_heads":12,"ffn_dim":0})", "ffn_dim = 0 is outside [1, 1048576]"},
+      {R"({"dim":1536,"num_heads":12,"text_len":9999999})", "text_len = 9999999 is outside [1, 65536]"},
+      {R"({"dim":1536,"num_heads":12,"patch_size":[1,2,100000]})", "patch_size[2] = 100000 is outside [1, 64]"},
+      {R"({"dim":1536,"num_heads":12,"eps":0})", "eps = 0 is outside (0, 1)"},
+  };
+  for (const auto& [text, needle] : cases) {
+    const std::string msg = error_of(text);
+    EXPECT_NE(msg.find("transformer/config.json: " + needle), std::string::npos) << msg;
+  }
+  // A config built in code is held to the same bounds.
+  WanDiTConfig c = WanDiTConfig::preset("wan2.1-t2v-1.3b");
+  c.num_layers = 1000000000;
+  EXPECT_THROW(c.validate("code"), Error);
+  EXPECT_THROW(wan_dit_weight_list(c), Error);
 }
 
 TEST(DitConfig, DetectFromTinyFilesNeedsHeads) {
   // dim 48 is no preset and not a multiple of 128: the heads cannot be seen in shapes.
   const TensorStore store = TensorStore::open(dit_data("tiny_dit/original.safetensors"));
-  EXPECT_THROW(wan_dit_config_from_weights(store), Error);
+  EXPECT_THROW(WanDiTConfig::from_weights(store), Error);
   const auto text = describe_wan_dit(store);
   ASSERT_TRUE(text.has_value());
   EXPECT_NE(text->find("unknown (needs config.json)"), std::string::npos);
   // resolve: config.json beside the diffusers weights is picked up.
-  const WanDiTConfig c =
-      resolve_wan_dit_config(TensorStore::open(dit_data("tiny_dit/diffusers")), dit_data("tiny_dit/diffusers"), "");
+  const TensorStore diffusers = TensorStore::open(dit_data("tiny_dit/diffusers"));
+  const WanDiTConfig c = WanDiTConfig::resolve("", dit_data("tiny_dit/diffusers"), &diffusers);
   EXPECT_EQ(c.num_heads, 2);
-  EXPECT_EQ(resolve_wan_dit_config(store, "", "wan2.1-t2v-14b").dim, 5120);
+  EXPECT_EQ(WanDiTConfig::resolve("", dit_data("tiny_dit/diffusers")).num_heads, 2);  // store opened on demand
+  EXPECT_EQ(WanDiTConfig::resolve("wan2.1-t2v-14b", "", &store).dim, 5120);
+  EXPECT_EQ(WanDiTConfig::resolve(dit_data("tiny_dit/config_original.json"), "").dim, 48);
+  EXPECT_EQ(WanDiTConfig::resolve(dit_data("tiny_dit/diffusers"), "").dim, 48);  // a folder holding config.json
+  try {
+    WanDiTConfig::resolve("wan9", "");
+    ADD_FAILURE() << "no error for an unknown preset";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+    EXPECT_NE(std::string(e.what()).find("wan2.1-t2v-1.3b"), std::string::npos) << e.what();
+  }
 }
 
 // A missing key through the real loader (data is read) names the key and layout.
@@ -363,7 +424,7 @@ TEST_F(DitLayouts, LoaderReportsMissingKeyOfSmallFile) {
     if (n != "blocks.1.cross_attn.norm_k.weight") kept.emplace_back(n, full.get(n));
   const std::string path = (dir_ / "tiny_missing.safetensors").string();
   save_safetensors(path, kept);
-  const WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  const WanDiTConfig cfg = WanDiTConfig::from_json(dit_data("tiny_dit/config_original.json"));
   try {
     load_wan_dit(TensorStore::open(path), cfg);
     ADD_FAILURE() << "no error";
@@ -382,7 +443,7 @@ TEST_F(DitLayouts, StrictLoadRefusesExtraKeys) {
   all.emplace_back("model.diffusion_model.extra.weight", Tensor::zeros(Shape{3}, DType::F32));
   const std::string path = (dir_ / "tiny_extra.safetensors").string();
   save_safetensors(path, all);
-  const WanDiTConfig cfg = wan_dit_config_from_json(dit_data("tiny_dit/config_original.json"));
+  const WanDiTConfig cfg = WanDiTConfig::from_json(dit_data("tiny_dit/config_original.json"));
   const TensorStore store = TensorStore::open(path);
   EXPECT_EQ(load_wan_dit(store, cfg).blocks.size(), 2u);
   WanDiTLoadOptions strict;

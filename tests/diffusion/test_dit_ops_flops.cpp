@@ -94,7 +94,7 @@ TEST(DitOps, TimestepSinusoidOrderAndPrecision) {
 }
 
 TEST(DitFlops, RealSizes) {
-  const WanDiTConfig c13 = *wan_dit_preset("wan2.1-t2v-1.3b"), c14 = *wan_dit_preset("wan2.1-t2v-14b");
+  const WanDiTConfig c13 = WanDiTConfig::preset("wan2.1-t2v-1.3b"), c14 = WanDiTConfig::preset("wan2.1-t2v-14b");
   const WanDiTFlops f13 = wan_dit_flops_for_video(c13, 81, 480, 832);
   const WanDiTFlops f14 = wan_dit_flops_for_video(c14, 81, 720, 1280);
   for (const auto& [label, f] : {std::pair{"1.3B 832x480x81", f13}, std::pair{"14B 1280x720x81", f14}})
@@ -116,25 +116,10 @@ TEST(DitFlops, RealSizes) {
 
 // CPU timings for docs/perf_dit.md; opt-in because the second config allocates
 // ~0.5 GB and takes seconds:  T2V_DIT_PERF=1 test_diffusion --gtest_filter='DitPerf.*'
-// Uniform values from a counter hash: timing needs plausible magnitudes, not
-// normal statistics, and ~10^8 draws from std::normal_distribution take seconds.
+// Random weights (core/weights.h RandomSource): timing needs plausible magnitudes only.
 WanDiTWeights random_weights(const WanDiTConfig& cfg, uint32_t seed) {
-  WanDiTWeights w;
-  uint64_t s = seed;
-  bind_wan_dit(w, cfg, [&](const std::string& key, const Shape& shape, WeightPrecision) {
-    const bool norm = key.find("norm") != std::string::npos;
-    const float scale = norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(shape[shape.ndim() - 1]));
-    Tensor t = Tensor::empty(shape, DType::F32);
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      uint64_t z = (++s) * 0x9E3779B97F4A7C15ull;
-      z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
-      const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;  // [-1, 1)
-      p[i] = (norm ? 1.0f : 0.0f) + scale * u;
-    }
-    return t;
-  });
-  return w;
+  RandomSource source(seed);
+  return WanDiTWeights::bind(WeightScope(source), cfg);
 }
 
 struct Timing {
@@ -167,14 +152,14 @@ Timing time_forward(const WanDiTConfig& cfg, const Shape& latent, int64_t contex
 
 TEST(DitPerf, CpuForward) {
   if (!std::getenv("T2V_DIT_PERF")) GTEST_SKIP() << "set T2V_DIT_PERF=1 to time the CPU forward";
-  WanDiTConfig tiny = wan_dit_config_from_json(test::dit_data("tiny_dit/diffusers/config.json"));
+  WanDiTConfig tiny = WanDiTConfig::from_json(test::dit_data("tiny_dit/diffusers/config.json"));
   const Shape tiny_latent{1, 16, 3, 6, 10};
   const Timing t_tiny = time_forward(tiny, tiny_latent, 7, 20);
   std::printf("  tiny (dim 48, 2 layers), latent %s: wall %.2f ms, CPU %.2f ms per forward, %.3e FLOPs\n",
               tiny_latent.str().c_str(), t_tiny.wall * 1e3, t_tiny.cpu * 1e3, wan_dit_flops(tiny, 3, 6, 10).total());
-  WanDiTConfig mid = *wan_dit_preset("wan2.1-t2v-1.3b");
+  WanDiTConfig mid = WanDiTConfig::preset("wan2.1-t2v-1.3b");
   mid.num_layers = 2;
-  mid.preset.clear();
+  mid.preset_name.clear();
   const Shape mid_latent{1, 16, 3, 16, 16};
   const Timing t_mid = time_forward(mid, mid_latent, 32, 3);
   const double f_mid = wan_dit_flops(mid, 3, 16, 16).total();

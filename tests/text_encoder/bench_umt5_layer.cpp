@@ -12,7 +12,6 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
-#include <random>
 
 #include "text_encoder/umt5.h"
 
@@ -20,20 +19,11 @@ namespace t2v {
 namespace {
 
 TEST(UMT5Bench, DISABLED_OneXxlLayer512TokensCpu) {
-  UMT5Config cfg = UMT5Config::umt5_xxl();
+  UMT5Config cfg = UMT5Config::preset("umt5-xxl");
   cfg.num_layers = 1;
   cfg.vocab_size = 1024;
-  std::mt19937 rng(7);
-  UMT5Encoder enc = UMT5Encoder::from_tensors(
-      cfg,
-      [&](const std::string& key, const Shape& shape, bool) {
-        Tensor t = Tensor::empty(shape, DType::F32);
-        std::normal_distribution<float> n(0.0f, shape.ndim() == 2 ? 1.0f / std::sqrt(float(shape[1])) : 1.0f);
-        float* p = t.data<float>();
-        for (int64_t i = 0; i < t.numel(); ++i) p[i] = key.find("layer_norm") != std::string::npos ? 1.0f : n(rng);
-        return t;
-      },
-      Device::CPU);
+  RandomSource weights(7);  // core/weights.h: deterministic random weights
+  UMT5Encoder enc = UMT5Encoder::bind(WeightScope(weights), cfg);
   Tensor ids = Tensor::empty(Shape{1, 512}, DType::I64);
   for (int64_t i = 0; i < 512; ++i) ids.data<int64_t>()[i] = (i * 37) % 1024;
   std::vector<double> secs, cpu;

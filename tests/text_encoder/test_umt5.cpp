@@ -45,10 +45,10 @@ struct Golden {
   Tensor get(const std::string& name) const { return file.get(name).clone(); }
 };
 
-UMT5Encoder load_f32() { return UMT5Encoder::load(kWeights, UMT5Config::from_json_file(kConfig)); }
+UMT5Encoder load_f32() { return UMT5Encoder::load(kWeights, UMT5Config::from_json(kConfig)); }
 
 TEST(UMT5, RelativePositionBucketsFollowTheSpecBands) {
-  // WAN_SPEC §1.4: n = 0..7 -> n; 8-11 -> 8; 12-15 -> 9; 16-22 -> 10; 23-31 -> 11;
+  // docs/wan.md §1.4: n = 0..7 -> n; 8-11 -> 8; 12-15 -> 9; 16-22 -> 10; 23-31 -> 11;
   // 32-45 -> 12; 46-63 -> 13; 64-90 -> 14; >= 91 -> 15; +16 for keys after the query.
   const int64_t band_start[] = {8, 12, 16, 23, 32, 46, 64, 91};
   for (int64_t n = 0; n < 700; ++n) {
@@ -60,7 +60,7 @@ TEST(UMT5, RelativePositionBucketsFollowTheSpecBands) {
 }
 
 TEST(UMT5, ConfigFromFileAndPreset) {
-  UMT5Config c = UMT5Config::from_preset_or_file(kConfig);
+  UMT5Config c = UMT5Config::resolve(kConfig, "");
   EXPECT_EQ(c.d_model, 64);
   EXPECT_EQ(c.num_layers, 3);
   EXPECT_EQ(c.num_heads, 4);
@@ -70,7 +70,7 @@ TEST(UMT5, ConfigFromFileAndPreset) {
   EXPECT_EQ(c.relative_attention_num_buckets, 32);
   EXPECT_EQ(c.relative_attention_max_distance, 128);
   EXPECT_FLOAT_EQ(c.layer_norm_epsilon, 1e-6f);
-  UMT5Config x = UMT5Config::from_preset_or_file("umt5-xxl");
+  UMT5Config x = UMT5Config::preset("umt5-xxl");
   EXPECT_EQ(x.d_model, 4096);
   EXPECT_EQ(x.num_layers, 24);
   EXPECT_EQ(x.num_heads, 64);
@@ -83,7 +83,7 @@ TEST(UMT5, ConfigFromFileAndPreset) {
     std::fputs(text.c_str(), f);
     std::fclose(f);
     try {
-      UMT5Config::from_json_file(bad);
+      UMT5Config::from_json(bad);
       ADD_FAILURE() << "accepted: " << text;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), 78) << e.what();
@@ -101,10 +101,51 @@ TEST(UMT5, ConfigFromFileAndPreset) {
       R"("relative_attention_num_buckets":32,"relative_attention_max_distance":128})",
       "feed_forward_proj 'relu'");
   expect_config_error("{not json", "not valid JSON");
+  // Bounded values, overflow-checked products: refused by the config check,
+  // before anything is allocated for a billion layers.
+  const std::string sizes = R"("vocab_size":8,"d_model":4,"num_heads":1,"d_kv":4,"d_ff":4,)"
+                            R"("relative_attention_num_buckets":32,"relative_attention_max_distance":128)";
+  expect_config_error("{" + sizes + R"(,"num_layers":1000000000})", "num_layers = 1000000000 is outside [1, 1024]");
+  expect_config_error(R"({"vocab_size":8,"d_model":4,"num_layers":1,"num_heads":4294967296,"d_kv":4294967296,)"
+                      R"("d_ff":4,"relative_attention_num_buckets":32,"relative_attention_max_distance":128})",
+                      "num_heads = 4294967296 is outside [1, 1024]");
+  expect_config_error(R"({"vocab_size":18446744073709551615,"d_model":4,"num_layers":1,"num_heads":1,"d_kv":4,)"
+                      R"("d_ff":4,"relative_attention_num_buckets":32,"relative_attention_max_distance":128})",
+                      "vocab_size = 18446744073709551615 is outside [1, 4194304]");
+  expect_config_error(R"({"vocab_size":8,"d_model":4,"num_layers":1,"num_heads":1,"d_kv":4,"d_ff":4,)"
+                      R"("relative_attention_num_buckets":32,"relative_attention_max_distance":8})",
+                      "relative_attention_max_distance = 8 is outside [9, 1048576]");
+  expect_config_error("{" + sizes + R"(,"num_layers":1,"layer_norm_epsilon":2.0})", "layer_norm_epsilon = 2");
+  // A config built in code is held to the same bounds.
+  UMT5Config big = UMT5Config::preset("umt5-xxl");
+  big.num_layers = 1000000000;
+  EXPECT_THROW(umt5_weight_list(big), Error);
+  try {
+    UMT5Config::preset("t5-small");
+    ADD_FAILURE() << "no error for an unknown preset";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage);
+    EXPECT_NE(std::string(e.what()).find("umt5-xxl"), std::string::npos) << e.what();
+  }
+}
+
+TEST(UMT5, ResolveFindsTheConfigBesideTheWeightsOrReadsTheShapes) {
+  const UMT5Config j = UMT5Config::from_json(kConfig);
+  // Empty: the config.json of the text_encoder/ folder.
+  const UMT5Config beside = UMT5Config::resolve("", kWeights);
+  EXPECT_EQ(beside.d_model, j.d_model);
+  EXPECT_EQ(beside.num_layers, j.num_layers);
+  EXPECT_EQ(UMT5Config::resolve(kData + "/text_encoder", "").d_ff, j.d_ff);  // a folder holding config.json
+  // A single file without a config beside it: the sizes from its shapes.
+  const TensorStore fp8 = TensorStore::open(kData + "/umt5_fp8_scaled.safetensors");
+  const UMT5Config shapes = UMT5Config::resolve("", kData + "/umt5_fp8_scaled.safetensors", &fp8);
+  EXPECT_EQ(shapes.d_kv, j.d_kv);
+  EXPECT_EQ(shapes.num_heads, j.num_heads);
+  EXPECT_EQ(UMT5Config::resolve("umt5-xxl", "").d_model, 4096);
 }
 
 TEST(UMT5, ConfigFromWeightsMatchesConfigJson) {
-  const UMT5Config j = UMT5Config::from_json_file(kConfig);
+  const UMT5Config j = UMT5Config::from_json(kConfig);
   for (const std::string& path : {kWeights, kData + "/umt5_fp8_scaled.safetensors"}) {
     UMT5Config w = UMT5Config::from_weights(TensorStore::open(path));
     EXPECT_EQ(w.vocab_size, j.vocab_size) << path;
@@ -159,7 +200,7 @@ void check_rounded(DType dt, const std::string& kind) {
   for (const std::string& n : f32.names()) tensors.emplace_back(n, f32.get(n).to(dt));
   const std::string path = temp_path(kind + ".safetensors");
   save_safetensors(path, tensors);
-  UMT5Encoder enc = UMT5Encoder::load(path, UMT5Config::from_json_file(kConfig));
+  UMT5Encoder enc = UMT5Encoder::load(path, UMT5Config::from_json(kConfig));
   Golden g;
   Tensor out = enc.forward(g.get("len40.input_ids"), g.get("len40.attention_mask"));
   double err = rel_error(out, g.get(kind + ".len40.last_hidden_state"));
@@ -174,7 +215,7 @@ TEST(UMT5, Bf16WeightsMatchTransformersOnRoundedWeights) { check_rounded(DType::
 TEST(UMT5, F16WeightsMatchTransformersOnRoundedWeights) { check_rounded(DType::F16, "f16"); }
 
 TEST(UMT5, ComfyScaledFp8FileMatchesTransformersOnDequantizedWeights) {
-  UMT5Encoder enc = UMT5Encoder::load(kData + "/umt5_fp8_scaled.safetensors", UMT5Config::from_json_file(kConfig));
+  UMT5Encoder enc = UMT5Encoder::load(kData + "/umt5_fp8_scaled.safetensors", UMT5Config::from_json(kConfig));
   Golden g;
   Tensor out = enc.forward(g.get("len40.input_ids"), g.get("len40.attention_mask"));
   double err = rel_error(out, g.get("fp8.len40.last_hidden_state"));
@@ -188,14 +229,14 @@ TEST(UMT5, WanLayoutNamesLoadTheSameWeights) {
   TensorStore hf = TensorStore::open(kWeights);
   const UMT5Layout wan{"wan", ""};
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& [key, shape] : umt5_expected_tensors(UMT5Config::from_json_file(kConfig)))
-    tensors.emplace_back(umt5_file_key(wan, key), hf.get(key).clone());
+  for (const WeightRequest& r : umt5_weight_list(UMT5Config::from_json(kConfig)))
+    tensors.emplace_back(umt5_file_key(wan, r.key), hf.get(r.key).clone());
   const std::string path = temp_path("wan_layout.safetensors");
   save_safetensors(path, tensors);
   TensorStore st = TensorStore::open(path);
   EXPECT_EQ(detect_umt5_layout(st).name, "wan");
   EXPECT_TRUE(st.contains("blocks.2.ffn.gate.0.weight"));
-  UMT5Encoder enc = UMT5Encoder::load(st, UMT5Config::from_json_file(kConfig));
+  UMT5Encoder enc = UMT5Encoder::load(st, UMT5Config::from_json(kConfig));
   Golden g;
   Tensor out = enc.forward(g.get("batch2.input_ids"), g.get("batch2.attention_mask"));
   EXPECT_LT(rel_error(out, g.get("batch2.last_hidden_state")), 1e-4);
@@ -252,10 +293,10 @@ TEST(UMT5, RejectsOutOfVocabularyIds) {
 // test writes a safetensors file with exactly the expected names and shapes
 // (linears F8_E4M3 + scale_weight as in ComfyUI's fp8 file, the rest F16: 6.7 GB)
 // as a sparse file: the header is real, the data section is a hole made by
-// ftruncate, so it takes no disk space. The loader's name/shape/dtype check,
-// which walks the same table the weight binding walks, runs on it from the header.
+// ftruncate, so it takes no disk space. The loader's dry run (the same bind
+// code, headers only) checks names, shapes and dtypes on it.
 
-void write_sparse_safetensors(const std::string& path, const std::vector<std::pair<std::string, Shape>>& table,
+void write_sparse_safetensors(const std::string& path, const std::vector<WeightRequest>& table,
                               const std::string& override_key = "", const Shape& override_shape = {}) {
   nlohmann::ordered_json header;
   uint64_t offset = 0;
@@ -264,8 +305,9 @@ void write_sparse_safetensors(const std::string& path, const std::vector<std::pa
     header[name] = {{"dtype", dtype}, {"shape", shape.vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   };
-  for (const auto& [name, real_shape] : table) {
-    const Shape shape = name == override_key ? override_shape : real_shape;
+  for (const WeightRequest& r : table) {
+    const std::string& name = r.key;
+    const Shape shape = name == override_key ? override_shape : r.shape;
     const bool linear = shape.ndim() == 2 && name.find("relative_attention_bias") == std::string::npos &&
                         name != "shared.weight";
     if (linear) {
@@ -290,32 +332,39 @@ void write_sparse_safetensors(const std::string& path, const std::vector<std::pa
 }
 
 TEST(UMT5, RealSizeTensorTableIsAcceptedAndAWrongShapeIsNamed) {
-  const UMT5Config xxl = UMT5Config::umt5_xxl();
-  const auto table = umt5_expected_tensors(xxl);
+  const UMT5Config xxl = UMT5Config::preset("umt5-xxl");
+  const std::vector<WeightRequest> table = umt5_weight_list(xxl);
   ASSERT_EQ(table.size(), 2u + 10u * 24u);
   int64_t params = 0;
-  for (const auto& [name, shape] : table) params += shape.numel();
-  EXPECT_EQ(params, 5'680'910'336);  // WAN_SPEC §1.1: 5.68 B
-  EXPECT_EQ(table.front().second, (Shape{256384, 4096}));
+  for (const WeightRequest& r : table) params += r.shape.numel();
+  EXPECT_EQ(params, 5'680'910'336);  // docs/wan.md §1.1: 5.68 B
+  EXPECT_EQ(table.front().key, "shared.weight");
+  EXPECT_EQ(table.front().shape, (Shape{256384, 4096}));
+  UMT5LoadOptions dry;
+  dry.dry_run = true;
+  WeightReport report;
+  dry.report = &report;
 
   const std::string path = temp_path("umt5_xxl_sparse.safetensors");
   write_sparse_safetensors(path, table);
   {
     TensorStore st = TensorStore::open(path);
     EXPECT_EQ(st.info("encoder.block.23.layer.1.DenseReluDense.wo.weight").shape, (Shape{4096, 10240}));
-    EXPECT_NO_THROW(check_umt5_tensors(st, xxl));
+    EXPECT_NO_THROW(UMT5Encoder::load(st, xxl, dry));
+    EXPECT_EQ(report.num_params, 5'680'910'336);
+    EXPECT_TRUE(report.unused_keys.empty());  // scale_weight and scaled_fp8 are markers
     // The sizes read off the file are the preset's.
     const UMT5Config seen = UMT5Config::from_weights(st);
-    EXPECT_EQ(umt5_expected_tensors(seen), table);
+    EXPECT_EQ(umt5_weight_list(seen), table);
     // The same file against the small config is refused by shape.
-    EXPECT_THROW(check_umt5_tensors(st, UMT5Config::from_json_file(kConfig)), Error);
+    EXPECT_THROW(UMT5Encoder::load(st, UMT5Config::from_json(kConfig), dry), Error);
   }
   const std::string bad_key = "encoder.block.7.layer.0.SelfAttention.k.weight";
   write_sparse_safetensors(path, table, bad_key, Shape{4096, 5120});
   {
     TensorStore st = TensorStore::open(path);
     try {
-      check_umt5_tensors(st, xxl);
+      UMT5Encoder::load(st, xxl, dry);
       FAIL() << "expected an error";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), 65);

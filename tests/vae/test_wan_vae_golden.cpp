@@ -94,7 +94,7 @@ TEST(WanVAE, EncodeDropsFramesThatDoNotFillAChunk) {
 }
 
 TEST(WanVAE, CacheSlotCountsMatchTheSpec) {
-  // WAN_SPEC §3.6: 32 decoder / 24 encoder slots for num_res_blocks 2 (the golden config too).
+  // docs/wan.md §3.6: 32 decoder / 24 encoder slots for num_res_blocks 2 (the golden config too).
   const WanVAE& vae = vae_from("original");
   EXPECT_EQ(vae.decoder_cache_slots(), 32u);
   EXPECT_EQ(vae.encoder_cache_slots(), 24u);
@@ -139,6 +139,22 @@ TEST(WanVAE, OutputIsClampedAndClampIsExercised) {
   EXPECT_LT(at_bound, x.numel() / 10);
 }
 
+// The fp32 golden weights rounded to `dt` and back, bound by their original keys.
+class RoundingSource : public WeightSource {
+ public:
+  RoundingSource(const TensorStore& store, DType dt) : WeightSource(Device::CPU, DType::F32), store_(store), dt_(dt) {}
+  bool has(const std::string& key) const override { return store_.contains(key); }
+  Tensor get(const WeightRequest& r) override {
+    Tensor t = store_.get(r.key).to(dt_).to(DType::F32);
+    EXPECT_EQ(t.shape(), r.shape) << r.key;
+    return t;
+  }
+
+ private:
+  const TensorStore& store_;
+  DType dt_;
+};
+
 // Writes the golden original-layout file with every tensor cast to `dt`.
 std::string write_cast_copy(const vae_test::TempDir& dir, DType dt) {
   const TensorStore src = TensorStore::open(vae_test::original_file());
@@ -156,11 +172,8 @@ TEST(WanVAE, HalfPrecisionCheckpointsLoadAsRoundedWeights) {
   for (DType dt : {DType::BF16, DType::F16}) {
     const WanVAE half = WanVAE::load(write_cast_copy(dir, dt), golden_config());
     // The same weights rounded here, bound directly: must decode bit-identically.
-    const WanVAE rounded = WanVAE::bind(golden_config(), [&](const VAEKey& k, const Shape& s) {
-      Tensor t = f32.get(k.original).to(dt).to(DType::F32);
-      EXPECT_EQ(t.shape(), s) << k.original;
-      return t;
-    });
+    RoundingSource source(f32, dt);
+    const WanVAE rounded = WanVAE::bind(WeightScope(source), golden_config());
     const Tensor a = half.decode(z), b = rounded.decode(z);
     EXPECT_EQ(vae_test::max_abs_diff(a, b), 0.0) << dtype_name(dt);
     const double e = rel_err(a, golden("decode_t2.sample"));

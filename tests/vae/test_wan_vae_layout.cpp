@@ -1,7 +1,7 @@
 // Wan VAE configs and checkpoint layouts: config.json parsing and refusals, the
 // rename table against the real Wan2.1 VAE's names and shapes (listed by
 // tools/gen_vae_goldens.py from diffusers, checked there with diffusers' own
-// converter), and rejection of wrong files by key name.
+// converter) in both layouts, and rejection of wrong files by key name.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -101,13 +101,45 @@ TEST(WanVAEConfig, PresetIsTheReleasedWan21VAE) {
 }
 
 TEST(WanVAEConfig, ReadsDiffusersConfigJson) {
-  const WanVAEConfig c = WanVAEConfig::load(vae_test::diffusers_dir());  // a folder holding config.json
+  const WanVAEConfig c = WanVAEConfig::resolve(vae_test::diffusers_dir(), "");  // a folder holding config.json
   EXPECT_EQ(c.base_dim, 4);
   EXPECT_EQ(c.decoder_base_dim, 4);  // null in the file -> base_dim
   EXPECT_EQ(c.num_res_blocks, 2);
   EXPECT_EQ(c.z_dim, 16);
   EXPECT_EQ(c.temperal_downsample, (std::vector<bool>{false, true, true}));
   EXPECT_FLOAT_EQ(c.latents_std[0], 2.8184f);
+}
+
+TEST(WanVAEConfig, ResolveFindsTheConfigBesideTheWeightsOrReadsTheShapes) {
+  const WanVAEConfig want = vae_test::golden_config();
+  // Empty: the config.json of the diffusers vae/ folder ...
+  const WanVAEConfig beside = WanVAEConfig::resolve("", vae_test::diffusers_dir());
+  EXPECT_EQ(beside.base_dim, want.base_dim);
+  EXPECT_EQ(beside.latents_std, want.latents_std);
+  // ... or, for a single file, the sizes off its shapes.
+  const WanVAEConfig shapes = WanVAEConfig::resolve("", vae_test::original_file());
+  EXPECT_EQ(shapes.base_dim, want.base_dim);
+  EXPECT_EQ(shapes.num_res_blocks, want.num_res_blocks);
+  EXPECT_EQ(WanVAEConfig::resolve("wan2.1-vae", "").base_dim, 96);
+  EXPECT_EQ(WanVAEConfig::resolve(vae_test::diffusers_dir() + "/config.json", "").base_dim, want.base_dim);
+  expect_error([] { WanVAEConfig::resolve("wan2.2-vae", ""); }, kExitUsage, {"wan2.2-vae", "wan2.1-vae"});
+}
+
+// Every value is bounded (read as 64 bits before it narrows): Error(78) naming the file and key.
+TEST(WanVAEConfig, ValuesAreBoundedWithFileAndKey) {
+  const std::string base = R"({"_class_name": "AutoencoderKLWan")";
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "base_dim": 4294967392})", "cfg.json"); },
+               kExitConfig, {"cfg.json: base_dim = 4294967392 is outside [1, 4096]"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "num_res_blocks": 1000000000})", "cfg.json"); },
+               kExitConfig, {"cfg.json: num_res_blocks = 1000000000 is outside [1, 16]"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "dim_mult": [1, 2, 4, 18446744073709551615]})",
+                                                  "cfg.json"); },
+               kExitConfig, {"cfg.json: dim_mult[3] = 18446744073709551615 is outside [1, 64]"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "dim_mult": [1, 2, 2, 2, 2, 2, 2, 2, 2, 2]})",
+                                                  "cfg.json"); },
+               kExitConfig, {"cfg.json: field 'dim_mult' must be a list of at most 8 integers"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "z_dim": -16})", "cfg.json"); }, kExitConfig,
+               {"cfg.json: z_dim = -16 is outside [1, 1024]"});
 }
 
 TEST(WanVAEConfig, RefusesWhatItCannotRun) {
@@ -146,7 +178,32 @@ TEST(WanVAELayout, KeyTableIsTheRealWan21VAE) {
     EXPECT_EQ(e.diffusers, it->second.first) << e.original;
     EXPECT_EQ(e.shape, it->second.second) << e.original;
   }
-  EXPECT_EQ(params, 126892531);  // WAN_SPEC §3.1: ~127M parameters
+  EXPECT_EQ(params, 126892531);  // docs/wan.md §3.1: ~127M parameters
+  // The decode-only table is the decoder half of the same table.
+  size_t decoder_keys = 0;
+  for (const WanVAEKeyEntry& e : table)
+    if (e.original.rfind("encoder.", 0) != 0 && e.original.rfind("conv1.", 0) != 0) ++decoder_keys;
+  EXPECT_EQ(wan_vae_key_table(WanVAEConfig::preset("wan2.1-vae"), {false, true}).size(), decoder_keys);
+}
+
+// A stray tensor is named (a warning; an error with strict); the half a decode-only
+// load leaves out is not.
+TEST(WanVAELayout, UnusedKeysAreReportedButNotTheUnloadedHalf) {
+  vae_test::TempDir dir;
+  const TensorStore src = TensorStore::open(vae_test::diffusers_dir());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& n : src.names()) tensors.emplace_back(n, src.get(n));
+  const std::string path = dir / "extra.safetensors";
+  tensors.emplace_back("decoder.extra.weight", Tensor::zeros(Shape{2}, DType::F32));
+  save_safetensors(path, tensors);
+  const TensorStore store = TensorStore::open(path);
+  EXPECT_EQ(vae_test::check_weights(store, vae_test::golden_config(), {false, true}).unused_keys,
+            std::vector<std::string>{"decoder.extra.weight"});
+  WanVAELoadOptions strict;
+  strict.strict = true;
+  strict.parts = {false, true};
+  expect_error([&] { WanVAE::load(store, vae_test::golden_config(), strict); }, kExitDataErr,
+               {"1 unexpected tensor the model does not use: decoder.extra.weight"});
 }
 
 class WanVAERealSize : public ::testing::TestWithParam<bool> {};  // param: diffusers names
@@ -157,12 +214,20 @@ TEST_P(WanVAERealSize, RealCheckpointLayoutIsAccepted) {
   write_sparse_checkpoint(path, real_tensors(GetParam()));
   const TensorStore store = TensorStore::open(path);
   EXPECT_STREQ(wan_vae_layout_name(detect_wan_vae_layout(store, nullptr)), GetParam() ? "diffusers" : "original");
-  EXPECT_NO_THROW(check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")));
+  // The dry run binds every tensor of the real file, by its name in this layout, and nothing else.
+  const WeightReport r = vae_test::check_weights(store, WanVAEConfig::preset("wan2.1-vae"));
+  EXPECT_EQ(r.layout, GetParam() ? "diffusers" : "original");
+  EXPECT_EQ(r.num_tensors, 194);
+  EXPECT_EQ(r.num_params, 126892531);
+  EXPECT_TRUE(r.unused_keys.empty());
+  // Decode only: the encoder's tensors are neither required nor reported unused.
+  EXPECT_TRUE(vae_test::check_weights(store, WanVAEConfig::preset("wan2.1-vae"), {false, true}).unused_keys.empty());
   // The golden model's config does not fit the real file (decoder only, so the first misfit is decoder.conv1).
-  expect_error([&] { check_wan_vae_weights(store, vae_test::golden_config(), {false, true}); }, kExitDataErr,
-               {GetParam() ? "decoder.conv_in.weight is [384, 16, 3, 3, 3], config expects [16, 16, 3, 3, 3]"
+  expect_error([&] { vae_test::check_weights(store, vae_test::golden_config(), {false, true}); }, kExitDataErr,
+               {GetParam() ? "decoder.conv_in.weight (canonical decoder.conv1.weight) is [384, 16, 3, 3, 3], config "
+                             "expects [16, 16, 3, 3, 3]"
                            : "decoder.conv1.weight is [384, 16, 3, 3, 3], config expects [16, 16, 3, 3, 3]",
-                GetParam() ? "layout 'diffusers'" : "layout 'original'"});
+                GetParam() ? "(Wan VAE, diffusers layout)" : "(Wan VAE, original layout)"});
 }
 
 TEST_P(WanVAERealSize, WrongShapeIsRejectedByKey) {
@@ -170,6 +235,7 @@ TEST_P(WanVAERealSize, WrongShapeIsRejectedByKey) {
   auto tensors = real_tensors(GetParam());
   const std::string key =
       GetParam() ? "decoder.up_blocks.0.upsamplers.0.time_conv.weight" : "decoder.upsamples.3.time_conv.weight";
+  const std::string named = GetParam() ? key + " (canonical decoder.upsamples.3.time_conv.weight)" : key;
   bool found = false;
   for (auto& [name, shape] : tensors)
     if (name == key) {
@@ -180,8 +246,8 @@ TEST_P(WanVAERealSize, WrongShapeIsRejectedByKey) {
   const std::string path = dir / "bad.safetensors";
   write_sparse_checkpoint(path, tensors);
   const TensorStore store = TensorStore::open(path);
-  expect_error([&] { check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
-               {key + " is [384, 384, 3, 1, 1], config expects [768, 384, 3, 1, 1]", "bad.safetensors"});
+  expect_error([&] { vae_test::check_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
+               {named + " is [384, 384, 3, 1, 1], config expects [768, 384, 3, 1, 1]", "bad.safetensors"});
 }
 
 TEST_P(WanVAERealSize, MissingKeyIsRejectedByKey) {
@@ -194,22 +260,22 @@ TEST_P(WanVAERealSize, MissingKeyIsRejectedByKey) {
   const std::string path = dir / "incomplete.safetensors";
   write_sparse_checkpoint(path, tensors);
   const TensorStore store = TensorStore::open(path);
-  expect_error([&] { check_wan_vae_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
-               {"missing 1 tensor", key});
+  expect_error([&] { vae_test::check_weights(store, WanVAEConfig::preset("wan2.1-vae")); }, kExitDataErr,
+               {"missing 1 tensor: " + key});
   // A decode-only check does not need the encoder: drop an encoder key instead.
   auto enc_only_missing = real_tensors(GetParam());
   std::erase_if(enc_only_missing, [&](const auto& t) { return t.first.rfind("encoder.", 0) == 0; });
   write_sparse_checkpoint(path, enc_only_missing);
   const TensorStore decoder_only = TensorStore::open(path);
-  EXPECT_NO_THROW(check_wan_vae_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae"), {false, true}));
-  EXPECT_THROW(check_wan_vae_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae")), Error);
+  EXPECT_NO_THROW(vae_test::check_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae"), {false, true}));
+  EXPECT_THROW(vae_test::check_weights(decoder_only, WanVAEConfig::preset("wan2.1-vae")), Error);
 }
 
 TEST_P(WanVAERealSize, ConfigIsDetectedFromShapes) {
   vae_test::TempDir dir;
   const std::string path = dir / "wan_2.1_vae.safetensors";
   write_sparse_checkpoint(path, real_tensors(GetParam()));
-  const WanVAEConfig c = detect_wan_vae_config(TensorStore::open(path));
+  const WanVAEConfig c = WanVAEConfig::from_weights(TensorStore::open(path));
   EXPECT_EQ(c.base_dim, 96);
   EXPECT_EQ(c.decoder_base_dim, 96);
   EXPECT_EQ(c.z_dim, 16);
@@ -221,13 +287,13 @@ INSTANTIATE_TEST_SUITE_P(Layouts, WanVAERealSize, ::testing::Bool(),
 
 TEST(WanVAELayout, GoldenConfigIsDetectedFromShapes) {
   for (const std::string& path : {vae_test::original_file(), vae_test::diffusers_dir()}) {
-    const WanVAEConfig c = detect_wan_vae_config(TensorStore::open(path));
+    const WanVAEConfig c = WanVAEConfig::from_weights(TensorStore::open(path));
     const WanVAEConfig want = vae_test::golden_config();
     EXPECT_EQ(c.base_dim, want.base_dim) << path;
     EXPECT_EQ(c.decoder_base_dim, want.decoder_base_dim) << path;
     EXPECT_EQ(c.z_dim, want.z_dim) << path;
     EXPECT_EQ(c.num_res_blocks, want.num_res_blocks) << path;
-    EXPECT_NO_THROW(check_wan_vae_weights(TensorStore::open(path), c)) << path;
+    EXPECT_NO_THROW(vae_test::check_weights(TensorStore::open(path), c)) << path;
   }
 }
 
@@ -268,7 +334,7 @@ TEST(WanVAELayout, SmallFileWithWrongTensorIsRejectedOnLoad) {
   const std::string path = dir / "broken.safetensors";
   save_safetensors(path, tensors);
   expect_error([&] { WanVAE::load(path, vae_test::golden_config()); }, kExitDataErr,
-               {"broken.safetensors", "missing 1 tensor for layout 'original': decoder.middle.1.proj.bias",
+               {"broken.safetensors", "(Wan VAE, original layout)", "missing 1 tensor: decoder.middle.1.proj.bias",
                 "decoder.head.0.gamma is [5, 1, 1, 1], config expects [4, 1, 1, 1]"});
 }
 

@@ -20,7 +20,18 @@ inline std::string diffusers_dir() { return data_dir() + "/diffusers"; }
 inline std::string goldens_file() { return data_dir() + "/goldens.safetensors"; }
 
 // The golden model's config (tools/gen_vae_goldens.py), read from the diffusers folder.
-inline WanVAEConfig golden_config() { return WanVAEConfig::from_json_file(diffusers_dir() + "/config.json"); }
+inline WanVAEConfig golden_config() { return WanVAEConfig::from_json(diffusers_dir() + "/config.json"); }
+
+// The header-only check: the loader's dry run (every problem in one Error(65)).
+inline WeightReport check_weights(const TensorStore& store, const WanVAEConfig& cfg, WanVAEParts parts = {}) {
+  WeightReport report;
+  WanVAELoadOptions o;
+  o.dry_run = true;
+  o.parts = parts;
+  o.report = &report;
+  WanVAE::load(store, cfg, o);
+  return report;
+}
 
 inline const TensorStore& goldens() {
   static const TensorStore store = TensorStore::open(goldens_file());

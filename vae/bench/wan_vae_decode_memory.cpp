@@ -4,8 +4,8 @@
 //
 //   wan_vae_decode_memory [--config wan2.1-vae|config.json] [--latent 8x8] [--frames 3,21] [--batch 1]
 //
-// Weights are random (decoder only; 1/sqrt(fan_in) scaled normals, unit gammas,
-// zero biases): memory and time do not depend on their values. Frames go to a
+// Weights are random (decoder only; core/weights.h RandomSource): memory and
+// time do not depend on their values. Frames go to a
 // sink that only reduces them, as the MP4 writer consumes them one chunk at a time.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,25 +36,11 @@ double proc_status_mib(const char* field) {
 }
 
 t2v::WanVAE random_decoder(const t2v::WanVAEConfig& cfg, int64_t* params) {
-  std::mt19937_64 rng(1234);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  t2v::RandomSource weights(1234);
+  const t2v::WanVAEParts parts{/*encoder=*/false, /*decoder=*/true};
   *params = 0;
-  return t2v::WanVAE::bind(
-      cfg,
-      [&](const t2v::VAEKey& key, const t2v::Shape& shape) {
-        t2v::Tensor t = t2v::Tensor::zeros(shape, t2v::DType::F32);
-        float* p = t.data<float>();
-        *params += t.numel();
-        const std::string& k = key.original;
-        if (k.size() > 6 && k.compare(k.size() - 6, 6, ".gamma") == 0) {
-          for (int64_t i = 0; i < t.numel(); ++i) p[i] = 1.0f;
-        } else if (shape.ndim() > 1) {
-          const float s = 1.0f / std::sqrt(static_cast<float>(t.numel() / shape[0]));
-          for (int64_t i = 0; i < t.numel(); ++i) p[i] = normal(rng) * s;
-        }
-        return t;
-      },
-      {/*encoder=*/false, /*decoder=*/true});
+  for (const t2v::WanVAEKeyEntry& e : t2v::wan_vae_key_table(cfg, parts)) *params += e.shape.numel();
+  return t2v::WanVAE::bind(t2v::WeightScope(weights), cfg, parts);
 }
 
 void measure(const t2v::WanVAEConfig& cfg, int64_t batch, int64_t T, int64_t h, int64_t w) {
@@ -110,7 +96,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    const t2v::WanVAEConfig cfg = t2v::WanVAEConfig::load(config);
+    const t2v::WanVAEConfig cfg = t2v::WanVAEConfig::resolve(config, "");
     for (int64_t T : frame_counts) {
       const pid_t pid = fork();
       if (pid == 0) {
