@@ -1,6 +1,10 @@
-// `t2v batch`: the render loop. Order matters: options and the whole list are checked,
-// then the output folder, then the model paths; weights load only when the first item
-// actually needs rendering, so a finished batch reruns in milliseconds.
+// `t2v batch` in four steps: plan (the whole list, the device, the output folder, the
+// model paths, the manifest, and which items of this shard need rendering), then per
+// item claim (its lock and a fresh look at the folder), render (through the pipeline)
+// and record (the manifest record; the summary at the end). Order matters: the list is
+// checked first, the device before the folder is touched or a model file looked at, and
+// weights load only when the first item actually needs rendering, so a finished batch
+// reruns in milliseconds.
 #include "app/batch.h"
 
 #include <signal.h>
@@ -16,9 +20,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/engine.h"
+#include "app/host.h"
 #include "app/model_paths.h"
 #include "app/pipeline.h"
 #include "app/progress.h"
+#include "app/render_request.h"
 #include "app/sha256.h"
 #include "core/error.h"
 #include "video_io/atomic_file.h"
@@ -64,12 +71,6 @@ std::string utc_now() {
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
   return buf;
 }
 
@@ -184,67 +185,124 @@ json done_record(const BatchItem& item, const std::string& dir, const std::strin
 
 bool retryable(int code) { return code == kExitTempFail || code == kExitIoErr || code == kExitUnavailable; }
 
-}  // namespace
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-int run_batch(BatchOptions& o) {
-  const auto t_start = Clock::now();
-  if (o.seeds < 1 || o.seeds > 10000)
-    throw Error(kExitUsage, fmt::format("--seeds {} is out of range", o.seeds), "use 1 .. 10000");
-  if (o.out_dir.empty()) throw Error(kExitUsage, "--out-dir is required", "name a folder for the videos");
-  ShardSpec shard = resolve_shard(o.shard, o.shards);
-  const bool say = !o.defaults.quiet && !o.defaults.json;
-  Progress events(false, o.defaults.json);
+struct Todo {
+  const BatchItem* item;
+  Check check;
+};
 
-  // ---- the list, completely, before anything else --------------------------------------------
-  BatchList list = read_batch_list(o.list, o.defaults, o.seeds);
-  for (const std::string& w : list.warnings) spdlog::warn("{}", w);
-  if (!list.errors.empty()) {
-    for (const std::string& e : list.errors) fmt::print(stderr, "{}\n", e);
-    if (!o.skip_invalid)
-      throw Error(kExitDataErr, fmt::format("{} has {} invalid line(s), listed above; nothing was rendered", o.list,
-                                            list.invalid_lines),
+// One `t2v batch` run: what the four steps share.
+class BatchRun {
+ public:
+  explicit BatchRun(BatchOptions& o)
+      : o_(o), t_start_(Clock::now()), say_(!o.defaults.quiet && !o.defaults.json), events_(false, o.defaults.json) {}
+
+  int run();
+
+ private:
+  // ---- plan ----
+  // Everything before the first render; an exit code when there is nothing to plan.
+  std::optional<int> plan();
+  std::optional<int> read_list();
+  void open_folder();
+  void open_manifest();
+  void choose_items();
+  // ---- claim ----
+  // The item's lock, then a fresh look at the folder (another worker may have finished it
+  // since the plan); the check to render it with, or none when it is left alone.
+  std::optional<Check> claim(const Todo& todo, ItemLock& lock);
+  // ---- render ----
+  PipelineResult render(const BatchItem& item, const Check& check, size_t n);
+  // ---- record ----
+  void record_done(const BatchItem& item, const PipelineResult& r, double wall_s, size_t n, ItemLock& lock);
+  void record_failure(const BatchItem& item, const Error& e, bool interrupted, ItemLock& lock);
+  void summary(const char* how);
+
+  BatchOptions& o_;
+  const Clock::time_point t_start_;
+  const bool say_;
+  Progress events_;
+  ShardSpec shard_;
+  BatchList list_;
+  std::optional<Engine> engine_;
+  std::optional<Manifest> manifest_;
+  std::vector<Todo> todo_;
+  size_t mine_ = 0;  // items of this shard
+  int rendered_ = 0, skipped_ = 0, kept_ = 0, failed_ = 0, locked_ = 0;
+  double compute_s_ = 0, video_s_ = 0, render_wall_s_ = 0;
+};
+
+std::optional<int> BatchRun::plan() {
+  if (o_.seeds < 1 || o_.seeds > 10000)
+    throw Error(kExitUsage, fmt::format("--seeds {} is out of range", o_.seeds), "use 1 .. 10000");
+  if (o_.out_dir.empty()) throw Error(kExitUsage, "--out-dir is required", "name a folder for the videos");
+  shard_ = resolve_shard(o_.shard, o_.shards);
+  if (std::optional<int> code = read_list()) return code;
+  // The device and the dtype before the folder is touched or any model file looked at:
+  // no GPU is one line, at once, with nothing written.
+  EngineOptions eo = engine_options(o_.defaults);
+  eo.keep_text_encoder = !o_.low_memory;
+  engine_.emplace(eo);
+  open_folder();
+  open_manifest();
+  choose_items();
+  return std::nullopt;
+}
+
+// The list, completely, before anything else.
+std::optional<int> BatchRun::read_list() {
+  list_ = read_batch_list(o_.list, o_.defaults, o_.seeds);
+  for (const std::string& w : list_.warnings) spdlog::warn("{}", w);
+  if (!list_.errors.empty()) {
+    for (const std::string& e : list_.errors) fmt::print(stderr, "{}\n", e);
+    if (!o_.skip_invalid)
+      throw Error(kExitDataErr, fmt::format("{} has {} invalid line(s), listed above; nothing was rendered", o_.list,
+                                            list_.invalid_lines),
                   "fix them, or pass --skip-invalid to render the valid lines");
-    spdlog::warn("leaving out {} invalid line(s) of {} (--skip-invalid)", list.invalid_lines, o.list);
+    spdlog::warn("leaving out {} invalid line(s) of {} (--skip-invalid)", list_.invalid_lines, o_.list);
   }
-  if (list.items.empty()) {
-    if (list.invalid_lines == 0) {
-      fmt::print(stderr, "t2v: {} has no prompts (only blank lines or # comments); nothing to do\n", o.list);
-      events.event("batch_done", {{"rendered", 0}, {"skipped", 0}, {"failed", 0}, {"items", 0}});
-      return o.fail_empty ? kExitDataErr : kExitOk;
-    }
-    throw Error(kExitDataErr, fmt::format("{} has no valid lines", o.list));
+  if (!list_.items.empty()) return std::nullopt;
+  if (list_.invalid_lines == 0) {
+    fmt::print(stderr, "t2v: {} has no prompts (only blank lines or # comments); nothing to do\n", o_.list);
+    events_.event("batch_done", {{"rendered", 0}, {"skipped", 0}, {"failed", 0}, {"items", 0}});
+    return o_.fail_empty ? kExitDataErr : kExitOk;
   }
+  throw Error(kExitDataErr, fmt::format("{} has no valid lines", o_.list));
+}
 
-  // ---- the output folder ------------------------------------------------------------------------
+// The output folder (made when missing), the encoder, and the model's paths.
+void BatchRun::open_folder() {
   std::error_code ec;
-  if (!fs::is_directory(o.out_dir, ec)) {
-    if (fs::exists(o.out_dir, ec))
-      throw Error(kExitCantCreate, fmt::format("--out-dir {} is not a folder", o.out_dir), "choose a folder");
-    fs::create_directories(o.out_dir, ec);
+  if (!fs::is_directory(o_.out_dir, ec)) {
+    if (fs::exists(o_.out_dir, ec))
+      throw Error(kExitCantCreate, fmt::format("--out-dir {} is not a folder", o_.out_dir), "choose a folder");
+    fs::create_directories(o_.out_dir, ec);
     if (ec)
-      throw Error(kExitCantCreate, fmt::format("cannot create --out-dir {}: {}", o.out_dir, ec.message()),
+      throw Error(kExitCantCreate, fmt::format("cannot create --out-dir {}: {}", o_.out_dir, ec.message()),
                   "check the path and permissions");
   }
-  check_output_writable(o.out_dir);
-  int cleaned = clean_stale_temp_files(o.out_dir);
-  if (cleaned > 0 && say)
-    fmt::print(stderr, "t2v: removed {} temp file(s) left by an interrupted run in {}\n", cleaned, o.out_dir);
+  check_output_writable(o_.out_dir);
+  int cleaned = clean_stale_temp_files(o_.out_dir);
+  if (cleaned > 0 && say_)
+    fmt::print(stderr, "t2v: removed {} temp file(s) left by an interrupted run in {}\n", cleaned, o_.out_dir);
   check_h264_encoder();
-  ModelPaths paths = resolve_model_paths(o.defaults);
-  if (!paths.any())
+  if (!engine_->resolve_model(o_.defaults).any())
     throw Error(kExitNoInput, "no model to render with", "pass --model FOLDER (a diffusers Wan2.1 folder)");
+}
 
-  Manifest manifest(o.out_dir);
+void BatchRun::open_manifest() {
+  Manifest& manifest = manifest_.emplace(o_.out_dir);
   for (const std::string& w : manifest.load()) spdlog::warn("{}", w);
   // --skip-invalid: every problem of a left-out line becomes a `failed` record (written once,
   // by shard 0), so the manifest says what was not rendered and why.
-  if (o.skip_invalid && shard.index == 0) {
+  if (o_.skip_invalid && shard_.index == 0) {
     std::set<std::pair<int64_t, std::string>> recorded;
     for (const json& r : manifest.records())
       if (r.value("status", "") == "failed" && r.contains("line") && r["line"].is_number_integer() &&
           r.contains("message") && r["message"].is_string())
         recorded.emplace(r["line"].get<int64_t>(), r["message"].get<std::string>());
-    for (const auto& [ln, msg] : list.error_lines) {
+    for (const auto& [ln, msg] : list_.error_lines) {
       if (recorded.count({ln, msg})) continue;
       manifest.append({{"status", "failed"},
                        {"id", nullptr},  // the line has no valid item
@@ -257,158 +315,165 @@ int run_batch(BatchOptions& o) {
                        {"time", utc_now()}});
     }
   }
-  {
-    std::set<std::string> ids;
-    for (const BatchItem& it : list.items) ids.insert(it.id);
-    std::set<std::string> gone;
-    for (const json& r : manifest.records())
-      if (r["status"] == "done" && r["id"].is_string() && !ids.count(r["id"].get<std::string>()))
-        gone.insert(r["id"].get<std::string>());
-    if (!gone.empty() && shard.index == 0)
-      spdlog::warn("{} finished item(s) in {} are no longer in {} (e.g. {}); their videos are kept", gone.size(),
-                   manifest.path(), o.list, *gone.begin());
-  }
+  std::set<std::string> ids;
+  for (const BatchItem& it : list_.items) ids.insert(it.id);
+  std::set<std::string> gone;
+  for (const json& r : manifest.records())
+    if (r["status"] == "done" && r["id"].is_string() && !ids.count(r["id"].get<std::string>()))
+      gone.insert(r["id"].get<std::string>());
+  if (!gone.empty() && shard_.index == 0)
+    spdlog::warn("{} finished item(s) in {} are no longer in {} (e.g. {}); their videos are kept", gone.size(),
+                 manifest.path(), o_.list, *gone.begin());
+}
 
-  // ---- this shard's items: item k of the expanded list goes to shard k mod N ---------------------
+// This shard's items (item k of the expanded list goes to shard k mod N), and which of them
+// need rendering.
+void BatchRun::choose_items() {
+  const std::string& model = engine_->model().name;
   std::vector<const BatchItem*> mine;
-  for (size_t k = 0; k < list.items.size(); ++k)
-    if (static_cast<int>(k % static_cast<size_t>(shard.count)) == shard.index) mine.push_back(&list.items[k]);
-  const std::string model = paths.name;
-  struct Todo {
-    const BatchItem* item;
-    Check check;
-  };
-  std::vector<Todo> todo;
-  int skipped = 0, kept = 0, rendered = 0, failed = 0, locked = 0;
-  const std::string shard_text =
-      shard.count > 1 ? fmt::format(" (shard {}/{} from {})", shard.index, shard.count, shard.source) : "";
+  for (size_t k = 0; k < list_.items.size(); ++k)
+    if (static_cast<int>(k % static_cast<size_t>(shard_.count)) == shard_.index) mine.push_back(&list_.items[k]);
+  mine_ = mine.size();
   for (const BatchItem* it : mine) {
-    Check c = check_item(*it, o.out_dir, manifest, model, o.force);
+    Check c = check_item(*it, o_.out_dir, *manifest_, model, o_.force);
     if (c.state == ItemState::kRender) {
-      todo.push_back({it, c});
+      todo_.push_back({it, c});
       continue;
     }
     if (c.note == "adopt") {
-      json rec = done_record(*it, o.out_dir, model, shard);
+      json rec = done_record(*it, o_.out_dir, model, shard_);
       rec["adopted"] = true;  // no timings: the run that rendered it died before recording it
-      manifest.append(rec);
+      manifest_->append(rec);
     } else if (!c.note.empty()) {
       spdlog::warn("{}", c.note);
     }
-    ++(c.state == ItemState::kDone ? skipped : kept);
-    events.event("item_skipped", {{"id", it->id}, {"file", it->file}, {"reason", c.note.empty() ? "done" : c.note}});
+    ++(c.state == ItemState::kDone ? skipped_ : kept_);
+    events_.event("item_skipped", {{"id", it->id}, {"file", it->file}, {"reason", c.note.empty() ? "done" : c.note}});
   }
-  if (say)
-    fmt::print(stderr, "t2v: batch {}: {} item(s){}, {} to render, {} already done{}\n", o.list, mine.size(),
-               shard_text, todo.size(), skipped, kept ? fmt::format(", {} kept as they are", kept) : "");
-  events.event("batch_start", {{"items", mine.size()}, {"total_items", list.items.size()}, {"to_render", todo.size()},
-                               {"skipped", skipped + kept}, {"shard", shard.index}, {"shards", shard.count}});
+  const std::string shard_text =
+      shard_.count > 1 ? fmt::format(" (shard {}/{} from {})", shard_.index, shard_.count, shard_.source) : "";
+  if (say_)
+    fmt::print(stderr, "t2v: batch {}: {} item(s){}, {} to render, {} already done{}\n", o_.list, mine_, shard_text,
+               todo_.size(), skipped_, kept_ ? fmt::format(", {} kept as they are", kept_) : "");
+  events_.event("batch_start", {{"items", mine_}, {"total_items", list_.items.size()}, {"to_render", todo_.size()},
+                                {"skipped", skipped_ + kept_}, {"shard", shard_.index}, {"shards", shard_.count}});
+}
 
-  // ---- render -------------------------------------------------------------------------------------
+std::optional<Check> BatchRun::claim(const Todo& todo, ItemLock& lock) {
+  const BatchItem& item = *todo.item;
+  std::string holder;
+  if (!lock.acquire(o_.out_dir, item.id, o_.lock_timeout_s, &holder)) {
+    ++locked_;
+    if (say_) fmt::print(stderr, "t2v: {} is being rendered by {}; skipping it\n", item.id, holder);
+    events_.event("item_locked", {{"id", item.id}, {"holder", holder}});
+    return std::nullopt;
+  }
+  for (const std::string& w : manifest_->load()) spdlog::warn("{}", w);
+  Check c = o_.force ? todo.check : check_item(item, o_.out_dir, *manifest_, engine_->model().name, false);
+  if (c.state != ItemState::kRender) {
+    ++(c.state == ItemState::kDone ? skipped_ : kept_);
+    return std::nullopt;
+  }
+  if (!c.note.empty()) spdlog::warn("{}", c.note);
+  return c;
+}
+
+PipelineResult BatchRun::render(const BatchItem& item, const Check& check, size_t n) {
+  RenderRequest r = render_request(item.opts, item.seed);
+  r.output = o_.out_dir + "/" + item.file;
+  r.overwrite = check.overwrite;
+  r.preview = o_.defaults.preview;
+  r.quiet = o_.defaults.quiet;
+  r.json = o_.defaults.json;
+  r.progress_bar = o_.defaults.progress_bar;
+  const double remaining = static_cast<double>(todo_.size() - n);
+  if (say_)
+    fmt::print(stderr, "t2v: [{}/{}] {} (seed {}): \"{}\"{}\n", n + 1, todo_.size(), item.id, item.seed,
+               short_text(item.opts.prompt),
+               rendered_ > 0 ? fmt::format("  batch ETA {}", clock_text(render_wall_s_ / rendered_ * remaining)) : "");
+  events_.event("item_start", {{"id", item.id}, {"file", item.file}, {"index", n + 1}, {"of", todo_.size()},
+                               {"seed", item.seed}});
+  // Room for the encoded video plus the temp file's own overhead (BAD_INPUTS 44).
+  check_free_space(o_.out_dir, static_cast<uint64_t>(r.width) * r.height * r.frames / 2 + (1u << 20));
+  Progress progress(r.progress_bar, r.json);
+  return engine_->pipeline().render(r, progress, &g_cancel);
+}
+
+void BatchRun::record_done(const BatchItem& item, const PipelineResult& r, double wall_s, size_t n, ItemLock& lock) {
+  json rec = done_record(item, o_.out_dir, engine_->model().name, shard_);
+  const StageTimes& t = r.times;
+  const double item_compute = t.encode_s + t.denoise_s + t.decode_s;
+  rec["timings_s"] = {{"load", t.load_s},     {"encode", t.encode_s}, {"denoise", t.denoise_s},
+                      {"decode", t.decode_s}, {"mux", t.mux_s},       {"total", wall_s}};
+  rec["compute_s_per_video_s"] = item_compute / rec["video_s"].get<double>();
+  manifest_->append(rec);
+  lock.release();
+  ++rendered_;
+  compute_s_ += item_compute;
+  video_s_ += rec["video_s"].get<double>();
+  render_wall_s_ += wall_s - t.load_s;
+  events_.event("item_done", {{"id", item.id}, {"file", item.file}, {"sha256", rec["sha256"]}, {"seconds", wall_s},
+                              {"done", n + 1}, {"of", todo_.size()}});
+}
+
+void BatchRun::record_failure(const BatchItem& item, const Error& e, bool interrupted, ItemLock& lock) {
+  json rec{{"status", interrupted ? "interrupted" : "failed"},
+           {"id", item.id},
+           {"file", item.file},
+           {"line", item.line},
+           {"code", e.code()},
+           {"message", e.what()},
+           {"retryable", interrupted || retryable(e.code())},
+           {"host", host_name()},
+           {"pid", static_cast<long>(::getpid())},
+           {"time", utc_now()}};
+  if (interrupted) rec["signal"] = static_cast<int>(g_signal);
+  try {
+    manifest_->append(rec);
+  } catch (const Error& m) {
+    if (std::string(m.what()) != e.what()) spdlog::warn("could not record the failure: {}", m.what());
+  }
+  lock.release();
+  events_.event(interrupted ? "item_interrupted" : "item_failed",
+                {{"id", item.id}, {"code", e.code()}, {"message", e.what()}});
+}
+
+void BatchRun::summary(const char* how) {
+  const double per = video_s_ > 0 ? compute_s_ / video_s_ : 0.0;
+  const char* unit = engine_->device() == Device::CUDA ? "GPU" : "CPU";
+  if (!o_.defaults.quiet)
+    fmt::print(stderr,
+               "t2v: batch {}: {} rendered, {} skipped (done), {} kept, {} failed, {} locked by other workers; "
+               "{:.1f} {}-seconds per video-second; {:.1f} s\n",
+               how, rendered_, skipped_, kept_, failed_, locked_, per, unit, seconds_since(t_start_));
+  events_.event("batch_done", {{"status", how}, {"rendered", rendered_}, {"skipped", skipped_}, {"kept", kept_},
+                               {"failed", failed_}, {"locked", locked_}, {"compute_s_per_video_s", per}});
+}
+
+int BatchRun::run() {
+  if (std::optional<int> code = plan()) return *code;
   g_cancel.store(false);
   install_signal_handlers();
-  std::unique_ptr<Pipeline> pipeline;
-  double compute_s = 0, video_s = 0, render_wall_s = 0;
   int exit_code = kExitOk;
-  auto summary = [&](const char* how) {
-    double per = video_s > 0 ? compute_s / video_s : 0.0;
-    const char* unit = o.defaults.device == "cuda" ? "GPU" : "CPU";
-    if (!o.defaults.quiet)
-      fmt::print(stderr,
-                 "t2v: batch {}: {} rendered, {} skipped (done), {} kept, {} failed, {} locked by other workers; "
-                 "{:.1f} {}-seconds per video-second; {:.1f} s\n",
-                 how, rendered, skipped, kept, failed, locked, per, unit,
-                 std::chrono::duration<double>(Clock::now() - t_start).count());
-    events.event("batch_done", {{"status", how}, {"rendered", rendered}, {"skipped", skipped}, {"kept", kept},
-                                {"failed", failed}, {"locked", locked}, {"compute_s_per_video_s", per}});
-  };
-  for (size_t n = 0; n < todo.size(); ++n) {
-    const BatchItem& item = *todo[n].item;
+  for (size_t n = 0; n < todo_.size(); ++n) {
     if (g_cancel.load()) break;
+    const BatchItem& item = *todo_[n].item;
     ItemLock lock;
-    std::string holder;
-    if (!lock.acquire(o.out_dir, item.id, o.lock_timeout_s, &holder)) {
-      ++locked;
-      if (say) fmt::print(stderr, "t2v: {} is being rendered by {}; skipping it\n", item.id, holder);
-      events.event("item_locked", {{"id", item.id}, {"holder", holder}});
-      continue;
-    }
-    // Another worker may have finished it since we looked.
-    for (const std::string& w : manifest.load()) spdlog::warn("{}", w);
-    Check c = o.force ? todo[n].check : check_item(item, o.out_dir, manifest, model, false);
-    if (c.state != ItemState::kRender) {
-      ++(c.state == ItemState::kDone ? skipped : kept);
-      continue;
-    }
-    if (!c.note.empty()) spdlog::warn("{}", c.note);
-    GenerateOptions go = item.opts;
-    go.output = o.out_dir + "/" + item.file;
-    go.overwrite = c.overwrite;
-    go.preview = o.defaults.preview;
-    go.quiet = o.defaults.quiet;
-    go.json = o.defaults.json;
-    go.progress_bar = o.defaults.progress_bar;
-    const double remaining = static_cast<double>(todo.size() - n);
-    if (say)
-      fmt::print(stderr, "t2v: [{}/{}] {} (seed {}): \"{}\"{}\n", n + 1, todo.size(), item.id, item.seed,
-                 short_text(item.opts.prompt),
-                 rendered > 0 ? fmt::format("  batch ETA {}", clock_text(render_wall_s / rendered * remaining)) : "");
-    events.event("item_start", {{"id", item.id}, {"file", item.file}, {"index", n + 1}, {"of", todo.size()},
-                                {"seed", item.seed}});
+    std::optional<Check> check = claim(todo_[n], lock);
+    if (!check) continue;
     const auto t0 = Clock::now();
     try {
-      // Room for the encoded video plus the temp file's own overhead (BAD_INPUTS 44).
-      check_free_space(o.out_dir, static_cast<uint64_t>(go.width) * go.height * go.frames / 2 + (1u << 20));
-      if (!pipeline) {
-        PipelineLoadOptions lo;
-        lo.device = o.defaults.device == "cuda" ? Device::CUDA : Device::CPU;
-        lo.strict = o.defaults.strict;
-        lo.keep_text_encoder = !o.low_memory;
-        pipeline = std::make_unique<Pipeline>(paths, lo);
-      }
-      Progress progress(go.progress_bar, go.json);
-      PipelineResult r = pipeline->render(go, item.seed, progress, "", &g_cancel);
-      json rec = done_record(item, o.out_dir, model, shard);
-      const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-      const double item_compute = r.encode_s + r.denoise_s + r.decode_s;
-      rec["timings_s"] = {{"load", r.load_s},     {"encode", r.encode_s}, {"denoise", r.denoise_s},
-                          {"decode", r.decode_s}, {"mux", r.mux_s},       {"total", wall}};
-      rec["compute_s_per_video_s"] = item_compute / rec["video_s"].get<double>();
-      manifest.append(rec);
-      lock.release();
-      ++rendered;
-      compute_s += item_compute;
-      video_s += rec["video_s"].get<double>();
-      render_wall_s += wall - r.load_s;
-      events.event("item_done", {{"id", item.id}, {"file", item.file}, {"sha256", rec["sha256"]}, {"seconds", wall},
-                                 {"done", n + 1}, {"of", todo.size()}});
+      PipelineResult r = render(item, *check, n);
+      record_done(item, r, seconds_since(t0), n, lock);
     } catch (const Error& e) {
       const bool interrupted = e.code() == kExitTempFail && g_cancel.load();
-      json rec{{"status", interrupted ? "interrupted" : "failed"},
-               {"id", item.id},
-               {"file", item.file},
-               {"line", item.line},
-               {"code", e.code()},
-               {"message", e.what()},
-               {"retryable", interrupted || retryable(e.code())},
-               {"host", host_name()},
-               {"pid", static_cast<long>(::getpid())},
-               {"time", utc_now()}};
-      if (interrupted) rec["signal"] = static_cast<int>(g_signal);
-      try {
-        manifest.append(rec);
-      } catch (const Error& m) {
-        if (std::string(m.what()) != e.what()) spdlog::warn("could not record the failure: {}", m.what());
-      }
-      lock.release();
-      events.event(interrupted ? "item_interrupted" : "item_failed",
-                   {{"id", item.id}, {"code", e.code()}, {"message", e.what()}});
+      record_failure(item, e, interrupted, lock);
       if (interrupted) {
         summary("interrupted");
         fmt::print(stderr, "t2v: interrupted; run the same command again to resume (exit 75)\n");
         return kExitTempFail;
       }
-      ++failed;
+      ++failed_;
       fmt::print(stderr, "t2v: error: item {} (line {}): {}\n", item.id, item.line, e.what());
       if (e.code() != kExitUsage && e.code() != kExitDataErr && e.code() != kExitSoftware) {
         summary("stopped");
@@ -421,9 +486,13 @@ int run_batch(BatchOptions& o) {
     summary("interrupted");
     return kExitTempFail;
   }
-  if (o.skip_invalid && list.invalid_lines > 0 && exit_code == kExitOk) exit_code = kExitDataErr;
-  summary(failed ? "finished with failures" : "finished");
+  if (o_.skip_invalid && list_.invalid_lines > 0 && exit_code == kExitOk) exit_code = kExitDataErr;
+  summary(failed_ ? "finished with failures" : "finished");
   return exit_code;
 }
+
+}  // namespace
+
+int run_batch(BatchOptions& o) { return BatchRun(o).run(); }
 
 }  // namespace t2v

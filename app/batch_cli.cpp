@@ -22,16 +22,16 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--t5", g.t5, "umT5 text encoder weights");
   b->add_option("--vae", g.vae, "VAE weights");
   b->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
-  b->add_option("--device", g.device, "cpu or cuda");
-  b->add_option("--dtype", g.dtype, "auto, f32, bf16 or fp8");
+  b->add_option("--device", c.device, "cpu or cuda");
+  b->add_option("--dtype", c.dtype, "auto, f32, bf16 or fp8");
   b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (the model's t2v.json, else 832x480)");
   b->add_option("--frames", g.frames, "Default frame count, 4k+1 (81)");
   b->add_option("--fps", c.fps, "Default frame rate (16)");
   b->add_option("--steps", g.steps, "Default denoising steps (50)");
   b->add_option("--cfg", c.cfg, "Default guidance scale (5)");
   b->add_option("--shift", c.shift, "Default flow shift (5)");
-  b->add_option("--sampler", g.sampler, "Default sampler: unipc, dpm++ or euler");
-  b->add_option("--schedule", g.schedule, "reference (official Wan, default) or diffusers");
+  b->add_option("--sampler", c.sampler, "Default sampler: unipc, dpm++ or euler");
+  b->add_option("--schedule", c.schedule, "reference (official Wan, default) or diffusers");
   b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
   b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
@@ -59,6 +59,10 @@ int run_batch_commands(BatchCli& c) {
   if (!c.fps.empty()) g.fps = parse_fps(c.fps);
   if (!c.cfg.empty()) g.cfg = parse_finite("--cfg", c.cfg);
   if (!c.shift.empty()) g.shift = parse_finite("--shift", c.shift);
+  g.sampler = parse_sampler(c.sampler);
+  g.schedule = parse_schedule(c.schedule);
+  g.device = parse_device(c.device);
+  g.dtype = parse_dtype(c.dtype);
   // Defaults the options did not set come from the model folder's t2v.json (items still win).
   std::set<std::string> given;
   for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler"})

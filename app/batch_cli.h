@@ -13,6 +13,9 @@ namespace t2v {
 struct BatchCli {
   BatchOptions o;
   std::string size, fps, cfg, shift;
+  // The choices as text until run_batch_commands parses them (defaults: GenerateOptions').
+  std::string sampler = sampler_option_name(o.defaults.sampler), schedule = schedule_option_name(o.defaults.schedule);
+  std::string device = device_option_name(o.defaults.device), dtype = dtype_option_name(o.defaults.dtype);
   std::string gallery_dir;
   bool gallery_quiet = false;
   CLI::App* batch = nullptr;

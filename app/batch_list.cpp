@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "app/batch.h"
+#include "app/choices.h"
 #include "app/sha256.h"
 #include "core/error.h"
 #include "core/utf8.h"
@@ -180,7 +181,8 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("steps", [&](const json& v) { o.steps = want_int(v, "steps"); });
     field("cfg", [&](const json& v) { o.cfg = want_number(v, "cfg"); });
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
-    field("sampler", [&](const json& v) { o.sampler = want_string(v, "sampler"); });
+    std::optional<std::string> sampler;  // parsed with the other settings below
+    field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
     field("fps", [&](const json& v) {
       o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
     });
@@ -193,6 +195,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
+        if (sampler) o.sampler = parse_sampler(*sampler);
         for (const std::string& w : validate_generate_options(o))
           list.warnings.push_back(fmt::format("{}:{}: {}", path, lineno, w));
       } catch (const Error& e) {
@@ -260,8 +263,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["steps"] = o.steps;
   j["cfg"] = o.cfg;
   j["shift"] = o.shift;
-  j["sampler"] = o.sampler;
-  j["schedule"] = o.schedule;
+  j["sampler"] = sampler_option_name(o.sampler);
+  j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
   return j;

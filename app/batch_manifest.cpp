@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "app/batch.h"
+#include "app/host.h"
 #include "core/error.h"
 #include "video_io/atomic_file.h"
 
@@ -77,12 +78,6 @@ Parsed parse_manifest(const std::string& data) {
     }
   }
   return p;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/device.h"
+#include "app/engine.h"
 #include "app/options.h"
 #include "core/error.h"
 #include "core/philox.h"
@@ -87,8 +88,9 @@ int run_bench(const BenchOptions& o) {
     return 0;
   }
 
-  Device dev = open_device(o.device);
-  const DType compute = dev == Device::CUDA ? DType::BF16 : DType::F32;
+  const Engine engine(EngineOptions{.device = o.device});  // --dtype auto: BF16 on CUDA, F32 on the CPU
+  const Device dev = engine.device();
+  const DType compute = engine.dtype();
 
   // ---- text encode ---------------------------------------------------------------------------
   // The prompt and the negative prompt, 128 tokens each (a long prompt; Wan encodes each at its
@@ -137,7 +139,7 @@ int run_bench(const BenchOptions& o) {
   }
   double dit_s = median(times);
   j["dit"] = {{"layers_run", run_cfg.num_layers}, {"median_ms", dit_s * 1e3}, {"flops", run_flops},
-              {"tflops", run_flops / dit_s / 1e12}, {"device", o.device},
+              {"tflops", run_flops / dit_s / 1e12}, {"device", device_option_name(dev)},
               {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   if (o.layers > 0) j["dit"]["projected_full_step_ms"] = dit_s * 1e3 * cfg.num_layers / run_cfg.num_layers;
 
@@ -177,7 +179,7 @@ int run_bench(const BenchOptions& o) {
                  t["peak_memory_gb"].get<double>());
     }
     fmt::print("  DiT step ({} of {} blocks, {}): median {:.1f} ms, {:.3f} TFLOP/s{}\n", run_cfg.num_layers,
-               cfg.num_layers, o.device, dit_s * 1e3, run_flops / dit_s / 1e12,
+               cfg.num_layers, device_option_name(dev), dit_s * 1e3, run_flops / dit_s / 1e12,
                o.layers > 0 ? fmt::format(" (full step projected {:.1f} s)", dit_s * cfg.num_layers / run_cfg.num_layers)
                             : "");
     if (o.vae)

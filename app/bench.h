@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "core/tensor.h"
+
 namespace t2v {
 
 struct BenchOptions {
@@ -13,7 +15,7 @@ struct BenchOptions {
   std::string size = "832x480";
   int frames = 81;
   int steps = 50;              // for the whole-video projection
-  std::string device = "cpu";
+  Device device = Device::CPU;
   int layers = 0;              // > 0: run only this many DiT blocks (CPU runs of real widths)
   int repeat = 3;              // timed runs per stage (median reported)
   bool dry_run = false;

@@ -12,6 +12,7 @@
 
 #include "app/bench.h"
 #include "app/batch_cli.h"
+#include "app/choices.h"
 #include "app/generate.h"
 #include "app/inspect.h"
 #include "app/model_defaults.h"
@@ -47,6 +48,9 @@ int run_cli(int argc, char** argv) {
   // ---- generate -------------------------------------------------------------------
   GenerateOptions g;
   std::string size, seed, fps, cfg, shift;
+  // The choices as text until parsed below, starting from GenerateOptions' defaults.
+  std::string sampler = sampler_option_name(g.sampler), schedule = schedule_option_name(g.schedule);
+  std::string device = device_option_name(g.device), dtype = dtype_option_name(g.dtype);
   auto* gen = app.add_subcommand("generate", "Generate a video from a prompt");
   gen->add_option("-p,--prompt", g.prompt, "What the video shows")->required();
   gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (default: t2v.json, else Wan's)");
@@ -61,11 +65,11 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--steps", g.steps, "Denoising steps (default: t2v.json, else 50)");
   gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default: t2v.json, else 5)");
   gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default: t2v.json, else 5)");
-  gen->add_option("--sampler", g.sampler, "unipc (default), dpm++ or euler");
-  gen->add_option("--schedule", g.schedule, "reference (official Wan, default) or diffusers");
+  gen->add_option("--sampler", sampler, "unipc (default), dpm++ or euler");
+  gen->add_option("--schedule", schedule, "reference (official Wan, default) or diffusers");
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
-  gen->add_option("--device", g.device, "cpu or cuda");
-  gen->add_option("--dtype", g.dtype, "auto, f32, bf16 or fp8");
+  gen->add_option("--device", device, "cpu or cuda");
+  gen->add_option("--dtype", dtype, "auto, f32, bf16 or fp8");
   gen->add_option("-o,--output", g.output, "Output .mp4 (default out.mp4)");
   gen->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   gen->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF next to the MP4");
@@ -94,24 +98,26 @@ int run_cli(int argc, char** argv) {
 
   // ---- probe ----------------------------------------------------------------------------
   ProbeOptions popts;
+  std::string probe_device = device_option_name(popts.device);
   auto* probe = app.add_subcommand("probe", "Run one model component on named input tensors (for golden tests)");
   probe->add_option("component", popts.component, "text-encoder, dit, vae-decode or vae-encode")->required();
   probe->add_option("--weights", popts.weights, "Weights file or folder")->required();
   probe->add_option("--config", popts.config, "config.json or a preset name");
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
   probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
-  probe->add_option("--device", popts.device, "cpu or cuda");
+  probe->add_option("--device", probe_device, "cpu or cuda");
 
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
   add_batch_commands(app, batch);  // batch and gallery
   BenchOptions bopts;
+  std::string bench_device = device_option_name(bopts.device);
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
   bench->add_option("--model", bopts.model, "wan2.1-t2v-1.3b (default) or wan2.1-t2v-14b");
   bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
-  bench->add_option("--device", bopts.device, "cpu or cuda");
+  bench->add_option("--device", bench_device, "cpu or cuda");
   bench->add_option("--layers", bopts.layers, "Run only this many DiT (and umT5) blocks (CPU runs at real widths)");
   bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
   bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");
@@ -137,6 +143,10 @@ int run_cli(int argc, char** argv) {
       }
       if (!cfg.empty()) g.cfg = parse_finite("--cfg", cfg);
       if (!shift.empty()) g.shift = parse_finite("--shift", shift);
+      g.sampler = parse_sampler(sampler);
+      g.schedule = parse_schedule(schedule);
+      g.device = parse_device(device);
+      g.dtype = parse_dtype(dtype);
       // Settings not given take the model folder's t2v.json values (the shipped
       // default model is 64x64, 17 frames, 8 fps), then the built-in ones.
       std::set<std::string> given;
@@ -149,9 +159,15 @@ int run_cli(int argc, char** argv) {
       return run_generate(g, frames_dump);
     }
     if (*insp) return run_inspect(inspect_path, iopts);
-    if (*probe) return run_probe(popts);
+    if (*probe) {
+      popts.device = parse_device(probe_device);
+      return run_probe(popts);
+    }
     if (batch.selected()) return run_batch_commands(batch);
-    if (*bench) return run_bench(bopts);
+    if (*bench) {
+      bopts.device = parse_device(bench_device);
+      return run_bench(bopts);
+    }
   } catch (const Error& e) {
     fmt::print(stderr, "t2v: error: {}\n", e.what());
     return e.code();

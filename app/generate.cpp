@@ -8,9 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "app/engine.h"
 #include "app/model_paths.h"
-#include "app/pipeline.h"
 #include "app/progress.h"
+#include "app/render_request.h"
 #include "core/error.h"
 #include "video_io/atomic_file.h"
 #include "video_io/mp4_writer.h"
@@ -40,46 +41,55 @@ static void prepare_output(const GenerateOptions& o) {
 
 // Writes the synthetic test pattern through the real MP4 writer (--test-pattern), so the
 // video toolchain can be checked end to end without a model.
-static int write_test_pattern(const GenerateOptions& o, uint64_t seed) {
+static int write_test_pattern(const RenderRequest& r, Device device) {
   fmt::print(stderr,
              "t2v: NOTE: --test-pattern writes a synthetic TEST PATTERN (a moving square), not a generated video\n");
   Mp4Options mo;
-  mo.crf = o.crf;
-  mo.overwrite = o.overwrite;
-  mo.metadata["t2v"] = generation_settings_json(o, o.negative_prompt.value_or(""), seed, "test-pattern").dump();
-  mo.metadata["comment"] = o.prompt;
+  mo.crf = r.crf;
+  mo.overwrite = r.overwrite;
+  mo.metadata["t2v"] = generation_settings_json(r, r.negative_prompt.value_or(""), device, "test-pattern").dump();
+  mo.metadata["comment"] = r.prompt;
   Mp4Writer w;
-  w.open(o.output, o.width, o.height, o.fps, mo);
-  for (int i = 0; i < o.frames; ++i) {
-    std::vector<uint8_t> f = test_pattern_frame(o.width, o.height, i, o.frames);
-    w.write_frame(f.data(), static_cast<int64_t>(o.width) * 3);
+  w.open(r.output, r.width, r.height, r.fps, mo);
+  for (int i = 0; i < r.frames; ++i) {
+    std::vector<uint8_t> f = test_pattern_frame(r.width, r.height, i, r.frames);
+    w.write_frame(f.data(), static_cast<int64_t>(r.width) * 3);
   }
   w.finish();
-  fmt::print(stderr, "t2v: wrote {} ({} frames, {}x{}, {} fps, test pattern)\n", o.output, o.frames, o.width,
-             o.height, format_fps(o.fps));
+  fmt::print(stderr, "t2v: wrote {} ({} frames, {}x{}, {} fps, test pattern)\n", r.output, r.frames, r.width,
+             r.height, format_fps(r.fps));
   return 0;
+}
+
+static uint64_t choose_seed(const GenerateOptions& o) {
+  uint64_t seed = o.seed ? *o.seed : random_seed();
+  if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
+  return seed;
 }
 
 int run_generate(GenerateOptions& o, const std::string& frames_dump) {
   // Everything a user can get wrong is checked before any weights are read.
   for (const std::string& w : validate_generate_options(o)) spdlog::warn("{}", w);
   check_h264_encoder();
-  ModelPaths paths;
-  if (!o.test_pattern) paths = resolve_model_paths(o);
+  if (o.test_pattern) {  // needs neither a device nor a model
+    prepare_output(o);
+    return write_test_pattern(render_request(o, choose_seed(o)), o.device);
+  }
+  // The device and the dtype before any model file: no GPU is one line, at once.
+  Engine engine(engine_options(o));
+  const ModelPaths& paths = engine.resolve_model(o);
   prepare_output(o);
-  if (!o.test_pattern && !paths.any())
+  if (!paths.any())
     throw Error(kExitNoInput,
                 "no model: the default model models/t2v-tiny was not found (T2V_DEFAULT_MODEL, the source tree, "
                 "./models)",
                 "pass --model FOLDER (a diffusers Wan2.1 folder or a folder of ComfyUI files), or --test-pattern to "
                 "check the video toolchain alone");
-  uint64_t seed = o.seed ? *o.seed : random_seed();
-  if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
-  if (o.test_pattern) return write_test_pattern(o, seed);
+  const uint64_t seed = choose_seed(o);
   if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
     fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());
   Progress progress(o.progress_bar, o.json);
-  run_pipeline(o, paths, seed, progress, frames_dump);
+  engine.pipeline().render(render_request(o, seed, frames_dump), progress);
   return 0;
 }
 

@@ -73,8 +73,8 @@ std::set<std::string> apply_model_defaults(GenerateOptions& o, const std::string
       double v = want_num(key);
       if (!given.count("shift")) o.shift = v, applied.insert(key);
     } else if (key == "sampler") {
-      std::string v = want_str(key);
-      if (!given.count("sampler")) o.sampler = v, applied.insert(key);
+      const std::string v = want_str(key);
+      if (!given.count("sampler")) o.sampler = parse_sampler(v), applied.insert(key);
     } else if (key == "negative_prompt") {
       std::string v = want_str(key);
       if (!given.count("negative-prompt")) o.negative_prompt = v, applied.insert("negative-prompt");

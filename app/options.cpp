@@ -98,14 +98,6 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
     throw usage(fmt::format("--cfg {} must be a finite number >= 0", o.cfg), "Wan uses 5.0; 1.0 disables guidance");
   if (!std::isfinite(o.shift) || o.shift <= 0)
     throw usage(fmt::format("--shift {} must be a finite number > 0", o.shift), "Wan uses 5.0 (3.0 at 480p)");
-  if (o.sampler != "unipc" && o.sampler != "dpm++" && o.sampler != "euler")
-    throw usage(fmt::format("--sampler '{}' is unknown", o.sampler), "use unipc, dpm++ or euler");
-  if (o.schedule != "reference" && o.schedule != "diffusers")
-    throw usage(fmt::format("--schedule '{}' is unknown", o.schedule), "use reference or diffusers");
-  if (o.device != "cpu" && o.device != "cuda")
-    throw usage(fmt::format("--device '{}' is unknown", o.device), "use cpu or cuda");
-  if (o.dtype != "auto" && o.dtype != "f32" && o.dtype != "bf16" && o.dtype != "fp8")
-    throw usage(fmt::format("--dtype '{}' is unknown", o.dtype), "use auto, f32, bf16 or fp8");
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
   check_fps(o.fps);
   if (o.output.empty()) throw usage("-o/--output is empty", "name an .mp4 file");

@@ -1,6 +1,8 @@
 // Generation settings as the user gives them, and their validation. Every check
 // here runs before any model file is opened, so a typo costs milliseconds, not a
-// model load (BAD_INPUTS.md items 25-35).
+// model load (BAD_INPUTS.md items 25-35). The named choices arrive already
+// parsed (app/choices.h); what one video needs goes to the pipeline as a
+// RenderRequest (app/render_request.h).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/choices.h"
 #include "video_io/frame_rate.h"
 
 namespace t2v {
@@ -23,11 +26,11 @@ struct GenerateOptions {
   int steps = 50;
   double cfg = 5.0;
   double shift = 5.0;
-  std::string sampler = "unipc";
-  std::string schedule = "reference";  // or "diffusers"
+  Sampler sampler = Sampler::kUniPC;
+  ScheduleKind schedule = ScheduleKind::kWan;  // --schedule reference (diffusers: kDiffusers)
   std::optional<uint64_t> seed;  // random when absent (printed and stored)
-  std::string device = "cpu";
-  std::string dtype = "auto";
+  Device device = Device::CPU;
+  DTypeChoice dtype = DTypeChoice::kAuto;
   std::string output = "out.mp4";
   bool preview = false;
   std::string noise_file;
@@ -47,8 +50,8 @@ void parse_size(const std::string& text, int* width, int* height);    // "832x48
 uint64_t parse_seed(const std::string& text);                         // 0 .. 2^64-1, decimal
 double parse_finite(const std::string& option, const std::string& text);
 
-// Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift,
-// sampler, device, dtype, crf) and the prompt text (UTF-8, empty, control
+// Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift, fps,
+// crf, output) and the prompt text (UTF-8, empty, control
 // characters: bidi overrides are stripped with a warning, other control
 // characters refused). May rewrite `o.prompt`/`o.negative_prompt` when stripping.
 // Throws Error(64) for bad parameters, Error(65) for bad prompt text. Returns

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "app/device.h"
+#include "app/engine.h"
 #include "core/error.h"
 #include "diffusion/probe.h"
 #include "text_encoder/probe.h"
@@ -13,7 +13,8 @@
 namespace t2v {
 
 int run_probe(const ProbeOptions& o) {
-  Device dev = open_device(o.device);
+  const Engine engine(EngineOptions{.device = o.device});
+  const Device dev = engine.device();
   std::error_code ec;
   for (const auto& [opt, path] : {std::pair{"--weights", o.weights}, std::pair{"--inputs", o.inputs}})
     if (!std::filesystem::exists(path, ec))

@@ -5,12 +5,14 @@
 
 #include <string>
 
+#include "core/tensor.h"
+
 namespace t2v {
 
 struct ProbeOptions {
   std::string component;  // text-encoder | dit | vae-decode | vae-encode
   std::string weights, config, inputs, out;
-  std::string device = "cpu";
+  Device device = Device::CPU;
 };
 
 int run_probe(const ProbeOptions& o);

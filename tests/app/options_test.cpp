@@ -2,6 +2,10 @@
 // and a message naming it, before anything is loaded (BAD_INPUTS.md 25-35).
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+
+#include "app/choices.h"
 #include "app/options.h"
 #include "core/error.h"
 
@@ -92,12 +96,6 @@ TEST(Options, BadNumbers) {
   o = valid();
   o.shift = 0;
   EXPECT_EQ(code_of(o), kExitUsage);
-  o = valid();
-  o.sampler = "ddim";
-  EXPECT_EQ(code_of(o), kExitUsage);
-  o = valid();
-  o.device = "tpu";
-  EXPECT_EQ(code_of(o), kExitUsage);
   for (const char* bad : {"nan", "inf", "-inf", "", "5x", "1e999"}) {
     try {
       parse_finite("--cfg", bad);
@@ -141,6 +139,83 @@ TEST(Options, PromptText) {
   auto warnings = validate_generate_options(o);
   EXPECT_EQ(o.prompt, "abcdef");
   ASSERT_EQ(warnings.size(), 1u);
+}
+
+// The named choices are parsed once, where the text arrives; an unknown value is a usage
+// error naming the option and the value, with the accepted names as the hint.
+void expect_unknown(const std::function<void(const std::string&)>& parse, const std::string& option, const std::string& value, const std::string& accepted) {
+  try {
+    parse(value);
+    ADD_FAILURE() << option << " accepted '" << value << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUsage) << e.what();
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind(option + " '" + value + "' is unknown", 0), 0u) << m;
+    EXPECT_NE(m.find(accepted), std::string::npos) << m;
+  }
+}
+
+TEST(Choices, SamplerNamesRoundTripAndUnknownOnesAreRefused) {
+  EXPECT_EQ(parse_sampler("unipc"), Sampler::kUniPC);
+  EXPECT_EQ(parse_sampler("dpm++"), Sampler::kDPMSolver);
+  EXPECT_EQ(parse_sampler("euler"), Sampler::kEuler);
+  for (Sampler s : {Sampler::kUniPC, Sampler::kDPMSolver, Sampler::kEuler})
+    EXPECT_EQ(parse_sampler(sampler_option_name(s)), s);
+  // The scheduler also reads "dpmpp"; the command line never did.
+  for (const char* bad : {"ddim", "", "UniPC", "dpmpp", "euler "})
+    expect_unknown([](const std::string& v) { parse_sampler(v); }, "--sampler", bad, "unipc, dpm++ or euler");
+  // Where the value came from is named: a list line's field, not the option.
+  expect_unknown([](const std::string& v) { parse_sampler(v, "\"sampler\""); }, "\"sampler\"", "lms",
+                 "unipc, dpm++ or euler");
+}
+
+TEST(Choices, ScheduleNamesRoundTripAndUnknownOnesAreRefused) {
+  EXPECT_EQ(parse_schedule("reference"), ScheduleKind::kWan);
+  EXPECT_EQ(parse_schedule("diffusers"), ScheduleKind::kDiffusers);
+  // The MP4 settings and the manifest store the command line's names, not the scheduler's.
+  EXPECT_STREQ(schedule_option_name(ScheduleKind::kWan), "reference");
+  EXPECT_STREQ(schedule_option_name(ScheduleKind::kDiffusers), "diffusers");
+  for (const char* bad : {"wan", "karras", "", "Reference"})
+    expect_unknown([](const std::string& v) { parse_schedule(v); }, "--schedule", bad, "reference or diffusers");
+}
+
+TEST(Choices, DeviceNamesRoundTripAndUnknownOnesAreRefused) {
+  EXPECT_EQ(parse_device("cpu"), Device::CPU);
+  EXPECT_EQ(parse_device("cuda"), Device::CUDA);
+  for (Device d : {Device::CPU, Device::CUDA}) EXPECT_EQ(parse_device(device_option_name(d)), d);
+  for (const char* bad : {"tpu", "gpu", "", "CUDA", "cuda:0"})
+    expect_unknown([](const std::string& v) { parse_device(v); }, "--device", bad, "cpu or cuda");
+}
+
+TEST(Choices, DtypeNamesRoundTripAndUnknownOnesAreRefused) {
+  EXPECT_EQ(parse_dtype("auto"), DTypeChoice::kAuto);
+  EXPECT_EQ(parse_dtype("f32"), DTypeChoice::kF32);
+  EXPECT_EQ(parse_dtype("bf16"), DTypeChoice::kBF16);
+  EXPECT_EQ(parse_dtype("fp8"), DTypeChoice::kFP8);
+  for (DTypeChoice d : {DTypeChoice::kAuto, DTypeChoice::kF32, DTypeChoice::kBF16, DTypeChoice::kFP8})
+    EXPECT_EQ(parse_dtype(dtype_option_name(d)), d);
+  for (const char* bad : {"fp16", "float32", "", "BF16"})
+    expect_unknown([](const std::string& v) { parse_dtype(v); }, "--dtype", bad, "auto, f32, bf16 or fp8");
+}
+
+int dtype_error(DTypeChoice d, Device dev) {
+  try {
+    compute_dtype_for(d, dev);
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return 0;
+}
+
+TEST(Choices, DtypeResolvesPerDevice) {
+  EXPECT_EQ(compute_dtype_for(DTypeChoice::kAuto, Device::CPU), DType::F32);
+  EXPECT_EQ(compute_dtype_for(DTypeChoice::kAuto, Device::CUDA), DType::BF16);
+  EXPECT_EQ(compute_dtype_for(DTypeChoice::kF32, Device::CPU), DType::F32);
+  EXPECT_EQ(compute_dtype_for(DTypeChoice::kF32, Device::CUDA), DType::F32);
+  EXPECT_EQ(compute_dtype_for(DTypeChoice::kBF16, Device::CUDA), DType::BF16);
+  EXPECT_EQ(dtype_error(DTypeChoice::kBF16, Device::CPU), kExitUsage);  // the CPU backend computes in f32
+  EXPECT_EQ(dtype_error(DTypeChoice::kFP8, Device::CPU), kExitUsage);   // no fp8 GEMMs yet
+  EXPECT_EQ(dtype_error(DTypeChoice::kFP8, Device::CUDA), kExitUsage);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "app/model_paths.h"
 #include "app/pipeline.h"
 #include "app/progress.h"
+#include "app/render_request.h"
 #include "semantic_eval.h"
 #include "video_io/mp4_reader.h"
 
@@ -133,7 +134,7 @@ EvalRun render_and_judge() {
     o.output = (dir.path / ("video" + std::to_string(i) + ".mp4")).string();
     validate_generate_options(o);
     const auto t0 = Clock::now();
-    pipeline.render(o, it.seed, progress);
+    pipeline.render(render_request(o, it.seed), progress);
     const double render_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
     Mp4Reader reader;
@@ -178,7 +179,7 @@ EvalRun render_and_judge() {
         {"steps", base.steps},
         {"cfg", base.cfg},
         {"shift", base.shift},
-        {"sampler", base.sampler},
+        {"sampler", sampler_option_name(base.sampler)},
         {"negative_prompt", base.negative_prompt ? nlohmann::json(*base.negative_prompt) : nlohmann::json(nullptr)}}},
       {"prompts", n},
       {"accuracy", {{"colour", percent(colour, n)}, {"shape", percent(shape, n)}, {"motion", percent(motion, n)},

@@ -1,0 +1,95 @@
+#include "app/choices.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace t2v {
+
+namespace {
+
+Error unknown(std::string_view option, std::string_view text, const char* accepted) {
+  return Error(kExitUsage, fmt::format("{} '{}' is unknown", option, text), fmt::format("use {}", accepted));
+}
+
+}  // namespace
+
+Sampler parse_sampler(std::string_view text, std::string_view option) {
+  if (text == "unipc") return Sampler::kUniPC;
+  if (text == "dpm++") return Sampler::kDPMSolver;
+  if (text == "euler") return Sampler::kEuler;
+  throw unknown(option, text, "unipc, dpm++ or euler");
+}
+
+ScheduleKind parse_schedule(std::string_view text, std::string_view option) {
+  if (text == "reference") return ScheduleKind::kWan;
+  if (text == "diffusers") return ScheduleKind::kDiffusers;
+  throw unknown(option, text, "reference or diffusers");
+}
+
+Device parse_device(std::string_view text, std::string_view option) {
+  if (text == "cpu") return Device::CPU;
+  if (text == "cuda") return Device::CUDA;
+  throw unknown(option, text, "cpu or cuda");
+}
+
+DTypeChoice parse_dtype(std::string_view text, std::string_view option) {
+  if (text == "auto") return DTypeChoice::kAuto;
+  if (text == "f32") return DTypeChoice::kF32;
+  if (text == "bf16") return DTypeChoice::kBF16;
+  if (text == "fp8") return DTypeChoice::kFP8;
+  throw unknown(option, text, "auto, f32, bf16 or fp8");
+}
+
+const char* sampler_option_name(Sampler s) {
+  switch (s) {
+    case Sampler::kUniPC: return "unipc";
+    case Sampler::kDPMSolver: return "dpm++";
+    case Sampler::kEuler: return "euler";
+  }
+  return "?";
+}
+
+const char* schedule_option_name(ScheduleKind k) {
+  switch (k) {
+    case ScheduleKind::kWan: return "reference";
+    case ScheduleKind::kDiffusers: return "diffusers";
+  }
+  return "?";
+}
+
+const char* device_option_name(Device d) {
+  switch (d) {
+    case Device::CPU: return "cpu";
+    case Device::CUDA: return "cuda";
+  }
+  return "?";
+}
+
+const char* dtype_option_name(DTypeChoice d) {
+  switch (d) {
+    case DTypeChoice::kAuto: return "auto";
+    case DTypeChoice::kF32: return "f32";
+    case DTypeChoice::kBF16: return "bf16";
+    case DTypeChoice::kFP8: return "fp8";
+  }
+  return "?";
+}
+
+DType compute_dtype_for(DTypeChoice dtype, Device device) {
+  switch (dtype) {
+    case DTypeChoice::kAuto: return device == Device::CUDA ? DType::BF16 : DType::F32;
+    case DTypeChoice::kF32: return DType::F32;
+    case DTypeChoice::kBF16:
+      if (device == Device::CPU)
+        throw Error(kExitUsage, "--dtype bf16: the CPU backend computes in f32",
+                    "use --dtype f32 (or auto) with --device cpu");
+      return DType::BF16;
+    case DTypeChoice::kFP8:
+      throw Error(kExitUsage, "--dtype fp8: fp8 GEMMs are not available yet",
+                  "use --dtype bf16; fp8 checkpoints load and run dequantized in bf16 or f32");
+  }
+  throw Error(kExitSoftware, "unhandled --dtype choice");
+}
+
+}  // namespace t2v

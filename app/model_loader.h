@@ -1,0 +1,57 @@
+// The one place the app reads a model's files: the three configs (checked to fit
+// together), the tokenizer and the weights of the text encoder, the transformer
+// and the VAE decoder.
+#pragma once
+
+#include <optional>
+
+#include "app/model_paths.h"
+#include "core/safetensors.h"
+#include "core/tensor.h"
+#include "diffusion/wan_dit.h"
+#include "diffusion/wan_dit_config.h"
+#include "text_encoder/tokenizer.h"
+#include "text_encoder/umt5.h"
+#include "vae/wan_vae.h"
+#include "vae/wan_vae_config.h"
+
+namespace t2v {
+
+struct PipelineLoadOptions {
+  Device device = Device::CPU;
+  DType dtype = DType::F32;        // storage of the large GEMM weights: F32 (CPU), BF16 or F32 (CUDA)
+  bool strict = false;             // unused weight keys and prompt truncation are errors
+  bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch); else freed before the DiT loads
+};
+
+struct ModelConfigs {
+  WanDiTConfig dit;
+  UMT5Config t5;
+  WanVAEConfig vae;
+};
+
+class ModelLoader {
+ public:
+  // Reads the configs (cheap: a mismatch is found in milliseconds, before any weights):
+  // the VAE's (preset wan2.1-vae when none), the DiT's (config.json, else detected from
+  // the weights' shapes) and umT5's (preset umt5-xxl when none). Error(65) when the
+  // text width or the latent channels of the parts differ.
+  ModelLoader(ModelPaths paths, PipelineLoadOptions opts);
+
+  const ModelConfigs& configs() const { return cfg_; }
+  const ModelPaths& paths() const { return paths_; }
+  const PipelineLoadOptions& options() const { return opts_; }
+
+  UMT5Tokenizer load_tokenizer() const;
+  UMT5Encoder load_text_encoder() const;
+  WanDiT load_dit() const;           // in opts.dtype; unused keys are errors with opts.strict
+  WanVAE load_vae_decoder() const;   // the decoder half only
+
+ private:
+  ModelPaths paths_;
+  PipelineLoadOptions opts_;
+  ModelConfigs cfg_;
+  std::optional<TensorStore> dit_store_;  // opened for the config, kept for the weights
+};
+
+}  // namespace t2v

@@ -1,0 +1,63 @@
+#include "app/render_request.h"
+
+#include <fmt/format.h>
+
+#include "app/choices.h"
+
+namespace t2v {
+
+const char* const kWanDefaultNegativePrompt =
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
+    "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
+    "三条腿，背景人很多，倒着走";
+
+std::string RenderRequest::negative_or_default() const {
+  return negative_prompt ? *negative_prompt : std::string(kWanDefaultNegativePrompt);
+}
+
+RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std::string& frames_dump) {
+  RenderRequest r;
+  r.prompt = o.prompt;
+  r.negative_prompt = o.negative_prompt;
+  r.width = o.width;
+  r.height = o.height;
+  r.frames = o.frames;
+  r.fps = o.fps;
+  r.steps = o.steps;
+  r.cfg = o.cfg;
+  r.shift = o.shift;
+  r.sampler = o.sampler;
+  r.schedule = o.schedule;
+  r.seed = seed;
+  r.noise_file = o.noise_file;
+  r.output = o.output;
+  r.overwrite = o.overwrite;
+  r.preview = o.preview;
+  r.crf = o.crf;
+  r.timing_metadata = o.timing_metadata;
+  r.frames_dump = frames_dump;
+  r.progress_bar = o.progress_bar;
+  r.json = o.json;
+  r.quiet = o.quiet;
+  return r;
+}
+
+nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
+                                        const std::string& model) {
+  return {{"prompt", r.prompt},
+          {"negative_prompt", negative},
+          {"seed", r.seed},
+          {"steps", r.steps},
+          {"cfg", r.cfg},
+          {"shift", r.shift},
+          {"sampler", sampler_option_name(r.sampler)},
+          {"schedule", schedule_option_name(r.schedule)},
+          {"size", fmt::format("{}x{}", r.width, r.height)},
+          {"frames", r.frames},
+          {"fps", format_fps(r.fps)},
+          {"model", model},
+          {"device", device_option_name(device)},
+          {"version", T2V_VERSION}};
+}
+
+}  // namespace t2v

@@ -1,0 +1,62 @@
+// What the pipeline needs to render one video, typed and complete: the settings
+// that make the video, where it goes, and how progress is reported. Built from
+// validated options (generate: the command line; batch: one list item).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "app/options.h"
+#include "core/tensor.h"
+#include "scheduler/schedule.h"
+#include "video_io/frame_rate.h"
+
+namespace t2v {
+
+// Wan2.1's default negative prompt (docs/wan.md §4.1), used when none is given.
+extern const char* const kWanDefaultNegativePrompt;
+
+struct RenderRequest {
+  // ---- the video ----
+  std::string prompt;
+  std::optional<std::string> negative_prompt;  // Wan's default when absent
+  int width = 832, height = 480;
+  int frames = 81;  // 4k+1
+  Rational fps{16, 1};
+  int steps = 50;
+  double cfg = 5.0;  // 1.0: the conditional prediction alone
+  double shift = 5.0;
+  Sampler sampler = Sampler::kUniPC;
+  ScheduleKind schedule = ScheduleKind::kWan;
+  uint64_t seed = 0;
+  std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+
+  // ---- outputs ----
+  std::string output = "out.mp4";  // written through a temp file and renamed when complete
+  bool overwrite = false;
+  bool preview = false;  // also <output>.png (contact sheet) and <output>.gif
+  int crf = 18;
+  bool timing_metadata = true;  // stage timings in the MP4's settings tag (they make files differ run to run)
+  std::string frames_dump;      // when set: the decoded frames in [0, 1] as F32 [F, H, W, 3] safetensors
+
+  // ---- reporting ----
+  bool progress_bar = false;  // the step bar on stderr
+  bool json = false;          // JSON events on stdout
+  bool quiet = false;         // no progress lines on stderr
+
+  // The negative prompt the text encoder sees.
+  std::string negative_or_default() const;
+};
+
+// The request for options that passed validate_generate_options.
+RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std::string& frames_dump = "");
+
+// The settings stored as JSON in the MP4's `t2v` tag (everything needed to
+// reproduce the video). `negative` is the negative prompt as it is to be stored.
+nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
+                                        const std::string& model);
+
+}  // namespace t2v
