@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/device.h"
 #include "app/model_paths.h"
 #include "app/pipeline.h"
 #include "app/progress.h"
@@ -361,7 +362,7 @@ int run_batch(BatchOptions& o) {
       check_free_space(o.out_dir, static_cast<uint64_t>(go.width) * go.height * go.frames / 2 + (1u << 20));
       if (!pipeline) {
         PipelineLoadOptions lo;
-        lo.device = o.defaults.device == "cuda" ? Device::CUDA : Device::CPU;
+        lo.device = open_device(o.defaults.device);
         lo.strict = o.defaults.strict;
         lo.keep_text_encoder = !o.low_memory;
         pipeline = std::make_unique<Pipeline>(paths, lo);

@@ -102,8 +102,8 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
     throw usage(fmt::format("--sampler '{}' is unknown", o.sampler), "use unipc, dpm++ or euler");
   if (o.schedule != "reference" && o.schedule != "diffusers")
     throw usage(fmt::format("--schedule '{}' is unknown", o.schedule), "use reference or diffusers");
-  if (o.device != "cpu" && o.device != "cuda")
-    throw usage(fmt::format("--device '{}' is unknown", o.device), "use cpu or cuda");
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "test")
+    throw usage(fmt::format("--device '{}' is unknown", o.device), "use cpu, cuda or test");
   if (o.dtype != "auto" && o.dtype != "f32" && o.dtype != "bf16" && o.dtype != "fp8")
     throw usage(fmt::format("--dtype '{}' is unknown", o.dtype), "use auto, f32, bf16 or fp8");
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
