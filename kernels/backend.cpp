@@ -47,7 +47,7 @@ const Backend& cuda_table() {
   }();
   return b;
 #else
-  throw Error(kExitUnavailable, "cuda: this build has no CUDA backend (nvcc was not found when it was configured)",
+  throw Error(kExitUnavailable, "cuda: this build has no CUDA backend (configured without nvcc, or with T2V_CUDA=OFF)",
               "install the CUDA toolkit and rebuild (cmake -DT2V_CUDA=ON), or use --device cpu");
 #endif
 }

@@ -23,8 +23,9 @@
 //    a and b) must have the same dtype, Error(70) naming both otherwise: no op
 //    converts a weight per call, the model stores weights in the dtype it
 //    computes in. A bias may be F32 or that same dtype.
-//  - Layout ops (concat, slice, permute, contiguous_copy, embedding, cast) move
-//    any dtype bit-exactly.
+//  - Layout ops (concat, slice, permute, contiguous_copy, embedding) move any
+//    dtype bit-exactly; cast converts (CPU: any pair; devices: floats and
+//    I64/I32/U8).
 //  - lincomb: F32 only.
 #pragma once
 
