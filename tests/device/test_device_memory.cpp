@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/test_device/test_device.h"
 #include "tests/backend_ops/backend_ops_util.h"
@@ -122,6 +123,15 @@ TEST(TestDeviceMemory, BytesInUseAndPeakAreCounted) {
   EXPECT_EQ(ops::test_device_memory_stats().peak_in_use_bytes, before + y.nbytes());
   ops::reset_test_device_peak_memory();
   EXPECT_EQ(ops::test_device_memory_stats().peak_in_use_bytes, ops::test_device_memory_stats().in_use_bytes);
+  // The table's device hooks (app/device.cpp peak_memory_bytes / reset_peak_memory) read the same counters.
+  const ops::Backend& b = ops::backend(Device::Test);
+  {
+    const Tensor big = Tensor::empty(Shape{4096}, DType::F32, dev);
+    EXPECT_EQ(b.peak_memory_bytes(), ops::test_device_memory_stats().in_use_bytes);
+  }
+  EXPECT_EQ(b.peak_memory_bytes(), ops::test_device_memory_stats().in_use_bytes + 4096 * 4);
+  b.reset_peak_memory();
+  EXPECT_EQ(b.peak_memory_bytes(), ops::test_device_memory_stats().in_use_bytes);
 }
 
 TEST(TestDeviceOps, OperandsMustShareTheDevice) {
