@@ -158,7 +158,7 @@ int run_bench(const BenchOptions& o) {
     double vs = std::chrono::duration<double>(Clock::now() - t0).count();
     j["vae_decode"] = {{"ms", vs * 1e3}, {"frames", frames_out}, {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   }
-  const char* mem_kind = dev == Device::CUDA ? "device memory in use" : "host RSS";
+  const char* mem_kind = dev == Device::CPU ? "host RSS" : "device memory in use";
   double peak_gb = 0;
   for (const char* stage : {"text_encode", "dit", "vae_decode"})
     if (j.contains(stage)) peak_gb = std::max(peak_gb, j[stage]["peak_memory_gb"].get<double>());

@@ -30,7 +30,8 @@ ScheduleKind parse_schedule(std::string_view text, std::string_view option) {
 Device parse_device(std::string_view text, std::string_view option) {
   if (text == "cpu") return Device::CPU;
   if (text == "cuda") return Device::CUDA;
-  throw unknown(option, text, "cpu or cuda");
+  if (text == "test") return Device::Test;
+  throw unknown(option, text, "cpu, cuda or test");
 }
 
 DTypeChoice parse_dtype(std::string_view text, std::string_view option) {
@@ -62,6 +63,7 @@ const char* device_option_name(Device d) {
   switch (d) {
     case Device::CPU: return "cpu";
     case Device::CUDA: return "cuda";
+    case Device::Test: return "test";
   }
   return "?";
 }

@@ -68,7 +68,7 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--sampler", sampler, "unipc (default), dpm++ or euler");
   gen->add_option("--schedule", schedule, "reference (official Wan, default) or diffusers");
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
-  gen->add_option("--device", device, "cpu or cuda");
+  gen->add_option("--device", device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   gen->add_option("--dtype", dtype, "auto, f32, bf16 or fp8");
   gen->add_option("-o,--output", g.output, "Output .mp4 (default out.mp4)");
   gen->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
@@ -105,7 +105,7 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--config", popts.config, "config.json or a preset name");
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
   probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
-  probe->add_option("--device", probe_device, "cpu or cuda");
+  probe->add_option("--device", probe_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
 
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
@@ -117,7 +117,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
-  bench->add_option("--device", bench_device, "cpu or cuda");
+  bench->add_option("--device", bench_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   bench->add_option("--layers", bopts.layers, "Run only this many DiT (and umT5) blocks (CPU runs at real widths)");
   bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
   bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");

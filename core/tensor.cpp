@@ -8,7 +8,14 @@
 
 namespace t2v {
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device d) {
+  switch (d) {
+    case Device::CPU: return "cpu";
+    case Device::CUDA: return "cuda";
+    case Device::Test: return "test";
+  }
+  return "unknown";
+}
 
 // ---- Shape ---------------------------------------------------------------------
 Shape::Shape(std::initializer_list<int64_t> dims) : Shape(std::vector<int64_t>(dims)) {}
@@ -49,26 +56,28 @@ Storage::~Storage() {
   if (deleter_) deleter_(data_);
 }
 
-static DeviceBackend g_cuda_backend;
-static bool g_cuda_registered = false;
+static DeviceBackend g_backends[kNumDevices];
+static bool g_registered[kNumDevices] = {};
 
 void register_device_backend(Device dev, const DeviceBackend& backend) {
-  T2V_ASSERT(dev == Device::CUDA, "only the CUDA backend is registered");
-  g_cuda_backend = backend;
-  g_cuda_registered = true;
+  T2V_ASSERT(dev != Device::CPU, "the CPU needs no device backend");
+  g_backends[static_cast<int>(dev)] = backend;
+  g_registered[static_cast<int>(dev)] = true;
 }
 
 const DeviceBackend* device_backend(Device dev) {
-  if (dev == Device::CUDA && g_cuda_registered) return &g_cuda_backend;
-  return nullptr;
+  const int i = static_cast<int>(dev);
+  return dev != Device::CPU && g_registered[i] ? &g_backends[i] : nullptr;
 }
 
-static const DeviceBackend& require_cuda() {
-  const DeviceBackend* b = device_backend(Device::CUDA);
-  if (!b)
-    throw Error(kExitUnavailable, "CUDA tensor requested but the CUDA backend is not available",
-                "build with the CUDA toolkit installed (T2V_CUDA=ON) and run on a machine with an NVIDIA GPU, or use --device cpu");
-  return *b;
+static const DeviceBackend& require_device(Device dev) {
+  if (const DeviceBackend* b = device_backend(dev)) return *b;
+  if (dev == Device::Test)
+    throw Error(kExitUnavailable, "test-device tensor requested but the test device is not open",
+                "call t2v::ops::open_test_device() first (kernels/test_device/test_device.h; the CLI does this for "
+                "--device test)");
+  throw Error(kExitUnavailable, "CUDA tensor requested but the CUDA backend is not available",
+              "build with the CUDA toolkit installed (T2V_CUDA=ON) and run on a machine with an NVIDIA GPU, or use --device cpu");
 }
 
 static std::shared_ptr<Storage> allocate(size_t nbytes, Device dev) {
@@ -80,10 +89,10 @@ static std::shared_ptr<Storage> allocate(size_t nbytes, Device dev) {
       fail(kExitSoftware, "out of host memory allocating {} bytes", nbytes);
     return std::make_shared<Storage>(Device::CPU, p, nbytes, [](void* q) { std::free(q); });
   }
-  const DeviceBackend& b = require_cuda();
+  const DeviceBackend& b = require_device(dev);
   void* p = b.alloc(nbytes);
   auto freefn = b.free;
-  return std::make_shared<Storage>(Device::CUDA, p, nbytes, [freefn](void* q) { freefn(q); });
+  return std::make_shared<Storage>(dev, p, nbytes, [freefn](void* q) { freefn(q); });
 }
 
 // ---- Tensor --------------------------------------------------------------------------
@@ -100,7 +109,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dt, Device dev) {
   if (dev == Device::CPU)
     std::memset(t.raw(), 0, t.nbytes());
   else
-    require_cuda().memset0(t.raw(), t.nbytes());
+    require_device(dev).memset0(t.raw(), t.nbytes());
   return t;
 }
 
@@ -155,6 +164,8 @@ template <> bool dtype_matches<void>(DType) { return true; }
 template <class T>
 T* Tensor::data() const {
   T2V_ASSERT(dtype_matches<T>(dtype_), "typed access does not match dtype {} of {}", dtype_name(dtype_), str());
+  T2V_ASSERT(device() == Device::CPU, "typed host access to {}: copy it to the host first (Tensor::to(Device::CPU))",
+             str());
   return static_cast<T*>(raw());
 }
 template float* Tensor::data<float>() const;
@@ -212,7 +223,11 @@ void Tensor::copy_from(const Tensor& src) {
     std::memcpy(raw(), src.raw(), n);
     return;
   }
-  const DeviceBackend& b = require_cuda();
+  if (sd != Device::CPU && dd != Device::CPU && sd != dd) {
+    copy_from(src.to(Device::CPU));  // between two devices: staged through the host
+    return;
+  }
+  const DeviceBackend& b = require_device(sd == Device::CPU ? dd : sd);
   int kind = (sd == Device::CPU) ? 0 : (dd == Device::CPU ? 1 : 2);
   b.copy(raw(), src.raw(), n, kind);
 }

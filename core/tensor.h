@@ -16,8 +16,13 @@
 
 namespace t2v {
 
-enum class Device : uint8_t { CPU, CUDA };
-const char* device_name(Device d);
+// CPU: host memory, the fp32 reference ops. CUDA: an NVIDIA GPU (kernels/cuda).
+// Test: the CPU kernels behind the device interface (kernels/test_device): its
+// memory is not host-addressable, so tests catch a missing host transfer without
+// a GPU.
+enum class Device : uint8_t { CPU, CUDA, Test };
+constexpr int kNumDevices = 3;
+const char* device_name(Device d);  // "cpu", "cuda", "test"
 
 constexpr int kMaxDims = 5;
 
@@ -61,8 +66,9 @@ class Storage {
   std::function<void(void*)> deleter_;
 };
 
-// Device memory hooks: the CUDA backend registers these at startup
-// (kernels/cuda). Without a registered backend, CUDA tensors raise a clear error.
+// Device memory hooks: each non-CPU device registers these when it is opened
+// (kernels/cuda/runtime.cpp, kernels/test_device). Without registered hooks, a
+// tensor on that device raises Error(69).
 struct DeviceBackend {
   void* (*alloc)(size_t nbytes) = nullptr;
   void (*free)(void* p) = nullptr;
@@ -93,8 +99,11 @@ class Tensor {
   int64_t numel() const { return shape_.numel(); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
 
+  // The buffer's address on its device (device code passes it to kernels).
   void* raw() const;
-  // Typed pointer; checks that T matches the dtype (uint16_t for F16/BF16, uint8_t for F8/U8).
+  // Typed host pointer; checks that T matches the dtype (uint16_t for F16/BF16,
+  // uint8_t for F8/U8) and that the tensor is on the CPU (Error 70 otherwise:
+  // device memory needs an explicit to(Device::CPU) first).
   template <class T> T* data() const;
 
   Tensor reshape(const Shape& shape) const;  // view; numel must match

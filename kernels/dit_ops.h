@@ -2,10 +2,11 @@
 // rows (the patch embedding then is one GEMM) and scattering the head's token
 // rows back into a latent. Pure data movement (bit-exact).
 //
-// Implementation (kernels/cpu/dit_ops.cpp): patches with pt = 1 (every Wan
-// model) are two ops::permute calls on 5-D views, so they run on every backend
-// that has permute; other patch sizes use direct index loops on the CPU and
-// raise Error(69) "not yet implemented on CUDA". Tested in tests/diffusion/.
+// Implementation (kernels/dit_ops.cpp): patches with pt = 1 (every Wan model)
+// are two ops::permute calls on 5-D views, so they run on every backend that
+// has permute; other patch sizes call the backend table's patchify_3d /
+// unpatchify_3d entries (CPU and test device; CUDA answers Error(69) "not
+// supported on device cuda"). Tested in tests/diffusion/ and tests/device/.
 #pragma once
 
 #include <array>

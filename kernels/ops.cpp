@@ -1,21 +1,17 @@
-// The public op set: argument checks, then dispatch on the device of the first
-// tensor to the fp32 CPU reference (kernels/cpu) or the CUDA backend
-// (kernels/cuda, same function names and signatures). Shape/dtype/device
-// problems throw t2v::Error(70) naming the op and the shapes.
-//
-// Dtype rule: on the CPU, float ops take F32 only; layout ops (concat, slice,
-// permute, copies, embedding) move any dtype. CUDA tensors are checked for
-// shapes and devices here; which storage dtypes a CUDA kernel accepts is
-// decided (and refused with a clear message) by the CUDA backend.
+// The public op set (kernels/ops.h): argument checks, then one call into the
+// backend table of the first tensor's device (kernels/backend.h). Shape, dtype
+// and device problems throw t2v::Error(70) naming the op and the shapes; the
+// dtype rule is written once at the top of kernels/ops.h. Which storage dtypes
+// a device kernel accepts beyond the checks here is decided (and refused with a
+// clear message) by that backend.
 #include "kernels/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
-#include "kernels/cpu/ops_cpu.h"
-#ifdef T2V_HAVE_CUDA
-#include "kernels/cuda/ops_cuda.h"
-#endif
+#include "kernels/backend.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops {
 namespace {
@@ -25,13 +21,6 @@ constexpr const char* kShapeHint = "the model code passed tensors of inconsisten
 [[noreturn]] void shape_error(const char* op, const std::string& what) {
   throw Error(kExitSoftware, fmt::format("{}: {}", op, what), kShapeHint);
 }
-
-#ifndef T2V_HAVE_CUDA
-[[noreturn]] void no_cuda(const char* op) {
-  throw Error(kExitUnavailable, fmt::format("{}: CUDA backend not built", op),
-              "rebuild with the CUDA toolkit installed (cmake -DT2V_CUDA=ON) or run on the CPU");
-}
-#endif
 
 std::string desc(const Tensor& t) { return t.defined() ? t.str() : std::string("undefined"); }
 
@@ -58,7 +47,22 @@ void check_operands(const char* op, std::initializer_list<std::pair<const char*,
   }
 }
 
-bool on_cpu(const Tensor& t) { return t.device() == Device::CPU; }
+// GEMM operands: the activation and the weight share one dtype (no per-call
+// weight conversion on any backend); a bias is F32 or that dtype.
+void check_gemm_dtypes(const char* op, const char* xn, const Tensor& x, const char* wn, const Tensor& w,
+                       const Tensor& bias) {
+  if (x.dtype() != w.dtype())
+    throw Error(kExitSoftware,
+                fmt::format("{}: '{}' is {} but '{}' is {}; activation and weight dtypes must match", op, xn, desc(x),
+                            wn, desc(w)),
+                "store the weight in the dtype the model computes in (cast it once when loading), or cast the "
+                "activation with ops::cast");
+  if (bias.defined() && bias.dtype() != DType::F32 && bias.dtype() != x.dtype())
+    throw Error(kExitSoftware,
+                fmt::format("{}: 'bias' is {}; it must be F32 or the dtype of '{}' ({})", op, desc(bias), xn,
+                            dtype_name(x.dtype())),
+                "store the bias in F32 or in the weight's dtype");
+}
 
 int normalize_dim(const char* op, int dim, int nd, const Tensor& x) {
   const int d = dim < 0 ? dim + nd : dim;
@@ -100,19 +104,32 @@ void check_vector(const char* op, const char* name, const Tensor& t, int64_t n) 
 
 // ---- GEMM ---------------------------------------------------------------------
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  require_defined("linear", "x", x);
-  require_defined("linear", "w", w);
-  check_operands("linear", {{"x", &x}, {"w", &w}, {"bias", &bias}});
+namespace {
+
+void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  require_defined(op, "x", x);
+  require_defined(op, "w", w);
+  check_operands(op, {{"x", &x}, {"w", &w}, {"bias", &bias}});
   if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1))
-    shape_error("linear", fmt::format("x {} and w {} (expected x [..., K], w [N, K])", x.shape().str(), w.shape().str()));
-  check_vector("linear", "bias", bias, w.size(0));
-  if (on_cpu(x)) return cpu::linear(x, w, bias);
-#ifdef T2V_HAVE_CUDA
-  return cuda::linear(x, w, bias);
-#else
-  no_cuda("linear");
-#endif
+    shape_error(op, fmt::format("x {} and w {} (expected x [..., K], w [N, K])", x.shape().str(), w.shape().str()));
+  check_vector(op, "bias", bias, w.size(0));
+  check_gemm_dtypes(op, "x", x, "w", w, bias);
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  check_linear("linear", x, w, bias);
+  const Backend& be = backend(x.device());
+  if (!be.linear) unsupported("linear", be);
+  return be.linear(x, w, bias);
+}
+
+Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  check_linear("linear_gelu_tanh", x, w, bias);
+  const Backend& be = backend(x.device());
+  if (!be.linear_gelu_tanh) unsupported("linear_gelu_tanh", be);
+  return be.linear_gelu_tanh(x, w, bias);
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -124,12 +141,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (!ok)
     shape_error("matmul", fmt::format("a {} and b {} (expected a [..., M, K], b [..., K, N], equal leading dims)",
                                       a.shape().str(), b.shape().str()));
-  if (on_cpu(a)) return cpu::matmul(a, b);
-#ifdef T2V_HAVE_CUDA
-  return cuda::matmul(a, b);
-#else
-  no_cuda("matmul");
-#endif
+  check_gemm_dtypes("matmul", "a", a, "b", b, Tensor());
+  const Backend& be = backend(a.device());
+  if (!be.matmul) unsupported("matmul", be);
+  return be.matmul(a, b);
 }
 
 // ---- normalisation ------------------------------------------------------------
@@ -140,12 +155,26 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
   if (x.dim() < 1) shape_error("layer_norm", fmt::format("x {} has no last dim", x.shape().str()));
   check_vector("layer_norm", "weight", weight, x.size(-1));
   check_vector("layer_norm", "bias", bias, x.size(-1));
-  if (on_cpu(x)) return cpu::layer_norm(x, weight, bias, eps);
-#ifdef T2V_HAVE_CUDA
-  return cuda::layer_norm(x, weight, bias, eps);
-#else
-  no_cuda("layer_norm");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.layer_norm) unsupported("layer_norm", be);
+  return be.layer_norm(x, weight, bias, eps);
+}
+
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, const Tensor& shift,
+                           const Tensor& scale) {
+  const char* op = "layer_norm_modulate";
+  require_defined(op, "x", x);
+  require_defined(op, "shift", shift);
+  require_defined(op, "scale", scale);
+  check_operands(op, {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"shift", &shift}, {"scale", &scale}});
+  if (x.dim() < 1) shape_error(op, fmt::format("x {} has no last dim", x.shape().str()));
+  check_vector(op, "weight", weight, x.size(-1));
+  check_vector(op, "bias", bias, x.size(-1));
+  check_broadcasts_to(op, "shift", shift, x);
+  check_broadcasts_to(op, "scale", scale, x);
+  const Backend& be = backend(x.device());
+  if (!be.layer_norm_modulate) unsupported(op, be);
+  return be.layer_norm_modulate(x, weight, bias, eps, shift, scale);
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
@@ -153,12 +182,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   check_operands("rms_norm", {{"x", &x}, {"weight", &weight}});
   if (x.dim() < 1) shape_error("rms_norm", fmt::format("x {} has no last dim", x.shape().str()));
   check_vector("rms_norm", "weight", weight, x.size(-1));
-  if (on_cpu(x)) return cpu::rms_norm(x, weight, eps);
-#ifdef T2V_HAVE_CUDA
-  return cuda::rms_norm(x, weight, eps);
-#else
-  no_cuda("rms_norm");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.rms_norm) unsupported("rms_norm", be);
+  return be.rms_norm(x, weight, eps);
 }
 
 Tensor rms_norm_channels(const Tensor& x, const Tensor& gamma, float eps) {
@@ -170,24 +196,18 @@ Tensor rms_norm_channels(const Tensor& x, const Tensor& gamma, float eps) {
   if (!ok)
     shape_error("rms_norm_channels", fmt::format("x {} and gamma {} (expected x [B, C, ...], gamma [C] or [C, 1, ...])",
                                                  x.shape().str(), gamma.shape().str()));
-  if (on_cpu(x)) return cpu::rms_norm_channels(x, gamma, eps);
-#ifdef T2V_HAVE_CUDA
-  return cuda::rms_norm_channels(x, gamma, eps);
-#else
-  no_cuda("rms_norm_channels");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.rms_norm_channels) unsupported("rms_norm_channels", be);
+  return be.rms_norm_channels(x, gamma, eps);
 }
 
 Tensor softmax(const Tensor& x) {
   require_defined("softmax", "x", x);
   check_operands("softmax", {{"x", &x}});
   if (x.dim() < 1) shape_error("softmax", fmt::format("x {} has no last dim", x.shape().str()));
-  if (on_cpu(x)) return cpu::softmax(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::softmax(x);
-#else
-  no_cuda("softmax");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.softmax) unsupported("softmax", be);
+  return be.softmax(x);
 }
 
 // ---- attention ----------------------------------------------------------------
@@ -227,12 +247,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
     if (p.key_mask.dim() != 2 || p.key_mask.size(0) != B || p.key_mask.size(1) != Nk)
       shape_error(op, fmt::format("key_mask {} (expected [B, Nk] = [{}, {}])", p.key_mask.shape().str(), B, Nk));
   }
-  if (on_cpu(q)) return cpu::attention(q, k, v, pp);
-#ifdef T2V_HAVE_CUDA
-  return cuda::attention(q, k, v, pp);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(q.device());
+  if (!be.attention) unsupported("attention", be);
+  return be.attention(q, k, v, pp);
 }
 
 // ---- activations / elementwise ------------------------------------------------
@@ -240,34 +257,25 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
 Tensor gelu_tanh(const Tensor& x) {
   require_defined("gelu_tanh", "x", x);
   check_operands("gelu_tanh", {{"x", &x}});
-  if (on_cpu(x)) return cpu::gelu_tanh(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::gelu_tanh(x);
-#else
-  no_cuda("gelu_tanh");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.gelu_tanh) unsupported("gelu_tanh", be);
+  return be.gelu_tanh(x);
 }
 
 Tensor gelu_erf(const Tensor& x) {
   require_defined("gelu_erf", "x", x);
   check_operands("gelu_erf", {{"x", &x}});
-  if (on_cpu(x)) return cpu::gelu_erf(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::gelu_erf(x);
-#else
-  no_cuda("gelu_erf");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.gelu_erf) unsupported("gelu_erf", be);
+  return be.gelu_erf(x);
 }
 
 Tensor silu(const Tensor& x) {
   require_defined("silu", "x", x);
   check_operands("silu", {{"x", &x}});
-  if (on_cpu(x)) return cpu::silu(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::silu(x);
-#else
-  no_cuda("silu");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.silu) unsupported("silu", be);
+  return be.silu(x);
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -275,12 +283,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   require_defined("add", "b", b);
   check_operands("add", {{"a", &a}, {"b", &b}});
   broadcast_shapes("add", a, b);
-  if (on_cpu(a)) return cpu::add(a, b);
-#ifdef T2V_HAVE_CUDA
-  return cuda::add(a, b);
-#else
-  no_cuda("add");
-#endif
+  const Backend& be = backend(a.device());
+  if (!be.add) unsupported("add", be);
+  return be.add(a, b);
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
@@ -288,12 +293,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   require_defined("sub", "b", b);
   check_operands("sub", {{"a", &a}, {"b", &b}});
   broadcast_shapes("sub", a, b);
-  if (on_cpu(a)) return cpu::sub(a, b);
-#ifdef T2V_HAVE_CUDA
-  return cuda::sub(a, b);
-#else
-  no_cuda("sub");
-#endif
+  const Backend& be = backend(a.device());
+  if (!be.sub) unsupported("sub", be);
+  return be.sub(a, b);
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -301,46 +303,34 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   require_defined("mul", "b", b);
   check_operands("mul", {{"a", &a}, {"b", &b}});
   broadcast_shapes("mul", a, b);
-  if (on_cpu(a)) return cpu::mul(a, b);
-#ifdef T2V_HAVE_CUDA
-  return cuda::mul(a, b);
-#else
-  no_cuda("mul");
-#endif
+  const Backend& be = backend(a.device());
+  if (!be.mul) unsupported("mul", be);
+  return be.mul(a, b);
 }
 
 Tensor scale(const Tensor& x, float s) {
   require_defined("scale", "x", x);
   check_operands("scale", {{"x", &x}});
-  if (on_cpu(x)) return cpu::scale(x, s);
-#ifdef T2V_HAVE_CUDA
-  return cuda::scale(x, s);
-#else
-  no_cuda("scale");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.scale) unsupported("scale", be);
+  return be.scale(x, s);
 }
 
 Tensor add_scalar(const Tensor& x, float s) {
   require_defined("add_scalar", "x", x);
   check_operands("add_scalar", {{"x", &x}});
-  if (on_cpu(x)) return cpu::add_scalar(x, s);
-#ifdef T2V_HAVE_CUDA
-  return cuda::add_scalar(x, s);
-#else
-  no_cuda("add_scalar");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.add_scalar) unsupported("add_scalar", be);
+  return be.add_scalar(x, s);
 }
 
 Tensor clamp(const Tensor& x, float lo, float hi) {
   require_defined("clamp", "x", x);
   check_operands("clamp", {{"x", &x}});
   if (!(lo <= hi)) shape_error("clamp", fmt::format("lower bound {} is above upper bound {}", lo, hi));
-  if (on_cpu(x)) return cpu::clamp(x, lo, hi);
-#ifdef T2V_HAVE_CUDA
-  return cuda::clamp(x, lo, hi);
-#else
-  no_cuda("clamp");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.clamp) unsupported("clamp", be);
+  return be.clamp(x, lo, hi);
 }
 
 Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) {
@@ -350,12 +340,9 @@ Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) {
   check_operands("modulate", {{"x", &x}, {"shift", &shift}, {"scale", &scale}});
   check_broadcasts_to("modulate", "shift", shift, x);
   check_broadcasts_to("modulate", "scale", scale, x);
-  if (on_cpu(x)) return cpu::modulate(x, shift, scale);
-#ifdef T2V_HAVE_CUDA
-  return cuda::modulate(x, shift, scale);
-#else
-  no_cuda("modulate");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.modulate) unsupported("modulate", be);
+  return be.modulate(x, shift, scale);
 }
 
 Tensor add_gated(const Tensor& x, const Tensor& y, const Tensor& gate) {
@@ -366,12 +353,35 @@ Tensor add_gated(const Tensor& x, const Tensor& y, const Tensor& gate) {
   if (y.shape() != x.shape())
     shape_error("add_gated", fmt::format("y {} must have x's shape {}", y.shape().str(), x.shape().str()));
   check_broadcasts_to("add_gated", "gate", gate, x);
-  if (on_cpu(x)) return cpu::add_gated(x, y, gate);
-#ifdef T2V_HAVE_CUDA
-  return cuda::add_gated(x, y, gate);
-#else
-  no_cuda("add_gated");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.add_gated) unsupported("add_gated", be);
+  return be.add_gated(x, y, gate);
+}
+
+// ---- linear combination -------------------------------------------------------
+
+void lincomb(Tensor& dst, std::span<const LinTerm> terms) {
+  const char* op = "lincomb";
+  require_defined(op, "dst", dst);
+  if (dst.dtype() != DType::F32)
+    throw Error(kExitSoftware, fmt::format("{}: 'dst' is {}; lincomb takes F32 only", op, desc(dst)),
+                "keep the latents and velocities in F32 (the scheduler state is fp32)");
+  std::vector<LinTerm> used;
+  used.reserve(terms.size());
+  for (size_t k = 0; k < terms.size(); ++k) {
+    const LinTerm& t = terms[k];
+    if (!std::isfinite(t.coef)) shape_error(op, fmt::format("coefficient {} of term {} is not finite", t.coef, k));
+    if (t.coef == 0.0) continue;  // dropped even where the source holds inf (the sigma = 0 step)
+    if (!t.src || !t.src->defined()) shape_error(op, fmt::format("term {} has no source tensor", k));
+    const Tensor& s = *t.src;
+    if (s.dtype() != DType::F32 || s.shape() != dst.shape() || s.device() != dst.device())
+      shape_error(op, fmt::format("term {} is {} but dst is {} (sources must be F32 of dst's shape and device)", k,
+                                  desc(s), desc(dst)));
+    used.push_back(t);
+  }
+  const Backend& be = backend(dst.device());
+  if (!be.lincomb) unsupported(op, be);
+  be.lincomb(dst, used);
 }
 
 // ---- convolution / resampling ---------------------------------------------------
@@ -403,12 +413,9 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3d
   conv_out_len(op, "T", x.size(2), p.pad_t_front + p.pad_t_back, w.size(2), p.stride[0], x, w);
   conv_out_len(op, "H", x.size(3), 2 * p.pad_h, w.size(3), p.stride[1], x, w);
   conv_out_len(op, "W", x.size(4), 2 * p.pad_w, w.size(4), p.stride[2], x, w);
-  if (on_cpu(x)) return cpu::conv3d(x, w, bias, p);
-#ifdef T2V_HAVE_CUDA
-  return cuda::conv3d(x, w, bias, p);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.conv3d) unsupported("conv3d", be);
+  return be.conv3d(x, w, bias, p);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
@@ -425,24 +432,18 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
                                 p.pad_left, p.pad_right));
   conv_out_len(op, "H", x.size(2), p.pad_top + p.pad_bottom, w.size(2), p.stride[0], x, w);
   conv_out_len(op, "W", x.size(3), p.pad_left + p.pad_right, w.size(3), p.stride[1], x, w);
-  if (on_cpu(x)) return cpu::conv2d(x, w, bias, p);
-#ifdef T2V_HAVE_CUDA
-  return cuda::conv2d(x, w, bias, p);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.conv2d) unsupported("conv2d", be);
+  return be.conv2d(x, w, bias, p);
 }
 
 Tensor upsample_nearest2x(const Tensor& x) {
   require_defined("upsample_nearest2x", "x", x);
   check_operands("upsample_nearest2x", {{"x", &x}});
   if (x.dim() < 2) shape_error("upsample_nearest2x", fmt::format("x {} needs at least [H, W]", x.shape().str()));
-  if (on_cpu(x)) return cpu::upsample_nearest2x(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::upsample_nearest2x(x);
-#else
-  no_cuda("upsample_nearest2x");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.upsample_nearest2x) unsupported("upsample_nearest2x", be);
+  return be.upsample_nearest2x(x);
 }
 
 // ---- rotary embedding -------------------------------------------------------------
@@ -451,7 +452,7 @@ Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double t
   if (T < 0 || H < 0 || W < 0 || head_dim < 2 || head_dim % 2 != 0 || !(theta > 0.0))
     shape_error("rope_3d_table", fmt::format("grid {}x{}x{}, head_dim {}, theta {} (need a non-negative grid, an even "
                                              "head_dim >= 2 and theta > 0)", T, H, W, head_dim, theta));
-  // The table is built on the CPU (fp64 angles); callers move it to their device once.
+  // The table is built on the host (fp64 angles); callers move it to their device once.
   return cpu::rope_3d_table(T, H, W, head_dim, theta);
 }
 
@@ -463,12 +464,9 @@ Tensor rope_3d(const Tensor& x, const Tensor& table) {
       table.size(1) != x.size(3) / 2 || table.size(2) != 2)
     shape_error("rope_3d", fmt::format("x {} and table {} (expected x [B, N, NH, D] with D even, table [N, D/2, 2])",
                                        x.shape().str(), table.shape().str()));
-  if (on_cpu(x)) return cpu::rope_3d(x, table);
-#ifdef T2V_HAVE_CUDA
-  return cuda::rope_3d(x, table);
-#else
-  no_cuda("rope_3d");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.rope_3d) unsupported("rope_3d", be);
+  return be.rope_3d(x, table);
 }
 
 // ---- layout ---------------------------------------------------------------------
@@ -487,12 +485,9 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
       shape_error(op, fmt::format("xs[{}] is {} but xs[0] is {} (all dims but {} must match, same dtype and device)",
                                   i, desc(t), desc(x0), d));
   }
-  if (on_cpu(x0)) return cpu::concat(xs, d);
-#ifdef T2V_HAVE_CUDA
-  return cuda::concat(xs, d);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(x0.device());
+  if (!be.concat) unsupported("concat", be);
+  return be.concat(xs, d);
 }
 
 Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) {
@@ -501,12 +496,9 @@ Tensor slice(const Tensor& x, int dim, int64_t start, int64_t end) {
   const int d = normalize_dim(op, dim, x.dim(), x);
   if (start < 0 || start > end || end > x.size(d))
     shape_error(op, fmt::format("range [{}, {}) is outside dim {} of {}", start, end, d, x.shape().str()));
-  if (on_cpu(x)) return cpu::slice(x, d, start, end);
-#ifdef T2V_HAVE_CUDA
-  return cuda::slice(x, d, start, end);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.slice) unsupported("slice", be);
+  return be.slice(x, d, start, end);
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
@@ -523,22 +515,16 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     for (int v : perm) ps += (ps.empty() ? "" : ", ") + std::to_string(v);
     shape_error(op, fmt::format("({}) is not a permutation of the {} dims of {}", ps, x.dim(), x.shape().str()));
   }
-  if (on_cpu(x)) return cpu::permute(x, perm);
-#ifdef T2V_HAVE_CUDA
-  return cuda::permute(x, perm);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.permute) unsupported("permute", be);
+  return be.permute(x, perm);
 }
 
 Tensor contiguous_copy(const Tensor& x) {
   require_defined("contiguous_copy", "x", x);
-  if (on_cpu(x)) return cpu::contiguous_copy(x);
-#ifdef T2V_HAVE_CUDA
-  return cuda::contiguous_copy(x);
-#else
-  no_cuda("contiguous_copy");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.contiguous_copy) unsupported("contiguous_copy", be);
+  return be.contiguous_copy(x);
 }
 
 Tensor embedding(const Tensor& table, const Tensor& ids) {
@@ -549,22 +535,16 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
   if (table.dim() != 2 || ids.dim() > kMaxDims - 1 || (ids.dtype() != DType::I64 && ids.dtype() != DType::I32))
     shape_error(op, fmt::format("table {} and ids {} (expected table [V, C], ids I64/I32 with at most {} dims)",
                                 desc(table), desc(ids), kMaxDims - 1));
-  if (on_cpu(table)) return cpu::embedding(table, ids);
-#ifdef T2V_HAVE_CUDA
-  return cuda::embedding(table, ids);
-#else
-  no_cuda(op);
-#endif
+  const Backend& be = backend(table.device());
+  if (!be.embedding) unsupported("embedding", be);
+  return be.embedding(table, ids);
 }
 
 Tensor cast(const Tensor& x, DType dt) {
   require_defined("cast", "x", x);
-  if (on_cpu(x)) return cpu::cast(x, dt);
-#ifdef T2V_HAVE_CUDA
-  return cuda::cast(x, dt);
-#else
-  no_cuda("cast");
-#endif
+  const Backend& be = backend(x.device());
+  if (!be.cast) unsupported("cast", be);
+  return be.cast(x, dt);
 }
 
 }  // namespace t2v::ops

@@ -1,16 +1,38 @@
-// The op set. Every op takes and returns Tensors and dispatches on the device of
-// its first tensor argument: CPU runs the fp32 reference (kernels/cpu), CUDA runs
-// kernels/cuda (bf16 storage, fp32 accumulation). Model code calls only these.
+// The op set. Every op takes and returns Tensors and runs on the device of its
+// first tensor argument: kernels/ops.cpp checks the arguments, then calls that
+// device's entry in the backend table (kernels/backend.h). Backends: the CPU
+// fp32 reference (kernels/cpu), CUDA (kernels/cuda), and the test device
+// (kernels/test_device: the CPU kernels behind the device interface). Model
+// code calls only these functions.
 //
 // Conventions: shapes in PyTorch order, outermost first. Symbols: B batch,
 // N tokens, C channels, NH heads, D head dim, T frames, H/W height/width.
-// Outputs are freshly allocated, contiguous, on the input's device. On CPU every
-// float op takes and returns F32; other dtypes are refused with a clear error.
-// Shape problems throw t2v::Error(70) naming the op and the shapes.
+// Outputs are freshly allocated, contiguous, on the input's device. Shape
+// problems throw t2v::Error(70) naming the op and the shapes; an op a device
+// does not implement throws Error(69) "<op> is not supported on device <name>".
+//
+// Dtype rule (every backend):
+//  - CPU: float ops take and return F32 only (the reference); other dtypes are
+//    refused with Error(70).
+//  - Devices (cuda, test): float tensors are F32, BF16 or F16. Loads widen to
+//    fp32, arithmetic and accumulation are fp32, and the output has the dtype of
+//    the first tensor argument. Side tensors (norm weights and biases,
+//    shift/scale/gate, rope tables, attention bias) may be F32 or another float
+//    dtype independently of x.
+//  - linear, linear_gelu_tanh, matmul: the activation and the weight (x and w,
+//    a and b) must have the same dtype, Error(70) naming both otherwise: no op
+//    converts a weight per call, the model stores weights in the dtype it
+//    computes in. A bias may be F32 or that same dtype.
+//  - Layout ops (concat, slice, permute, contiguous_copy, embedding) move any
+//    dtype bit-exactly; cast converts (CPU: any pair; devices: floats and
+//    I64/I32/U8).
+//  - lincomb: F32 only.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -22,10 +44,19 @@ namespace t2v::ops {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = {});
 // Batched matrix product: a [..., M, K], b [..., K, N] -> [..., M, N]; leading dims must match exactly.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// gelu_tanh(linear(x, w, bias)) in one op (the DiT FFN's first layer; CUDA
+// applies the GELU in the GEMM epilogue). The CPU result equals the composition
+// bit for bit.
+Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias = {});
 
 // ---- normalisation ------------------------------------------------------------
 // Over the last dim C: (x - mean)/sqrt(var + eps) [* weight + bias]. weight/bias [C] or undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+// modulate(layer_norm(x, weight, bias, eps), shift, scale) in one pass over x:
+// x [..., C], weight/bias [C] or undefined, shift/scale broadcast to x (e.g.
+// [B, 1, C]). The CPU result equals the composition bit for bit.
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, const Tensor& shift,
+                           const Tensor& scale);
 // Over the last dim C: x / sqrt(mean(x^2) + eps) [* weight]. (T5 / DiT q-k norm.)
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 // Over dim 1 of a channel-first tensor [B, C, ...]: x / max(||x||_2, eps) * sqrt(C) * gamma,
@@ -64,6 +95,20 @@ Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
 // x + y * gate (gated residual); y same shape as x, gate broadcast to x.
 Tensor add_gated(const Tensor& x, const Tensor& y, const Tensor& gate);
 
+// ---- linear combination (the scheduler's one numeric primitive) -------------------
+struct LinTerm {
+  double coef;
+  const Tensor* src;  // F32, same shape and device as dst
+};
+// dst[j] = float(sum_k coef_k * double(src_k[j])), accumulated in double and
+// rounded once. Terms whose coefficient is exactly 0 are skipped, so a sigma = 0
+// step yields x0 exactly even where the dropped term holds inf. dst may be one of
+// the sources (elementwise, read before write). Coefficients must be finite.
+void lincomb(Tensor& dst, std::span<const LinTerm> terms);
+inline void lincomb(Tensor& dst, std::initializer_list<LinTerm> terms) {
+  lincomb(dst, std::span<const LinTerm>(terms.begin(), terms.size()));
+}
+
 // ---- convolution / resampling ---------------------------------------------------
 struct Conv3dParams {
   std::array<int, 3> stride{1, 1, 1};  // (t, h, w)
@@ -85,7 +130,8 @@ Tensor upsample_nearest2x(const Tensor& x);
 // Wan 3D RoPE table for a T x H x W token grid (token n = (f*H + y)*W + x) and head
 // dim D: [N, D/2, 2] F32 holding (cos, sin) per complex pair. Pairs [0, d_t/2) rotate
 // by frame, then d_h/2 by row, then d_w/2 by column, with d_t = D - 4*(D/6),
-// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (WAN_SPEC §2.8).
+// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (docs/wan.md §2.8).
+// Built on the host (a CPU tensor); callers move it to their device once.
 Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta = 10000.0);
 // Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2].
 Tensor rope_3d(const Tensor& x, const Tensor& table);
@@ -97,7 +143,8 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);      // output di
 Tensor contiguous_copy(const Tensor& x);                             // plain copy
 // Gathers rows: table [V, C], ids [...] (I64/I32) -> [..., C]. (Embedding lookup.)
 Tensor embedding(const Tensor& table, const Tensor& ids);
-// Cast to another dtype on the same device (CPU: any pair; see core/dtype.h).
+// Cast to another dtype on the same device (CPU: any pair; devices: floats and
+// I64/I32/U8; see core/dtype.h).
 Tensor cast(const Tensor& x, DType dt);
 
 }  // namespace t2v::ops

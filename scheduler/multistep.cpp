@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "scheduler/lincomb.h"
+#include "kernels/ops.h"
 #include "scheduler/scheduler.h"
 
 namespace t2v {
@@ -36,7 +36,7 @@ Tensor UniPCScheduler::step_impl(const Tensor& velocity, int i, const Tensor& sa
   // 1. Convert: the model output of step i as a data prediction, from the
   //    uncorrected sample (upstream order).
   Tensor x0 = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(x0, {{1.0, &sample}, {-sigma_i, &velocity}});
+  ops::lincomb(x0, {{1.0, &sample}, {-sigma_i, &velocity}});
 
   // 2. Corrector UniC from sigma_{i-1} to sigma_i with the order of the previous
   //    predictor: x_i = (s_i/s_{i-1}) last - a_i*phi*m0 - a_i*B*(rho0*D1 + rho1*(x0 - m0)),
@@ -72,7 +72,7 @@ Tensor UniPCScheduler::step_impl(const Tensor& velocity, int i, const Tensor& sa
       c_x0 = -a_t * b_h * rho1;
     }
     x = Tensor::empty(sample.shape(), DType::F32, sample.device());
-    lincomb(x, {{c_last, &last_sample_}, {c_m0, &x0_[0]}, {c_m1, &x0_[1]}, {c_x0, &x0}});
+    ops::lincomb(x, {{c_last, &last_sample_}, {c_m0, &x0_[0]}, {c_m1, &x0_[1]}, {c_x0, &x0}});
   }
 
   // 3.-5. History, order (lower_order_final, then warm-up), corrected sample.
@@ -97,7 +97,7 @@ Tensor UniPCScheduler::step_impl(const Tensor& velocity, int i, const Tensor& sa
     c_m0 += c;
   }
   Tensor next = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(next, {{c_x, &x}, {c_m0, &x0_[0]}, {c_m1, &x0_[1]}});
+  ops::lincomb(next, {{c_x, &x}, {c_m0, &x0_[0]}, {c_m1, &x0_[1]}});
 
   last_order_ = order;
   lower_order_nums_ = std::min(lower_order_nums_ + 1, 2);
@@ -115,7 +115,7 @@ Tensor DPMSolverScheduler::step_impl(const Tensor& velocity, int i, const Tensor
   const int n = num_steps();
   const double sigma_i = sigma(i);
   Tensor x0 = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(x0, {{1.0, &sample}, {-sigma_i, &velocity}});
+  ops::lincomb(x0, {{1.0, &sample}, {-sigma_i, &velocity}});
 
   // First order at the start (no history) and at the last step (final sigma 0);
   // second order (midpoint) otherwise:
@@ -135,7 +135,7 @@ Tensor DPMSolverScheduler::step_impl(const Tensor& velocity, int i, const Tensor
     c_m1 = c;
   }
   Tensor next = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(next, {{c_x, &sample}, {c_m0, &x0}, {c_m1, &x0_prev_}});
+  ops::lincomb(next, {{c_x, &sample}, {c_m0, &x0}, {c_m1, &x0_prev_}});
 
   x0_prev_ = x0;
   lower_order_nums_ = std::min(lower_order_nums_ + 1, 2);

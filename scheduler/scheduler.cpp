@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "scheduler/lincomb.h"
+#include "kernels/ops.h"
 
 namespace t2v {
 
@@ -44,7 +44,7 @@ Tensor cfg(const Tensor& v_uncond, const Tensor& v_cond, double scale) {
   T2V_ASSERT(v_uncond.shape() == v_cond.shape(), "cfg: {} vs {}", v_uncond.str(), v_cond.str());
   Tensor v = Tensor::empty(v_cond.shape(), DType::F32, v_cond.device());
   // v_u + g * (v_c - v_u) = (1 - g) * v_u + g * v_c
-  lincomb(v, {{1.0 - scale, &v_uncond}, {scale, &v_cond}});
+  ops::lincomb(v, {{1.0 - scale, &v_uncond}, {scale, &v_cond}});
   return v;
 }
 
@@ -54,7 +54,7 @@ Tensor EulerScheduler::step_impl(const Tensor& velocity, int i, const Tensor& sa
   // FlowMatchEulerDiscreteScheduler computes dt = sigma_next - sigma in float32.
   const float dt = schedule().sigmas[i + 1] - schedule().sigmas[i];
   Tensor next = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(next, {{1.0, &sample}, {static_cast<double>(dt), &velocity}});
+  ops::lincomb(next, {{1.0, &sample}, {static_cast<double>(dt), &velocity}});
   return next;
 }
 

@@ -10,8 +10,9 @@
 //     x = sched->step(v, i, x);
 //   }
 //
-// Each step is a handful of lincomb() calls (scheduler/lincomb.h) whose
-// coefficients come from the float32 sigmas, evaluated in double on the host.
+// Each step is a handful of ops::lincomb() calls (kernels/ops.h) whose
+// coefficients come from the float32 sigmas, evaluated in double on the host;
+// the tensors stay on their device (any backend with a lincomb entry).
 // The multistep samplers keep the last converted outputs x0 = x - sigma * v as
 // state, so steps must be taken in order 0, 1, ..., N-1 after set_timesteps.
 // Steps are addressed by index. (Upstream finds the first step by looking its

@@ -19,7 +19,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
 namespace {
@@ -99,8 +99,6 @@ void attention_task(const AttentionProblem& P, int64_t t, float* S, bool paralle
               (int)(P.NH * P.Dv), 0.0f, oh, (int)(P.NH * P.Dv));
 }
 
-}  // namespace
-
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p) {
   AttentionProblem P{};
   P.B = q.size(0), P.Nq = q.size(1), P.NH = q.size(2), P.D = q.size(3), P.Nk = k.size(1), P.Dv = v.size(3);
@@ -141,6 +139,12 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
     for (int64_t t = 0; t < tasks; ++t) attention_task(P, t, S.data(), /*parallel_softmax=*/true);
   }
   return out;
+}
+
+}  // namespace
+
+void register_attention(Backend& b) {
+  b.attention = attention;
 }
 
 }  // namespace t2v::ops::cpu

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
 namespace {
@@ -110,8 +110,6 @@ Tensor conv_im2col(const Tensor& x, const Tensor& w, const Tensor& bias, const C
   return y;
 }
 
-}  // namespace
-
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
   const ConvGeometry g{x.size(0), x.size(1), x.size(2), x.size(3), x.size(4), w.size(0), w.size(2), w.size(3),
                        w.size(4), p.stride[0], p.stride[1], p.stride[2], p.pad_t_front, p.pad_t_back, p.pad_h,
@@ -146,6 +144,14 @@ Tensor upsample_nearest2x(const Tensor& x) {
     std::memcpy(d + 2 * W, d, sizeof(float) * 2 * W);
   }
   return y;
+}
+
+}  // namespace
+
+void register_conv(Backend& b) {
+  b.conv3d = conv3d;
+  b.conv2d = conv2d;
+  b.upsample_nearest2x = upsample_nearest2x;
 }
 
 }  // namespace t2v::ops::cpu

@@ -1,13 +1,15 @@
-// Activations and elementwise arithmetic with NumPy broadcasting.
+// Activations, elementwise arithmetic with NumPy broadcasting, and lincomb.
 // Activations evaluate in double and round once to fp32 (within 1 ulp of
 // PyTorch's float kernels); arithmetic is plain fp32 in PyTorch's operation
 // order (modulate: x * (1 + scale) + shift, add_gated: x + y * gate), so those
-// results are bit-identical to the eager PyTorch expressions.
+// results are bit-identical to the eager PyTorch expressions. lincomb sums in
+// double and rounds once (the scheduler's arithmetic; compiled without FMA
+// contraction, see kernels/CMakeLists.txt).
 // Test: tests/kernels/test_elementwise.cpp.
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
 namespace {
@@ -21,18 +23,10 @@ Tensor unary(const Tensor& x, Unary op, float s0 = 0.0f, float s1 = 0.0f) {
   float* yp = y.data<float>();
   const int64_t n = x.numel();
   switch (op) {
-    case Unary::GeluTanh: {
-      // 0.5 v (1 + tanh u) == v / (1 + exp(-2u)): one exp instead of tanh (which
-      // costs an expm1 and more: 19% of the default model's generation time went here),
-      // and no cancellation in 1 + tanh u for negative v.
-      const double k2 = 2.0 * std::sqrt(2.0 / M_PI);
+    case Unary::GeluTanh:
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const double v = xp[i];
-        yp[i] = (float)(v / (1.0 + std::exp(-k2 * (v + 0.044715 * v * v * v))));
-      }
+      for (int64_t i = 0; i < n; ++i) yp[i] = gelu_tanh_value(xp[i]);
       break;
-    }
     case Unary::GeluErf:
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
@@ -173,8 +167,6 @@ Shape broadcast_shape(const Shape& a, const Shape& b) {
   return Shape(d);
 }
 
-}  // namespace
-
 Tensor gelu_tanh(const Tensor& x) { return unary(x, Unary::GeluTanh); }
 Tensor gelu_erf(const Tensor& x) { return unary(x, Unary::GeluErf); }
 Tensor silu(const Tensor& x) { return unary(x, Unary::Silu); }
@@ -231,6 +223,44 @@ Tensor add_gated(const Tensor& x, const Tensor& y, const Tensor& gate) {
     }
   }
   return out;
+}
+
+// The scheduler's primitive: double accumulation, one rounding; the terms are
+// the non-zero ones (ops.cpp drops the others). Elementwise read-before-write,
+// so dst may be a source.
+void lincomb(Tensor& dst, std::span<const LinTerm> terms) {
+  std::vector<const float*> src;
+  std::vector<double> coef;
+  for (const LinTerm& t : terms) {
+    src.push_back(t.src->data<float>());
+    coef.push_back(t.coef);
+  }
+  float* out = dst.data<float>();
+  const int64_t n = dst.numel();
+  const size_t k = src.size();
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    double acc = 0.0;
+    for (size_t t = 0; t < k; ++t) acc += coef[t] * static_cast<double>(src[t][j]);
+    out[j] = static_cast<float>(acc);
+  }
+}
+
+}  // namespace
+
+void register_elementwise(Backend& b) {
+  b.gelu_tanh = gelu_tanh;
+  b.gelu_erf = gelu_erf;
+  b.silu = silu;
+  b.add = add;
+  b.sub = sub;
+  b.mul = mul;
+  b.scale = scale;
+  b.add_scalar = add_scalar;
+  b.clamp = clamp;
+  b.modulate = modulate;
+  b.add_gated = add_gated;
+  b.lincomb = lincomb;
 }
 
 }  // namespace t2v::ops::cpu

@@ -3,7 +3,7 @@
 // tensors. Test: tests/kernels/test_layout.cpp.
 #include <cstring>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
 namespace {
@@ -13,8 +13,6 @@ int64_t prod(const Shape& s, int from, int to) {
   for (int i = from; i < to; ++i) p *= s[i];
   return p;
 }
-
-}  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
   const Shape& s0 = xs[0].shape();
@@ -125,5 +123,16 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
 }
 
 Tensor cast(const Tensor& x, DType dt) { return x.dtype() == dt ? x.clone() : x.to(dt); }  // always a fresh tensor
+
+}  // namespace
+
+void register_layout(Backend& b) {
+  b.concat = concat;
+  b.slice = slice;
+  b.permute = permute;
+  b.contiguous_copy = contiguous_copy;
+  b.embedding = embedding;
+  b.cast = cast;
+}
 
 }  // namespace t2v::ops::cpu

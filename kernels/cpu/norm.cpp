@@ -1,21 +1,48 @@
 // Normalisations and softmax, fp32 in and out, double accumulation (two-pass
 // mean/variance) so results sit within ~1e-6 relative of PyTorch's CPU kernels.
-// Test: tests/kernels/test_norm.cpp.
+// layer_norm_modulate rounds the normalised row to fp32 and then applies
+// modulate's fp32 arithmetic, so it equals modulate(layer_norm(x)) bit for bit
+// without the intermediate tensor.
+// Test: tests/kernels/test_norm.cpp, tests/kernels/test_fused.cpp.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
+namespace {
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+// Element strides of `t` broadcast (right-aligned) to `out`: 0 on broadcast dims.
+void broadcast_strides(const Shape& t, const Shape& out, int64_t* st) {
+  int64_t s = 1;
+  for (int i = out.ndim() - 1; i >= 0; --i) {
+    const int it = t.ndim() - out.ndim() + i;
+    const int64_t d = it >= 0 ? t[it] : 1;
+    st[i] = (d == 1 && out[i] != 1) || it < 0 ? 0 : s;
+    s *= d;
+  }
+}
+
+// layer_norm over the last dim C, then (with shift/scale) modulate's
+// y * (1 + scale) + shift in fp32, shift/scale broadcast to x.
+Tensor layer_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, const Tensor& shift,
+                       const Tensor& scale_t) {
   const int64_t C = x.size(-1), rows = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), DType::F32);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   const float* wp = weight.defined() ? weight.data<float>() : nullptr;
   const float* bp = bias.defined() ? bias.data<float>() : nullptr;
+  const bool mod = shift.defined();
+  const float* hp = mod ? shift.data<float>() : nullptr;
+  const float* cp = mod ? scale_t.data<float>() : nullptr;
+  const int nd = x.dim();
+  int64_t hs[kMaxDims] = {}, cs[kMaxDims] = {};
+  if (mod) {
+    broadcast_strides(shift.shape(), x.shape(), hs);
+    broadcast_strides(scale_t.shape(), x.shape(), cs);
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xp + r * C;
@@ -35,8 +62,31 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
       if (bp) v += bp[c];
       yr[c] = (float)v;
     }
+    if (!mod) continue;
+    int64_t ho = 0, co = 0, rem = r;  // offsets of row r in shift/scale
+    for (int i = nd - 2; i >= 0; --i) {
+      const int64_t idx = rem % x.size(i);
+      rem /= x.size(i);
+      ho += idx * hs[i];
+      co += idx * cs[i];
+    }
+    const int64_t hstep = hs[nd - 1], cstep = cs[nd - 1];
+    for (int64_t c = 0; c < C; ++c) {
+      const float s1 = 1.0f + cp[co + c * cstep];  // rounded like PyTorch's (1 + scale) temporary
+      const float ys = yr[c] * s1;
+      yr[c] = ys + hp[ho + c * hstep];
+    }
   }
   return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  return layer_norm_impl(x, weight, bias, eps, Tensor(), Tensor());
+}
+
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, const Tensor& shift,
+                           const Tensor& scale_t) {
+  return layer_norm_impl(x, weight, bias, eps, shift, scale_t);
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
@@ -117,6 +167,16 @@ Tensor softmax(const Tensor& x) {
     }
   }
   return y;
+}
+
+}  // namespace
+
+void register_norm(Backend& b) {
+  b.layer_norm = layer_norm;
+  b.layer_norm_modulate = layer_norm_modulate;
+  b.rms_norm = rms_norm;
+  b.rms_norm_channels = rms_norm_channels;
+  b.softmax = softmax;
 }
 
 }  // namespace t2v::ops::cpu

@@ -1,4 +1,4 @@
-// Wan 3D rotary embedding (WAN_SPEC §2.8): interleaved (GPT-J) pairs, the head
+// Wan 3D rotary embedding (docs/wan.md §2.8): interleaved (GPT-J) pairs, the head
 // dimension split into a frame part, a row part and a column part. Angles are
 // formed in fp64 exactly as the reference rope_params does
 // (pos · (1 / theta^(2j / d_axis))); the rotation runs in double and rounds
@@ -6,7 +6,7 @@
 // Test: tests/kernels/test_rope.cpp.
 #include <cmath>
 
-#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
 
@@ -44,6 +44,8 @@ Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double t
   return table;
 }
 
+namespace {
+
 Tensor rope_3d(const Tensor& x, const Tensor& table) {
   const int64_t B = x.size(0), N = x.size(1), NH = x.size(2), D = x.size(3), half = D / 2;
   Tensor y = Tensor::empty(x.shape(), DType::F32);
@@ -65,5 +67,9 @@ Tensor rope_3d(const Tensor& x, const Tensor& table) {
   }
   return y;
 }
+
+}  // namespace
+
+void register_rope(Backend& b) { b.rope_3d = rope_3d; }
 
 }  // namespace t2v::ops::cpu

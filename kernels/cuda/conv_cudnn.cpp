@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/ops.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -145,7 +145,7 @@ Tensor pad_dim(const Tensor& x, int d, int front, int back) {
     s[d] = back;
     parts.push_back(Tensor::zeros(Shape(s), x.dtype(), Device::CUDA));
   }
-  return concat(parts, d);
+  return ops::concat(parts, d);
 }
 
 }  // namespace
@@ -201,7 +201,7 @@ void conv3d_cudnn(Tensor& y, const Tensor& x_in, const Tensor& w, const Tensor& 
   const float alpha = 1.0f, beta = 0.0f;
   T2V_CUDNN_CHECK(s, s.forward(s.handle, &alpha, d.x, x.raw(), d.w, w.raw(), d.conv, perf[pick].algo,
                                ws_bytes ? ws.raw() : nullptr, ws_bytes, &beta, d.y, y.raw()));
-  if (bias.defined()) y = add(y, bias.reshape(Shape{1, a.Cout, 1, 1, 1}));  // bias [C] over [B, C, T, H, W]
+  if (bias.defined()) y = ops::add(y, bias.reshape(Shape{1, a.Cout, 1, 1, 1}));  // bias [C] over [B, C, T, H, W]
 }
 
 }  // namespace t2v::ops::cuda

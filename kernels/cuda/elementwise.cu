@@ -3,7 +3,9 @@
 // and dtype casts. Loads widen to fp32, the result rounds once to the output
 // dtype. Grid-stride loops over int64 indices (N*C of real activations exceeds
 // 2^31 for the VAE).
-// Test: tests/cuda/test_backend_ops.cpp (Unary*, Binary*, Modulate, AddGated, Cast).
+// lincomb (the scheduler step) sums its terms in fp64 and rounds once, as the
+// CPU reference.
+// Test: tests/cuda/test_backend_ops.cpp (Unary*, Binary*, Modulate, AddGated, Cast, Lincomb).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -98,7 +100,24 @@ __global__ void cast_kernel(void* __restrict__ dst, CastCode dc, const void* __r
   }
 }
 
+// No __restrict__: dst may alias a source. Terms are summed in order t = 0..k-1,
+// as the CPU loop, so the result is bit-identical to it (no FMA contraction:
+// __dmul_rn / __dadd_rn).
+__global__ void lincomb_kernel(float* dst, LincombArgs a, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    double acc = 0.0;
+    for (int t = 0; t < a.k; ++t) acc = __dadd_rn(acc, __dmul_rn(a.coef[t], static_cast<double>(a.src[t][i])));
+    dst[i] = static_cast<float>(acc);
+  }
+}
+
 }  // namespace
+
+void launch_lincomb(float* dst, const LincombArgs& a, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  lincomb_kernel<<<grid_1d(n, kThreads), kThreads, 0, s>>>(dst, a, n);
+  T2V_CUDA_LAUNCH_CHECK("lincomb_kernel");
+}
 
 void launch_unary(UnaryOp op, void* y, const void* x, Elem dt, int64_t n, float a, float b, cudaStream_t s) {
   if (n == 0) return;

@@ -1,6 +1,8 @@
-// linear and matmul through cuBLASLt: bf16 (or fp32/fp16) operands, fp32
-// accumulation (CUBLAS_COMPUTE_32F: no TF32 for fp32 inputs, so the fp32 path
-// matches the CPU reference to rounding), bias fused as the BIAS epilogue.
+// linear, linear_gelu_tanh and matmul through cuBLASLt: bf16 (or fp32/fp16)
+// operands of one dtype, fp32 accumulation (CUBLAS_COMPUTE_32F: no TF32 for
+// fp32 inputs, so the fp32 path matches the CPU reference to rounding), bias
+// fused as the BIAS epilogue, GELU (tanh) as the GELU epilogue. x and w must
+// share a dtype (kernels/ops.h): a weight is never converted per call.
 //
 // Layout: cuBLASLt is column-major, our tensors row-major. A row-major [R, C]
 // matrix is a column-major [C, R] one with the same leading dimension, so
@@ -17,7 +19,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -138,17 +140,25 @@ void run_gemm(const GemmProblem& g) {
 // y = bias broadcast over rows (or zeros): the K = 0 case, which cuBLASLt refuses.
 Tensor empty_k_result(const Shape& out, DType dt, const Tensor& bias) {
   Tensor y = Tensor::zeros(out, dt, Device::CUDA);
-  return bias.defined() ? add(y, bias) : y;
+  return bias.defined() ? ops::add(y, bias) : y;
 }
 
-Tensor linear_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tensor& bias_in, bool gelu) {
+// x and w (a and b) of one dtype: the cuBLASLt problem has one operand type.
+void require_same_dtype(const char* op, const Tensor& x, const char* xn, const Tensor& w, const char* wn) {
+  if (x.dtype() != w.dtype())
+    fail(kExitSoftware, "{}: '{}' is {} but '{}' is {}; activation and weight dtypes must match", op, xn, x.str(), wn,
+         w.str());
+}
+
+Tensor linear_impl(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias_in, bool gelu) {
   require_cuda(x, op, "x");
-  require_cuda(w_in, op, "w");
+  require_cuda(w, op, "w");
   float_elem(x, op, "x");
-  float_elem(w_in, op, "w");
-  if (x.dim() < 1 || w_in.dim() != 2 || w_in.size(1) != x.size(-1))
-    fail(kExitSoftware, "linear: x {} must be [..., K] and w {} [N, K]", x.str(), w_in.str());
-  const int64_t K = x.size(-1), N = w_in.size(0);
+  float_elem(w, op, "w");
+  require_same_dtype(op, x, "x", w, "w");
+  if (x.dim() < 1 || w.dim() != 2 || w.size(1) != x.size(-1))
+    fail(kExitSoftware, "{}: x {} must be [..., K] and w {} [N, K]", op, x.str(), w.str());
+  const int64_t K = x.size(-1), N = w.size(0);
   int64_t M = 1;  // rows: the product of x's leading dims (also when K = 0)
   for (int i = 0; i + 1 < x.dim(); ++i) M *= x.size(i);
   std::vector<int64_t> out = x.shape().vec();
@@ -157,14 +167,15 @@ Tensor linear_impl(const char* op, const Tensor& x, const Tensor& w_in, const Te
   if (bias_in.defined()) {
     require_cuda(bias_in, op, "bias");
     float_elem(bias_in, op, "bias");
-    if (bias_in.numel() != N) fail(kExitSoftware, "linear: bias {} must have N = {} elements", bias_in.str(), N);
-    bias = cast_to(bias_in, x.dtype());  // the epilogue reads the bias in the output type
+    if (bias_in.numel() != N) fail(kExitSoftware, "{}: bias {} must have N = {} elements", op, bias_in.str(), N);
+    // The epilogue reads the bias in the output type; an F32 bias of a bf16
+    // GEMM is converted here ([N] elements, not the weight).
+    bias = cast_to(bias_in, x.dtype());
   }
   if (K == 0) {
     const Tensor y0 = empty_k_result(Shape(out), x.dtype(), bias);
-    return gelu ? gelu_tanh(y0) : y0;
+    return gelu ? ops::gelu_tanh(y0) : y0;
   }
-  const Tensor w = cast_to(w_in, x.dtype());
   Tensor y = Tensor::empty(Shape(out), x.dtype(), Device::CUDA);
   if (M == 0 || N == 0) return y;
   GemmProblem g;
@@ -185,36 +196,34 @@ Tensor linear_impl(const char* op, const Tensor& x, const Tensor& w_in, const Te
   return y;
 }
 
-}  // namespace
-
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) { return linear_impl("linear", x, w, bias, false); }
 
 Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias) {
   return linear_impl("linear_gelu_tanh", x, w, bias, true);
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b_in) {
+Tensor matmul(const Tensor& a, const Tensor& b) {
   const char* op = "matmul";
   require_cuda(a, op, "a");
-  require_cuda(b_in, op, "b");
+  require_cuda(b, op, "b");
   float_elem(a, op, "a");
-  float_elem(b_in, op, "b");
-  if (a.dim() < 2 || a.dim() != b_in.dim())
+  float_elem(b, op, "b");
+  require_same_dtype(op, a, "a", b, "b");
+  if (a.dim() < 2 || a.dim() != b.dim())
     fail(kExitSoftware, "matmul: a {} and b {} must be [..., M, K] and [..., K, N] with the same leading dims",
-         a.str(), b_in.str());
+         a.str(), b.str());
   const int nd = a.dim();
   int64_t batch = 1;
   for (int i = 0; i < nd - 2; ++i) {
-    if (a.size(i) != b_in.size(i))
-      fail(kExitSoftware, "matmul: leading dims of a {} and b {} differ", a.str(), b_in.str());
+    if (a.size(i) != b.size(i))
+      fail(kExitSoftware, "matmul: leading dims of a {} and b {} differ", a.str(), b.str());
     batch *= a.size(i);
   }
-  const int64_t M = a.size(-2), K = a.size(-1), N = b_in.size(-1);
-  if (b_in.size(-2) != K) fail(kExitSoftware, "matmul: a {} and b {} disagree on K", a.str(), b_in.str());
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  if (b.size(-2) != K) fail(kExitSoftware, "matmul: a {} and b {} disagree on K", a.str(), b.str());
   std::vector<int64_t> out = a.shape().vec();
   out.back() = N;
   if (K == 0) return empty_k_result(Shape(out), a.dtype(), Tensor());
-  const Tensor b = cast_to(b_in, a.dtype());
   Tensor c = Tensor::empty(Shape(out), a.dtype(), Device::CUDA);
   if (batch == 0 || M == 0 || N == 0) return c;
   if (batch > INT32_MAX) fail(kExitSoftware, "matmul: batch {} too large", batch);
@@ -236,6 +245,14 @@ Tensor matmul(const Tensor& a, const Tensor& b_in) {
   g.batch = static_cast<int>(batch);
   run_gemm(g);
   return c;
+}
+
+}  // namespace
+
+void register_gemm(Backend& b) {
+  b.linear = linear;
+  b.linear_gelu_tanh = linear_gelu_tanh;
+  b.matmul = matmul;
 }
 
 }  // namespace t2v::ops::cuda

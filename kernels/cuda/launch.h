@@ -46,6 +46,17 @@ void launch_nary(NaryOp op, void* out, Elem out_dt, const OutShape& shape, const
 // n elements from src (code sc) to dst (code dc). Float -> int truncates toward zero.
 void launch_cast(void* dst, CastCode dc, const void* src, CastCode sc, int64_t n, cudaStream_t s);
 
+// dst[j] = float(sum_t coef[t] * double(src[t][j])), t < k: fp64 accumulation,
+// one rounding. dst may be one of the sources (each element is read before it
+// is written, by the same thread). Passed by value: k <= kLincombMaxTerms.
+constexpr int kLincombMaxTerms = 16;
+struct LincombArgs {
+  const float* src[kLincombMaxTerms] = {};
+  double coef[kLincombMaxTerms] = {};
+  int k = 0;
+};
+void launch_lincomb(float* dst, const LincombArgs& a, int64_t n, cudaStream_t s);
+
 // ---- normalisation (norm.cu) -----------------------------------------------------
 // Row-wise over the last dim C of `rows` rows. weight/bias may be nullptr.
 // With modulate: y = LN(x) * (1 + scale) + shift, shift/scale broadcast over x's

@@ -6,11 +6,12 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
 namespace t2v::ops::cuda {
+namespace {
 
 Tensor attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in, const AttentionParams& p) {
   const char* op = "attention";
@@ -62,8 +63,8 @@ Tensor attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in, const 
     if (p.key_mask.dim() != 2 || p.key_mask.size(0) != B || p.key_mask.size(1) != Nk)
       fail(kExitSoftware, "attention: key_mask {} must be [B={}, Nk={}]", p.key_mask.str(), B, Nk);
     keep = Tensor::empty(Shape{B, Nk}, DType::U8, Device::CUDA);
-    launch_mask_to_keep(keep.data<uint8_t>(), p.key_mask.raw(), cast_code(p.key_mask.dtype(), op), B * Nk, stream());
-    a.keep = keep.data<uint8_t>();
+    launch_mask_to_keep(static_cast<uint8_t*>(keep.raw()), p.key_mask.raw(), cast_code(p.key_mask.dtype(), op), B * Nk, stream());
+    a.keep = static_cast<const uint8_t*>(keep.raw());
   }
   Tensor o = Tensor::empty(Shape{B, Nq, NH, Dv}, q.dtype(), Device::CUDA);
   a.o = o.raw();
@@ -72,6 +73,12 @@ Tensor attention(const Tensor& q, const Tensor& k_in, const Tensor& v_in, const 
   else
     launch_attention_flash(a, stream());
   return o;
+}
+
+}  // namespace
+
+void register_attention(Backend& b) {
+  b.attention = attention;
 }
 
 }  // namespace t2v::ops::cuda

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/conv_cudnn.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -48,8 +48,6 @@ Tensor conv_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tens
   launch_conv3d_implicit_gemm(a, stream());
   return y;
 }
-
-}  // namespace
 
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
   const char* op = "conv3d";
@@ -117,6 +115,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   Tensor y = conv_impl(op, x.reshape(Shape{a.B, a.Cin, 1, a.H, a.W}), w.reshape(Shape{a.Cout, a.Cin, 1, a.kh, a.kw}),
                        bias, a, 0, p.pad_bottom, p.pad_right);
   return y.reshape(Shape{a.B, a.Cout, a.Ho, a.Wo});
+}
+
+}  // namespace
+
+void register_conv(Backend& b) {
+  b.conv3d = conv3d;
+  b.conv2d = conv2d;
 }
 
 }  // namespace t2v::ops::cuda

@@ -1,10 +1,11 @@
 // Elementwise CUDA ops over Tensors: activations, scalar ops, broadcast
-// arithmetic, modulate, gated residual, casts (kernels in elementwise.cu).
-// Output dtype = dtype of the first tensor argument; math in fp32.
+// arithmetic, modulate, gated residual, casts, lincomb (kernels in
+// elementwise.cu). Output dtype = dtype of the first tensor argument; math in
+// fp32 (lincomb: F32 tensors, fp64 accumulation).
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -30,8 +31,6 @@ Tensor binary(const char* op, NaryOp n, const Tensor& a, const Tensor& b) {
               stream());
   return y;
 }
-
-}  // namespace
 
 Tensor gelu_tanh(const Tensor& x) { return unary("gelu_tanh", UnaryOp::GeluTanh, x, 0.0f, 0.0f); }
 Tensor gelu_erf(const Tensor& x) { return unary("gelu_erf", UnaryOp::GeluErf, x, 0.0f, 0.0f); }
@@ -75,11 +74,51 @@ Tensor add_gated(const Tensor& x, const Tensor& y, const Tensor& gate) {
 
 Tensor cast(const Tensor& x, DType dt) {
   require_cuda(x, "cast", "x");
-  if (x.dtype() == dt) return contiguous_copy(x);
+  if (x.dtype() == dt) return ops::contiguous_copy(x);
   const CastCode sc = cast_code(x.dtype(), "cast"), dc = cast_code(dt, "cast");
   Tensor y = Tensor::empty(x.shape(), dt, Device::CUDA);
   launch_cast(y.raw(), dc, x.raw(), sc, x.numel(), stream());
   return y;
+}
+
+void lincomb(Tensor& dst, std::span<const LinTerm> terms) {
+  const char* op = "lincomb";
+  require_cuda(dst, op, "dst");
+  if (dst.dtype() != DType::F32) fail(kExitSoftware, "lincomb: dst {} must be F32", dst.str());
+  if (terms.size() > static_cast<size_t>(kLincombMaxTerms))
+    throw Error(kExitUnavailable,
+                fmt::format("lincomb: {} non-zero terms; the CUDA kernel sums at most {}", terms.size(),
+                            kLincombMaxTerms),
+                "split the combination (the samplers use at most 4 terms)");
+  LincombArgs a;
+  a.k = static_cast<int>(terms.size());
+  for (int t = 0; t < a.k; ++t) {
+    const Tensor& s = *terms[t].src;
+    require_cuda(s, op, "src");
+    if (s.dtype() != DType::F32 || s.numel() != dst.numel())
+      fail(kExitSoftware, "lincomb: source {} must be F32 of dst's size ({})", s.str(), dst.str());
+    a.src[t] = static_cast<const float*>(s.raw());
+    a.coef[t] = terms[t].coef;
+  }
+  launch_lincomb(static_cast<float*>(dst.raw()), a, dst.numel(), stream());
+}
+
+}  // namespace
+
+void register_elementwise(Backend& b) {
+  b.gelu_tanh = gelu_tanh;
+  b.gelu_erf = gelu_erf;
+  b.silu = silu;
+  b.add = add;
+  b.sub = sub;
+  b.mul = mul;
+  b.scale = scale;
+  b.add_scalar = add_scalar;
+  b.clamp = clamp;
+  b.modulate = modulate;
+  b.add_gated = add_gated;
+  b.cast = cast;
+  b.lincomb = lincomb;
 }
 
 }  // namespace t2v::ops::cuda

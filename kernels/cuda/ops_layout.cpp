@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -32,8 +32,6 @@ void copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t wi
   if (width == 0 || rows == 0) return;
   T2V_CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice, stream()));
 }
-
-}  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
   if (xs.empty()) fail(kExitSoftware, "concat: no tensors");
@@ -159,12 +157,6 @@ Tensor upsample_nearest2x(const Tensor& x) {
   return y;
 }
 
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta) {
-  // The angles are computed in fp64 on the CPU, exactly as the reference; the
-  // table is small ([N, D/2, 2]) and built once per resolution.
-  return ops::rope_3d_table(T, H, W, head_dim, theta).to(Device::CUDA);
-}
-
 Tensor rope_3d(const Tensor& x, const Tensor& table) {
   const char* op = "rope_3d";
   require_cuda(x, op, "x");
@@ -179,6 +171,18 @@ Tensor rope_3d(const Tensor& x, const Tensor& table) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
   launch_rope_3d(y.raw(), x.raw(), e, B, N, NH, D, table.raw(), te, stream());
   return y;
+}
+
+}  // namespace
+
+void register_layout(Backend& b) {
+  b.concat = concat;
+  b.slice = slice;
+  b.permute = permute;
+  b.contiguous_copy = contiguous_copy;
+  b.embedding = embedding;
+  b.upsample_nearest2x = upsample_nearest2x;
+  b.rope_3d = rope_3d;
 }
 
 }  // namespace t2v::ops::cuda

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -40,8 +40,6 @@ Tensor layer_norm_impl(const char* op, const Tensor& x, const Tensor& weight, co
   launch_layer_norm(y.raw(), x.raw(), e, rows, C, wp, we, bp, be, eps, out_shape(x.shape()), sh, sc, stream());
   return y;
 }
-
-}  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   return layer_norm_impl("layer_norm", x, weight, bias, eps, Tensor(), Tensor());
@@ -90,6 +88,16 @@ Tensor softmax(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
   launch_softmax(y.raw(), x.raw(), e, rows, C, stream());
   return y;
+}
+
+}  // namespace
+
+void register_norm(Backend& b) {
+  b.layer_norm = layer_norm;
+  b.layer_norm_modulate = layer_norm_modulate;
+  b.rms_norm = rms_norm;
+  b.rms_norm_channels = rms_norm_channels;
+  b.softmax = softmax;
 }
 
 }  // namespace t2v::ops::cuda

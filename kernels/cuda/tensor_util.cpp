@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "kernels/cuda/ops_cuda.h"
+#include "kernels/ops.h"
 
 namespace t2v::ops::cuda {
 
@@ -91,6 +91,6 @@ BView broadcast_view(const Tensor& t, const Shape& out, const char* op, const ch
   return v;
 }
 
-Tensor cast_to(const Tensor& t, DType dt) { return t.dtype() == dt ? t : cuda::cast(t, dt); }
+Tensor cast_to(const Tensor& t, DType dt) { return t.dtype() == dt ? t : ops::cast(t, dt); }
 
 }  // namespace t2v::ops::cuda

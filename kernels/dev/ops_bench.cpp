@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/ops.h"
 
@@ -76,7 +75,7 @@ int main(int argc, char** argv) {
            2.0 * N * C * C, 0);
     report("linear 32760x1536x8960 (FFN up)", time_ms([&] { h = ops::linear(x, w_up); }, 2, reps), 2.0 * N * C * F, 0);
     report("linear_gelu_tanh 32760x1536x8960 (FFN up, GELU epilogue)",
-           time_ms([&] { h = ops::cuda::linear_gelu_tanh(x, w_up, Tensor()); }, 2, reps), 2.0 * N * C * F, 0);
+           time_ms([&] { h = ops::linear_gelu_tanh(x, w_up, Tensor()); }, 2, reps), 2.0 * N * C * F, 0);
     const Tensor xf = random_bf16(Shape{1, N, F}, g);
     report("linear 32760x8960x1536 (FFN down)", time_ms([&] { h = ops::linear(xf, w_down); }, 2, reps),
            2.0 * N * C * F, 0);
@@ -99,7 +98,7 @@ int main(int argc, char** argv) {
 
     const Tensor shift = random_bf16(Shape{1, 1, C}, g), scale = random_bf16(Shape{1, 1, C}, g);
     report("layer_norm_modulate [1,32760,1536]",
-           time_ms([&] { h = ops::cuda::layer_norm_modulate(x, Tensor(), Tensor(), 1e-6f, shift, scale); }, 2, reps), 0,
+           time_ms([&] { h = ops::layer_norm_modulate(x, Tensor(), Tensor(), 1e-6f, shift, scale); }, 2, reps), 0,
            2.0 * N * C * b2);
     report("layer_norm then modulate (unfused)",
            time_ms([&] { h = ops::modulate(ops::layer_norm(x, Tensor(), Tensor(), 1e-6f), shift, scale); }, 2, reps),
@@ -110,7 +109,7 @@ int main(int argc, char** argv) {
     report("add_gated [1,32760,1536]", time_ms([&] { h = ops::add_gated(x, y, shift); }, 2, reps), 0,
            3.0 * N * C * b2);
     report("gelu_tanh [1,32760,8960]", time_ms([&] { h = ops::gelu_tanh(xf); }, 2, reps), 0, 2.0 * N * F * b2);
-    const Tensor table = ops::cuda::rope_3d_table(21, 30, 52, D, 10000.0);
+    const Tensor table = ops::rope_3d_table(21, 30, 52, D).to(Device::CUDA);
     report("rope_3d [1,32760,12,128]", time_ms([&] { h = ops::rope_3d(q, table); }, 2, reps), 0,
            2.0 * N * NH * D * b2);
 

@@ -182,9 +182,9 @@ TEST(Choices, ScheduleNamesRoundTripAndUnknownOnesAreRefused) {
 TEST(Choices, DeviceNamesRoundTripAndUnknownOnesAreRefused) {
   EXPECT_EQ(parse_device("cpu"), Device::CPU);
   EXPECT_EQ(parse_device("cuda"), Device::CUDA);
-  for (Device d : {Device::CPU, Device::CUDA}) EXPECT_EQ(parse_device(device_option_name(d)), d);
+  for (Device d : {Device::CPU, Device::CUDA, Device::Test}) EXPECT_EQ(parse_device(device_option_name(d)), d);
   for (const char* bad : {"tpu", "gpu", "", "CUDA", "cuda:0"})
-    expect_unknown([](const std::string& v) { parse_device(v); }, "--device", bad, "cpu or cuda");
+    expect_unknown([](const std::string& v) { parse_device(v); }, "--device", bad, "cpu, cuda or test");
 }
 
 TEST(Choices, DtypeNamesRoundTripAndUnknownOnesAreRefused) {

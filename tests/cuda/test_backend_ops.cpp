@@ -1,22 +1,24 @@
 // Backend-ops test, part 1: elementwise, normalisation and layout ops on the
 // GPU against the CPU reference (kernels/ops.h), F32 and BF16 storage, odd and
-// real Wan shapes, fresh random inputs, NaN-poisoned outputs with guard zones.
-// Rule and helpers: backend_ops_util.h. Without a GPU every case skips with
-// "no CUDA device: <reason>". Part 2 (GEMM, attention, conv):
-// test_backend_ops_compute.cpp.
+// real Wan shapes, fresh random inputs, NaN-poisoned outputs with guard zones;
+// lincomb bit-exact; the GEMM dtype rule. Rule and helpers:
+// tests/backend_ops/backend_ops_util.h, tests/cuda/backend_ops_cuda.h. Without
+// a GPU every case skips with "no CUDA device: <reason>". Part 2 (GEMM,
+// attention, conv): test_backend_ops_compute.cpp.
 #ifdef T2V_HAVE_CUDA
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/cuda/ops_cuda.h"
 #include "kernels/ops.h"
-#include "tests/cuda/backend_ops_util.h"
+#include "tests/cuda/backend_ops_cuda.h"
 
 namespace t2v::test_cuda {
 namespace {
@@ -123,8 +125,8 @@ TEST_P(BackendOps, LayerNormModulateFused) {
     const Tensor x = rng.normal(sx), shift = rng.uniform(sm), sc = rng.uniform(sm);
     const Tensor ref =
         ops::modulate(ops::layer_norm(rounded(x, dt), Tensor(), Tensor(), 1e-6f), shift, sc);
-    expect_close(ops::cuda::layer_norm_modulate(to_gpu(x, dt), Tensor(), Tensor(), 1e-6f, to_gpu(shift, DType::F32),
-                                                to_gpu(sc, DType::F32)),
+    expect_close(ops::layer_norm_modulate(to_gpu(x, dt), Tensor(), Tensor(), 1e-6f, to_gpu(shift, DType::F32),
+                                          to_gpu(sc, DType::F32)),
                  ref, name("layer_norm_modulate", sx, dt));
   }
 }
@@ -178,8 +180,7 @@ TEST_P(BackendOps, Rope3d) {
   for (const Grid& g : grids) {
     const int64_t N = g.T * g.H * g.W;
     const Tensor table = ops::rope_3d_table(g.T, g.H, g.W, g.D);
-    const Tensor table_gpu = ops::cuda::rope_3d_table(g.T, g.H, g.W, g.D, 10000.0);
-    expect_exact(table_gpu, table, fmt::format("rope_3d_table T{} H{} W{} D{}", g.T, g.H, g.W, g.D));
+    const Tensor table_gpu = table.to(Device::CUDA);  // built on the host for every device (kernels/ops.h)
     const Tensor x = rng.normal(Shape{2, N, g.NH, g.D});
     expect_close(ops::rope_3d(to_gpu(x, dt), table_gpu), ops::rope_3d(rounded(x, dt), table),
                  name("rope_3d", x.shape(), dt));
@@ -257,6 +258,92 @@ TEST_P(BackendOps, Cast) {
   expect_exact(ops::cast(ids.to(Device::CUDA), DType::I32), ids.to(DType::I32), "cast I64 -> I32");
   const Tensor u8 = rng.ints(Shape{1023}, 0, 255, DType::U8);
   expect_exact(ops::cast(u8.to(Device::CUDA), dt), u8.to(dt), "cast U8 -> " + dtype_str(dt));
+}
+
+// ---- lincomb: fp64 accumulation, one rounding -> bit-exact against the CPU -------------
+
+// dst = sum coef_k * src_k over random F32 tensors; the CPU and the kernel add
+// the same double products in the same order, so every element is equal.
+TEST(BackendOpsLincomb, MatchesCpuBitExactly) {
+  T2V_REQUIRE_CUDA();
+  Rng rng;
+  std::vector<Shape> shapes = {Shape{1}, Shape{113, 203}, Shape{2, 3, 5, 7, 9}, Shape{16, 3, 60, 104}};
+  if (large_cases()) shapes.push_back(Shape{16, 21, 60, 104});  // Wan latents, 832x480x81
+  std::uniform_real_distribution<double> coef(-3.0, 3.0);
+  for (const Shape& s : shapes)
+    for (int k : {1, 2, 4, 16}) {
+      std::vector<Tensor> src, src_gpu;
+      for (int t = 0; t < k; ++t) {
+        src.push_back(rng.normal(s));
+        src_gpu.push_back(src.back().to(Device::CUDA));
+      }
+      std::vector<ops::LinTerm> terms, terms_gpu;
+      for (int t = 0; t < k; ++t) {
+        const double c = coef(rng.engine());
+        terms.push_back({c, &src[t]});
+        terms_gpu.push_back({c, &src_gpu[t]});
+      }
+      Tensor ref = Tensor::empty(s, DType::F32);
+      ops::lincomb(ref, terms);
+      Tensor got = Tensor::empty(s, DType::F32, Device::CUDA);
+      ops::lincomb(got, terms_gpu);
+      expect_exact(got, ref, fmt::format("lincomb {} terms {}", k, s.str()));
+    }
+}
+
+TEST(BackendOpsLincomb, AliasingZeroTermsAndLimit) {
+  T2V_REQUIRE_CUDA();
+  Rng rng;
+  const Shape s{3, 1023};
+  const Tensor a = rng.normal(s), b = rng.normal(s);
+  // In place: a = 0.5 a - 2 b.
+  Tensor ref = a.clone();
+  ops::lincomb(ref, {{0.5, &ref}, {-2.0, &b}});
+  Tensor ga = a.to(Device::CUDA);
+  const Tensor gb = b.to(Device::CUDA);
+  ops::lincomb(ga, {{0.5, &ga}, {-2.0, &gb}});
+  expect_exact(ga, ref, "lincomb in place");
+  // A zero coefficient drops its term even where the source is inf (the sigma = 0 step).
+  const Tensor inf = Tensor::full(s, INFINITY).to(Device::CUDA);
+  Tensor out = Tensor::empty(s, DType::F32, Device::CUDA);
+  ops::lincomb(out, {{0.0, &inf}, {1.0, &gb}});
+  expect_exact(out, b, "lincomb zero-coefficient inf term");
+  // No non-zero term: zeros.
+  ops::lincomb(out, {{0.0, &gb}});
+  expect_exact(out, Tensor::zeros(s, DType::F32), "lincomb no terms");
+  // The kernel sums at most kLincombMaxTerms (16) terms; more is Error(69).
+  std::vector<ops::LinTerm> many(17, ops::LinTerm{1.0, &gb});
+  try {
+    ops::lincomb(out, many);
+    ADD_FAILURE() << "17 terms must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUnavailable) << e.what();
+  }
+}
+
+// ---- GEMM dtype rule: no per-call weight cast ------------------------------------------
+
+TEST(BackendOpsGemmDtypes, MismatchedActivationAndWeightAreRefused) {
+  T2V_REQUIRE_CUDA();
+  Rng rng;
+  const Tensor x = to_gpu(rng.normal(Shape{5, 8}), DType::BF16), w32 = to_gpu(rng.normal(Shape{3, 8}), DType::F32),
+               w16 = to_gpu(rng.normal(Shape{3, 8}), DType::BF16);
+  for (const auto& f : std::vector<std::function<void()>>{
+           [&] { (void)ops::linear(x, w32); }, [&] { (void)ops::linear_gelu_tanh(x, w32); },
+           [&] { (void)ops::matmul(x, to_gpu(rng.normal(Shape{8, 3}), DType::F32)); },
+           [&] { (void)ops::linear(ops::cast(x, DType::F32), w16, to_gpu(rng.normal(Shape{3}), DType::BF16)); }}) {
+    try {
+      f();
+      ADD_FAILURE() << "a mismatched GEMM was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kExitSoftware) << e.what();
+      EXPECT_NE(std::string(e.what()).find("BF16"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("F32"), std::string::npos) << e.what();
+    }
+  }
+  // A bias may be F32 beside bf16 operands.
+  const Tensor y = ops::linear(x, w16, to_gpu(rng.normal(Shape{3}), DType::F32));
+  EXPECT_EQ(y.dtype(), DType::BF16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, BackendOps, ::testing::Values(DType::F32, DType::BF16),

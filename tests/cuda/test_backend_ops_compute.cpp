@@ -1,6 +1,7 @@
 // Backend-ops test, part 2: GEMM (cuBLASLt), attention (flash kernel) and
 // convolutions (implicit GEMM) on the GPU against the CPU reference, F32 and
-// BF16 storage, odd and real Wan shapes. Rule and helpers: backend_ops_util.h.
+// BF16 storage, odd and real Wan shapes. Rule and helpers:
+// tests/backend_ops/backend_ops_util.h, tests/cuda/backend_ops_cuda.h.
 #ifdef T2V_HAVE_CUDA
 #include <gtest/gtest.h>
 
@@ -14,10 +15,9 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/ops.h"
-#include "tests/cuda/backend_ops_util.h"
+#include "tests/cuda/backend_ops_cuda.h"
 
 namespace t2v::test_cuda {
 namespace {
@@ -83,7 +83,7 @@ TEST_P(BackendOpsCompute, LinearGeluTanhFused) {
     const Tensor x = rng.normal(Shape{M, K}), w = rng.normal(Shape{N, K}, 1.5f / std::sqrt(static_cast<float>(K))),
                  b = rng.uniform(Shape{N});
     const Tensor ref = ops::gelu_tanh(ops::linear(rounded(x, dt), rounded(w, dt), rounded(b, dt)));
-    expect_close(ops::cuda::linear_gelu_tanh(to_gpu(x, dt), to_gpu(w, dt), to_gpu(b, dt)), ref,
+    expect_close(ops::linear_gelu_tanh(to_gpu(x, dt), to_gpu(w, dt), to_gpu(b, dt)), ref,
                  fmt::format("linear_gelu_tanh M{} K{} N{}", M, K, N));
   }
 }

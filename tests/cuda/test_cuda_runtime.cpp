@@ -4,11 +4,13 @@
 #ifdef T2V_HAVE_CUDA
 #include <gtest/gtest.h>
 
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "kernels/backend.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/tensor_util.h"
 
@@ -68,25 +70,42 @@ TEST(CudaRuntime, InitWithoutDeviceIsUnavailable) {
   EXPECT_THROW(context(), Error);
 }
 
-// The CUDA ops check their arguments before touching the device, so a CPU
-// tensor handed to them fails the same way with or without a GPU.
+// The CUDA table's entries check their arguments before touching the device,
+// so a CPU tensor handed to them fails the same way with or without a GPU.
 TEST(CudaOpsArguments, RefuseHostTensorsNamingOpAndArgument) {
+  const Backend& cu = backend(Device::CUDA);
   const Tensor a = Tensor::full(Shape{2, 3}, 1.0f);
   const Tensor b = Tensor::full(Shape{3}, 2.0f);
   try {
-    (void)add(a, b);
+    (void)cu.add(a, b);
     FAIL() << "expected a throw";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), kExitSoftware);
     EXPECT_TRUE(contains(e.what(), "add: argument 'a'")) << e.what();
     EXPECT_TRUE(contains(e.what(), "cpu")) << e.what();
   }
-  EXPECT_THROW((void)layer_norm(a, Tensor(), Tensor(), 1e-6f), Error);
-  EXPECT_THROW((void)linear(a, b, Tensor()), Error);
-  EXPECT_THROW((void)cuda::attention(a, a, a, AttentionParams{}), Error);
-  EXPECT_THROW((void)cuda::conv3d(a, a, Tensor(), Conv3dParams{}), Error);
-  EXPECT_THROW((void)cast(a, DType::BF16), Error);
-  EXPECT_THROW((void)concat({}, 0), Error);
+  EXPECT_THROW((void)cu.layer_norm(a, Tensor(), Tensor(), 1e-6f), Error);
+  EXPECT_THROW((void)cu.linear(a, b, Tensor()), Error);
+  EXPECT_THROW((void)cu.attention(a, a, a, AttentionParams{}), Error);
+  EXPECT_THROW((void)cu.conv3d(a, a, Tensor(), Conv3dParams{}), Error);
+  EXPECT_THROW((void)cu.cast(a, DType::BF16), Error);
+  EXPECT_THROW((void)cu.concat({}, 0), Error);
+  Tensor dst = Tensor::full(Shape{2, 3}, 0.0f);
+  const LinTerm t{1.0, &a};
+  EXPECT_THROW(cu.lincomb(dst, std::span<const LinTerm>(&t, 1)), Error);
+}
+
+// The CUDA table has every CPU op but the general-patch DiT entries (pt = 1
+// patches are permutes, which it has); anything else missing is a regression.
+TEST(CudaTable, CoversTheCpuTableButGeneralPatches) {
+  const std::vector<OpEntry> cpu = op_entries(backend(Device::CPU)), cu = op_entries(backend(Device::CUDA));
+  ASSERT_EQ(cpu.size(), cu.size());
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < cpu.size(); ++i)
+    if (cpu[i].present && !cu[i].present) missing.push_back(cpu[i].name);
+  EXPECT_EQ(missing, (std::vector<std::string>{"patchify_3d", "unpatchify_3d"}));
+  EXPECT_STREQ(backend(Device::CUDA).name, "cuda");
+  EXPECT_NE(backend(Device::CUDA).open, nullptr);
 }
 
 TEST(CudaBroadcast, ShapesAndStrides) {

@@ -88,6 +88,19 @@ TEST(Matmul, BatchedMatchesDoubleLoop) {
   EXPECT_EQ(ops::matmul(a, b).shape(), (Shape{3, 2}));
 }
 
+// K = 0: an empty sum, so every row is the bias (or zeros), for any number of rows.
+TEST(Linear, EmptyReductionGivesTheBias) {
+  const Tensor x = Tensor::empty(Shape{2, 3, 0}, DType::F32), w = Tensor::empty(Shape{5, 0}, DType::F32);
+  const Tensor b = random_tensor(Shape{5}, 14);
+  const Tensor y = ops::linear(x, w, b), z = ops::linear(x, w);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 5}));
+  const std::vector<float> yv = y.to_vector(), zv = z.to_vector(), bv = b.to_vector();
+  for (size_t i = 0; i < yv.size(); ++i) {
+    EXPECT_EQ(yv[i], bv[i % 5]) << i;
+    EXPECT_EQ(zv[i], 0.0f) << i;
+  }
+}
+
 TEST(Linear, TimingPrintout) {
   // Information only: CPU throughput of the GEMM path (x [256, 4096] · w[4096, 4096]ᵀ).
   const Tensor x = random_tensor(Shape{256, 4096}, 11), w = random_tensor(Shape{4096, 4096}, 12);

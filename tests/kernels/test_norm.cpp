@@ -116,7 +116,7 @@ TEST(Softmax, MatchesDoubleLoop) {
 }
 
 TEST(Softmax, AllMinusInfinityRowIsZero) {
-  // Documented choice (kernels/cpu/ops_cpu.h): a row with no finite logit gives zeros, like attention's masked rows.
+  // Documented choice (kernels/cpu/backend_cpu.h): a row with no finite logit gives zeros, like attention's masked rows.
   const Tensor x = Tensor::from_floats({-INFINITY, -INFINITY, -INFINITY, 0.0f, -INFINITY, 0.0f}, Shape{2, 3});
   const std::vector<float> y = ops::softmax(x).to_vector();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(y[i], 0.0f);

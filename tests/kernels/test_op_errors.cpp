@@ -1,5 +1,6 @@
 // Argument checks: every shape/dtype mistake throws t2v::Error(70) whose message
 // names the op and the shapes involved.
+#include <cmath>
 #include <functional>
 
 #include "kernel_test_util.h"
@@ -59,6 +60,22 @@ TEST(OpErrors, ShapeMismatchesNameOpAndShapes) {
   expect_error([&] { ops::permute(a, {0, 0}); }, 70, {"permute", "(0, 0)", "[2, 3]"});
   expect_error([&] { ops::embedding(a, a); }, 70, {"embedding", "ids"});
   expect_error([&] { ops::rms_norm_channels(x5, random_tensor(Shape{4, 1, 1, 1}, 19)); }, 70, {"rms_norm_channels", "[4, 1, 1, 1]"});
+  // The fused ops check what their compositions check.
+  const Tensor x3 = random_tensor(Shape{2, 5, 3}, 20), m = random_tensor(Shape{2, 1, 3}, 21);
+  expect_error([&] { ops::layer_norm_modulate(x3, random_tensor(Shape{4}, 22), Tensor(), 1e-6f, m, m); }, 70,
+               {"layer_norm_modulate", "weight", "[4]"});
+  expect_error([&] { ops::layer_norm_modulate(x3, Tensor(), Tensor(), 1e-6f, random_tensor(Shape{2, 2, 3}, 23), m); },
+               70, {"layer_norm_modulate", "shift", "[2, 2, 3]"});
+  expect_error([&] { ops::layer_norm_modulate(x3, Tensor(), Tensor(), 1e-6f, m, Tensor()); }, 70,
+               {"layer_norm_modulate", "'scale'", "undefined"});
+  expect_error([&] { ops::linear_gelu_tanh(a, b); }, 70, {"linear_gelu_tanh", "[2, 3]", "[4, 5]"});
+  expect_error([&] { ops::linear_gelu_tanh(a, random_tensor(Shape{4, 3}, 24), random_tensor(Shape{5}, 25)); }, 70,
+               {"linear_gelu_tanh", "bias"});
+  // lincomb: sources of dst's shape, finite coefficients.
+  Tensor dst = random_tensor(Shape{2, 3}, 26);
+  expect_error([&] { ops::lincomb(dst, {{1.0, &b}}); }, 70, {"lincomb", "[4, 5]", "[2, 3]"});
+  expect_error([&] { ops::lincomb(dst, {{std::nan(""), &a}}); }, 70, {"lincomb", "not finite"});
+  expect_error([&] { ops::lincomb(dst, {{1.0, nullptr}}); }, 70, {"lincomb", "no source"});
 }
 
 TEST(OpErrors, CpuRefusesNonF32AndUndefined) {
@@ -67,6 +84,12 @@ TEST(OpErrors, CpuRefusesNonF32AndUndefined) {
   expect_error([&] { ops::linear(a, ops::cast(random_tensor(Shape{4, 3}, 2), DType::F16)); }, 70, {"linear", "'w'", "F16"});
   expect_error([&] { ops::gelu_tanh(Tensor()); }, 70, {"gelu_tanh", "undefined"});
   expect_error([&] { ops::add(a, Tensor()); }, 70, {"add", "'b'", "undefined"});
+  expect_error([&] { ops::linear_gelu_tanh(a, ops::cast(random_tensor(Shape{4, 3}, 3), DType::BF16)); }, 70,
+               {"linear_gelu_tanh", "'w'", "BF16"});
+  expect_error([&] { ops::layer_norm_modulate(ops::cast(a, DType::BF16), Tensor(), Tensor(), 1e-6f, a, a); }, 70,
+               {"layer_norm_modulate", "'x'", "BF16"});
+  Tensor half = ops::cast(a, DType::BF16);
+  expect_error([&] { ops::lincomb(half, {{1.0, &a}}); }, 70, {"lincomb", "BF16", "F32"});
 }
 
 }  // namespace

@@ -1,14 +1,16 @@
 // Sampler trajectories against diffusers' schedulers on a synthetic model, CFG,
-// the sigma = 0 final step, and lincomb.
+// the sigma = 0 final step, lincomb, and whole runs on the test device.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "core/error.h"
 #include "golden.h"
-#include "scheduler/lincomb.h"
+#include "kernels/ops.h"
+#include "kernels/test_device/test_device.h"
 #include "scheduler/scheduler.h"
 
 namespace t2v {
@@ -203,21 +205,52 @@ TEST(Samplers, StepsMustComeInOrder) {
   EXPECT_EQ(run(), run());
 }
 
+// Every sampler run on test-device tensors (the device code path: the latents
+// and the multistep state stay on the device, each step is ops::lincomb on it)
+// equals the CPU run bit for bit, step by step, CFG included.
+TEST(Samplers, TestDeviceStepsEqualCpuStepsBitExactly) {
+  ops::open_test_device();
+  const Shape shape({16, 2, 5, 7});
+  for (Sampler sampler : {Sampler::kUniPC, Sampler::kDPMSolver, Sampler::kEuler}) {
+    for (ScheduleKind kind : {ScheduleKind::kWan, ScheduleKind::kDiffusers}) {
+      SCOPED_TRACE(fmt::format("{} {}", sampler_name(sampler), schedule_kind_name(kind)));
+      auto cpu = make_scheduler(sampler), dev = make_scheduler(sampler);
+      const Schedule& s = cpu->set_timesteps(8, 5.0, kind);
+      dev->set_timesteps(8, 5.0, kind);
+      Tensor x = random_tensor(shape, 21);
+      Tensor xd = x.to(Device::Test);
+      for (int i = 0; i < 8; ++i) {
+        // Two "model outputs" computed on the host, combined by CFG on each device.
+        const Tensor vu = synthetic_velocity(x, s.sigmas[i]), vc = synthetic_velocity(x, 0.5f * s.sigmas[i]);
+        const Tensor v = cfg(vu, vc, 5.0);
+        const Tensor vd = cfg(vu.to(Device::Test), vc.to(Device::Test), 5.0);
+        ASSERT_EQ(vd.device(), Device::Test);
+        x = cpu->step(v, i, x);
+        xd = dev->step(vd, i, xd);
+        ASSERT_EQ(xd.device(), Device::Test);
+        const Tensor back = xd.to(Device::CPU);
+        ASSERT_EQ(std::memcmp(back.raw(), x.raw(), x.nbytes()), 0) << "step " << i << " differs";
+        ASSERT_EQ(std::memcmp(vd.to(Device::CPU).raw(), v.raw(), v.nbytes()), 0) << "cfg at step " << i << " differs";
+      }
+    }
+  }
+}
+
 TEST(Lincomb, WeightedSumAliasingAndZeroTerms) {
   const Shape shape({5, 3});
   Tensor a = random_tensor(shape, 10), b = random_tensor(shape, 11);
   const auto pa = a.to_vector(), pb = b.to_vector();
   Tensor out = Tensor::empty(shape, DType::F32);
-  lincomb(out, {{2.0, &a}, {-0.5, &b}});
+  ops::lincomb(out, {{2.0, &a}, {-0.5, &b}});
   for (size_t j = 0; j < pa.size(); ++j)
     EXPECT_FLOAT_EQ(out.item(static_cast<int64_t>(j)), static_cast<float>(2.0 * pa[j] - 0.5 * pb[j]));
   // In place: a = 1*a + 3*b.
-  lincomb(a, {{1.0, &a}, {3.0, &b}});
+  ops::lincomb(a, {{1.0, &a}, {3.0, &b}});
   for (size_t j = 0; j < pa.size(); ++j)
     EXPECT_FLOAT_EQ(a.item(static_cast<int64_t>(j)), static_cast<float>(pa[j] + 3.0 * pb[j]));
   // A zero coefficient drops its term, even an inf one (the sigma = 0 step).
   Tensor bad = Tensor::full(shape, std::numeric_limits<float>::infinity());
-  lincomb(out, {{0.0, &bad}, {1.0, &b}});
+  ops::lincomb(out, {{0.0, &bad}, {1.0, &b}});
   for (size_t j = 0; j < pb.size(); ++j) EXPECT_EQ(out.item(static_cast<int64_t>(j)), pb[j]);
 }
 
@@ -226,7 +259,7 @@ TEST(Lincomb, LargeTensorsMatchElementLoop) {
   const Shape shape({16, 3, 60, 104});
   const Tensor a = random_tensor(shape, 12), b = random_tensor(shape, 13), c = random_tensor(shape, 14);
   Tensor out = Tensor::empty(shape, DType::F32);
-  lincomb(out, {{0.25, &a}, {-1.5, &b}, {1e-3, &c}});
+  ops::lincomb(out, {{0.25, &a}, {-1.5, &b}, {1e-3, &c}});
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   const float* pc = c.data<float>();
