@@ -98,7 +98,7 @@ struct Check {
   std::string note;  // why, for the user
 };
 
-// Does the folder already hold this item, finished and unchanged (BAD_INPUTS 40, 43, 50)?
+// Does the folder already hold this item, finished and unchanged (docs/bad_inputs.md #40, #43, #50)?
 Check check_item(const BatchItem& item, const std::string& dir, Manifest& manifest, const std::string& model,
                  bool force) {
   Check c;
@@ -357,7 +357,7 @@ int run_batch(BatchOptions& o) {
                                 {"seed", item.seed}});
     const auto t0 = Clock::now();
     try {
-      // Room for the encoded video plus the temp file's own overhead (BAD_INPUTS 44).
+      // Room for the encoded video plus the temp file's own overhead (docs/bad_inputs.md #44).
       check_free_space(o.out_dir, static_cast<uint64_t>(go.width) * go.height * go.frames / 2 + (1u << 20));
       if (!pipeline) {
         PipelineLoadOptions lo;

@@ -1,6 +1,6 @@
 // Generation settings as the user gives them, and their validation. Every check
 // here runs before any model file is opened, so a typo costs milliseconds, not a
-// model load (BAD_INPUTS.md items 25-35).
+// model load (docs/bad_inputs.md #25-35).
 #pragma once
 
 #include <cstdint>

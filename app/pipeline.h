@@ -25,7 +25,7 @@ struct PipelineResult {
   int frames = 0;
 };
 
-// Wan2.1's default negative prompt (WAN_SPEC §4.1), used when none is given.
+// Wan2.1's default negative prompt (docs/wan.md §4.1), used when none is given.
 extern const char* const kWanDefaultNegativePrompt;
 
 struct PipelineLoadOptions {

@@ -41,7 +41,7 @@ std::string WanDiTConfig::summary() const {
       patch_size[0], patch_size[1], patch_size[2]);
 }
 
-// ---- presets (WAN_SPEC §2.1) ------------------------------------------------------
+// ---- presets (docs/wan.md §2.1) ------------------------------------------------------
 std::vector<std::string> wan_dit_preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
 
 std::optional<WanDiTConfig> wan_dit_preset(const std::string& name) {

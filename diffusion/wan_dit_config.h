@@ -1,4 +1,4 @@
-// Wan2.1 DiT hyper-parameters (WAN_SPEC §2.1): from a diffusers config.json, from
+// Wan2.1 DiT hyper-parameters (docs/wan.md §2.1): from a diffusers config.json, from
 // the original Wan config.json, from a preset name, or detected from the tensor
 // shapes of a checkpoint. Also the FLOP count of one forward.
 #pragma once
@@ -13,7 +13,7 @@
 
 namespace t2v {
 
-// How the sinusoidal timestep features are computed (WAN_SPEC §2.4). The Wan
+// How the sinusoidal timestep features are computed (docs/wan.md §2.4). The Wan
 // reference computes them in float64 and rounds to fp32; diffusers computes
 // exp(-ln(1e4)·k/half) and t·ω in fp32. The difference is ~1 ulp of t·ω.
 enum class TimestepSinusoid : uint8_t { Float64, Float32Diffusers };
@@ -27,7 +27,7 @@ struct WanDiTConfig {
   int64_t in_dim = 16;       // latent channels in
   int64_t out_dim = 16;      // latent channels out
   int64_t text_dim = 4096;   // umT5 hidden size
-  int64_t text_len = 512;    // context rows after zero padding (WAN_SPEC §1.5)
+  int64_t text_len = 512;    // context rows after zero padding (docs/wan.md §1.5)
   std::array<int64_t, 3> patch_size{1, 2, 2};  // (t, h, w)
   bool cross_attn_norm = true;  // affine LayerNorm before cross-attention
   bool qk_norm = true;          // RMSNorm over the whole dim on q and k

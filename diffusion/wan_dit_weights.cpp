@@ -1,5 +1,5 @@
 // Wan DiT weight layouts, the original -> diffusers rename table, header-only
-// checks and binding. See wan_dit_weights.h and WAN_SPEC §2.11.
+// checks and binding. See wan_dit_weights.h and docs/wan.md §2.11.
 #include "diffusion/wan_dit_weights.h"
 
 #include <algorithm>
@@ -199,7 +199,7 @@ void bind_wan_dit(WanDiTWeights& w, const WanDiTConfig& cfg, const WeightGetter&
   w.patch_embedding.bias = get("patch_embedding.bias", Shape{d}, WP::F32);
   w.text_embedding_0 = bind_linear(get, "text_embedding.0", d, cfg.text_dim, WP::Compute);
   w.text_embedding_2 = bind_linear(get, "text_embedding.2", d, d, WP::Compute);
-  // Time MLP and projection run in fp32 in the reference (WAN_SPEC §2.4).
+  // Time MLP and projection run in fp32 in the reference (docs/wan.md §2.4).
   w.time_embedding_0 = bind_linear(get, "time_embedding.0", d, cfg.freq_dim, WP::F32);
   w.time_embedding_2 = bind_linear(get, "time_embedding.2", d, d, WP::F32);
   w.time_projection_1 = bind_linear(get, "time_projection.1", 6 * d, d, WP::F32);
@@ -218,7 +218,7 @@ void bind_wan_dit(WanDiTWeights& w, const WanDiTConfig& cfg, const WeightGetter&
     blk.ffn_2 = bind_linear(get, b + "ffn.2", d, cfg.ffn_dim, WP::Compute);
   }
   w.head.modulation = get("head.modulation", Shape{1, 2, d}, WP::F32);
-  // The head Linear is fp32 in the reference (WAN_SPEC §2.9).
+  // The head Linear is fp32 in the reference (docs/wan.md §2.9).
   w.head.head = bind_linear(get, "head.head", cfg.out_dim * cfg.patch_numel(), d, WP::F32);
 }
 
@@ -294,7 +294,7 @@ WanDiTCheck check_wan_dit_weights(const TensorStore& store, const WanDiTConfig& 
       if (likely_preset.empty()) likely_preset = preset;
       std::string line = fmt::format("{} is {}, config expects {}{}", named, info.shape.str(), param.shape.str(),
                                      preset.empty() ? "" : ": this looks like the " + preset + " model");
-      // The first q projection is the line users recognise (BAD_INPUTS 14): list it first.
+      // The first q projection is the line users recognise (docs/bad_inputs.md #14): list it first.
       if (param.key == "blocks.0.self_attn.q.weight")
         problems.insert(problems.begin(), std::move(line));
       else

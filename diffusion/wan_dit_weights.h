@@ -2,7 +2,7 @@
 // checkpoint keys), the checkpoint layouts t2v reads, the one rename table
 // from original to diffusers names, and binding with shape/dtype checks.
 //
-// Layouts (WAN_SPEC §2.11):
+// Layouts (docs/wan.md §2.11):
 //   original   Wan-AI single file: `blocks.0.self_attn.q.weight`
 //   comfy      the same names behind `model.diffusion_model.` (stripped on purpose)
 //   diffusers  `transformer/` folder, possibly sharded: `blocks.0.attn1.to_q.weight`;
@@ -77,7 +77,7 @@ std::string wan_dit_diffusers_key(const std::string& canonical);
 // Canonical key -> the key as stored in a file of `layout` (prefix included).
 std::string wan_dit_file_key(WanDiTLayout layout, const std::string& canonical);
 
-// Whether a tensor is kept in fp32 whatever the compute dtype (WAN_SPEC §2.10:
+// Whether a tensor is kept in fp32 whatever the compute dtype (docs/wan.md §2.10:
 // modulation, norms, time MLP and head run in fp32; large GEMM weights do not).
 enum class WeightPrecision { Compute, F32 };
 

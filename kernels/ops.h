@@ -85,7 +85,7 @@ Tensor upsample_nearest2x(const Tensor& x);
 // Wan 3D RoPE table for a T x H x W token grid (token n = (f*H + y)*W + x) and head
 // dim D: [N, D/2, 2] F32 holding (cos, sin) per complex pair. Pairs [0, d_t/2) rotate
 // by frame, then d_h/2 by row, then d_w/2 by column, with d_t = D - 4*(D/6),
-// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (WAN_SPEC §2.8).
+// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (docs/wan.md §2.8).
 Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta = 10000.0);
 // Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2].
 Tensor rope_3d(const Tensor& x, const Tensor& table);

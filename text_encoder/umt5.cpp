@@ -1,4 +1,4 @@
-// umT5 encoder forward (WAN_SPEC.md §1.3) on kernels/ops.h ops.
+// umT5 encoder forward (docs/wan.md §1.3) on kernels/ops.h ops.
 // Follows transformers' models/umt5/modeling_umt5.py (UMT5EncoderModel) and
 // Wan2.1's wan/modules/t5.py, which compute the same function.
 #include "text_encoder/umt5.h"
@@ -407,7 +407,7 @@ Tensor UMT5Encoder::encode_context(const std::vector<int64_t>& ids, int64_t text
   Tensor t = Tensor::empty(Shape{1, L}, DType::I64);
   std::copy(ids.begin(), ids.end(), t.data<int64_t>());
   // Only the real tokens, no mask: rows 0..L-1 equal a masked 512-token run
-  // (padded keys are masked; the bias depends only on j − i). WAN_SPEC §1.3.
+  // (padded keys are masked; the bias depends only on j − i). docs/wan.md §1.3.
   Tensor out = forward(t, Tensor());  // [1, L, D]
   return pad_context(out.reshape(Shape{L, cfg_.d_model}), text_len);
 }

@@ -1,4 +1,4 @@
-// The umT5 encoder as Wan2.1 uses it (WAN_SPEC.md §1): T5 v1.1 encoder blocks
+// The umT5 encoder as Wan2.1 uses it (docs/wan.md §1): T5 v1.1 encoder blocks
 // with a relative-position bias table per layer, unscaled attention, RMS norms
 // and a gated tanh-GELU FFN.
 //
@@ -65,7 +65,7 @@ std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key);
 void check_umt5_tensors(const TensorStore& store, const UMT5Config& cfg);
 
 // Bucket of a relative position (key − query) for the bidirectional T5 scheme:
-// WAN_SPEC §1.4 (float32 log, truncation toward zero).
+// docs/wan.md §1.4 (float32 log, truncation toward zero).
 int64_t relative_position_bucket(int64_t relative_position, int64_t num_buckets, int64_t max_distance);
 
 struct UMT5Attention {  // encoder.block.N.layer.0.SelfAttention
@@ -138,7 +138,7 @@ class UMT5Encoder {
 };
 
 // Zero-pads rows [L, D] to [text_len, D] (rows L.. exactly zero), as Wan does
-// before the DiT's text embedding (WAN_SPEC §1.5).
+// before the DiT's text embedding (docs/wan.md §1.5).
 Tensor pad_context(const Tensor& rows, int64_t text_len = 512);
 
 }  // namespace t2v

@@ -156,7 +156,7 @@ def run(sampler, schedule, steps, shift, x_init):
 
 
 def check_spec_values():
-    """WAN_SPEC 4.3 / 4.6 reference values (N=50, shift 5)."""
+    """docs/wan.md §4.3 / §4.6 reference values (N=50, shift 5)."""
     _, sig, ts = wan_official_unipc(50, 5.0)
     assert ts[:5].tolist() == [999, 995, 991, 987, 982], ts[:5]
     assert ts[-3:].tolist() == [241, 172, 92], ts[-3:]

@@ -15,7 +15,7 @@ Outputs:
                           the model saved by save_pretrained (diffusers `vae/` layout)
   wan_vae_original.safetensors
                           the same tensors under the original Wan / ComfyUI key names
-                          (WAN_SPEC §3.4/3.5), checked by running diffusers' own
+                          (docs/wan.md §3.4, §3.5), checked by running diffusers' own
                           single-file converter on it and comparing with the state dict
   wan2.1_vae_keys.txt     "original_key diffusers_key dim0,dim1,..." for every tensor of the
                           real Wan2.1 VAE (base_dim 96), from a meta-device model (no memory)
@@ -65,7 +65,7 @@ def resnet_to_original(rest):
 
 
 def diffusers_to_original(key, num_res_blocks):
-    """Inverse of the original -> diffusers key mapping (WAN_SPEC §3.7), for any num_res_blocks."""
+    """Inverse of the original -> diffusers key mapping (docs/wan.md §3.7), for any num_res_blocks."""
     p = key.split(".")
     top = {"quant_conv": "conv1", "post_quant_conv": "conv2"}
     if p[0] in top:

@@ -1,4 +1,4 @@
-// The Wan2.1 VAE (WanVAE / diffusers AutoencoderKLWan), WAN_SPEC §3.
+// The Wan2.1 VAE (WanVAE / diffusers AutoencoderKLWan), docs/wan.md §3.
 //
 //   encode: x [B, 3, F, H, W] in [-1, 1] -> encoder (chunks of 1, 4, 4, ... frames)
 //           -> conv1 (quant, 1^3) -> mean | logvar, each [B, z, T, H/8, W/8], T = 1 + (F-1)/4
@@ -132,7 +132,7 @@ class WanVAE {
   void decode_stream(const Tensor& mu, const WanVAEFrameSink& sink, const WanVAETiling& tiling = {}) const;
   // All frames at once: [B, 3, 1+4(T-1), 8h, 8w] in [-1, 1] (the streamed frames concatenated).
   Tensor decode(const Tensor& mu, const WanVAETiling& tiling = {}) const;
-  // The whole-sequence formulation of WAN_SPEC §3.6 (no cache; memory grows with T).
+  // The whole-sequence formulation of docs/wan.md §3.6 (no cache; memory grows with T).
   // Same numbers as decode(); kept as the reference for the chunked path and for backends
   // that run whole sequences.
   Tensor decode_whole_sequence(const Tensor& mu) const;

@@ -12,7 +12,7 @@ namespace t2v {
 
 namespace {
 
-// WAN_SPEC §3.2: the 16 latent channel statistics of the Wan2.1 VAE (also
+// docs/wan.md §3.2: the 16 latent channel statistics of the Wan2.1 VAE (also
 // diffusers' AutoencoderKLWan defaults).
 const std::vector<float> kWan21LatentsMean = {-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f,
                                               -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f,  -0.3632f,

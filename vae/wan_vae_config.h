@@ -1,4 +1,4 @@
-// Wan2.1 VAE hyper-parameters (WAN_SPEC §3.1) under diffusers' AutoencoderKLWan
+// Wan2.1 VAE hyper-parameters (docs/wan.md §3.1) under diffusers' AutoencoderKLWan
 // config.json field names, so a diffusers `vae/` folder configures itself.
 // Latent (de)normalisation with the per-channel mean/std (§3.2) lives here too.
 #pragma once

@@ -1,6 +1,6 @@
 // Wan2.1 VAE building blocks. Follows the semantics of the reference
 // (Wan-Video/Wan2.1 wan/modules/vae.py) and diffusers' autoencoder_kl_wan.py as
-// written down in WAN_SPEC §3.3 and §3.6.
+// written down in docs/wan.md §3.3 and §3.6.
 #include "vae/wan_vae_modules.h"
 
 #include <cmath>
@@ -20,7 +20,7 @@ std::string join(const std::string& prefix, std::string_view part) {
 int64_t frames_of(const Tensor& x) { return x.size(2); }
 
 // [B, 2C, T, H, W] -> [B, C, 2T, H, W]: frame 2t takes channels [0, C) of time t,
-// frame 2t+1 channels [C, 2C) (upsample3d's time conv output, WAN_SPEC §3.3).
+// frame 2t+1 channels [C, 2C) (upsample3d's time conv output, docs/wan.md §3.3).
 Tensor interleave_channel_halves_as_frames(const Tensor& x) {
   const int64_t B = x.size(0), C2 = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t C = C2 / 2;

@@ -1,4 +1,4 @@
-// Building blocks of the Wan2.1 VAE (WAN_SPEC §3.3): causal conv3d with its
+// Building blocks of the Wan2.1 VAE (docs/wan.md §3.3): causal conv3d with its
 // frame cache, channel RMS norm, residual block, middle attention block and the
 // four resample modes. Each forward takes an optional CausalCache:
 //   nullptr  -> whole-sequence formulation (every causal conv zero-pads 2*p_t
@@ -73,7 +73,7 @@ struct CausalConv3d {
   Tensor forward(const Tensor& x, CausalSlot* slot) const;  // [B, C_in, T, H, W] -> [B, C_out, T', H', W']
 };
 
-// WAN_SPEC §3.3 RMS_norm: x / max(||x||_2 over C, 1e-12) * sqrt(C) * gamma.
+// docs/wan.md §3.3 RMS_norm: x / max(||x||_2 over C, 1e-12) * sqrt(C) * gamma.
 struct RMSNorm {
   Tensor gamma;  // [C, 1, 1, 1] (video) or [C, 1, 1] (attention's 2-D norm)
   void bind(const VAEWeightFetch& fetch, const VAEKey& key, int channels, bool images);
@@ -109,7 +109,7 @@ struct AttentionBlock {
 enum class ResampleMode { Upsample2d, Upsample3d, Downsample2d, Downsample3d };
 const char* resample_mode_name(ResampleMode m);
 
-// Resample(dim, mode) (WAN_SPEC §3.3, cache rules §3.6):
+// Resample(dim, mode) (docs/wan.md §3.3, cache rules §3.6):
 //   upsample2d:   nearest x2 in H, W -> conv2d 3x3 pad 1, dim -> dim/2
 //   upsample3d:   time_conv (3,1,1) dim -> 2*dim, channel halves interleaved as frames
 //                 (skipped on the first chunk / for frame 0), then as upsample2d

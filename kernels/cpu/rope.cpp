@@ -1,4 +1,4 @@
-// Wan 3D rotary embedding (WAN_SPEC §2.8): interleaved (GPT-J) pairs, the head
+// Wan 3D rotary embedding (docs/wan.md §2.8): interleaved (GPT-J) pairs, the head
 // dimension split into a frame part, a row part and a column part. Angles are
 // formed in fp64 exactly as the reference rope_params does
 // (pos · (1 / theta^(2j / d_axis))); the rotation runs in double and rounds

@@ -1,7 +1,7 @@
 // Helpers of the backend-ops test (test_backend_ops*.cpp): the GPU gate, fresh
 // random inputs, upload in a storage dtype, and the comparison rule.
 //
-// The rule (STYLE.md §3, written once here):
+// The rule (docs/conventions.md §3, written once here):
 //  - F32 storage: NMSE(gpu, cpu_ref) <= 1e-7.
 //  - BF16/F16 storage: the CPU reference runs on the same rounded inputs in
 //    fp32; the unavoidable error of a half-precision result is rounding that

@@ -1,5 +1,5 @@
 // Real-size checkpoint layouts without real weights: sparse .safetensors files
-// whose headers list the tensors of Wan2.1 T2V-1.3B / 14B exactly as WAN_SPEC
+// whose headers list the tensors of Wan2.1 T2V-1.3B / 14B exactly as docs/wan.md
 // §2.11 tabulates them (the data section is a hole made by ftruncate, never
 // read: check_wan_dit_weights looks at headers only). Also layout and preset
 // detection, missing / misshaped / extra keys, dtypes, config.json parsing.
@@ -31,7 +31,7 @@ struct Entry {
   std::string dtype;
 };
 
-// WAN_SPEC §2.11, transcribed: (original name, diffusers name, shape) with
+// docs/wan.md §2.11, transcribed: (original name, diffusers name, shape) with
 // D = dim, F = ffn_dim, for `layers` blocks.
 struct SpecRow {
   std::string original, diffusers;
@@ -275,7 +275,7 @@ TEST_F(DitLayouts, ExtraKeysAndBlocksAndDtypes) {
     EXPECT_NE(msg.find("the checkpoint has 31 blocks, the config 30 layers"), std::string::npos) << msg;
   }
   {
-    // Integer tensor where a weight belongs (BAD_INPUTS 11).
+    // Integer tensor where a weight belongs (docs/bad_inputs.md #11).
     std::vector<Entry> extra;
     const std::string path = write_model("i64.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
                                          {"head.modulation"}, {{"head.modulation", {1, 2, 1536}, "I64"}});

@@ -48,7 +48,7 @@ struct Golden {
 UMT5Encoder load_f32() { return UMT5Encoder::load(kWeights, UMT5Config::from_json_file(kConfig)); }
 
 TEST(UMT5, RelativePositionBucketsFollowTheSpecBands) {
-  // WAN_SPEC §1.4: n = 0..7 -> n; 8-11 -> 8; 12-15 -> 9; 16-22 -> 10; 23-31 -> 11;
+  // docs/wan.md §1.4: n = 0..7 -> n; 8-11 -> 8; 12-15 -> 9; 16-22 -> 10; 23-31 -> 11;
   // 32-45 -> 12; 46-63 -> 13; 64-90 -> 14; >= 91 -> 15; +16 for keys after the query.
   const int64_t band_start[] = {8, 12, 16, 23, 32, 46, 64, 91};
   for (int64_t n = 0; n < 700; ++n) {
@@ -295,7 +295,7 @@ TEST(UMT5, RealSizeTensorTableIsAcceptedAndAWrongShapeIsNamed) {
   ASSERT_EQ(table.size(), 2u + 10u * 24u);
   int64_t params = 0;
   for (const auto& [name, shape] : table) params += shape.numel();
-  EXPECT_EQ(params, 5'680'910'336);  // WAN_SPEC §1.1: 5.68 B
+  EXPECT_EQ(params, 5'680'910'336);  // docs/wan.md §1.1: 5.68 B
   EXPECT_EQ(table.front().second, (Shape{256384, 4096}));
 
   const std::string path = temp_path("umt5_xxl_sparse.safetensors");

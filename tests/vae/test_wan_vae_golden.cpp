@@ -94,7 +94,7 @@ TEST(WanVAE, EncodeDropsFramesThatDoNotFillAChunk) {
 }
 
 TEST(WanVAE, CacheSlotCountsMatchTheSpec) {
-  // WAN_SPEC §3.6: 32 decoder / 24 encoder slots for num_res_blocks 2 (the golden config too).
+  // docs/wan.md §3.6: 32 decoder / 24 encoder slots for num_res_blocks 2 (the golden config too).
   const WanVAE& vae = vae_from("original");
   EXPECT_EQ(vae.decoder_cache_slots(), 32u);
   EXPECT_EQ(vae.encoder_cache_slots(), 24u);

@@ -146,7 +146,7 @@ TEST(WanVAELayout, KeyTableIsTheRealWan21VAE) {
     EXPECT_EQ(e.diffusers, it->second.first) << e.original;
     EXPECT_EQ(e.shape, it->second.second) << e.original;
   }
-  EXPECT_EQ(params, 126892531);  // WAN_SPEC §3.1: ~127M parameters
+  EXPECT_EQ(params, 126892531);  // docs/wan.md §3.1: ~127M parameters
 }
 
 class WanVAERealSize : public ::testing::TestWithParam<bool> {};  // param: diffusers names
