@@ -53,6 +53,8 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from safetensors.torch import load_file
 
+import provenance
+
 SHAPE = (16, 2, 2, 3)
 # (steps, shift): 1 and 2 steps exercise warm-up and the sigma = 0 final step at once.
 CASES = [(1, 5.0), (2, 7.5), (10, 8.0), (25, 3.0), (50, 5.0)]
@@ -200,7 +202,8 @@ def main():
     g = torch.Generator().manual_seed(20240601)
     x_init = torch.randn(SHAPE, generator=g, dtype=torch.float32)
     for sampler in ("unipc", "dpmpp", "euler"):
-        tensors, meta = {}, {"sampler": sampler, "model": "v = tanh(x) * sigma + 0.1 * x"}
+        tensors, meta = {}, {"sampler": sampler, "model": "v = tanh(x) * sigma + 0.1 * x",
+                             **provenance.metadata(__file__, seed=20240601, libs=("torch", "diffusers", "numpy"))}
         for schedule in ("wan", "diffusers"):
             for steps, shift in CASES + (WAN_ONLY_CASES if schedule == "wan" else []):
                 sigmas, timesteps, samples = run(sampler, schedule, steps, shift, x_init)

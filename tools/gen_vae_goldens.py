@@ -43,6 +43,10 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 
+import provenance
+
+LIBS = ("torch", "diffusers", "safetensors")
+
 SEED = 20240531
 CONFIG = dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
               temperal_downsample=[False, True, True])
@@ -144,10 +148,12 @@ def main():
     with torch.no_grad():
         model.decoder.conv_out.weight.mul_(0.75)
     model.save_pretrained(os.path.join(out, "diffusers"), safe_serialization=True)
+    prov = provenance.metadata(__file__, seed=SEED, libs=LIBS)
+    provenance.stamp_safetensors(os.path.join(out, "diffusers", "diffusion_pytorch_model.safetensors"), prov)
 
     sd, orig = original_state_dict(model, CONFIG["num_res_blocks"])
     check_with_diffusers_converter(sd, orig)
-    save_file(orig, os.path.join(out, "wan_vae_original.safetensors"))
+    save_file(orig, os.path.join(out, "wan_vae_original.safetensors"), metadata=prov)
 
     # The real Wan2.1 VAE's names and shapes, without allocating it.
     with torch.device("meta"):
@@ -193,7 +199,7 @@ def main():
             stats(name, dist.mean)
             meta["encode"].append(name)
     save_file(goldens, os.path.join(out, "goldens.safetensors"),
-              metadata={"cases": json.dumps(meta), "seed": str(SEED), "config": json.dumps(CONFIG)})
+              metadata={"cases": json.dumps(meta), "config": json.dumps(CONFIG), **prov})
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
     print(f"wrote {out} ({total / 1e6:.2f} MB)")
 
