@@ -129,7 +129,8 @@ TEST(Provenance, MissingOrBrokenFieldsAreReported) {
   save_safetensors((dir / "ghost.safetensors").string(), {{"x", Tensor::zeros(Shape{2}, DType::F32)}},
                    {{"generator", "tools/nothing.py"}, {"versions", "{\"torch\":\"2\"}"}, {"seed", "1"}});
   EXPECT_NE(own_provenance_problem(dir / "ghost.safetensors").find("does not exist"), std::string::npos);
-  std::ofstream(dir / "g.json") << R"({"provenance": {"generator": "tools/provenance.py", "versions": {}, "seed": "1"}})";
+  std::ofstream(dir / "g.json")
+      << R"({"provenance": {"generator": "tools/provenance.py", "versions": {}, "seed": "1"}})";
   EXPECT_NE(own_provenance_problem(dir / "g.json").find("versions"), std::string::npos);
   std::ofstream(dir / "ok.json") << R"({"provenance": {"generator": "tools/provenance.py",
                                         "versions": {"python": "3.11"}, "seed": "none"}})";
