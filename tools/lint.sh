@@ -4,7 +4,7 @@
 #   tools/lint.sh doc-references   every document a file cites is in the repository:
 #       - no tracked file (tests/data aside) names a document kept outside it (the
 #         names are spelled in pieces below so this script does not match itself);
-#       - every docs/NAME.md cited exists;
+#       - every cited page under docs/ exists;
 #       - every "docs/wan.md §X.Y", "docs/conventions.md §N" and "docs/bad_inputs.md #N"
 #         points at a section or item that exists (also inside ranges such as #42-46).
 #   tools/lint.sh include-rules    the folder dependencies of docs/ARCHITECTURE.md hold for
@@ -39,7 +39,7 @@ doc_references() {
     echo "lint: the lines above cite documents that are not in the repository; cite docs/ instead"
     bad=1
   fi
-  # 2. docs/NAME.md that do not exist
+  # 2. cited pages under docs/ that do not exist
   local missing
   missing=$(grep -oHE 'docs/[A-Za-z0-9_./-]+\.md' "${text[@]}" /dev/null | sort -u |
     while IFS=: read -r file doc; do [ -f "$doc" ] || echo "$file: cites $doc, which does not exist"; done)
