@@ -75,7 +75,6 @@ class Mp4Writer {
   // Drops everything written so far and deletes the temp file (e.g. on Ctrl-C).
   void abort() noexcept;
 
-  int64_t frames_written() const;
   const std::string& path() const;
 
  private:
