@@ -99,7 +99,7 @@ struct Check {
   std::string note;  // why, for the user
 };
 
-// Does the folder already hold this item, finished and unchanged (BAD_INPUTS 40, 43, 50)?
+// Does the folder already hold this item, finished and unchanged (docs/bad_inputs.md #40, #43, #50)?
 Check check_item(const BatchItem& item, const std::string& dir, Manifest& manifest, const std::string& model,
                  bool force) {
   Check c;
@@ -393,7 +393,7 @@ PipelineResult BatchRun::render(const BatchItem& item, const Check& check, size_
                rendered_ > 0 ? fmt::format("  batch ETA {}", clock_text(render_wall_s_ / rendered_ * remaining)) : "");
   events_.event("item_start", {{"id", item.id}, {"file", item.file}, {"index", n + 1}, {"of", todo_.size()},
                                {"seed", item.seed}});
-  // Room for the encoded video plus the temp file's own overhead (BAD_INPUTS 44).
+  // Room for the encoded video plus the temp file's own overhead (docs/bad_inputs.md #44).
   check_free_space(o_.out_dir, static_cast<uint64_t>(r.width) * r.height * r.frames / 2 + (1u << 20));
   Progress progress(r.progress_bar, r.json);
   return engine_->pipeline().render(r, progress, &g_cancel);

@@ -1,6 +1,6 @@
 // `t2v batch`: renders a JSONL prompt list with the models loaded once, resumably.
 //
-// The list is validated completely before any model file is opened (BAD_INPUTS 36-41);
+// The list is validated completely before any model file is opened (docs/bad_inputs.md #36-41);
 // each finished video gets a record in DIR/manifest.jsonl (with its SHA-256) so a rerun
 // skips what is done and verified; items are spread over shards (--shard I/N, Slurm job
 // arrays, Kubernetes Indexed Jobs) and claimed with lock files so workers sharing a folder

@@ -1,4 +1,4 @@
-// The batch manifest (append-only JSONL under an flock, BAD_INPUTS 47) and the per-item
+// The batch manifest (append-only JSONL under an flock, docs/bad_inputs.md #47) and the per-item
 // lock files that keep two workers sharing an output folder off the same item.
 #include <fcntl.h>
 #include <signal.h>

@@ -26,7 +26,7 @@ static uint64_t random_seed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-// Output checks that must pass before any model is loaded (BAD_INPUTS 42-45).
+// Output checks that must pass before any model is loaded (docs/bad_inputs.md #42-45).
 static void prepare_output(const GenerateOptions& o) {
   fs::path out(o.output);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";

@@ -1,12 +1,24 @@
+// `t2v inspect`: lists any valid safetensors file, folder or index (tensors, dtypes,
+// parameters, bytes), then says whether it is a model t2v can load. A shard, a LoRA or a
+// partial checkpoint is listed like any other file and gets one "not a complete model:
+// ..." line saying why, with exit 0: the file is fine, it is just not a whole model.
+// Exit 65 stays for files that are not valid safetensors (docs/bad_inputs.md #1-20).
 #include "app/inspect.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
+#include <optional>
+#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "diffusion/wan_dit_config.h"
+#include "diffusion/wan_dit_weights.h"
+#include "text_encoder/umt5.h"
+#include "vae/wan_vae.h"
 
 namespace t2v {
 
@@ -34,7 +46,9 @@ DetectedModel detect_model(const TensorStore& store) {
   return {"unknown", "unknown", ""};
 }
 
-static std::string human_bytes(double b) {
+namespace {
+
+std::string human_bytes(double b) {
   const char* units[] = {"B", "KB", "MB", "GB", "TB"};
   int u = 0;
   while (b >= 1000.0 && u < 4) {
@@ -44,10 +58,160 @@ static std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
+// Whether t2v can load the store as one model component, and if not, why (one line).
+struct Verdict {
+  bool complete = false;
+  std::string status;  // "Wan DiT, loads as it is" / "not a complete model: ..."
+};
+
+// The checks below throw Error(65) with the reason; the file itself is valid, so the
+// reason becomes the verdict instead of the exit code. Some loaders list problems on
+// indented lines: they are joined so the verdict stays one line.
+std::string reason_of(const Error& e) {
+  const std::string what = e.what();
+  std::string out;
+  for (size_t i = 0; i < what.size(); ++i) {
+    if (what[i] != '\n') {
+      out += what[i];
+      continue;
+    }
+    while (i + 1 < what.size() && what[i + 1] == ' ') ++i;
+    out += !out.empty() && out.back() == ':' ? " " : "; ";
+  }
+  return out;
+}
+
+// Names of parts of a model component, for files that hold only some of them.
+struct PartialFamily {
+  const char* name;
+  std::regex keys;
+};
+
+const std::vector<PartialFamily>& partial_families() {
+  static const std::vector<PartialFamily> f = {
+      {"Wan DiT",
+       std::regex(R"(^(model\.diffusion_model\.)?(blocks\.\d+\.(self_attn|cross_attn|attn1|attn2|ffn|norm2|norm3|)"
+                  R"(modulation|scale_shift_table)|patch_embedding|text_embedding|time_embedding|time_projection|)"
+                  R"(condition_embedder|head\.|proj_out|scale_shift_table))")},
+      {"Wan VAE", std::regex(R"(^((encoder|decoder)\.(downsamples|upsamples|down_blocks|up_blocks|middle|mid_block|)"
+                             R"(conv1|conv_in|head|norm_out|conv_out)|conv1\.|conv2\.|quant_conv|post_quant_conv))")},
+      {"umT5 encoder", std::regex(R"(^(shared\.weight|encoder\.block\.|encoder\.final_layer_norm|token_embedding\.|)"
+                                  R"(blocks\.\d+\.(attn|ffn|pos_embedding)\.))")},
+  };
+  return f;
+}
+
+// A store that no loader recognises: a shard, a LoRA, part of a checkpoint, or
+// something else. Says which, as precisely as the names allow.
+std::string unknown_reason(const TensorStore& store, const std::string& path) {
+  const std::vector<std::string>& names = store.names();
+  if (names.empty()) return "the file holds no tensors";
+  size_t lora = 0;
+  for (const std::string& n : names)
+    if (n.find("lora_") != std::string::npos || n.find(".lora.") != std::string::npos ||
+        (n.size() > 6 && n.compare(n.size() - 6, 6, ".alpha") == 0))
+      ++lora;
+  if (lora > 0)
+    return fmt::format(
+        "a LoRA adapter ({} of {} tensors are LoRA factors or scales); t2v loads whole models and "
+        "does not apply LoRAs",
+        lora, names.size());
+  std::smatch m;
+  const std::string file = std::filesystem::path(path).filename().string();
+  static const std::regex shard(R"(-(\d+)-of-(\d+)\.safetensors$)");
+  const bool is_shard = std::regex_search(file, m, shard);
+  auto shard_note = [&](const std::string& what) {
+    return fmt::format(
+        "shard {} of {} of a sharded checkpoint{}; inspect its folder or .index.json for the whole model",
+        std::stoi(m[1].str()), std::stoi(m[2].str()), what);
+  };
+  for (const PartialFamily& f : partial_families()) {
+    size_t hits = 0;
+    for (const std::string& n : names) hits += std::regex_search(n, f.keys);
+    if (hits * 2 >= names.size()) {
+      if (is_shard) return shard_note(fmt::format(" ({} tensors)", f.name));
+      return fmt::format(
+          "{} of {} tensors are {} tensors, but the ones that identify a whole {} are missing "
+          "(part of a checkpoint?)",
+          hits, names.size(), f.name, f.name);
+    }
+  }
+  if (is_shard) return shard_note("");
+  return fmt::format("the tensor names match no Wan DiT, Wan VAE or umT5 encoder layout (first: {})", names.front());
+}
+
+Verdict wan_dit_verdict(const TensorStore& store, const std::string& path) {
+  try {
+    describe_wan_dit(store);  // throws when a tensor that sets the model size is missing
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+  WanDiTConfig cfg;
+  try {
+    cfg = WanDiTConfig::resolve("", path, &store);
+  } catch (const Error& e) {
+    // Complete or not, the sizes are known; only what shapes cannot show is missing.
+    return {false, "needs a config: " + reason_of(e)};
+  }
+  try {
+    WanDiTLoadOptions dry;
+    dry.dry_run = true;
+    WeightReport report;
+    dry.report = &report;
+    load_wan_dit(store, cfg, dry);
+    return {true, fmt::format("Wan DiT ({} layout, {}), loads as it is", report.layout,
+                              cfg.preset_name.empty() ? cfg.summary() : cfg.preset_name)};
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+}
+
+Verdict wan_vae_verdict(const TensorStore& store) {
+  try {
+    const WanVAEConfig cfg = WanVAEConfig::from_weights(store);
+    WanVAELoadOptions dry;
+    dry.dry_run = true;
+    WanVAE::load(store, cfg, dry);
+    return {true, "Wan VAE, loads as it is"};
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+}
+
+Verdict umt5_verdict(const TensorStore& store) {
+  try {
+    const UMT5Config cfg = UMT5Config::from_weights(store);
+    UMT5LoadOptions dry;
+    dry.dry_run = true;
+    UMT5Encoder::load(store, cfg, dry);
+    return {true, fmt::format("umT5 encoder ({} layers, d_model {}), loads as it is", cfg.num_layers, cfg.d_model)};
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+}
+
+Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std::string& path) {
+  if (det.family == "wan-dit") return wan_dit_verdict(store, path);
+  if (det.family == "wan-vae") return wan_vae_verdict(store);
+  if (det.family == "umt5-encoder") return umt5_verdict(store);
+  return {false, "not a complete model: " + unknown_reason(store, path)};
+}
+
+}  // namespace
+
 int run_inspect(const std::string& path, const InspectOptions& opts) {
   refuse_pickle(path);
-  TensorStore store = TensorStore::open(path);
-  DetectedModel det = detect_model(store);
+  TensorStore store = TensorStore::open(path);  // Error(65/66) for what is not valid safetensors
+  const DetectedModel det = detect_model(store);
+  const Verdict verdict = verdict_of(store, det, path);
+  std::optional<std::string> dit_description;
+  if (det.family == "wan-dit") {
+    try {
+      dit_description = describe_wan_dit(store);
+    } catch (const Error&) {
+      // the verdict says what is missing
+    }
+  }
 
   int64_t params = 0;
   uint64_t bytes = 0;
@@ -65,12 +229,14 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     j["source"] = store.description();
     j["family"] = det.family;
     j["layout"] = det.layout;
-    if (det.family == "wan-dit")
-      if (std::optional<std::string> d = describe_wan_dit(store)) j["model"] = *d;
+    j["complete"] = verdict.complete;
+    j["status"] = verdict.status;
+    if (dit_description) j["model"] = *dit_description;
     j["tensors"] = store.names().size();
     j["parameters"] = params;
     j["bytes"] = bytes;
     for (auto& [dt, n] : by_dtype) j["dtypes"][dt] = n;
+    j["list"] = nlohmann::json::array();
     size_t shown = 0;
     for (const auto& name : store.names()) {
       if (!opts.all && shown++ >= 40) break;
@@ -87,12 +253,14 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
   fmt::print("  bytes       {} ({})\n", bytes, human_bytes(static_cast<double>(bytes)));
   std::string dts;
   for (auto& [dt, n] : by_dtype) dts += fmt::format("{}{} ({} elements)", dts.empty() ? "" : ", ", dt, n);
-  fmt::print("  dtypes      {}\n", dts);
+  fmt::print("  dtypes      {}\n", dts.empty() ? "-" : dts);
   fmt::print("  detected    {} ({} layout{})\n", det.family, det.layout,
              det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
-  if (det.family == "wan-dit") {
-    if (std::optional<std::string> d = describe_wan_dit(store)) fmt::print("  model       {}\n", *d);
+  if (dit_description) {
+    while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();
+    fmt::print("  model       {}\n", *dit_description);
   }
+  fmt::print("  status      {}\n", verdict.status);
   size_t width = 0;
   for (const auto& name : store.names()) width = std::max(width, name.size());
   width = std::min<size_t>(width, 72);

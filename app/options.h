@@ -1,6 +1,6 @@
 // Generation settings as the user gives them, and their validation. Every check
 // here runs before any model file is opened, so a typo costs milliseconds, not a
-// model load (BAD_INPUTS.md items 25-35). The named choices arrive already
+// model load (docs/bad_inputs.md #25-35). The named choices arrive already
 // parsed (app/choices.h); what one video needs goes to the pipeline as a
 // RenderRequest (app/render_request.h).
 #pragma once

@@ -1,5 +1,5 @@
 // `t2v probe COMPONENT`: runs one model component on named input tensors and
-// writes its outputs (DESIGN.md "The probe"); tools/ scripts write the same
+// writes its outputs (docs/conventions.md §7); tools/ scripts write the same
 // inputs through the upstream reference so the two can be compared.
 #pragma once
 

@@ -17,8 +17,10 @@ endfunction()
 # registered with CTest test by test (discovered when ctest runs). NEEDS_EXE:
 # the tests run the t2v program, so build it first. SERIAL: each test runs alone
 # (ctest -j does not put another test beside it), for tests timed by a budget.
+# ONE_PROCESS suite...: each named suite is a single CTest test that runs all of its
+# tests in one process, so work its fixture shares (SetUpTestSuite) is done once.
 function(t2v_test name)
-  cmake_parse_arguments(A "NEEDS_EXE;SERIAL" "DIR" "LIBS" ${ARGN})
+  cmake_parse_arguments(A "NEEDS_EXE;SERIAL" "DIR" "LIBS;ONE_PROCESS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${A_DIR}/*.cpp)
   if(NOT srcs)
     return()
@@ -32,6 +34,15 @@ function(t2v_test name)
   if(A_NEEDS_EXE)
     add_dependencies(${name} t2v)  # tests that run the t2v program (T2V_EXE)
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+  set(filter)
+  if(A_ONE_PROCESS)
+    list(JOIN A_ONE_PROCESS ".*:" suites)
+    set(filter TEST_FILTER "-${suites}.*")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 ${filter}
     PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2" RUN_SERIAL ${A_SERIAL})
+  foreach(suite IN LISTS A_ONE_PROCESS)
+    add_test(NAME ${suite} COMMAND ${name} --gtest_filter=${suite}.*)
+    set_tests_properties(${suite} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2" RUN_SERIAL ${A_SERIAL})
+  endforeach()
 endfunction()

@@ -9,7 +9,7 @@
 
 namespace t2v {
 
-// sysexits.h codes (BAD_INPUTS.md): the CLI exits with Error::code().
+// sysexits.h codes (docs/bad_inputs.md): the CLI exits with Error::code().
 enum ExitCode : int {
   kExitOk = 0,
   kExitUsage = 64,        // bad command-line usage / parameter

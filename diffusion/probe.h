@@ -1,4 +1,4 @@
-// `t2v probe dit` (DESIGN.md "The probe"): one DiT forward on named input
+// `t2v probe dit` (docs/conventions.md §7): one DiT forward on named input
 // tensors, for golden comparisons against diffusers.
 #pragma once
 

@@ -1,8 +1,8 @@
 // Wan2.1 DiT forward on the op set (kernels/ops.h, kernels/dit_ops.h). The
 // order of operations follows the reference WanModel.forward (Wan-Video/Wan2.1
-// wan/modules/model.py) and diffusers' WanTransformer3DModel; WAN_SPEC §2.
+// wan/modules/model.py) and diffusers' WanTransformer3DModel; docs/wan.md §2.
 //
-// Precision (WAN_SPEC §2.10): the residual stream x, the modulation (M + e0),
+// Precision (docs/wan.md §2.10): the residual stream x, the modulation (M + e0),
 // the time MLP and the head stay fp32 on every backend; the large GEMMs use the
 // backend's compute dtype (fp32 on the CPU reference).
 #include "diffusion/wan_dit.h"
@@ -46,7 +46,7 @@ Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope
   return linear(o, a.o);
 }
 
-// Cross-attention on the text_len context rows (no mask, WAN_SPEC §2.7), given as
+// Cross-attention on the text_len context rows (no mask, docs/wan.md §2.7), given as
 // ctx [B, L, dim] and, when L < text_len, `pad_bias` [1, 1, 1, L] that weights the
 // last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim].
 Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const Tensor& pad_bias,
@@ -75,7 +75,7 @@ Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
   return out;
 }
 
-// One transformer block (WAN_SPEC §2.6). x [B, N, dim] fp32, e0 [B, 6, dim].
+// One transformer block (docs/wan.md §2.6). x [B, N, dim] fp32, e0 [B, 6, dim].
 Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, const Tensor& ctx,
                      const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
@@ -177,7 +177,7 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   if (dump) dump("time_projection", e0);
   const Tensor e0_chunks = e0.reshape(Shape{B, 6, c.dim});
 
-  // ---- text embedding: the given rows, then exact zeros up to text_len (WAN_SPEC §1.5) ----
+  // ---- text embedding: the given rows, then exact zeros up to text_len (docs/wan.md §1.5) ----
   // The zero rows all embed to the same row, so in every cross-attention they share one
   // key and one value: a single zero row stands for the text_len - L of them, its logit
   // raised by log(text_len - L) (softmax over n equal logits == one logit + log n). The

@@ -1,5 +1,5 @@
 // The Wan2.1 diffusion transformer (WanModel / diffusers WanTransformer3DModel),
-// WAN_SPEC §2: patch embedding, [cos, sin] timestep embedding, text MLP on 512
+// docs/wan.md §2: patch embedding, [cos, sin] timestep embedding, text MLP on 512
 // zero-padded context rows, blocks (modulated self-attention with q/k RMSNorm and
 // 3D RoPE, cross-attention, modulated FFN), modulated head, unpatchify.
 //
@@ -29,7 +29,7 @@ class WanDiT {
   // x [B, C, T, H, W] F32; timestep [B] (any float dtype, any device; the
   // scheduler's timestep values, e.g. 999); context [B, L, text_dim] with
   // L <= text_len, zero-padded to text_len rows here before the text MLP
-  // (WAN_SPEC §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
+  // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
 
   const WanDiTConfig& config() const { return cfg_; }
@@ -41,7 +41,7 @@ class WanDiT {
 };
 
 // Sinusoidal timestep features [B, freq_dim] (CPU, F32): [cos(t·ω_k), sin(t·ω_k)],
-// ω_k = 10000^(-k/half), in the precision `mode` selects (WAN_SPEC §2.4).
+// ω_k = 10000^(-k/half), in the precision `mode` selects (docs/wan.md §2.4).
 Tensor wan_timestep_sinusoid(const std::vector<float>& timesteps, int64_t freq_dim, TimestepSinusoid mode);
 
 }  // namespace t2v

@@ -271,7 +271,7 @@ WanDiTWeights load_wan_dit(const TensorStore& store, const WanDiTConfig& cfg, co
                                  "that match this config",
                                  preset)};
   };
-  // The first q projection is the line users recognise (docs/bad_inputs.md item 14): list it first.
+  // The first q projection is the line users recognise (docs/bad_inputs.md #14): list it first.
   co.headline_keys = {"blocks.0.self_attn.q.weight"};
   WanDiTWeights w;
   const WeightReport report =

@@ -23,7 +23,7 @@ namespace t2v::ops {
 Tensor patchify_3d(const Tensor& x, const std::array<int64_t, 3>& patch);
 
 // The head's inverse: y [B, N, pt*ph*pw*C] with element index ((kt*ph + ky)*pw + kx)*C + c
-// (channel fastest, WAN_SPEC §2.9) -> [B, C, T'*pt, H'*ph, W'*pw] for the token grid
+// (channel fastest, docs/wan.md §2.9) -> [B, C, T'*pt, H'*ph, W'*pw] for the token grid
 // (T', H', W') = grid.
 Tensor unpatchify_3d(const Tensor& y, const std::array<int64_t, 3>& grid, const std::array<int64_t, 3>& patch,
                      int64_t channels);

@@ -1,6 +1,6 @@
 // Flow-matching noise schedules: the sigmas a sampler walks from noise (sigma
 // near 1) to data (sigma = 0), and the integer timesteps the DiT sees.
-// WAN_SPEC.md §4.3 (official Wan2.1 schedule) and §4.6 (diffusers flow sigmas).
+// docs/wan.md §4.3 (official Wan2.1 schedule) and §4.6 (diffusers flow sigmas).
 //
 // Every schedule is built in float64 exactly as numpy builds it upstream
 // (linspace as k*step + start, the shift sigma' = s*sigma / (1 + (s-1)*sigma)),

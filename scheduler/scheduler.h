@@ -1,4 +1,4 @@
-// Flow-matching samplers for the Wan DiT (WAN_SPEC.md §4.2, §4.4, §4.5).
+// Flow-matching samplers for the Wan DiT (docs/wan.md §4.2, §4.4, §4.5).
 //
 // The DiT predicts the velocity v = eps - x0 at noise level sigma, where
 // x_sigma = (1 - sigma) * x0 + sigma * eps. A scheduler turns the velocity at
@@ -64,10 +64,10 @@ Tensor cfg(const Tensor& v_uncond, const Tensor& v_cond, double scale);
 // ---- the samplers ----------------------------------------------------------------
 // Log-SNR of a flow sigma: lambda = ln(1 - sigma) - ln(sigma); -inf at sigma = 1,
 // +inf at sigma = 0. The step formulas below are written so that these limits
-// give the upstream values without NaN (WAN_SPEC §4.4 last paragraph, §4.5).
+// give the upstream values without NaN (docs/wan.md §4.4 last paragraph, §4.5).
 double flow_lambda(double sigma);
 
-// UniPC, bh2, order 2, predict-x0, lower_order_final, warm-up (WAN_SPEC §4.4).
+// UniPC, bh2, order 2, predict-x0, lower_order_final, warm-up (docs/wan.md §4.4).
 // Step i: x0_i = x_i - sigma_i v_i; the corrector UniC (order of step i-1)
 // refines x_i with x0_i; the predictor UniP (order min(2, N-i, i+1)) goes to
 // sigma_{i+1}.
@@ -84,7 +84,7 @@ class UniPCScheduler final : public Scheduler {
   int lower_order_nums_ = 0;
 };
 
-// DPM-Solver++ (data prediction), 2M midpoint, lower_order_final (WAN_SPEC §4.5).
+// DPM-Solver++ (data prediction), 2M midpoint, lower_order_final (docs/wan.md §4.5).
 class DPMSolverScheduler final : public Scheduler {
  public:
   DPMSolverScheduler() : Scheduler(Sampler::kDPMSolver) {}

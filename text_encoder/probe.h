@@ -1,4 +1,4 @@
-// `t2v probe text-encoder` (DESIGN.md "The probe"): runs the umT5 encoder on
+// `t2v probe text-encoder` (docs/conventions.md §7): runs the umT5 encoder on
 // named input tensors and writes its output, so tools/ scripts can compare it
 // with transformers on the same inputs.
 #pragma once

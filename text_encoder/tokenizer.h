@@ -79,7 +79,7 @@ class UMT5Tokenizer {
 
 // Removes Unicode bidi embedding/override/isolate controls (U+202A..U+202E,
 // U+2066..U+2069) from valid UTF-8 and says how many in `warning` (empty when
-// none). BAD_INPUTS 28: they reorder how a prompt displays without changing
+// none). docs/bad_inputs.md #28: they reorder how a prompt displays without changing
 // what the model reads, so a prompt can look different from what it says.
 std::string strip_bidi_controls(std::string_view utf8, std::string* warning);
 

@@ -53,6 +53,8 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from safetensors.torch import load_file
 
+import provenance
+
 SHAPE = (16, 2, 2, 3)
 # (steps, shift): 1 and 2 steps exercise warm-up and the sigma = 0 final step at once.
 CASES = [(1, 5.0), (2, 7.5), (10, 8.0), (25, 3.0), (50, 5.0)]
@@ -156,7 +158,7 @@ def run(sampler, schedule, steps, shift, x_init):
 
 
 def check_spec_values():
-    """WAN_SPEC 4.3 / 4.6 reference values (N=50, shift 5)."""
+    """docs/wan.md §4.3 / §4.6 reference values (N=50, shift 5)."""
     _, sig, ts = wan_official_unipc(50, 5.0)
     assert ts[:5].tolist() == [999, 995, 991, 987, 982], ts[:5]
     assert ts[-3:].tolist() == [241, 172, 92], ts[-3:]
@@ -200,7 +202,8 @@ def main():
     g = torch.Generator().manual_seed(20240601)
     x_init = torch.randn(SHAPE, generator=g, dtype=torch.float32)
     for sampler in ("unipc", "dpmpp", "euler"):
-        tensors, meta = {}, {"sampler": sampler, "model": "v = tanh(x) * sigma + 0.1 * x"}
+        tensors, meta = {}, {"sampler": sampler, "model": "v = tanh(x) * sigma + 0.1 * x",
+                             **provenance.metadata(__file__, seed=20240601, libs=("torch", "diffusers", "numpy"))}
         for schedule in ("wan", "diffusers"):
             for steps, shift in CASES + (WAN_ONLY_CASES if schedule == "wan" else []):
                 sigmas, timesteps, samples = run(sampler, schedule, steps, shift, x_init)

@@ -83,6 +83,10 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, T5Tokenizer, UMT5Config, UMT5EncoderModel
 
+import provenance
+
+LIBS = ("torch", "transformers", "tokenizers", "sentencepiece", "ftfy", "safetensors", "numpy")
+
 TEXT_LEN = 512
 
 # ---------------------------------------------------------------------------
@@ -378,7 +382,8 @@ def main():
     ids_tensors["random.prompt_offsets"] = torch.tensor(np.cumsum([0] + [len(b) for b in blobs]), dtype=torch.int64)
     ids_tensors["random.ids"] = torch.tensor([i for ids in rnd_ids for i in ids], dtype=torch.int32)
     ids_tensors["random.id_offsets"] = torch.tensor(np.cumsum([0] + [len(x) for x in rnd_ids]), dtype=torch.int64)
-    meta = {"count": str(len(prompts)), "random_count": str(len(rnd))}
+    meta = {"count": str(len(prompts)), "random_count": str(len(rnd)),
+            **provenance.metadata(__file__, seed="1234 (corpus, prompts), 99 (random prompts)", libs=LIBS)}
     meta.update({f"description.{i}": d for i, (d, _) in enumerate(prompts)})
     save_file(ids_tensors, os.path.join(out, "token_ids.safetensors"), metadata=meta)
 
@@ -388,6 +393,8 @@ def main():
     te_dir = os.path.join(out, "text_encoder")
     shutil.rmtree(te_dir, ignore_errors=True)
     model.save_pretrained(te_dir, safe_serialization=True)
+    model_meta = provenance.metadata(__file__, seed=20240, libs=LIBS)
+    provenance.stamp_safetensors(os.path.join(te_dir, "model.safetensors"), model_meta)
 
     # Comfy scaled-fp8 file
     comfy = {}
@@ -401,7 +408,7 @@ def main():
         else:
             comfy[name] = p.to(torch.float16).contiguous()
     comfy["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
-    save_file(comfy, os.path.join(out, "umt5_fp8_scaled.safetensors"))
+    save_file(comfy, os.path.join(out, "umt5_fp8_scaled.safetensors"), metadata=model_meta)
 
     # ---- outputs -------------------------------------------------------------
     def ids_of(i):
@@ -439,7 +446,7 @@ def main():
             outs[f"{kind}.{name}.last_hidden_state"] = o
             rel = float((o - ref).norm() / ref.norm())
             print(f"  {kind} {name}: relative difference to fp32 weights {rel:.3e}")
-    save_file(outs, os.path.join(out, "outputs.safetensors"))
+    save_file(outs, os.path.join(out, "outputs.safetensors"), metadata=model_meta)
 
     total = 0
     for root, _, files in os.walk(out):

@@ -15,7 +15,7 @@ Outputs:
                           the model saved by save_pretrained (diffusers `vae/` layout)
   wan_vae_original.safetensors
                           the same tensors under the original Wan / ComfyUI key names
-                          (WAN_SPEC §3.4/3.5), checked by running diffusers' own
+                          (docs/wan.md §3.4, §3.5), checked by running diffusers' own
                           single-file converter on it and comparing with the state dict
   wan2.1_vae_keys.txt     "original_key diffusers_key dim0,dim1,..." for every tensor of the
                           real Wan2.1 VAE (base_dim 96), from a meta-device model (no memory)
@@ -43,6 +43,10 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 
+import provenance
+
+LIBS = ("torch", "diffusers", "safetensors")
+
 SEED = 20240531
 CONFIG = dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
               temperal_downsample=[False, True, True])
@@ -65,7 +69,7 @@ def resnet_to_original(rest):
 
 
 def diffusers_to_original(key, num_res_blocks):
-    """Inverse of the original -> diffusers key mapping (WAN_SPEC §3.7), for any num_res_blocks."""
+    """Inverse of the original -> diffusers key mapping (docs/wan.md §3.7), for any num_res_blocks."""
     p = key.split(".")
     top = {"quant_conv": "conv1", "post_quant_conv": "conv2"}
     if p[0] in top:
@@ -144,10 +148,12 @@ def main():
     with torch.no_grad():
         model.decoder.conv_out.weight.mul_(0.75)
     model.save_pretrained(os.path.join(out, "diffusers"), safe_serialization=True)
+    prov = provenance.metadata(__file__, seed=SEED, libs=LIBS)
+    provenance.stamp_safetensors(os.path.join(out, "diffusers", "diffusion_pytorch_model.safetensors"), prov)
 
     sd, orig = original_state_dict(model, CONFIG["num_res_blocks"])
     check_with_diffusers_converter(sd, orig)
-    save_file(orig, os.path.join(out, "wan_vae_original.safetensors"))
+    save_file(orig, os.path.join(out, "wan_vae_original.safetensors"), metadata=prov)
 
     # The real Wan2.1 VAE's names and shapes, without allocating it.
     with torch.device("meta"):
@@ -193,7 +199,7 @@ def main():
             stats(name, dist.mean)
             meta["encode"].append(name)
     save_file(goldens, os.path.join(out, "goldens.safetensors"),
-              metadata={"cases": json.dumps(meta), "seed": str(SEED), "config": json.dumps(CONFIG)})
+              metadata={"cases": json.dumps(meta), "config": json.dumps(CONFIG), **prov})
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
     print(f"wrote {out} ({total / 1e6:.2f} MB)")
 

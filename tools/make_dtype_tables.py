@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+import provenance
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else "tests/data/core/dtype_tables.safetensors"
 
 
@@ -96,7 +98,7 @@ def main():
     t["enc_e4m3_sat"] = x.clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
     t["enc_e5m2_sat"] = x.clamp(-57344.0, 57344.0).to(torch.float8_e5m2)
     save_file({k: v.contiguous() for k, v in t.items()}, OUT,
-              metadata={"generator": "tools/make_dtype_tables.py", "torch": torch.__version__})
+              metadata=provenance.metadata(__file__, seed=20240601, libs=("torch", "numpy", "safetensors")))
     print(f"wrote {OUT}: {len(inputs)} encode inputs")
 
 

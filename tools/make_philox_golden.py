@@ -16,6 +16,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+import provenance
+
 M = 0xFFFFFFFF
 
 
@@ -44,7 +46,9 @@ def main():
     save_file({"index": torch.tensor(idx, dtype=torch.int64),
                "normal_seed42": torch.tensor([normal(42, i) for i in idx], dtype=torch.float64).float(),
                "normal_seed_big": torch.tensor([normal(big, i) for i in idx], dtype=torch.float64).float()},
-              out, metadata={"seed_big": str(big), "generator": "tools/make_philox_golden.py"})
+              out, metadata={"seed_big": str(big),
+                             # the Philox seeds are 42 and seed_big; random.Random(5) picks the indices
+                             **provenance.metadata(__file__, seed="5", libs=("torch", "safetensors"))})
     print(f"wrote {out}: {len(idx)} indices")
 
 

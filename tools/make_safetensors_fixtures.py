@@ -19,9 +19,12 @@ import struct
 import torch
 from safetensors.torch import save_file
 
+import provenance
+
 DATA = "tests/data/core"
 CORRUPT = os.path.join(DATA, "corrupt")
 CORPUS = "tests/fuzz/corpus/safetensors"
+LIBS = ("torch", "safetensors")
 
 
 def python_fixture():
@@ -40,13 +43,14 @@ def python_fixture():
         "scalar": torch.tensor(2.5),
         "vol5d": torch.arange(2 * 1 * 3 * 1 * 2, dtype=torch.float32).reshape(2, 1, 3, 1, 2),
     }
-    meta = {"format": "pt", "note": "t2v test fixture", "unicode": "vidéo ✓"}
+    meta = {"format": "pt", "note": "t2v test fixture", "unicode": "vidéo ✓",
+            **provenance.metadata(__file__, seed=7, libs=LIBS)}
     path = os.path.join(DATA, "python_fixture.safetensors")
     save_file(tensors, path, metadata=meta)
     names = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F8_E4M3": torch.float8_e4m3fn,
              "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8}
     back = {v: k for k, v in names.items()}
-    desc = {"metadata": meta, "tensors": {}}
+    desc = {"provenance": provenance.json_field(__file__, seed=7, libs=LIBS), "metadata": meta, "tensors": {}}
     for k, v in tensors.items():
         vals = v.to(torch.float64).reshape(-1).tolist() if v.dtype.is_floating_point else v.reshape(-1).tolist()
         desc["tensors"][k] = {"dtype": back[v.dtype], "shape": list(v.shape), "values": vals}
@@ -152,9 +156,11 @@ def corrupt_fixtures():
 
 
 def corpus(fixture):
-    if os.path.isdir(CORPUS):
-        shutil.rmtree(CORPUS)
-    os.makedirs(CORPUS)
+    # crash_* files are inputs the fuzzer once crashed on: kept as regression seeds.
+    os.makedirs(CORPUS, exist_ok=True)
+    for name in os.listdir(CORPUS):
+        if not name.startswith("crash_"):
+            os.remove(os.path.join(CORPUS, name))
     shutil.copy(fixture, os.path.join(CORPUS, "python_fixture"))
     # Small valid files: one tensor, metadata only, zero-size tensors.
     with open(os.path.join(CORPUS, "one_tensor"), "wb") as f:

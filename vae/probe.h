@@ -1,4 +1,4 @@
-// `t2v probe vae-decode` / `t2v probe vae-encode` (DESIGN.md "The probe"): run
+// `t2v probe vae-decode` / `t2v probe vae-encode` (docs/conventions.md §7): run
 // the VAE on named input tensors and write its outputs, so a tools/ script can
 // compare them with diffusers' AutoencoderKLWan on the same inputs.
 //   vae-decode: in `latents` F32 [B, z, T, h, w] (already denormalised, i.e. what

@@ -1,5 +1,5 @@
 // Streamed Wan VAE decode: one latent frame per step through the causal cache
-// (WAN_SPEC §3.6), optionally over overlapping spatial tiles blended linearly.
+// (docs/wan.md §3.6), optionally over overlapping spatial tiles blended linearly.
 //
 // Memory between steps is the cache only: 2 frames per temporal conv at its
 // level (32 slots for Wan2.1). Within a step the peak is one chunk's

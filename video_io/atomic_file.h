@@ -1,4 +1,4 @@
-// Output files appear complete or not at all (BAD_INPUTS.md 42-46, RELIABILITY.md §3.6).
+// Output files appear complete or not at all (docs/bad_inputs.md #42-46, docs/conventions.md §8.1).
 //
 // Every file t2v writes (MP4, contact sheet, GIF) goes to a temp file in the destination
 // folder, named `.<name>.tmp-XXXXXX.<ext>`, is fsynced, renamed into place and the folder
@@ -51,7 +51,7 @@ void write_file_atomic(const std::string& path, const void* data, size_t size, b
 // deleting a temp file there. Error(73) says what is wrong and how to fix it.
 void check_output_writable(const std::string& dir);
 
-// Preflight for disk-full (BAD_INPUTS 44): Error(74) when the file system holding `dir`
+// Preflight for disk-full (docs/bad_inputs.md #44): Error(74) when the file system holding `dir`
 // has fewer than `bytes` available to us (statvfs f_bavail) or no free inodes.
 void check_free_space(const std::string& dir, uint64_t bytes);
 

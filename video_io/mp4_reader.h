@@ -27,8 +27,8 @@ struct VideoInfo {
   std::map<std::string, std::string> metadata;  // format-level tags
 };
 
-// Cheap completeness check for a file found under a final name (batch resume, BAD_INPUTS
-// 50): header probing cannot see a faststart file cut inside mdat (RELIABILITY.md §3.7),
+// Cheap completeness check for a file found under a final name (batch resume, docs/bad_inputs.md
+// #50): header probing cannot see a faststart file cut inside mdat (docs/conventions.md §8.2),
 // but its top-level boxes then no longer tile the file. Returns "" when the boxes tile the
 // file exactly, start with ftyp and include moov and mdat; else what is wrong.
 std::string mp4_structure_problem(const std::string& path);

@@ -291,8 +291,6 @@ void Mp4Writer::finish() {
 
 void Mp4Writer::abort() noexcept { impl_->abort(); }
 
-int64_t Mp4Writer::frames_written() const { return impl_->frames; }
-
 const std::string& Mp4Writer::path() const { return impl_->path; }
 
 }  // namespace t2v

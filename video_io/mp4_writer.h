@@ -1,4 +1,4 @@
-// H.264 MP4 output on libavformat/libavcodec + libx264 (RELIABILITY.md §3).
+// H.264 MP4 output on libavformat/libavcodec + libx264 (docs/conventions.md §8).
 //
 // RGB24 frames go in one at a time as the VAE decodes them; out comes yuv420p High-profile
 // H.264 with BT.709 limited-range conversion *and* the matching colour tags, `+faststart`
@@ -45,7 +45,7 @@ void check_frame_size(int width, int height, int multiple = 2);
 // pixel and frame (CRF 18 on generated video needs ~0.1-0.3) plus 1 MB.
 uint64_t estimate_output_bytes(int width, int height, int frames);
 
-// Error(69) when the FFmpeg build has no libx264 encoder; call at startup (BAD_INPUTS 54).
+// Error(69) when the FFmpeg build has no libx264 encoder; call at startup (docs/bad_inputs.md #54).
 void check_h264_encoder();
 
 class Mp4Writer {
@@ -75,7 +75,6 @@ class Mp4Writer {
   // Drops everything written so far and deletes the temp file (e.g. on Ctrl-C).
   void abort() noexcept;
 
-  int64_t frames_written() const;
   const std::string& path() const;
 
  private:

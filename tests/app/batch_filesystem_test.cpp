@@ -1,4 +1,4 @@
-// `t2v batch` against a hostile filesystem (BAD_INPUTS 40, 42-44, 47): output folders that
+// `t2v batch` against a hostile filesystem (docs/bad_inputs.md #40, #42-44, #47): output folders that
 // are files or cannot be written, a disk that fills mid-video, a manifest that cannot be
 // written, a list that lost items since the last run, and a video that is not ours.
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // `t2v batch` end to end with the tiny random Wan model: the manifest, verified resume,
 // re-rendering of damaged files, --force, shards, lock files, SIGINT/SIGTERM and SIGKILL
-// at random moments (BAD_INPUTS 40, 43, 45, 47-50).
+// at random moments (docs/bad_inputs.md #40, #43, #45, #47-50).
 #include <gtest/gtest.h>
 
 #include <signal.h>

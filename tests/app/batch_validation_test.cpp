@@ -1,4 +1,4 @@
-// `t2v batch` input checks (BAD_INPUTS 36-41): every bad line is reported as file:line
+// `t2v batch` input checks (docs/bad_inputs.md #36-41): every bad line is reported as file:line
 // before any model is loaded. --model points at nothing, so a check that ran after the
 // model lookup would exit 66 instead of 65 and fail these tests.
 #include <gtest/gtest.h>

@@ -71,7 +71,9 @@ TEST(DefaultModel, GenerateWithoutModelMatchesDiffusersWanPipeline) {
   SafetensorsFile ours(dir.file("frames.safetensors"));
   const double p = psnr(ours.get("frames").to_vector(), ref);
   std::printf("default model vs diffusers WanPipeline (float frames): %.1f dB\n", p);
-  EXPECT_GE(p, 35.0);
+  // 5x the measured error is 14 dB below the measured 91.9 dB (the golden frames are
+  // stored in fp16); was 35 dB.
+  EXPECT_GE(p, 75.0);
 
   Mp4Reader reader;
   reader.open(dir.file("out.mp4"));
@@ -83,7 +85,8 @@ TEST(DefaultModel, GenerateWithoutModelMatchesDiffusersWanPipeline) {
   const double pm = psnr(decoded, ref);
   std::printf("default model vs diffusers WanPipeline (decoded MP4): %.1f dB\n", pm);
   // The parity criterion is the float frames above; the MP4 adds 8-bit rounding, 4:2:0
-  // chroma and H.264 at CRF 18 on the block edges (measured 35.6 dB).
+  // chroma and H.264 at CRF 18 on the block edges (measured 38.2 dB; 32 dB is already
+  // tighter than 5x the error).
   EXPECT_GE(pm, 32.0);
 }
 

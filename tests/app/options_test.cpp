@@ -1,5 +1,5 @@
 // Option parsing and validation: every bad value is refused with exit code 64/65
-// and a message naming it, before anything is loaded (BAD_INPUTS.md 25-35).
+// and a message naming it, before anything is loaded (docs/bad_inputs.md #25-35).
 #include <gtest/gtest.h>
 
 #include <functional>

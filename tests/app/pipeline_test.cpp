@@ -69,7 +69,8 @@ TEST(Pipeline, MatchesDiffusersWanPipeline) {
   std::vector<float> got = ours.get("frames").to_vector();
   double p = psnr(got, ref);
   std::printf("pipeline PSNR vs diffusers (float frames): %.1f dB\n", p);
-  EXPECT_GE(p, 35.0);
+  // 5x the measured error is 14 dB below the measured 134.7 dB (was 35 dB).
+  EXPECT_GE(p, 120.0);
 
   // The MP4 holds the same frames up to 8-bit rounding and H.264 at CRF 18.
   Mp4Reader reader;

@@ -73,7 +73,7 @@ TEST_P(BackendOpsCompute, LinearExactOnSmallIntegers) {
 }
 
 // The fused FFN input layer: cuBLASLt's GELU epilogue must be the tanh form
-// (WAN_SPEC: the DiT FFN uses GELU(approximate="tanh")).
+// (docs/wan.md §2.6: the DiT FFN uses GELU(approximate="tanh")).
 TEST_P(BackendOpsCompute, LinearGeluTanhFused) {
   T2V_REQUIRE_CUDA();
   const DType dt = GetParam();

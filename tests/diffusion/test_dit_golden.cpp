@@ -1,7 +1,7 @@
 // The Wan DiT forward against diffusers' WanTransformer3DModel (fp32, CPU) on
 // every golden case of tools/golden/gen_dit_goldens.py, loaded from every
-// checkpoint layout. Errors are printed; the bound is 1e-4 relative (max |err|
-// over the tensor's max |value|).
+// checkpoint layout. Errors are printed; each bound is about 5x the error measured
+// against the current goldens, relative (max |err| over the tensor's max |value|).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,7 +23,15 @@ namespace {
 using test::diff;
 using test::dit_data;
 
-constexpr double kTolerance = 1e-4;
+// Output `sample`, with diffusers' fp32 timestep sinusoid as the goldens: measured
+// 1.3e-6 (batch2_cfg; 5.8e-7 to 1.3e-6 over the cases, same in every layout and
+// for the rounded-weight files). Was 1e-4.
+constexpr double kTolerance = 1e-5;
+// Named intermediates (embeddings, block outputs, head): measured 2.8e-6. Was 1e-4.
+constexpr double kIntermediateTolerance = 2e-5;
+// With the reference's float64 sinusoid, which differs from diffusers' by about one
+// ulp of t·ω: measured 4.9e-6 on the output (batch2_cfg), 6.9e-6 on intermediates.
+constexpr double kFloat64SinusoidTolerance = 3e-5;
 
 struct Case {
   std::string name;
@@ -55,8 +63,9 @@ WanDiT load(const std::string& path, const WanDiTConfig& cfg) {
 }
 
 // Runs every case; returns the worst relative error of the final output.
-double check_all_cases(const WanDiT& model, const std::string& label, double tolerance = kTolerance) {
-  double worst = 0;
+double check_all_cases(const WanDiT& model, const std::string& label, double tolerance = kTolerance,
+                       double intermediate_tolerance = kIntermediateTolerance) {
+  double worst = 0, worst_intermediate = 0;
   for (const Case& c : golden_cases()) {
     std::map<std::string, Tensor> dumps;
     auto hook = [&](const std::string& name, const Tensor& t) { dumps[name] = t; };
@@ -76,10 +85,12 @@ double check_all_cases(const WanDiT& model, const std::string& label, double tol
       const Tensor r = goldens().get(c.name + "." + name);
       const Tensor o = dumps[name].shape() == r.shape() ? dumps[name] : dumps[name].reshape(r.shape());
       const auto di = diff(o, r);
-      EXPECT_LE(di.rel(), tolerance) << label << " " << c.name << " intermediate " << name << " max|err| "
-                                     << di.max_abs;
+      EXPECT_LE(di.rel(), intermediate_tolerance)
+          << label << " " << c.name << " intermediate " << name << " max|err| " << di.max_abs;
+      worst_intermediate = std::max(worst_intermediate, di.rel());
     }
   }
+  std::printf("  %-10s worst intermediate rel %.3e\n", label.c_str(), worst_intermediate);
   return worst;
 }
 
@@ -105,11 +116,11 @@ TEST(DitGolden, ComfyPrefixedFile) {
 }
 
 // The reference's float64 sinusoid differs from diffusers' fp32 one by about
-// one ulp of t·ω; the effect on the output stays inside the same bound.
+// one ulp of t·ω, which the output carries a little further.
 TEST(DitGolden, Float64TimestepSinusoid) {
   const double worst =
       check_all_cases(load(dit_data("tiny_dit/original.safetensors"), tiny_config(TimestepSinusoid::Float64)),
-                      "fp64-sin");
+                      "fp64-sin", kFloat64SinusoidTolerance, kFloat64SinusoidTolerance);
   std::printf("  worst relative error with the float64 sinusoid: %.3e\n", worst);
 }
 
@@ -120,10 +131,11 @@ TEST(DitGolden, ReducedPrecisionFiles) {
   const std::string name = "odd_t3_h6_w10";
   const Tensor x = goldens().get(name + ".hidden_states"), t = goldens().get(name + ".timestep"),
                ctx = goldens().get(name + ".encoder_hidden_states"), ref32 = goldens().get(name + ".sample");
-  // Loose bounds vs the fp32 weights: unit roundoff 2^-8 (bf16), 2^-11 (f16), 2^-4 (e4m3) times a small factor.
+  // Bounds vs the fp32 weights, 5x the measured rounding effect (bf16 5.3e-3, f16 5.5e-4,
+  // scaled e4m3 2.4e-2; was 0.05, 0.01, 0.3). The exact match uses kTolerance (measured 1.4e-6).
   const std::vector<std::tuple<std::string, std::string, double>> files = {
-      {"original_bf16.safetensors", "bf16", 0.05}, {"original_f16.safetensors", "f16", 0.01},
-      {"original_fp8_scaled.safetensors", "fp8_scaled", 0.3}};
+      {"original_bf16.safetensors", "bf16", 3e-2}, {"original_f16.safetensors", "f16", 3e-3},
+      {"original_fp8_scaled.safetensors", "fp8_scaled", 0.2}};
   for (const auto& [file, tag, loose] : files) {
     const WanDiT model = load(dit_data("tiny_dit/" + file), tiny_config());
     const Tensor out = model.forward(x, t, ctx);
@@ -169,7 +181,7 @@ TEST(DitGolden, ProbeWritesSample) {
   const SafetensorsFile result(out);
   const auto d = diff(result.get("sample"), goldens().get(name + ".sample"));
   std::printf("  probe dit %s: rel %.3e (reference float64 sinusoid)\n", name.c_str(), d.rel());
-  EXPECT_LE(d.rel(), kTolerance);
+  EXPECT_LE(d.rel(), kFloat64SinusoidTolerance);
   EXPECT_NE(result.find("blocks.1.out"), nullptr);
   std::filesystem::remove_all(dir);
 }

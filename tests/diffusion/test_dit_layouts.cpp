@@ -287,7 +287,7 @@ TEST_F(DitLayouts, ExtraKeysAndBlocksAndDtypes) {
     EXPECT_NE(msg.find("the checkpoint has 31 blocks, the config 30 layers"), std::string::npos) << msg;
   }
   {
-    // Integer tensor where a weight belongs (docs/bad_inputs.md item 11).
+    // Integer tensor where a weight belongs (docs/bad_inputs.md #11).
     std::vector<Entry> extra;
     const std::string path = write_model("i64.safetensors", 1536, 8960, 30, WanDiTLayout::Original, "BF16", false,
                                          {"head.modulation"}, {{"head.modulation", {1, 2, 1536}, "I64"}});

@@ -3,8 +3,10 @@
 // background, rendered with one loaded Pipeline at the model folder's t2v.json
 // settings and fixed seeds, read back from the MP4s and judged by the semantic
 // evaluator. Each of colour, shape and motion must be right in >= 90% of the
-// videos; one test per attribute, over one shared run (the first test renders,
-// printing every verdict and the three accuracies); docs/default_model.md has
+// videos; one test per attribute, over one shared run: the suite's fixture
+// renders the 64 videos once (SetUpTestSuite, printing every verdict and the
+// three accuracies) and CTest runs the three tests in one process
+// (tests/CMakeLists.txt), not one render per test. docs/default_model.md has
 // the measured figures.
 // Writes <build>/default_model_eval.json (per-prompt detections) for the model
 // card. T2V_EVAL_MODEL=<folder> judges another model folder instead.
@@ -194,29 +196,32 @@ EvalRun render_and_judge() {
   return run;
 }
 
-// Rendered once per process, by whichever test comes first.
-const EvalRun& eval_run() {
-  static const EvalRun run = render_and_judge();
-  return run;
-}
+// The 64 videos are rendered and judged once for the three tests below.
+class DefaultModelEval : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { run_ = new EvalRun(render_and_judge()); }
+  static void TearDownTestSuite() {
+    delete run_;
+    run_ = nullptr;
+  }
 
-void expect_at_least_90_percent(int EvalRun::*right, const char* attribute) {
-  const EvalRun& r = eval_run();
-  ASSERT_TRUE(r.error.empty()) << r.error;
-  EXPECT_GE(r.*right * 10, r.n * 9) << attribute << " accuracy " << percent(r.*right, r.n) << "% is below 90%";
-}
+  static void expect_at_least_90_percent(int EvalRun::*right, const char* attribute) {
+    ASSERT_NE(run_, nullptr);
+    const EvalRun& r = *run_;
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    EXPECT_GE(r.*right * 10, r.n * 9) << attribute << " accuracy " << percent(r.*right, r.n) << "% is below 90%";
+  }
 
-TEST(DefaultModelEval, HeldOutColourIsRight) {
-  expect_at_least_90_percent(&EvalRun::colour, "colour");
-}
+  static EvalRun* run_;
+};
 
-TEST(DefaultModelEval, HeldOutShapeIsRight) {
-  expect_at_least_90_percent(&EvalRun::shape, "shape");
-}
+EvalRun* DefaultModelEval::run_ = nullptr;
 
-TEST(DefaultModelEval, HeldOutMotionIsRight) {
-  expect_at_least_90_percent(&EvalRun::motion, "motion");
-}
+TEST_F(DefaultModelEval, HeldOutColourIsRight) { expect_at_least_90_percent(&EvalRun::colour, "colour"); }
+
+TEST_F(DefaultModelEval, HeldOutShapeIsRight) { expect_at_least_90_percent(&EvalRun::shape, "shape"); }
+
+TEST_F(DefaultModelEval, HeldOutMotionIsRight) { expect_at_least_90_percent(&EvalRun::motion, "motion"); }
 
 }  // namespace
 }  // namespace t2v::eval

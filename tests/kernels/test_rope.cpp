@@ -1,4 +1,4 @@
-// Wan 3D RoPE (WAN_SPEC §2.8): table entries against the direct double formula,
+// Wan 3D RoPE (docs/wan.md §2.8): table entries against the direct double formula,
 // the rotation against a double loop, and pair norms preserved.
 #include <cmath>
 

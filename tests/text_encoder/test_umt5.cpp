@@ -40,6 +40,11 @@ double rel_error(const Tensor& out, const Tensor& ref) {
   return std::sqrt(num / den);
 }
 
+// Bound on rel_error (RMS of the difference over RMS of the reference) against
+// transformers in fp32: 5x the worst measured, rounded up (measured 4.7e-7, fp32
+// len7; the other cases and the bf16/f16/fp8 files 3.5e-7 to 4.1e-7). Was 1e-4.
+constexpr double kGoldenTol = 3e-6;
+
 struct Golden {
   SafetensorsFile file{kData + "/outputs.safetensors"};
   Tensor get(const std::string& name) const { return file.get(name).clone(); }
@@ -166,7 +171,7 @@ TEST(UMT5, Fp32OutputMatchesTransformers) {
     Tensor out = enc.forward(g.get(name + ".input_ids"), g.get(name + ".attention_mask"));
     double err = rel_error(out, g.get(name + ".last_hidden_state"));
     std::printf("  fp32 %-7s %-14s rel error %.3e\n", c, out.shape().str().c_str(), err);
-    EXPECT_LT(err, 1e-4) << name;
+    EXPECT_LT(err, kGoldenTol) << name;
   }
 }
 
@@ -185,8 +190,8 @@ TEST(UMT5, WanContextIsRealRowsThenExactZeros) {
   double err_ctx = rel_error(ctx.narrow0(0, L).clone(), ref.reshape(Shape{L, D}));
   std::printf("  wan512 (L = %lld): masked 512-run rel error %.3e, context rows %.3e\n", (long long)L, err_masked,
               err_ctx);
-  EXPECT_LT(err_masked, 1e-4);
-  EXPECT_LT(err_ctx, 1e-4);
+  EXPECT_LT(err_masked, kGoldenTol);
+  EXPECT_LT(err_ctx, kGoldenTol);
   const float* p = ctx.data<float>();
   for (int64_t i = L * D; i < 512 * D; ++i) ASSERT_EQ(p[i], 0.0f) << "row " << i / D;
 }
@@ -207,7 +212,7 @@ void check_rounded(DType dt, const std::string& kind) {
   double vs_fp32 = rel_error(out, g.get("len40.last_hidden_state"));
   std::printf("  %s weights: rel error %.3e vs transformers on the same weights, %.3e vs fp32 weights\n",
               kind.c_str(), err, vs_fp32);
-  EXPECT_LT(err, 1e-4);
+  EXPECT_LT(err, kGoldenTol);
   std::remove(path.c_str());
 }
 
@@ -222,7 +227,7 @@ TEST(UMT5, ComfyScaledFp8FileMatchesTransformersOnDequantizedWeights) {
   double vs_fp32 = rel_error(out, g.get("len40.last_hidden_state"));
   std::printf("  scaled fp8: rel error %.3e vs transformers on fp8 x scale weights, %.3e vs fp32 weights\n", err,
               vs_fp32);
-  EXPECT_LT(err, 1e-4);
+  EXPECT_LT(err, kGoldenTol);
 }
 
 TEST(UMT5, WanLayoutNamesLoadTheSameWeights) {
@@ -239,7 +244,7 @@ TEST(UMT5, WanLayoutNamesLoadTheSameWeights) {
   UMT5Encoder enc = UMT5Encoder::load(st, UMT5Config::from_json(kConfig));
   Golden g;
   Tensor out = enc.forward(g.get("batch2.input_ids"), g.get("batch2.attention_mask"));
-  EXPECT_LT(rel_error(out, g.get("batch2.last_hidden_state")), 1e-4);
+  EXPECT_LT(rel_error(out, g.get("batch2.last_hidden_state")), kGoldenTol);
   std::remove(path.c_str());
 }
 
@@ -269,7 +274,7 @@ TEST(UMT5, ProbeWritesLastHiddenState) {
     SafetensorsFile res(out);
     Tensor h = res.get("last_hidden_state");
     EXPECT_EQ(h.dtype(), DType::F32);
-    EXPECT_LT(rel_error(h, g.get("batch2.last_hidden_state")), 1e-4) << config;
+    EXPECT_LT(rel_error(h, g.get("batch2.last_hidden_state")), kGoldenTol) << config;
   }
   std::remove(in.c_str());
   std::remove(out.c_str());

@@ -16,7 +16,7 @@ TEST(VAEProbe, DecodeWritesSampleFromDenormalisedLatents) {
   EXPECT_EQ(sample.dtype(), DType::F32);
   const double e = vae_test::rel_err(sample, vae_test::golden("decode_t3_b2.sample"));
   std::printf("probe vae-decode decode_t3_b2: rel err %.2e\n", e);
-  EXPECT_LE(e, 1e-4);
+  EXPECT_LE(e, 5e-5);  // measured 8.5e-6 (was 1e-4)
 }
 
 TEST(VAEProbe, EncodeWritesLatentMean) {
@@ -26,9 +26,10 @@ TEST(VAEProbe, EncodeWritesLatentMean) {
                    dir / "out.safetensors", Device::CPU);
   const TensorStore out = TensorStore::open(dir / "out.safetensors");
   const double e = vae_test::rel_err(out.get("latent_mean"), vae_test::golden("encode_f5.latent_mean"));
-  std::printf("probe vae-encode encode_f5: rel err %.2e\n", e);
-  EXPECT_LE(e, 1e-4);
-  EXPECT_LE(vae_test::rel_err(out.get("latent_logvar"), vae_test::golden("encode_f5.latent_logvar")), 1e-4);
+  const double e_logvar = vae_test::rel_err(out.get("latent_logvar"), vae_test::golden("encode_f5.latent_logvar"));
+  std::printf("probe vae-encode encode_f5: rel err %.2e, logvar %.2e\n", e, e_logvar);
+  EXPECT_LE(e, 2e-6);         // measured 3.4e-7 (was 1e-4)
+  EXPECT_LE(e_logvar, 3e-6);  // measured 4.8e-7 (was 1e-4)
 }
 
 TEST(VAEProbe, MissingInputIsNamed) {

@@ -13,8 +13,14 @@ using vae_test::golden;
 using vae_test::golden_config;
 using vae_test::rel_err;
 
-// Acceptance rule (issue 5): max |ours - diffusers| / max |diffusers| <= 1e-4 in fp32 on the CPU.
-constexpr double kGoldenTol = 1e-4;
+// Bounds on max |ours - diffusers| / max |diffusers| in fp32 on the CPU, about 5x the
+// error measured against the current goldens (all were 1e-4):
+//   decode, chunked / streamed / tiled: measured 8.5e-6 (decode_t3_b2)
+//   decode, whole-sequence formulation: measured 1.4e-5 (decode_t3_b2; 5x rounds up to 1e-4)
+//   encode, mean and logvar, both formulations: measured 6.1e-7 (encode_f9_b2 mean)
+constexpr double kDecodeTol = 5e-5;
+constexpr double kWholeSequenceDecodeTol = 1e-4;
+constexpr double kEncodeTol = 5e-6;
 
 const char* kDecodeCases[] = {"decode_t1", "decode_t2", "decode_t3_b2", "decode_t5"};
 const char* kEncodeCases[] = {"encode_f1", "encode_f5", "encode_f9_b2"};
@@ -50,8 +56,8 @@ TEST_P(WanVAEGolden, DecodeMatchesDiffusers) {
     std::printf("[%s] %-13s latents %s -> %s: chunked rel %.2e, whole-sequence rel %.2e, chunked vs whole %.2e\n",
                 GetParam().c_str(), name, z.shape().str().c_str(), chunked.shape().str().c_str(), e_chunked, e_whole,
                 e_same);
-    EXPECT_LE(e_chunked, kGoldenTol) << name;
-    EXPECT_LE(e_whole, kGoldenTol) << name;
+    EXPECT_LE(e_chunked, kDecodeTol) << name;
+    EXPECT_LE(e_whole, kWholeSequenceDecodeTol) << name;
     // The two formulations compute the same sums; only float association may differ.
     EXPECT_LE(e_same, 1e-5) << name;
   }
@@ -70,10 +76,10 @@ TEST_P(WanVAEGolden, EncodeMatchesDiffusers) {
     std::printf("[%s] %-13s video %s -> %s: mean rel %.2e, logvar rel %.2e, whole-sequence mean rel %.2e\n",
                 GetParam().c_str(), name, x.shape().str().c_str(), chunked.mean.shape().str().c_str(), e_mean,
                 e_logvar, e_whole);
-    EXPECT_LE(e_mean, kGoldenTol) << name;
-    EXPECT_LE(e_logvar, kGoldenTol) << name;
-    EXPECT_LE(e_whole, kGoldenTol) << name;
-    EXPECT_LE(rel_err(whole.logvar, want_logvar), kGoldenTol) << name;
+    EXPECT_LE(e_mean, kEncodeTol) << name;
+    EXPECT_LE(e_logvar, kEncodeTol) << name;
+    EXPECT_LE(e_whole, kEncodeTol) << name;
+    EXPECT_LE(rel_err(whole.logvar, want_logvar), kEncodeTol) << name;
   }
 }
 
@@ -90,7 +96,7 @@ TEST(WanVAE, EncodeDropsFramesThatDoNotFillAChunk) {
   EXPECT_EQ(rel_err(e7.mean, e5.mean), 0.0);
   // Causality: the first latent frame depends on frame 0 only.
   const Tensor first = ops::slice(golden("encode_f9_b2.latent_mean"), 2, 0, 1);
-  EXPECT_LE(rel_err(ops::slice(e5.mean, 2, 0, 1), first), kGoldenTol);
+  EXPECT_LE(rel_err(ops::slice(e5.mean, 2, 0, 1), first), kEncodeTol);
 }
 
 TEST(WanVAE, CacheSlotCountsMatchTheSpec) {
@@ -111,7 +117,7 @@ TEST(WanVAE, DecodeStreamsFramesAndKeepsABoundedCache) {
     got.push_back(f);
   });
   EXPECT_EQ(sizes, (std::vector<int64_t>{1, 4, 4, 4, 4}));
-  EXPECT_LE(rel_err(ops::concat(got, 2), want), kGoldenTol);
+  EXPECT_LE(rel_err(ops::concat(got, 2), want), kDecodeTol);
 
   // Between frames the stream holds only its causal cache; from the third
   // frame on every slot is full (2 frames), so the size no longer changes.
@@ -227,7 +233,7 @@ TEST(WanVAE, TiledDecodeMatchesDiffusersTiledDecode) {
   std::printf("tiled decode_t2 (2x3 latent tiles, stride 1x2) vs diffusers tiled_decode: rel %.2e; "
               "vs untiled: max abs %.3f, rms %.4f\n",
               e, vae_test::max_abs_diff(tiled, untiled), rms_diff(tiled, untiled));
-  EXPECT_LE(e, kGoldenTol);
+  EXPECT_LE(e, kDecodeTol);  // measured 4.4e-6
 }
 
 TEST(WanVAE, TilingErrorAtAUsefulTileSize) {

@@ -1,4 +1,4 @@
-// AtomicFile, the output-folder check and stale temp cleanup (BAD_INPUTS.md 42-46).
+// AtomicFile, the output-folder check and stale temp cleanup (docs/bad_inputs.md #42-46).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 

@@ -29,11 +29,18 @@ keeps only its first L rows for some cases (t2v pads to 512 itself).
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 from diffusers import WanTransformer3DModel
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
+
+LIBS = ("torch", "diffusers", "safetensors", "numpy")
+SEED = "0 (torch.manual_seed), 20240521 (weights and inputs)"
 
 TEXT_LEN = 512
 PREFIX = "model.diffusion_model."
@@ -193,6 +200,8 @@ def main():
     root = os.path.join(args.out, "tiny_dit")
     os.makedirs(root, exist_ok=True)
     model.save_pretrained(os.path.join(root, "diffusers"), safe_serialization=True)
+    prov = provenance.metadata(__file__, seed=SEED, libs=LIBS)
+    provenance.stamp_safetensors(os.path.join(root, "diffusers", "diffusion_pytorch_model.safetensors"), prov)
 
     # Sharded diffusers copy: two shards and an index, as large checkpoints ship.
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -203,7 +212,7 @@ def main():
     weight_map = {}
     for n, part in enumerate([keys[:half], keys[half:]]):
         fname = f"diffusion_pytorch_model-{n + 1:05d}-of-00002.safetensors"
-        save_file({k: sd[k] for k in part}, os.path.join(shard_dir, fname), metadata={"format": "pt"})
+        save_file({k: sd[k] for k in part}, os.path.join(shard_dir, fname), metadata={"format": "pt", **prov})
         weight_map.update({k: fname for k in part})
     total = sum(v.numel() * v.element_size() for v in sd.values())
     with open(os.path.join(shard_dir, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
@@ -216,14 +225,14 @@ def main():
     # Original / Comfy single files.
     orig = original_state_dict(model, cfg["num_layers"])
     assert len(orig) == len(sd), "rename table does not cover every diffusers tensor"
-    save_file(orig, os.path.join(root, "original.safetensors"), metadata={"format": "pt"})
-    save_file({PREFIX + k: v for k, v in orig.items()}, os.path.join(root, "comfy.safetensors"))
+    save_file(orig, os.path.join(root, "original.safetensors"), metadata={"format": "pt", **prov})
+    save_file({PREFIX + k: v for k, v in orig.items()}, os.path.join(root, "comfy.safetensors"), metadata=prov)
     bf16 = {k: v.to(torch.bfloat16) for k, v in orig.items()}
     f16 = {k: v.to(torch.float16) for k, v in orig.items()}
-    save_file(bf16, os.path.join(root, "original_bf16.safetensors"))
-    save_file(f16, os.path.join(root, "original_f16.safetensors"))
+    save_file(bf16, os.path.join(root, "original_bf16.safetensors"), metadata=prov)
+    save_file(f16, os.path.join(root, "original_f16.safetensors"), metadata=prov)
     fp8, fp8_rounded = fp8_scaled(orig)
-    save_file(fp8, os.path.join(root, "original_fp8_scaled.safetensors"))
+    save_file(fp8, os.path.join(root, "original_fp8_scaled.safetensors"), metadata=prov)
     with open(os.path.join(root, "config_original.json"), "w") as f:
         json.dump({"_class_name": "WanModel", "dim": dim, "eps": 1e-6, "ffn_dim": cfg["ffn_dim"],
                    "freq_dim": cfg["freq_dim"], "in_dim": 16, "model_type": "t2v",
@@ -264,9 +273,10 @@ def main():
         tensors[f"{name}.sample_{tag}_weights"] = run(m, x, tt, ctx_padded)[0]
 
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(args.out, "cases.safetensors"),
-              metadata={"generator": "tools/golden/gen_dit_goldens.py"})
+              metadata=prov)
     with open(os.path.join(args.out, "cases.json"), "w") as f:
-        json.dump({"model": cfg | {"patch_size": list(cfg["patch_size"])}, "cases": index}, f, indent=2)
+        json.dump({"provenance": provenance.json_field(__file__, seed=SEED, libs=LIBS),
+                   "model": cfg | {"patch_size": list(cfg["patch_size"])}, "cases": index}, f, indent=2)
     print("wrote", args.out)
 
 

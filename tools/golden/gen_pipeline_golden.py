@@ -6,26 +6,37 @@ frames diffusers' WanPipeline makes from it with injected noise.
     python3 tools/golden/gen_pipeline_golden.py [--out tests/data/pipeline]
 
 Outputs (all small):
-  tiny_wan/                      the diffusers folder (model_index.json + parts)
+  tiny_wan/                      the diffusers folder (model_index.json + parts). Kept when it
+                                 exists: the model is rebuilt in a temporary folder and only
+                                 compared (tensor bytes must be identical; --rebuild-model
+                                 replaces it). The golden is computed from the committed files.
   golden.safetensors             noise [1,16,T,h,w], frames [F,H,W,3] in [0,1],
                                  prompt_embeds / negative_prompt_embeds [1,512,D],
                                  latents_step{i} after each scheduler step, timesteps
   golden.json                    prompt, negative prompt, size, frames, steps, cfg, shift
+Every safetensors file carries tools/provenance.py metadata; golden.json a "provenance" field.
 """
 import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 import sentencepiece as spm
-import diffusers
 import torch
-import transformers
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
+
+LIBS = ("torch", "diffusers", "transformers", "tokenizers", "sentencepiece", "safetensors", "numpy")
+SEED = "1234 (weights), 7 (noise)"
+WEIGHTS = ["text_encoder/model.safetensors", "transformer/diffusion_pytorch_model.safetensors",
+           "vae/diffusion_pytorch_model.safetensors"]
 
 PROMPT = "a red ball rolling to the left on a white background"
 NEGATIVE = "blurry, static, low quality"
@@ -76,14 +87,19 @@ def randomize(module, gen, std=0.2):
                 p.copy_(torch.randn(p.shape, generator=gen) * (std if fan_in < 8 else 1.0 / fan_in ** 0.5))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "pipeline"))
-    args = ap.parse_args()
-    out = os.path.abspath(args.out)
-    folder = os.path.join(out, "tiny_wan")
-    if os.path.exists(folder):
-        shutil.rmtree(folder)
+def tensor_bytes(path):
+    """name -> (dtype, shape, data bytes) of a safetensors file (metadata ignored)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    header.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], blob[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            for k, v in header.items()}
+
+
+def build_model(folder):
+    """Writes the tiny random pipeline to `folder` (a diffusers folder)."""
     os.makedirs(folder)
     gen = torch.Generator().manual_seed(1234)
 
@@ -113,6 +129,33 @@ def main():
     pipe.to(torch.float32)
     pipe.save_pretrained(folder, safe_serialization=True)
 
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "pipeline"))
+    ap.add_argument("--rebuild-model", action="store_true",
+                    help="replace tiny_wan/ even when the rebuilt weights differ from the committed ones")
+    args = ap.parse_args()
+    out = os.path.abspath(args.out)
+    folder = os.path.join(out, "tiny_wan")
+    prov = provenance.metadata(__file__, seed=SEED, libs=LIBS)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = os.path.join(tmp, "tiny_wan")
+        build_model(fresh)
+        if os.path.exists(folder) and not args.rebuild_model:
+            # Tests and the C++ pipeline golden depend on these exact weights: keep the
+            # committed folder, and record provenance only when this run reproduces it.
+            for w in WEIGHTS:
+                if tensor_bytes(os.path.join(fresh, w)) != tensor_bytes(os.path.join(folder, w)):
+                    raise SystemExit(f"{w}: the rebuilt weights differ from the committed ones; "
+                                     "pass --rebuild-model to replace tiny_wan/ (and re-run the C++ tests)")
+            print("tiny_wan/: rebuilt weights are identical to the committed ones; kept")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(fresh, folder)
+    for w in WEIGHTS:
+        provenance.stamp_safetensors(os.path.join(folder, w), prov)
+
     # Reload from disk so the golden is made from exactly the committed files.
     pipe = WanPipeline.from_pretrained(folder, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
@@ -139,13 +182,12 @@ def main():
         "timesteps": torch.tensor(timesteps, dtype=torch.int64),
         **steps,
     }
-    save_file(tensors, os.path.join(out, "golden.safetensors"))
+    save_file(tensors, os.path.join(out, "golden.safetensors"), metadata=prov)
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump({"prompt": PROMPT, "negative_prompt": NEGATIVE, "width": WIDTH, "height": HEIGHT,
                    "frames": FRAMES, "steps": STEPS, "cfg": CFG, "shift": SHIFT, "sampler": "unipc",
                    "schedule": "diffusers", "timesteps": timesteps,
-                   "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                                "transformers": transformers.__version__}}, f, indent=2)
+                   "provenance": provenance.json_field(__file__, seed=SEED, libs=LIBS)}, f, indent=2)
     ids = pipe.tokenizer(prompt_clean_for_check(PROMPT)).input_ids
     assert 2 not in ids, f"prompt has unknown tokens: {ids}"
     print("prompt ids", ids)

@@ -7,18 +7,23 @@ the golden frames `t2v generate` must reproduce.
 Loads the folder with diffusers' WanPipeline (fp32), renders one prompt at the
 folder's defaults (t2v.json) from injected noise, and writes:
   golden.safetensors  noise [1,C,T,h,w] fp32, frames [F,H,W,3] fp16 in [0,1]
-  golden.json         prompt, negative prompt, settings, versions
+  golden.json         prompt, negative prompt, settings, "provenance" (generator, versions, seed)
 """
 import argparse
 import json
 import os
+import sys
 
-import diffusers
 import numpy as np
 import torch
-import transformers
 from diffusers import WanPipeline
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
+
+LIBS = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "numpy")
+SEED = 11  # the noise
 
 PROMPT = "a green circle moving to the right on a black background"  # a held-out combination
 
@@ -41,20 +46,19 @@ def main():
     t_lat = (d["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
     noise = torch.randn((1, pipe.transformer.config.in_channels, t_lat, d["height"] // pipe.vae_scale_factor_spatial,
                          d["width"] // pipe.vae_scale_factor_spatial),
-                        generator=torch.Generator().manual_seed(11))
+                        generator=torch.Generator().manual_seed(SEED))
     with torch.no_grad():
         frames = pipe(prompt=a.prompt, negative_prompt=d["negative_prompt"], height=d["height"], width=d["width"],
                       num_frames=d["frames"], num_inference_steps=d["steps"], guidance_scale=d["cfg"],
                       latents=noise.clone(), output_type="np", max_sequence_length=512).frames[0]
     os.makedirs(a.out, exist_ok=True)
     save_file({"noise": noise.contiguous(), "frames": torch.from_numpy(np.ascontiguousarray(frames)).half()},
-              os.path.join(a.out, "golden.safetensors"))
+              os.path.join(a.out, "golden.safetensors"), metadata=provenance.metadata(__file__, SEED, LIBS))
     with open(os.path.join(a.out, "golden.json"), "w") as f:
         json.dump({"prompt": a.prompt, "negative_prompt": d["negative_prompt"], "width": d["width"],
                    "height": d["height"], "frames": d["frames"], "steps": d["steps"], "cfg": d["cfg"],
                    "shift": d["shift"], "sampler": d["sampler"], "schedule": "diffusers",
-                   "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                                "transformers": transformers.__version__}}, f, indent=2)
+                   "provenance": provenance.json_field(__file__, SEED, LIBS)}, f, indent=2)
         f.write("\n")
     print("frames", frames.shape, "range", float(frames.min()), float(frames.max()))
 

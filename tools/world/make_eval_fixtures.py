@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
 import world  # noqa: E402
 
 
@@ -72,6 +74,9 @@ def main():
                           held_out=(c, s, m) in world.HELD_OUT,
                           prompt=world.caption(c, s, m, b, random.Random(i))))
     index = dict(
+        # The PNG strips carry no metadata of their own: this records how they were made too.
+        provenance=provenance.json_field(__file__, seed="77 (scenes), 1000+i (clip i), i (caption i)",
+                                         libs=("numpy", "PIL")),
         world=dict(width=world.WIDTH, height=world.HEIGHT, frames=world.FRAMES, fps=world.FPS,
                    colours=world.COLOURS, shapes=world.SHAPES, motions=world.MOTIONS,
                    backgrounds=world.BACKGROUNDS, held_out=world.HELD_OUT, shape_words=world.SHAPE_WORDS,
