@@ -124,14 +124,14 @@ int create_temp(const std::string& dir, const std::string& name, std::string& te
               "another process keeps deleting files there; use a separate output folder");
 }
 
+}  // namespace
+
 void fsync_folder(const std::string& dir) {
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return;  // the rename happened; durability of the entry is best effort here
   ::fsync(dfd);         // EINVAL on file systems without directory fsync: nothing more to do
   ::close(dfd);
 }
-
-}  // namespace
 
 AtomicFile::~AtomicFile() { discard(); }
 

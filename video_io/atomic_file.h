@@ -47,6 +47,10 @@ class AtomicFile {
 // Writes `size` bytes to `path` through an AtomicFile. Error(74) names `path` on a write error.
 void write_file_atomic(const std::string& path, const void* data, size_t size, bool overwrite);
 
+// fsyncs a folder so the names created or renamed in it survive a power loss (best effort:
+// file systems without directory fsync are left as they are).
+void fsync_folder(const std::string& dir);
+
 // Checks, before any model is loaded, that files can be created in `dir` by creating and
 // deleting a temp file there. Error(73) says what is wrong and how to fix it.
 void check_output_writable(const std::string& dir);
