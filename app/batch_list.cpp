@@ -1,7 +1,6 @@
 // The JSONL prompt list: reading, validation (docs/bad_inputs.md #36-39), seed expansion and
 // sharding (41). Every problem is collected as "file:line: message" so the user sees them
 // all at once, before any model is loaded.
-#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -11,6 +10,7 @@
 
 #include "app/batch.h"
 #include "app/choices.h"
+#include "app/json_fields.h"
 #include "app/sha256.h"
 #include "core/error.h"
 #include "core/utf8.h"
@@ -34,53 +34,6 @@ std::string lower_ascii(std::string s) {
 }
 
 bool ends_with_mp4(const std::string& s) { return s.size() > 4 && lower_ascii(s.substr(s.size() - 4)) == ".mp4"; }
-
-std::string type_name(const json& v) {
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
-}
-
-// One field check: throws a message (caught per line) naming the field and what it needs.
-struct FieldError {
-  std::string message;
-};
-
-const std::string& want_string(const json& v, const char* field) {
-  if (!v.is_string()) throw FieldError{fmt::format("\"{}\" must be a string, not {}", field, type_name(v))};
-  return v.get_ref<const std::string&>();
-}
-
-int want_int(const json& v, const char* field) {
-  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)) return v.get<int>();
-  if (v.is_number_integer() && v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX) return v.get<int>();
-  if (v.is_number_integer() || v.is_number_unsigned())
-    throw FieldError{fmt::format("\"{}\" is out of range: {}", field, v.dump())};
-  throw FieldError{fmt::format("\"{}\" must be an integer, not {}", field, type_name(v))};
-}
-
-double want_number(const json& v, const char* field) {
-  if (!v.is_number() || v.is_boolean())
-    throw FieldError{fmt::format("\"{}\" must be a number, not {}", field, type_name(v))};
-  return v.get<double>();
-}
-
-uint64_t want_seed(const json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer()) throw FieldError{fmt::format("\"seed\" must be 0 .. 2^64-1, not {}", v.dump())};
-  if (v.is_string()) {
-    try {
-      return parse_seed(v.get<std::string>());
-    } catch (const Error& e) {
-      throw FieldError{fmt::format("\"seed\": {}", e.what())};
-    }
-  }
-  throw FieldError{fmt::format("\"seed\" must be an integer, not {}", type_name(v))};
-}
 
 std::string want_id(const json& v) {
   if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) return v.dump();
