@@ -87,6 +87,10 @@ int run_cli(int argc, char** argv) {
                 "Leave stage timings out of the MP4 metadata, so the same seed and settings give identical bytes");
   std::string frames_dump;
   gen->add_option("--dump-frames", frames_dump, "Also save the decoded frames in [0,1] as F32 safetensors (parity tests)");
+  LivePreviewOptions live;
+  gen->add_option("--live-preview", live.path,
+                  "Write a latent preview PNG of the render in progress, replaced every few steps (see docs/serve.md)");
+  gen->add_option("--live-preview-every", live.every, "Steps between live previews (default 5; the last step always)");
 
   // ---- inspect --------------------------------------------------------------------------
   std::string inspect_path;
@@ -156,7 +160,7 @@ int run_cli(int argc, char** argv) {
       // The progress bar is for people: not when stderr is not a terminal, nor with NO_COLOR.
       g.timing_metadata = !no_timings;
       g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);
-      return run_generate(g, frames_dump);
+      return run_generate(g, frames_dump, live);
     }
     if (*insp) return run_inspect(inspect_path, iopts);
     if (*probe) {

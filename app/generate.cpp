@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -9,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "app/engine.h"
+#include "app/latent_preview.h"
+#include "app/model_defaults.h"
 #include "app/model_paths.h"
 #include "app/progress.h"
 #include "app/render_request.h"
@@ -67,9 +70,11 @@ static uint64_t choose_seed(const GenerateOptions& o) {
   return seed;
 }
 
-int run_generate(GenerateOptions& o, const std::string& frames_dump) {
+int run_generate(GenerateOptions& o, const std::string& frames_dump, const LivePreviewOptions& live) {
   // Everything a user can get wrong is checked before any weights are read.
   for (const std::string& w : validate_generate_options(o)) spdlog::warn("{}", w);
+  if (!live.path.empty() && live.every < 1)
+    throw Error(kExitUsage, fmt::format("--live-preview-every {} must be at least 1", live.every));
   check_h264_encoder();
   if (o.test_pattern) {  // needs neither a device nor a model
     prepare_output(o);
@@ -89,7 +94,14 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump) {
   if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
     fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());
   Progress progress(o.progress_bar, o.json);
-  engine.pipeline().render(render_request(o, seed, frames_dump), progress);
+  std::optional<LivePreview> preview;
+  if (!live.path.empty()) {
+    fs::path p(live.path);
+    check_output_writable(p.has_parent_path() ? p.parent_path().string() : ".");
+    preview.emplace(find_latent_rgb_map(model_defaults_folder(o), paths.vae), live.path, live.every);
+  }
+  engine.pipeline().render(render_request(o, seed, frames_dump), progress, nullptr,
+                           preview ? preview->observer() : StepObserver{});
   return 0;
 }
 

@@ -82,7 +82,8 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
-PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel) {
+PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel,
+                                const StepObserver& on_step) {
   const ModelConfigs& c = impl_->loader.configs();
   latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
@@ -92,7 +93,7 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t);
   stop_if_cancelled(cancel);
-  Tensor latents = denoise(r, text, progress, cancel, t);
+  Tensor latents = denoise(r, text, progress, cancel, t, on_step);
   nlohmann::json settings =
       generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
   VideoSink sink(r, settings);
@@ -131,7 +132,7 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
 }
 
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                         StageTimes& t) {
+                         StageTimes& t, const StepObserver& on_step) {
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const Device dev = m.loader.options().device;
@@ -166,6 +167,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     } else {
       v = dit.forward(x, Tensor::from_floats({ts}, {1}), ctx);
     }
+    if (on_step) on_step(DenoiseStep{i + 1, r.steps, sched->sigmas()[i], &x, &v});
     x = sched->step(v, i, x);
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",

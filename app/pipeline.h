@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "app/denoise_observer.h"
 #include "app/model_loader.h"
 #include "app/model_paths.h"
 #include "app/progress.h"
@@ -52,7 +53,9 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   // Renders one video to r.output (atomically; previews with r.preview): the four stages.
-  PipelineResult render(const RenderRequest& r, Progress& progress, CancelFlag cancel = nullptr);
+  // `on_step` sees every denoising step (denoise_observer.h).
+  PipelineResult render(const RenderRequest& r, Progress& progress, CancelFlag cancel = nullptr,
+                        const StepObserver& on_step = {});
 
   // ---- the stages ----
   // Tokenizes both prompts (Error 65 under strict when one is cut at text_len), loads
@@ -60,9 +63,9 @@ class Pipeline {
   EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t);
   // Loads the DiT on first use and runs r.steps sampler steps from the seed's (or the
   // injected) noise. NaN/Inf is Error(70) after step 1 and at the end. Returns the final
-  // latents [1, C, T, h, w] on the device.
+  // latents [1, C, T, h, w] on the device. `on_step`, when set, sees every step.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                 StageTimes& t);
+                 StageTimes& t, const StepObserver& on_step = {});
   // Loads the VAE decoder on first use, denormalises `latents` and decodes them one
   // latent frame at a time into `sink` as RGB24 (and floats in [0, 1] when it wants them).
   void decode_frames(const RenderRequest& r, const Tensor& latents, VideoSink& sink, CancelFlag cancel,
