@@ -11,7 +11,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libx264-dev ffmpeg
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libsentencepiece-dev libcli11-dev libgtest-dev libgmock-dev
-  libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
+  libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libcpp-httplib-dev
   clang libclang-rt-14-dev libomp-dev
 )
 TEST_PKGS=(slurm-wlm munge chromium)

@@ -18,6 +18,7 @@
 #include "app/model_defaults.h"
 #include "app/options.h"
 #include "app/probe.h"
+#include "app/serve_cli.h"
 #include "core/error.h"
 
 namespace t2v {
@@ -25,6 +26,7 @@ namespace t2v {
 static constexpr const char* kExamples = R"(Examples:
   t2v generate -p "a red ball rolling to the left" -o ball.mp4 --preview
   t2v generate -p "a cat surfing" --model Wan2.1-T2V-1.3B-Diffusers --device cuda --seed 42
+  t2v serve --model Wan2.1-T2V-1.3B-Diffusers --device cuda --port 8000
   t2v inspect wan2.1_t2v_1.3B_fp16.safetensors
   t2v probe dit --weights transformer/ --config transformer/config.json --inputs in.safetensors --out out.safetensors
 
@@ -114,6 +116,8 @@ int run_cli(int argc, char** argv) {
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
   add_batch_commands(app, batch);  // batch and gallery
+  ServeCli serve;
+  add_serve_command(app, serve);
   BenchOptions bopts;
   std::string bench_device = device_option_name(bopts.device);
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
@@ -168,6 +172,7 @@ int run_cli(int argc, char** argv) {
       return run_probe(popts);
     }
     if (batch.selected()) return run_batch_commands(batch);
+    if (serve.selected()) return run_serve_command(serve);
     if (*bench) {
       bopts.device = parse_device(bench_device);
       return run_bench(bopts);
