@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package t2v needs to build and test. Idempotent and quiet;
 # works as root or through sudo. Usage: ./setup.sh [--test-tools]
-#   --test-tools  also Slurm (slurm-wlm, munge) and Chromium, which the batch tests run
-#                 against (a one-node cluster, the gallery page); if they cannot be
-#                 installed those tests skip and say so.
+#   --test-tools  also Slurm (slurm-wlm, munge) and Chromium, which the batch and serve
+#                 tests run against (a one-node cluster, the gallery page, the serve page);
+#                 if they cannot be installed those tests skip and say so.
 set -euo pipefail
 
 PKGS=(
