@@ -1,4 +1,4 @@
-// Wan2.1 DiT forward on the op set (kernels/ops.h, kernels/dit_ops.h). The
+// Wan2.1 DiT forward on the op set (kernels/ops.h). The
 // order of operations follows the reference WanModel.forward (Wan-Video/Wan2.1
 // wan/modules/model.py) and diffusers' WanTransformer3DModel; docs/wan.md §2.
 //
@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "kernels/dit_ops.h"
+#include "diffusion/wan_dit_geometry.h"
 #include "kernels/ops.h"
 
 namespace t2v {
@@ -165,7 +165,7 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   const Device dev = x.device();
 
   // ---- patch embedding: a Linear over gathered 1x2x2 patches (== the Conv3d) ----
-  Tensor h = linear(ops::patchify_3d(x, p), w_.patch_embedding);  // [B, N, dim]
+  Tensor h = linear(patchify_3d(x, p), w_.patch_embedding);  // [B, N, dim]
   if (dump) dump("patch_embedding", h);
 
   // ---- time embedding: e [B, dim] (head), e0 [B, 6, dim] (blocks), fp32 ----
@@ -197,7 +197,7 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
   // ---- blocks ----
-  const Tensor rope = ops::rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
+  const Tensor rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
   for (int64_t i = 0; i < c.num_layers; ++i)
     h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, pad_bias,
                       rope, c, dump);
@@ -208,7 +208,7 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   Tensor out = ops::modulate(ops::layer_norm(h, none, none, c.eps), chunk(hm, 0), chunk(hm, 1));
   out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim]
   if (dump) dump("head.out", out);
-  Tensor sample = ops::unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
+  Tensor sample = unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
   if (dump) dump("sample", sample);
   return sample;
 }

@@ -11,7 +11,6 @@
 #include <string>
 
 #include "kernels/backend.h"
-#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops {
 namespace {
@@ -447,14 +446,6 @@ Tensor upsample_nearest2x(const Tensor& x) {
 }
 
 // ---- rotary embedding -------------------------------------------------------------
-
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta) {
-  if (T < 0 || H < 0 || W < 0 || head_dim < 2 || head_dim % 2 != 0 || !(theta > 0.0))
-    shape_error("rope_3d_table", fmt::format("grid {}x{}x{}, head_dim {}, theta {} (need a non-negative grid, an even "
-                                             "head_dim >= 2 and theta > 0)", T, H, W, head_dim, theta));
-  // The table is built on the host (fp64 angles); callers move it to their device once.
-  return cpu::rope_3d_table(T, H, W, head_dim, theta);
-}
 
 Tensor rope_3d(const Tensor& x, const Tensor& table) {
   require_defined("rope_3d", "x", x);

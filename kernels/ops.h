@@ -127,13 +127,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 Tensor upsample_nearest2x(const Tensor& x);
 
 // ---- rotary embedding -------------------------------------------------------------
-// Wan 3D RoPE table for a T x H x W token grid (token n = (f*H + y)*W + x) and head
-// dim D: [N, D/2, 2] F32 holding (cos, sin) per complex pair. Pairs [0, d_t/2) rotate
-// by frame, then d_h/2 by row, then d_w/2 by column, with d_t = D - 4*(D/6),
-// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (docs/wan.md §2.8).
-// Built on the host (a CPU tensor); callers move it to their device once.
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta = 10000.0);
-// Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2].
+// Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2]
+// holding (cos, sin) per pair (the Wan DiT builds it: diffusion/wan_dit_geometry.h).
 Tensor rope_3d(const Tensor& x, const Tensor& table);
 
 // ---- layout ---------------------------------------------------------------------
