@@ -84,6 +84,18 @@ WanDiTLayout detect_wan_dit_layout(const TensorStore& store);
 // True when the store holds a Wan DiT in any layout (no throw).
 bool is_wan_dit(const TensorStore& store);
 
+// What the tensor shapes of a Wan DiT checkpoint tell (WanDiTConfig::from_weights
+// builds on it): the sizes, the layout, the preset with these sizes, and whether
+// the head count is known (heads are not visible in shapes: from the preset with
+// this dim, else head_dim 128 when dim is a multiple of it). Error(65) when a
+// tensor that sets a size is missing or misshaped.
+struct WanDiTShapes {
+  WanDiTConfig cfg;  // not validated; num_heads meaningful only when heads_known
+  WanDiTLayout layout = WanDiTLayout::Original;
+  bool heads_known = false;
+};
+WanDiTShapes detect_wan_dit_shapes(const TensorStore& store);
+
 // The rename table: canonical (original) key -> diffusers key.
 std::string wan_dit_diffusers_key(const std::string& canonical);
 // Canonical key -> the key as stored in a file of `layout` (prefix included).
