@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
-#include "text_encoder/probe.h"
 #include "text_encoder/umt5.h"
 
 namespace t2v {
@@ -263,21 +262,6 @@ TEST(UMT5, DumpHookSeesNamedIntermediates) {
     EXPECT_TRUE(names.count(n)) << n;
   ASSERT_TRUE(last.defined());
   EXPECT_EQ(rel_error(last, out), 0.0);
-}
-
-TEST(UMT5, ProbeWritesLastHiddenState) {
-  Golden g;
-  const std::string in = temp_path("probe_in.safetensors"), out = temp_path("probe_out.safetensors");
-  save_safetensors(in, {{"input_ids", g.get("batch2.input_ids")}, {"attention_mask", g.get("batch2.attention_mask")}});
-  for (const std::string& config : {kConfig, std::string("auto")}) {
-    probe_text_encoder(kData + "/text_encoder", config, in, out, Device::CPU);
-    SafetensorsFile res(out);
-    Tensor h = res.get("last_hidden_state");
-    EXPECT_EQ(h.dtype(), DType::F32);
-    EXPECT_LT(rel_error(h, g.get("batch2.last_hidden_state")), kGoldenTol) << config;
-  }
-  std::remove(in.c_str());
-  std::remove(out.c_str());
 }
 
 TEST(UMT5, RejectsOutOfVocabularyIds) {
