@@ -148,7 +148,7 @@ int run_bench(const BenchOptions& o) {
   if (o.vae) {
     reset_peak_memory(dev);
     WanVAEConfig vcfg = WanVAEConfig::preset("wan2.1-vae");
-    RandomSource vae_weights(1000, dev, DType::F32);
+    RandomSource vae_weights(1000, dev, engine.vae_dtype());
     WanVAEParts parts;
     parts.encoder = false;
     WanVAE vae = WanVAE::bind(WeightScope(vae_weights), vcfg, parts);

@@ -55,6 +55,9 @@ struct WanDiTHead {
 };
 
 struct WanDiTWeights {
+  // The compute dtype: the dtype of the large GEMM weights (WeightPrecision::Compute),
+  // which the forward computes those GEMMs in; the fp32 islands are bound F32.
+  DType dtype = DType::F32;
   Linear patch_embedding;    // weight viewed as [dim, in_dim * pt * ph * pw] (Conv3d [dim, C, pt, ph, pw])
   Linear text_embedding_0;   // [dim, text_dim]
   Linear text_embedding_2;   // [dim, dim]

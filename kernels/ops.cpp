@@ -403,6 +403,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3d
   require_defined(op, "x", x);
   require_defined(op, "w", w);
   check_operands(op, {{"x", &x}, {"w", &w}, {"bias", &bias}});
+  check_gemm_dtypes(op, "x", x, "w", w, bias);
   if (x.dim() != 5 || w.dim() != 5 || w.size(1) != x.size(1))
     shape_error(op, fmt::format("x {} and w {} (expected x [B, Cin, T, H, W], w [Cout, Cin, kt, kh, kw])",
                                 x.shape().str(), w.shape().str()));
@@ -422,6 +423,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   require_defined(op, "x", x);
   require_defined(op, "w", w);
   check_operands(op, {{"x", &x}, {"w", &w}, {"bias", &bias}});
+  check_gemm_dtypes(op, "x", x, "w", w, bias);
   if (x.dim() != 4 || w.dim() != 4 || w.size(1) != x.size(1))
     shape_error(op, fmt::format("x {} and w {} (expected x [B, Cin, H, W], w [Cout, Cin, kh, kw])", x.shape().str(),
                                 w.shape().str()));

@@ -19,10 +19,11 @@
 //    the first tensor argument. Side tensors (norm weights and biases,
 //    shift/scale/gate, rope tables, attention bias) may be F32 or another float
 //    dtype independently of x.
-//  - linear, linear_gelu_tanh, matmul: the activation and the weight (x and w,
-//    a and b) must have the same dtype, Error(70) naming both otherwise: no op
-//    converts a weight per call, the model stores weights in the dtype it
-//    computes in. A bias may be F32 or that same dtype.
+//  - linear, linear_gelu_tanh, matmul, conv3d, conv2d: the activation and the
+//    weight (x and w, a and b) must have the same dtype, Error(70) naming both
+//    otherwise: no op converts a weight per call, the model stores weights in
+//    the dtype it computes in (and casts activations, once per GEMM group, with
+//    ops::cast). A bias may be F32 or that same dtype.
 //  - Layout ops (concat, slice, permute, contiguous_copy, embedding) move any
 //    dtype bit-exactly; cast converts (CPU: any pair; devices: floats and
 //    I64/I32/U8).
