@@ -160,7 +160,7 @@ int run_serve(ServeOptions& o) {
     fmt::print(stderr, "t2v: error: the model did not load: {}\n", e->second);
     return e->first;
   }
-  const size_t left = st.store.queued();
+  const size_t left = st.store.queued_on_disk();
   if (!o.quiet)
     fmt::print(stderr, "t2v serve: stopped; {} job(s) waiting{}\n", left,
                left ? " (they run when a server starts on this jobs dir again; exit 75)" : "");

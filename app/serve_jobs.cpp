@@ -262,6 +262,11 @@ size_t JobStore::queued() const {
   return n;
 }
 
+size_t JobStore::queued_on_disk() {
+  for (const std::string& id : queued_oldest_first()) reload(id);
+  return queued();
+}
+
 bool JobStore::remove(const std::string& id) {
   std::string trash;
   {

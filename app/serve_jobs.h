@@ -70,6 +70,9 @@ class JobStore {
   std::optional<Job> get(const std::string& id) const;
   std::vector<Job> newest_first() const;
   size_t queued() const;
+  // queued() after reading each queued job's state from disk again: another server sharing the
+  // folder may have rendered some since this one last looked (the count at shutdown).
+  size_t queued_on_disk();
   // Removes the job's folder; false for an unknown id.
   bool remove(const std::string& id);
 
