@@ -64,9 +64,9 @@ class Browser {
   }
 
   // Sends one command and waits for its answer (events in between are dropped).
-  json call(const std::string& method, json params = json::object(), const std::string& session = "") {
+  json call(const std::string& method, json params = json::object(), const std::string& tab = "") {
     json m = {{"id", ++next_id_}, {"method", method}, {"params", std::move(params)}};
-    if (!session.empty()) m["sessionId"] = session;
+    if (!tab.empty()) m["sessionId"] = tab;
     const std::string text = m.dump() + std::string(1, '\0');
     if (::write(out_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) return json();
     const auto t0 = Clock::now();
@@ -88,7 +88,7 @@ class Browser {
     return json();
   }
 
-  // Opens `url` in a new tab; the session to evaluate in.
+  // Opens `url` in a new tab; the id of its attached DevTools target, to evaluate in.
   std::string open(const std::string& url) {
     json t = call("Target.createTarget", {{"url", url}});
     if (!t.contains("result")) return "";
@@ -97,9 +97,9 @@ class Browser {
   }
 
   // The value of a JavaScript expression in the page (promises awaited).
-  json eval(const std::string& session, const std::string& expression) {
+  json eval(const std::string& tab, const std::string& expression) {
     json r = call("Runtime.evaluate", {{"expression", expression}, {"returnByValue", true}, {"awaitPromise", true}},
-                  session);
+                  tab);
     if (!r.contains("result") || !r["result"].contains("result")) return json();
     return r["result"]["result"].value("value", json());
   }
@@ -135,12 +135,12 @@ TEST(ServeBrowser, PageSubmitsShowsProgressAndPlaysTheVideo) {
   ServeProcess s(dir.file("jobs"));
   Browser b(exe, dir.file("profile"));
   ASSERT_TRUE(b.started());
-  const std::string session = b.open(fmt::format("http://127.0.0.1:{}/", s.port()));
-  ASSERT_FALSE(session.empty()) << "Chromium did not open the page";
+  const std::string tab = b.open(fmt::format("http://127.0.0.1:{}/", s.port()));
+  ASSERT_FALSE(tab.empty()) << "Chromium did not open the page";
   auto until = [&](const std::string& expr, double timeout_s) {
     const auto t0 = Clock::now();
     while (std::chrono::duration<double>(Clock::now() - t0).count() < timeout_s) {
-      if (b.eval(session, expr) == json(true)) return true;
+      if (b.eval(tab, expr) == json(true)) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
@@ -148,7 +148,7 @@ TEST(ServeBrowser, PageSubmitsShowsProgressAndPlaysTheVideo) {
   ASSERT_TRUE(until("document.readyState === 'complete' && !!document.getElementById('submit')", 30));
 
   // A person types a prompt and settings and presses Generate (about 2 s of rendering).
-  b.eval(session, R"((() => {
+  b.eval(tab, R"((() => {
     document.getElementById('prompt').value = 'a red ball rolling to the left';
     document.getElementById('size').value = '64x64';
     document.getElementById('frames').value = '17';
@@ -162,7 +162,7 @@ TEST(ServeBrowser, PageSubmitsShowsProgressAndPlaysTheVideo) {
   json last;
   const auto t0 = Clock::now();
   while (std::chrono::duration<double>(Clock::now() - t0).count() < 90) {
-    json text = b.eval(session, kProbe);
+    json text = b.eval(tab, kProbe);
     if (text.is_string()) last = json::parse(text.get<std::string>(), nullptr, false);
     if (last.is_object()) {
       if (last["status"] == "in_progress" && last["progress"].is_number() && last["progress"].get<double>() > 0)
@@ -185,7 +185,7 @@ TEST(ServeBrowser, PageSubmitsShowsProgressAndPlaysTheVideo) {
                     " return !!v && !v.paused && v.currentTime > 0; })()",
                     15))
       << "the video does not play";
-  json settings = b.eval(session, "document.querySelector('#videos li .settings').textContent");
+  json settings = b.eval(tab, "document.querySelector('#videos li .settings').textContent");
   ASSERT_TRUE(settings.is_string());
   for (const char* part : {"64x64", "17 frames", "20 steps", "seed 3"})
     EXPECT_NE(settings.get<std::string>().find(part), std::string::npos) << part << " in " << settings.dump();
