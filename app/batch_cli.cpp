@@ -7,6 +7,7 @@
 
 #include "app/gallery.h"
 #include "app/model_defaults.h"
+#include "core/error.h"
 
 namespace t2v {
 
@@ -36,7 +37,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
   b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
   b->add_option("--shards", o.shards, "Shard count with JOB_COMPLETION_INDEX (Kubernetes Indexed Job completions)");
-  b->add_option("--lock-timeout", o.lock_timeout_s, "Seconds after which another worker's lock is taken over (43200)");
+  b->add_option("--lock-timeout", c.lock_timeout, "Seconds after which another worker's lock is taken over (43200)");
   b->add_flag("--force", o.force, "Render items again even when they are done");
   b->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF per video");
   b->add_flag("--skip-invalid", o.skip_invalid, "Render the valid lines of a list that has invalid ones (exit 65 at the end)");
@@ -59,6 +60,13 @@ int run_batch_commands(BatchCli& c) {
   if (!c.fps.empty()) g.fps = parse_fps(c.fps);
   if (!c.cfg.empty()) g.cfg = parse_finite("--cfg", c.cfg);
   if (!c.shift.empty()) g.shift = parse_finite("--shift", c.shift);
+  if (!c.lock_timeout.empty()) {
+    // NaN would make every lock look live, a negative value every lock stale.
+    c.o.lock_timeout_s = parse_finite("--lock-timeout", c.lock_timeout);
+    if (c.o.lock_timeout_s <= 0)
+      throw Error(kExitUsage, fmt::format("--lock-timeout {} must be a number of seconds > 0", c.lock_timeout),
+                  "the default is 43200 (12 h); use more than the longest render takes");
+  }
   g.sampler = parse_sampler(c.sampler);
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);

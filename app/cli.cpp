@@ -31,6 +31,21 @@ static constexpr const char* kExamples = R"(Examples:
 Exit codes: 0 ok, 64 bad option, 65 bad input data, 66 missing input, 69 unavailable (no GPU/encoder),
 70 internal error, 73 cannot create output, 74 I/O error, 75 temporary failure (retry).)";
 
+// Every error is one line (docs/bad_inputs.md #68): a message that lists problems on
+// indented lines is joined with "; ".
+static std::string one_line(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n' && text[i] != '\r') {
+      out += text[i];
+      continue;
+    }
+    while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\n' || text[i + 1] == '\r')) ++i;
+    if (i + 1 < text.size()) out += !out.empty() && out.back() == ':' ? " " : "; ";
+  }
+  return out;
+}
+
 [[maybe_unused]] static int not_implemented(const char* what) {
   fmt::print(stderr, "t2v: '{}' is not implemented yet in this version\n", what);
   return 2;
@@ -105,6 +120,7 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--config", popts.config, "config.json or a preset name");
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
   probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
+  probe->add_flag("--overwrite", popts.overwrite, "Replace an existing --out file");
   probe->add_option("--device", probe_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
 
   // ---- batch / bench (later) --------------------------------------------------------------
@@ -129,8 +145,14 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line like every other error (docs/bad_inputs.md #68), not CLI11's two.
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n' || c == '\r') c = ' ';
+    while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+    fmt::print(stderr, "t2v: error: {}; hint: run 't2v --help' or 't2v COMMAND --help' for the options\n", msg);
+    return kExitUsage;
   }
 
   try {
@@ -169,13 +191,13 @@ int run_cli(int argc, char** argv) {
       return run_bench(bopts);
     }
   } catch (const Error& e) {
-    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    fmt::print(stderr, "t2v: error: {}\n", one_line(e.what()));
     return e.code();
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "t2v: error: out of memory; hint: use a smaller --size or fewer --frames\n");
     return kExitSoftware;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    fmt::print(stderr, "t2v: error: {}\n", one_line(e.what()));
     return kExitSoftware;
   }
   return 0;

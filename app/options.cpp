@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/unicode.h"
 #include "core/utf8.h"
 #include "video_io/mp4_writer.h"
 
@@ -43,6 +44,12 @@ double parse_finite(const std::string& option, const std::string& text) {
 
 std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string& what, bool allow_empty) {
   std::vector<std::string> warnings;
+  // Checked first: everything after this (cleaning, tokenizing) is then bounded.
+  if (prompt.size() > kMaxPromptBytes)
+    throw Error(kExitDataErr,
+                fmt::format("{} is {} bytes, above the limit of {} bytes", what, prompt.size(), kMaxPromptBytes),
+                fmt::format("the text encoder reads only the first {} tokens (a few thousand bytes); shorten it",
+                            UMT5Tokenizer::kTextLen));
   utf8_require_valid(prompt, what);
   std::u32string cps = utf8_decode(prompt);
   std::u32string kept;
@@ -67,8 +74,8 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
   if (stripped)
     warnings.push_back(fmt::format("{}: removed {} bidirectional-override character(s)", what, stripped));
   prompt = utf8_encode(kept);
-  bool blank = prompt.find_first_not_of(' ') == std::string::npos;
-  if (blank && !allow_empty)
+  // Spaces of any kind and zero-width characters show nothing: such a prompt is empty too.
+  if (is_blank_text(prompt) && !allow_empty)
     throw Error(kExitDataErr, fmt::format("{} is empty", what),
                 "write a description of the video, or pass --allow-empty-prompt");
   return warnings;
@@ -87,7 +94,7 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   // Memory bound: the DiT sees T*(H/16)*(W/16) tokens; beyond this the largest
   // activations no longer fit an 80 GB GPU even with flash attention.
   int64_t tokens = static_cast<int64_t>((o.frames - 1) / 4 + 1) * (o.height / 16) * (o.width / 16);
-  constexpr int64_t kMaxTokens = 400'000;
+  constexpr int64_t kMaxTokens = kMaxTransformerTokens;
   if (tokens > kMaxTokens)
     throw usage(fmt::format("{} frames at {}x{} is {} transformer tokens, above the limit of {}", o.frames, o.width,
                             o.height, tokens, kMaxTokens),

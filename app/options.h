@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/choices.h"
+#include "text_encoder/tokenizer.h"
 #include "video_io/frame_rate.h"
 
 namespace t2v {
@@ -44,6 +45,15 @@ struct GenerateOptions {
   bool test_pattern = false;    // write the synthetic test pattern instead of generating (no model needed)
   int crf = 18;
 };
+
+// Prompts longer than UMT5Tokenizer::kMaxPromptBytes are refused (Error 65) before
+// anything else looks at them (docs/bad_inputs.md #57).
+constexpr size_t kMaxPromptBytes = UMT5Tokenizer::kMaxPromptBytes;
+
+// The most transformer tokens a video may need: beyond this the largest activations no
+// longer fit an 80 GB GPU even with flash attention. Checked here with Wan2.1's 16x
+// compression, and again against the loaded model's own (app/memory_estimate.h).
+constexpr int64_t kMaxTransformerTokens = 400'000;
 
 // Parsers for option values; each throws Error(64) naming the option and value.
 void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"

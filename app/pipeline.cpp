@@ -8,7 +8,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/memory_estimate.h"
+#include "app/noise_input.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
 #include "kernels/ops.h"
@@ -32,18 +35,16 @@ void stop_if_cancelled(CancelFlag cancel) {
 // The noise the denoising starts from: injected (parity tests) or Philox from the seed.
 Tensor initial_noise(const RenderRequest& r, const Shape& shape) {
   if (r.noise_file.empty()) return randn_philox(shape, r.seed);
-  SafetensorsFile f(r.noise_file);
-  const TensorInfo* ti = f.find("noise");
-  if (!ti && f.tensors().size() == 1) ti = &f.tensors()[0];
-  if (!ti)
-    throw Error(kExitDataErr, fmt::format("{}: no tensor named 'noise'", r.noise_file),
-                "save the starting latents under the key 'noise'");
-  Tensor t = f.get(ti->name).to(DType::F32);
-  if (t.numel() != shape.numel())
-    throw Error(kExitDataErr,
-                fmt::format("{}: noise has shape {}, this video needs {}", r.noise_file, t.shape().str(), shape.str()),
-                "match --size and --frames to the noise tensor");
-  return t.reshape(shape).clone();
+  return read_noise(r.noise_file, shape);
+}
+
+// A stage's output must be finite: NaN or Inf here means the weights (scanned at load)
+// were fine but the computation overflowed, so the error names the stage (exit 70) and the
+// render stops before anything is written (docs/bad_inputs.md #19).
+void check_stage_output(const Tensor& t, const char* what) {
+  if (const int64_t bad = first_non_finite_anywhere(t); bad >= 0)
+    throw Error(kExitSoftware, fmt::format("NaN or Inf in {} (element {} of {})", what, bad, t.numel()),
+                "the weights overflow in this dtype or are broken; try --dtype f32, or check the model files");
 }
 
 bool all_finite(const Tensor& t) {
@@ -84,13 +85,17 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
 
 PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel) {
   const ModelConfigs& c = impl_->loader.configs();
-  latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
+  // Before any weights load: a size the model cannot take, one that does not fit in memory
+  // (docs/bad_inputs.md #61), and a --noise file that does not fit the video (#64).
+  const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
+  check_render_fits(c, impl_->loader.options(), r);
+  if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.in_dim, T, h, w});
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
   StageTimes t;
-  EncodedPrompts text = encode_prompts(r, t);
+  EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
   Tensor latents = denoise(r, text, progress, cancel, t);
   nlohmann::json settings =
@@ -100,12 +105,15 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   return write_outputs(r, sink, std::move(settings), t, progress);
 }
 
-EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
+EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const auto t0 = Clock::now();
+  stop_if_cancelled(cancel);
   TokenizedPrompt pos_ids = m.tok->encode(r.prompt, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   TokenizedPrompt neg_ids = m.tok->encode(r.negative_or_default(), dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   for (const auto* tp : {&pos_ids, &neg_ids})
     if (tp->dropped > 0 && m.loader.options().strict)
       throw Error(kExitDataErr, fmt::format("prompt is {} tokens; {} were cut at the limit of {}", tp->text_tokens + 1,
@@ -117,9 +125,13 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
     m.t5.emplace(m.loader.load_text_encoder());
     load_s = seconds_since(tl);
   }
+  stop_if_cancelled(cancel);
   EncodedPrompts e;
   e.positive = m.t5->encode_context(pos_ids.ids, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   e.negative = m.t5->encode_context(neg_ids.ids, dit_cfg.text_len);
+  check_stage_output(e.positive, "the text encoder's output (prompt)");
+  check_stage_output(e.negative, "the text encoder's output (negative prompt)");
   e.positive_tokens = pos_ids.ids.size();
   e.negative_tokens = neg_ids.ids.size();
   if (!m.loader.options().keep_text_encoder) m.t5.reset();  // free its weights before the DiT loads
@@ -200,6 +212,7 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
     // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
     // rounding halves the quantisation error and removes its bias).
     Tensor c = chunk.to(Device::CPU).to(DType::F32);
+    check_stage_output(c, "the decoded frames (VAE output)");
     const float* p = c.data<float>();
     const int64_t f = c.size(2);
     for (int64_t k = 0; k < f; ++k) {
@@ -223,7 +236,6 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
 
 PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, nlohmann::json settings, StageTimes t,
                                        const Progress& progress) const {
-  if (sink.wants_unit_frames()) sink.save_frames_dump();
   const auto t0 = Clock::now();
   const double video_s = sink.frames() / r.fps.value();
   const double compute_s = t.encode_s + t.denoise_s + t.decode_s;
@@ -231,8 +243,7 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
     settings["timings_s"] = {{"load", t.load_s}, {"encode", t.encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}};
     settings["compute_s_per_video_s"] = compute_s / video_s;
   }
-  sink.finish(r.timing_metadata ? &settings : nullptr);
-  if (r.preview) sink.write_previews();
+  sink.finish(r.timing_metadata ? &settings : nullptr);  // the dump, the previews, then the MP4
   t.mux_s = sink.mux_s() + seconds_since(t0);
   const Device dev = impl_->loader.options().device;
   say(r, fmt::format("wrote {} ({} frames, {}x{}, {} fps) — encode {:.2f} s, denoise {:.2f} s, decode {:.2f} s, "

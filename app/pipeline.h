@@ -57,7 +57,8 @@ class Pipeline {
   // ---- the stages ----
   // Tokenizes both prompts (Error 65 under strict when one is cut at text_len), loads
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
-  EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t);
+  // `cancel` is polled between its steps (tokenize, load, encode each prompt).
+  EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
   // Loads the DiT on first use and runs r.steps sampler steps from the seed's (or the
   // injected) noise. NaN/Inf is Error(70) after step 1 and at the end. Returns the final
   // latents [1, C, T, h, w] on the device.

@@ -13,6 +13,7 @@ struct ProbeOptions {
   std::string component;  // text-encoder | dit | vae-decode | vae-encode
   std::string weights, config, inputs, out;
   Device device = Device::CPU;
+  bool overwrite = false;  // replace an existing --out (a regular file only)
 };
 
 int run_probe(const ProbeOptions& o);

@@ -38,6 +38,7 @@ struct RenderRequest {
   std::string output = "out.mp4";  // written through a temp file and renamed when complete
   bool overwrite = false;
   bool preview = false;  // also <output>.png (contact sheet) and <output>.gif
+  bool preview_overwrite = false;  // replace existing previews even without `overwrite` (batch: they belong to the item)
   int crf = 18;
   bool timing_metadata = true;  // stage timings in the MP4's settings tag (they make files differ run to run)
   std::string frames_dump;      // when set: the decoded frames in [0, 1] as F32 [F, H, W, 3] safetensors

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -26,6 +27,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_strict.h"
 #include "core/strings.h"
 #include "core/utf8.h"
 
@@ -71,55 +73,14 @@ std::string json_repr(const json& v) {
   return printable(v.dump(-1, ' ', false, json::error_handler_t::replace), 60);
 }
 
-// Parses JSON text strictly: valid UTF-8 (checked by the caller), no duplicate
-// keys in any object (nlohmann keeps the last one silently), nesting at most
-// `max_depth` containers deep (so a hostile header cannot build a huge tree).
+// The strict parser (core/json_strict.h) with this reader's hint.
 json parse_json_strict(const std::string& origin, const char* text, size_t len, int max_depth, const char* what) {
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  int depth = 0;
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) -> bool {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_start:
-        if (++depth > max_depth)
-          bad(origin, fmt::format("{} JSON nests deeper than {} levels, which no valid file does", what, max_depth));
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_end:
-        --depth;
-        break;
-      case json::parse_event_t::key: {
-        const std::string& k = parsed.get_ref<const std::string&>();
-        if (!keys.back().insert(k).second)
-          bad(origin, fmt::format("duplicate key \"{}\" in the {} JSON", printable(k), what),
-              "a name may appear only once; the file was written by a broken tool");
-        break;
-      }
-      case json::parse_event_t::value:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, text + len, cb);
-  } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    if (msg.find("expected end of input") != std::string::npos)
-      bad(origin, fmt::format("trailing data after the closing brace of the {} JSON at byte {}", what, e.byte - 1));
-    // Keep nlohmann's reason ("syntax error while parsing object key - ...") without its prefix.
-    size_t p = msg.find("syntax error");
-    std::string reason = p == std::string::npos ? msg : msg.substr(p);
-    bad(origin, fmt::format("{} is not valid JSON at byte {}: {}", what, e.byte == 0 ? 0 : e.byte - 1, printable(reason)));
-  } catch (const json::exception& e) {
-    // out_of_range.406: a number beyond double range ("1e400"); no byte offset is kept.
-    std::string msg = e.what();
-    size_t p = msg.find("] ");
-    bad(origin, fmt::format("{} is not valid JSON: {}", what, printable(p == std::string::npos ? msg : msg.substr(p + 2))));
-  }
+  StrictJsonOptions o;
+  o.code = kExitDataErr;
+  o.max_depth = max_depth;
+  o.what = what;
+  o.hint = kCorruptHint;
+  return t2v::parse_json_strict(origin, std::string_view(text, len), o);
 }
 
 // A non-negative integer JSON value (reject negative, fractional, > 2^64-1,
@@ -183,13 +144,28 @@ struct Fd {
   }
 };
 
+// Opens without blocking (a FIFO would wait for a writer) and refuses anything that is
+// not a regular file on the descriptor itself (docs/bad_inputs.md #55).
 int open_input(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
     throw Error(kExitNoInput, fmt::format("{}: cannot open: {}", path, std::strerror(e)),
                 e == ENOENT ? "check the path" : "check the file's permissions");
   }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    const bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (dir)
+      throw Error(kExitNoInput, fmt::format("{}: is a folder, not a .safetensors file", path),
+                  "pass the folder to TensorStore::open or name a file inside it");
+    throw Error(kExitNoInput,
+                fmt::format("{}: not a regular file ({})", path, S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket"),
+                "name a regular .safetensors file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   return fd;
 }
 
@@ -576,8 +552,26 @@ void write_all(int fd, const void* buf, size_t n, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Error(73) when `path` exists and may not be replaced.
+void check_replaceable(const std::string& path, bool overwrite) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISREG(st.st_mode))
+    throw Error(kExitCantCreate,
+                fmt::format("{}: exists and is {}, not a regular file", path,
+                            S_ISDIR(st.st_mode) ? "a folder" : S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file"),
+                "t2v replaces only regular files; choose another output path");
+  if (!overwrite)
+    throw Error(kExitCantCreate, fmt::format("{}: already exists", path), "pass --overwrite or choose another name");
+}
+
+}  // namespace
+
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, bool overwrite) {
+  check_replaceable(path, overwrite);
   // Header: metadata first (as the reference writer does), tensors in the given
   // order with contiguous offsets, padded with spaces to a multiple of 8 bytes.
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
@@ -631,7 +625,15 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     int rc = ::close(fd);
     fd = -1;
     if (rc != 0) throw Error(kExitIoErr, fmt::format("{}: close failed: {}", path, std::strerror(errno)));
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
+    // Checked again just before the rename: the target may have appeared meanwhile.
+    check_replaceable(path, overwrite);
+    rc = overwrite ? ::rename(tmp.c_str(), path.c_str())
+                   : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && !overwrite && (errno == EINVAL || errno == ENOSYS)) {
+      rc = ::link(tmp.c_str(), path.c_str());  // file systems without RENAME_NOREPLACE
+      if (rc == 0) ::unlink(tmp.c_str());
+    }
+    if (rc != 0)
       throw Error(kExitCantCreate, fmt::format("{}: cannot rename the temporary file into place: {}", path,
                                                std::strerror(errno)));
   } catch (...) {
@@ -651,8 +653,13 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 }
 
 void refuse_pickle(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return;  // opening it for real reports the problem
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {  // folders, FIFOs, devices: not read here
+    ::close(fd);
+    return;
+  }
   unsigned char buf[9] = {};
   ssize_t n = ::pread(fd, buf, sizeof buf, 0);
   ::close(fd);

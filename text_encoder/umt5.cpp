@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
+#include "core/file_read.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "core/weights.h"
@@ -35,12 +36,9 @@ constexpr int64_t kMaxDistance = 1 << 20;
 
 const char* kConfigHint = "use the config.json of the text_encoder/ folder, or --config umt5-xxl";
 
+// Regular files only, size-capped (docs/bad_inputs.md #55).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(kExitNoInput, "cannot read text-encoder config '{}'", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "text-encoder config", kMaxConfigBytes, kExitConfig);
 }
 
 }  // namespace
