@@ -65,11 +65,19 @@ int open_folder_fd(const std::string& dir) {
   return fd;
 }
 
+[[noreturn]] void refuse_hard_links(const struct stat& st, const std::string& shown, int code) {
+  throw Error(code,
+              fmt::format("{} has {} hard links; t2v writes only files of its own", shown,
+                          static_cast<unsigned long>(st.st_nlink)),
+              "move it away; t2v keeps its records there");
+}
+
 // Opens the control file `name` inside the folder `dfd` without following a symbolic link,
-// and refuses anything but a regular file with a single link: a link planted there by
-// someone sharing the folder would otherwise make this process write through it. `shown`
-// names the file in errors; `code` is the exit code for a refusal.
-int open_control_file(int dfd, const char* name, int flags, const std::string& shown, int code) {
+// and refuses anything but a regular file (with a single link unless `any_links`): a link
+// planted there by someone sharing the folder would otherwise make this process write
+// through it. `shown` names the file in errors; `code` is the exit code for a refusal.
+int open_control_file(int dfd, const char* name, int flags, const std::string& shown, int code,
+                      bool any_links = false) {
   int fd = ::openat(dfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
   if (fd < 0) {
     const int e = errno;
@@ -81,14 +89,13 @@ int open_control_file(int dfd, const char* name, int flags, const std::string& s
     return -1;
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-    const bool reg = S_ISREG(st.st_mode);
-    const auto links = static_cast<unsigned long>(st.st_nlink);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error(code,
-                reg ? fmt::format("{} has {} hard links; t2v writes only files of its own", shown, links)
-                    : fmt::format("{} is not a regular file", shown),
-                "move it away; t2v keeps its records there");
+    throw Error(code, fmt::format("{} is not a regular file", shown), "move it away; t2v keeps its records there");
+  }
+  if (st.st_nlink != 1 && !any_links) {
+    ::close(fd);
+    refuse_hard_links(st, shown, code);
   }
   const int fl = ::fcntl(fd, F_GETFL);
   if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -364,10 +371,12 @@ bool ItemLock::acquire(const std::string& dir, const std::string& id, double tim
       throw Error(kExitCantCreate, fmt::format("cannot create {}: {}", path, std::strerror(link_errno)));
     }
 
-    // Someone holds or held it: live or stale? A symbolic link or a hard link there is refused.
+    // Someone holds or held it: live or stale? A symbolic link there is refused at once. A
+    // second link is refused only once its flock is free: a worker creating the lock holds
+    // the flock while both names of its file exist (between linkat and unlinkat above).
     int ofd = -1;
     try {
-      ofd = open_control_file(dir_fd_, name.c_str(), O_RDWR, path, kExitCantCreate);
+      ofd = open_control_file(dir_fd_, name.c_str(), O_RDWR, path, kExitCantCreate, /*any_links=*/true);
     } catch (...) {
       give_up(false);
       throw;
@@ -384,6 +393,11 @@ bool ItemLock::acquire(const std::string& dir, const std::string& id, double tim
     }
     struct stat st {};
     ::fstat(ofd, &st);
+    if (st.st_nlink != 1) {
+      ::close(ofd);
+      give_up(false);
+      refuse_hard_links(st, path, kExitCantCreate);
+    }
     const double age = static_cast<double>(now - st.st_mtime);
     bool stale = age > timeout_s;
     if (!j.is_object()) stale = stale || age > 60;  // garbage, not one being written (link makes that atomic)

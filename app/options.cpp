@@ -83,8 +83,7 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
 
 std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
-  // Multiples of 16: the VAE divides by 8 and the DiT patches 2x2 latents.
-  check_frame_size(o.width, o.height, 16);
+  check_frame_size(o.width, o.height, kSizeMultiple);
   if (o.frames <= 0 || (o.frames - 1) % 4 != 0) {
     int lo = o.frames <= 1 ? 1 : (o.frames - 1) / 4 * 4 + 1;
     int hi = lo + 4;

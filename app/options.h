@@ -55,6 +55,9 @@ constexpr size_t kMaxPromptBytes = UMT5Tokenizer::kMaxPromptBytes;
 // compression, and again against the loaded model's own (app/memory_estimate.h).
 constexpr int64_t kMaxTransformerTokens = 400'000;
 
+// --size takes multiples of this: the VAE divides by 8 and the DiT patches 2x2 latents.
+constexpr int kSizeMultiple = 16;
+
 // Parsers for option values; each throws Error(64) naming the option and value.
 void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"
 uint64_t parse_seed(const std::string& text);                         // 0 .. 2^64-1, decimal

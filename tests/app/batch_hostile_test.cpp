@@ -3,6 +3,8 @@
 // files planted as links, records naming paths outside the folder, lists that are not files
 // or never end, ids that one file system takes for the same name, and damaged manifests.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +66,29 @@ TEST(BatchHostile, HardLinkedLockFileIsRefusedAndItsTargetKept) {
   EXPECT_EQ(r.code, 73) << r.err;
   EXPECT_NE(r.err.find("hard links"), std::string::npos) << r.err;
   EXPECT_EQ(read_text(dir.file("victim.txt")), "precious data\n");
+}
+
+// A worker creating a lock links its finished temp file under the lock's name, then removes
+// the temp name, holding the file's flock all the while: another worker that looks in
+// between sees two links, and must leave the item to its live writer, not stop the batch.
+TEST(BatchHostile, ALockBeingCreatedIsLeftToItsWriter) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  write_text(dir.file("list.jsonl"), prompt_list(1));
+  fs::create_directories(out + "/.locks");
+  const std::string lock = out + "/.locks/item0.lock";
+  const std::string content = json{{"host", "elsewhere"}, {"pid", 1}, {"time", 0}, {"id", "item0"}}.dump() + "\n";
+  write_text(lock, content);
+  fs::create_hard_link(lock, out + "/.locks/.item0.lock.1.abc");
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out));
+  ::close(fd);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("item0 is being rendered by elsewhere pid 1"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/item0.mp4"));
+  EXPECT_EQ(read_text(lock), content);
 }
 
 TEST(BatchHostile, SymlinkedManifestAndLockFolderAreRefused) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "cli_test_util.h"
 #include "core/safetensors.h"
@@ -163,7 +164,20 @@ TEST(GenerateHostile, SizesAreCheckedAgainstTheModelsCompressionAndMemory) {
   EXPECT_NE(r.err.find("t2v: error: 1 frames at 2048x2048 need about"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("GB of memory"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ulimit -v"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("use at most --size"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  // The size it names passes the check under the same limit: the run gets as far as the
+  // --noise file (whose shape is checked next, and is wrong on purpose).
+  const std::regex hint(R"(use at most --size ([0-9]+)x([0-9]+) \(or fewer frames\))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, hint)) << r.err;
+  EXPECT_EQ(std::stoi(m[1]) % 16, 0) << m[0];
+  EXPECT_EQ(m[1], m[2]) << m[0];  // the same aspect ratio
+  save_safetensors(dir.file("noise.safetensors"), {{"noise", Tensor::zeros(Shape{1, 12, 1, 4, 4}, DType::F32)}});
+  argv[9] = m[1].str() + "x" + m[2].str();
+  argv.insert(argv.end(), {"--noise", dir.file("noise.safetensors")});
+  r = run_program(argv);
+  EXPECT_EQ(r.code, 65) << r.err;
+  EXPECT_NE(r.err.find("this video needs"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
 }
 
