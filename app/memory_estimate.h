@@ -5,7 +5,7 @@
 // size (same aspect ratio) that fits.
 //
 // The estimate (bytes; e = bytes per activation element: 4 on the CPU, the compute dtype's
-// size on CUDA), per stage, the peak being the largest; on the host each stage also counts
+// size on CUDA, the VAE's own for the VAE terms), per stage, the peak being the largest; on the host each stage also counts
 // the process's resident memory at the time of the check (VmRSS: libraries, buffers):
 //   encode   text-encoder weights (umT5 parameter count from its config x e)
 //   denoise  DiT weights (wan_dit_param_count x weight dtype size) [+ umT5 when kept]
@@ -25,7 +25,8 @@
 //            + 32 MiB of im2col columns on the CPU + the frames kept for --preview (x 3 bytes)
 //            and --dump-frames (x 12 bytes)
 // Every term is taken at its largest at once; against the peak resident memory of real runs
-// of the default model it measured 0.9x-1.45x (Pipeline.MemoryEstimateIsCloseToThePeak).
+// of the default model it measured 0.74x-1.07x (MemoryEstimate.IsCloseToThePeakOfRealRuns),
+// so a suggested size keeps 35% to spare (1 / 0.74).
 #pragma once
 
 #include <cstdint>
