@@ -263,13 +263,31 @@ TEST(BatchHostile, LockTimeoutMustBeAPositiveNumber) {
   }
 }
 
-// docs/batch.md must say what the code does with a video whose file changed since it was
-// recorded: it is kept (with a warning), never rendered over without --force.
-TEST(BatchHostile, DocsSayChangedVideosAreKept) {
+// A video whose file changed since it was recorded (a complete MP4, another SHA-256) is kept
+// with a warning and rendered again only with --force; docs/batch.md says the same.
+TEST(BatchHostile, ChangedVideosAreKeptAsTheDocsSay) {
   const std::string doc = read_text(std::string(T2V_SOURCE_DIR) + "/docs/batch.md");
   ASSERT_FALSE(doc.empty());
   EXPECT_EQ(doc.find("anything missing, truncated or changed is rendered again"), std::string::npos);
-  EXPECT_NE(doc.find("SHA-256 no longer matches"), std::string::npos);
+  EXPECT_NE(doc.find("SHA-256 no longer matches the record (edited or replaced since) is kept"), std::string::npos);
+
+  TempDir dir;
+  const std::string out = dir.file("out");
+  write_text(dir.file("list.jsonl"), "{\"id\": \"a\", \"prompt\": \"a red ball\"}\n");
+  write_text(dir.file("other.jsonl"), "{\"id\": \"a\", \"prompt\": \"a blue cube\"}\n");
+  RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_t2v(batch_args(dir.file("other.jsonl"), dir.file("elsewhere")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  fs::copy_file(dir.file("elsewhere/a.mp4"), out + "/a.mp4", fs::copy_options::overwrite_existing);
+  const std::string replaced = read_text(out + "/a.mp4");
+  r = run_t2v(batch_args(dir.file("list.jsonl"), out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("a.mp4 changed since it was rendered"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(out + "/a.mp4"), replaced);
+  r = run_t2v(batch_args(dir.file("list.jsonl"), out, {"--force"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(read_text(out + "/a.mp4"), replaced);
 }
 
 }  // namespace
