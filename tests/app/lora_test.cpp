@@ -1,0 +1,227 @@
+// LoRAs and the distilled sampler through the t2v program: the tiny pipeline with
+// LoRAs in each convention, strengths, stacking and file dtypes, and with the
+// 4- and 3-step distill lists, against diffusers' WanPipeline with the merged
+// weights (tools/golden/gen_lora_goldens.py); the DiT forwards per step; and
+// every bad LoRA / timestep input refused in one line with nothing written.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "core/safetensors.h"
+
+namespace t2v::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kLora = std::string(T2V_TEST_DATA_DIR) + "/lora";
+const std::string kTinyWan = std::string(T2V_TEST_DATA_DIR) + "/pipeline/tiny_wan";
+
+nlohmann::json e2e_settings() {
+  std::ifstream f(kLora + "/cases.json");
+  return nlohmann::json::parse(f)["e2e"];
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+// `t2v generate` on tiny_wan with the golden's prompt, size and noise, to `out`.
+std::vector<std::string> base_args(const TempDir& dir, const std::string& out) {
+  const nlohmann::json g = e2e_settings();
+  if (!fs::exists(dir.file("noise.safetensors"))) {
+    SafetensorsFile golden(kLora + "/e2e.safetensors");
+    save_safetensors(dir.file("noise.safetensors"), {{"noise", golden.get("noise").clone()}});
+  }
+  return {"generate", "--model", kTinyWan, "-p", g["prompt"], "-n", g["negative_prompt"], "--size",
+          fmt::format("{}x{}", int(g["width"]), int(g["height"])), "--frames", std::to_string(int(g["frames"])),
+          "--noise", dir.file("noise.safetensors"), "--seed", "1", "-o", out};
+}
+
+class LoraPipeline : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LoraPipeline, FramesMatchDiffusersWithTheMergedWeights) {
+  nlohmann::json c;
+  const nlohmann::json all = e2e_settings();
+  for (const auto& x : all["cases"])
+    if (x["name"] == GetParam()) c = x;
+  ASSERT_FALSE(c.is_null());
+  TempDir dir;
+  std::vector<std::string> args = base_args(dir, dir.file("v.mp4"));
+  for (const auto& l : c["loras"])
+    args.insert(args.end(), {"--lora", fmt::format("{}/{}:{}", kLora, l["file"].get<std::string>(),
+                                                   l["strength"].get<double>())});
+  int steps = 0;
+  bool guided = true;
+  if (c["sampler"] == "distill") {
+    std::string list;
+    for (const auto& t : c["timesteps"]) list += fmt::format("{}{}", list.empty() ? "" : ",", t.get<int>());
+    // No --cfg: the distill sampler runs without guidance unless told otherwise.
+    args.insert(args.end(), {"--sampler", "distill", "--timesteps", list, "--shift", fmt::format("{}", double(c["shift"]))});
+    steps = static_cast<int>(c["timesteps"].size());
+    guided = false;
+  } else {
+    args.insert(args.end(), {"--sampler", c["sampler"], "--schedule", c["schedule"], "--steps",
+                             std::to_string(int(c["steps"])), "--cfg", fmt::format("{}", double(c["cfg"])), "--shift",
+                             fmt::format("{}", double(c["shift"]))});
+    steps = c["steps"];
+  }
+  args.insert(args.end(), {"--dump-frames", dir.file("frames.safetensors"), "--json"});
+  const RunResult r = run_t2v(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  // One DiT forward per step without guidance, a batch of two with it.
+  std::istringstream lines(r.out);
+  std::string line;
+  int forwards = -1, step_events = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json e = nlohmann::json::parse(line);
+    if (e["event"] == "step") ++step_events;
+    if (e["event"] == "done") forwards = e["dit_forwards"];
+  }
+  EXPECT_EQ(step_events, steps);
+  EXPECT_EQ(forwards, guided ? 2 * steps : steps);
+
+  SafetensorsFile golden(kLora + "/e2e.safetensors");
+  const std::vector<float> ref = golden.get(GetParam() + ".frames").to_vector();
+  const std::vector<float> got = SafetensorsFile(dir.file("frames.safetensors")).get("frames").to_vector();
+  ASSERT_EQ(got.size(), ref.size());
+  double max_abs = 0, se = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    max_abs = std::max(max_abs, d);
+    se += d * d;
+  }
+  const double mse = se / static_cast<double>(ref.size());
+  const double psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
+  std::printf("[ lora e2e ] %-14s max abs %.3g, PSNR %.1f dB, %d DiT forwards\n", GetParam().c_str(), max_abs, psnr,
+              forwards);
+  EXPECT_LE(max_abs, 1e-3);
+  EXPECT_GE(psnr, 60.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCases, LoraPipeline,
+                         ::testing::Values("diffusers@1", "diffusers@0.6", "original@1", "original@0.6", "kohya@1",
+                                           "kohya@0.6", "stack", "original_f16", "kohya_bf16", "distill4", "distill3"),
+                         [](const auto& p) {
+                           std::string n = p.param;
+                           for (char& ch : n)
+                             if (ch == '@' || ch == '.') ch = '_';
+                           return n;
+                         });
+
+TEST(LoraPipelineCases, GoldenListsEveryCase) { EXPECT_EQ(e2e_settings()["cases"].size(), 11u); }
+
+// A LoRA changes the video; the same LoRA at strength 0 does not (its keys are
+// merged with a zero factor: bit-identical weights).
+TEST(LoraPipelineCases, StrengthZeroIsTheBaseModel) {
+  TempDir dir;
+  auto frames = [&](const std::vector<std::string>& extra, const std::string& name) {
+    std::vector<std::string> args = base_args(dir, dir.file(name + ".mp4"));
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--steps", "2", "--dump-frames", dir.file(name + ".safetensors"), "-q"});
+    const RunResult r = run_t2v(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return SafetensorsFile(dir.file(name + ".safetensors")).get("frames").to_vector();
+  };
+  const auto base = frames({}, "base");
+  EXPECT_EQ(frames({"--lora", kLora + "/original.safetensors:0"}, "zero"), base);
+  EXPECT_NE(frames({"--lora", kLora + "/original.safetensors"}, "one"), base);
+}
+
+// ---- bad input ------------------------------------------------------------------------------
+struct Bad {
+  std::vector<std::string> args;
+  int code;
+  std::string needle;
+};
+
+class LoraBadInput : public ::testing::Test {
+ protected:
+  void expect_refused(const std::vector<Bad>& cases) {
+    for (const Bad& c : cases) {
+      std::vector<std::string> args = base_args(dir_, out_);
+      args.insert(args.end(), c.args.begin(), c.args.end());
+      const RunResult r = run_t2v(args);
+      SCOPED_TRACE(fmt::format("{}", fmt::join(c.args, " ")));
+      EXPECT_EQ(r.code, c.code) << r.err;
+      EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+      EXPECT_EQ(count_lines(r.err), 1) << "one line: " << r.err;
+      EXPECT_EQ(r.err.rfind("t2v: error: ", 0), 0u) << r.err;
+      EXPECT_FALSE(fs::exists(out_)) << "nothing is rendered";
+    }
+  }
+  std::string write(const std::string& name, const std::vector<std::pair<std::string, Tensor>>& t) {
+    save_safetensors(dir_.file(name), t);
+    return dir_.file(name);
+  }
+  static Tensor filled(const Shape& s, float v) { return Tensor::full(s, v); }
+  TempDir dir_;
+  std::string out_ = dir_.file("never.mp4");
+};
+
+TEST_F(LoraBadInput, LoraFilesThatDoNotFit) {
+  const std::string rank = write("rank.safetensors", {{"diffusion_model.blocks.0.self_attn.q.lora_down.weight", filled({3, 48}, 0.01f)},
+                                                      {"diffusion_model.blocks.0.self_attn.q.lora_up.weight", filled({48, 4}, 0.01f)}});
+  Tensor up = filled({48, 4}, 0.01f);
+  up.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  const std::string nan = write("nan.safetensors", {{"lora_unet_blocks_0_self_attn_k.lora_down.weight", filled({4, 48}, 0.01f)},
+                                                    {"lora_unet_blocks_0_self_attn_k.lora_up.weight", up}});
+  const std::string unknown = write("unknown.safetensors", {{"diffusion_model.blocks.0.self_attn.q.lora_down.weight", filled({4, 48}, 0.01f)},
+                                                            {"diffusion_model.blocks.0.self_attn.q.lora_up.weight", filled({48, 4}, 0.01f)},
+                                                            {"diffusion_model.blocks.7.self_attn.q.lora_down.weight", filled({4, 48}, 0.01f)},
+                                                            {"diffusion_model.img_emb.proj.1.lora_down.weight", filled({4, 48}, 0.01f)}});
+  expect_refused({
+      {{"--lora", kLora + "/other_model.safetensors"}, 65, "is [48, 48]"},
+      {{"--lora", kLora + "/other_model.safetensors"}, 65, "lora_up.weight [64, 4]"},
+      {{"--lora", rank}, 65, "rank mismatch"},
+      {{"--lora", nan + ":0.5"}, 65, "lora_unet_blocks_0_self_attn_k.lora_up.weight holds NaN or Inf"},
+      {{"--lora", unknown}, 65, "2 keys match no module"},
+      {{"--lora", dir_.file("missing.safetensors")}, 66, "missing.safetensors: no such file"},
+      {{"--lora", kLora + "/original.safetensors", "--lora", dir_.file("missing2.safetensors:0.5")}, 66, "missing2"},
+      {{"--lora", std::string(T2V_TEST_DATA_DIR) + "/diffusion/tiny_dit/original.safetensors"}, 65, "not a LoRA"},
+  });
+  // The keys that match are merged when the others may be skipped.
+  std::vector<std::string> args = base_args(dir_, dir_.file("ok.mp4"));
+  args.insert(args.end(), {"--lora", unknown, "--lora-ignore-unknown", "--steps", "1"});
+  const RunResult r = run_t2v(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("2 key(s) match no module"), std::string::npos) << r.err;
+}
+
+TEST_F(LoraBadInput, StrengthsThatAreNotFiniteNumbers) {
+  const std::string f = kLora + "/original.safetensors";
+  expect_refused({
+      {{"--lora", f + ":abc"}, 64, "strength 'abc' is not a finite number"},
+      {{"--lora", f + ":nan"}, 64, "strength 'nan'"},
+      {{"--lora", f + ":inf"}, 64, "strength 'inf'"},
+      {{"--lora", f + ":"}, 64, "strength ''"},
+  });
+}
+
+TEST_F(LoraBadInput, DistillTimesteps) {
+  expect_refused({
+      {{"--sampler", "distill", "--timesteps", "1000,750,750,250"}, 64, "must strictly decrease"},
+      {{"--sampler", "distill", "--timesteps", "250,500"}, 64, "must strictly decrease"},
+      {{"--sampler", "distill", "--timesteps", "1000,0"}, 64, "outside 1..1000"},
+      {{"--sampler", "distill", "--timesteps", "1001,500"}, 64, "outside 1..1000"},
+      {{"--sampler", "distill", "--timesteps", "1000,750.5"}, 64, "'750.5' is not an integer"},
+      {{"--sampler", "distill", "--timesteps", ""}, 64, "is not an integer"},
+      {{"--sampler", "distill"}, 64, "--sampler distill needs --timesteps"},
+      {{"--sampler", "distill", "--timesteps", "1000,500", "--steps", "4"}, 64, "--steps 4 with the distill sampler"},
+      {{"--timesteps", "1000,500"}, 64, "--timesteps is for --sampler distill"},
+  });
+}
+
+}  // namespace
+}  // namespace t2v::test
