@@ -192,7 +192,11 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
         if (!e.is_number_integer() || e.get<int64_t>() < INT_MIN || e.get<int64_t>() > INT_MAX) throw FieldError{want};
         o.timesteps.push_back(e.get<int>());
       }
-      check_distill_timesteps(o.timesteps, "\"timesteps\"");
+      try {
+        check_distill_timesteps(o.timesteps, "\"timesteps\"");
+      } catch (const Error& e) {
+        throw FieldError{e.what()};
+      }
     });
     field("loras", [&](const json& v) {
       const char* want = "\"loras\" must be a list of {\"file\": \"x.safetensors\", \"strength\": 1.0}";

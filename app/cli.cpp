@@ -107,6 +107,8 @@ int run_cli(int argc, char** argv) {
   insp->add_option("path", inspect_path, "A .safetensors file, an index json, or a folder")->required();
   insp->add_flag("--all", iopts.all, "List every tensor");
   insp->add_flag("--json", iopts.json, "JSON output");
+  insp->add_option("--model", iopts.model, "For a LoRA: the model folder to check it against");
+  insp->add_option("--dit", iopts.dit, "For a LoRA: the DiT weights (file or folder) to check it against");
 
   // ---- probe ----------------------------------------------------------------------------
   ProbeOptions popts;

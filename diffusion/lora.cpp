@@ -200,6 +200,14 @@ void check_lora_file_exists(const LoraSpec& spec, const std::string& what) {
                 "check the path of the LoRA .safetensors file");
 }
 
+bool looks_like_lora(const TensorStore& store) {
+  std::string module;
+  Part part;
+  for (const std::string& key : store.names())
+    if (split_key(key, &module, &part) && part != Part::Alpha) return true;
+  return false;
+}
+
 const char* lora_convention_name(LoraConvention c) {
   switch (c) {
     case LoraConvention::Diffusers: return "diffusers";

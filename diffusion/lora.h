@@ -49,6 +49,9 @@ LoraSpec parse_lora_spec(const std::string& text);
 // Error(66) naming the file when it does not exist or is not a file.
 void check_lora_file_exists(const LoraSpec& spec, const std::string& what = "--lora");
 
+// True when some key ends like a LoRA key (lora_down/up, lora_A/B, alpha, diff).
+bool looks_like_lora(const TensorStore& store);
+
 enum class LoraConvention { Diffusers, Original, Kohya };
 const char* lora_convention_name(LoraConvention c);  // "diffusers", "original", "kohya"
 

@@ -16,6 +16,7 @@
 
 #include "cli_test_util.h"
 #include "core/safetensors.h"
+#include "video_io/mp4_reader.h"
 
 namespace t2v::test {
 namespace {
@@ -137,6 +138,84 @@ TEST(LoraPipelineCases, StrengthZeroIsTheBaseModel) {
   const auto base = frames({}, "base");
   EXPECT_EQ(frames({"--lora", kLora + "/original.safetensors:0"}, "zero"), base);
   EXPECT_NE(frames({"--lora", kLora + "/original.safetensors"}, "one"), base);
+}
+
+// A batch switches LoRAs per item: the DiT is reloaded when the list changes, and each
+// video has the frames `generate` makes with the same settings.
+TEST(LoraBatch, PerItemLorasMatchGenerate) {
+  TempDir dir;
+  const std::string lora = kLora + "/original.safetensors";
+  write_text(dir.file("list.jsonl"),
+             "{\"prompt\": \"a red ball\", \"id\": \"plain\", \"seed\": 3}\n"
+             "{\"prompt\": \"a red ball\", \"id\": \"lora\", \"seed\": 3, \"loras\": [{\"file\": \"" + lora +
+                 "\", \"strength\": 0.8}]}\n"
+             "{\"prompt\": \"a red ball\", \"id\": \"plain2\", \"seed\": 3}\n"
+             "{\"prompt\": \"a red ball\", \"id\": \"distill\", \"seed\": 3, \"sampler\": \"distill\", \"timesteps\": [1000, 500]}\n");
+  const std::vector<std::string> common = {"--model", kTinyWan, "--size", "48x32", "--frames", "5", "-q"};
+  std::vector<std::string> args = {"batch", dir.file("list.jsonl"), "--out-dir", dir.file("out"), "--steps", "2"};
+  args.insert(args.end(), common.begin(), common.end());
+  const RunResult b = run_t2v(args);
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto frames = [](const std::string& mp4) {
+    Mp4Reader r;
+    r.open(mp4);
+    return r.read_all_frames();
+  };
+  auto generate = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"generate", "-p", "a red ball", "--seed", "3", "-o", dir.file(name)};
+    a.insert(a.end(), common.begin(), common.end());
+    a.insert(a.end(), extra.begin(), extra.end());
+    const RunResult r = run_t2v(a);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return frames(dir.file(name));
+  };
+  const auto plain = frames(dir.file("out/plain.mp4"));
+  EXPECT_EQ(plain, generate("g_plain.mp4", {"--steps", "2"}));
+  EXPECT_EQ(frames(dir.file("out/lora.mp4")), generate("g_lora.mp4", {"--steps", "2", "--lora", lora + ":0.8"}));
+  EXPECT_NE(frames(dir.file("out/lora.mp4")), plain);
+  EXPECT_EQ(frames(dir.file("out/plain2.mp4")), plain) << "the LoRA must be gone after its item";
+  EXPECT_EQ(frames(dir.file("out/distill.mp4")),
+            generate("g_distill.mp4", {"--sampler", "distill", "--timesteps", "1000,500"}));
+  // The manifest records the item's LoRAs and timesteps.
+  const auto records = manifest_lines(dir.file("out"));
+  bool saw_lora = false, saw_distill = false;
+  for (const auto& rec : records) {
+    if (rec["id"] == "lora") saw_lora = rec["settings"]["loras"][0]["strength"] == 0.8;
+    if (rec["id"] == "distill") saw_distill = rec["settings"]["timesteps"] == nlohmann::json::array({1000, 500});
+  }
+  EXPECT_TRUE(saw_lora);
+  EXPECT_TRUE(saw_distill);
+}
+
+// `t2v inspect` on a LoRA: convention, rank, alpha, modules, and whether it fits a model.
+TEST(LoraInspect, ConventionRankAlphaModulesAndFit) {
+  RunResult r = run_t2v({"inspect", kLora + "/kohya_f16.safetensors", "--model", kTinyWan, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["family"], "lora");
+  EXPECT_EQ(j["lora"]["convention"], "kohya");
+  EXPECT_EQ(j["lora"]["modules"], 13);
+  EXPECT_EQ(j["lora"]["ranks"], nlohmann::json::array({4}));
+  EXPECT_TRUE(j["lora"]["fits"].get<bool>());
+  EXPECT_EQ(j["lora"]["module_names"][0], "text_embedding.2");
+
+  r = run_t2v({"inspect", kLora + "/original.safetensors"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("convention  original names (prefix 'diffusion_model.')"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rank        4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("23 LoRA pairs, 8 weight deltas, 7 bias deltas"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("fits"), std::string::npos) << "no model given: names only";
+
+  r = run_t2v({"inspect", kLora + "/diffusers_alpha.safetensors", "--dit",
+               std::string(T2V_TEST_DATA_DIR) + "/diffusion/tiny_dit/diffusers"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("convention  diffusers names"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fits        yes"), std::string::npos) << r.out;
+
+  r = run_t2v({"inspect", kLora + "/other_model.safetensors", "--model", kTinyWan});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fits        no"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the model's blocks.0.self_attn.q.weight is [48, 48]"), std::string::npos) << r.out;
 }
 
 // ---- bad input ------------------------------------------------------------------------------
