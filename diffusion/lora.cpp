@@ -427,7 +427,8 @@ void check_lora_fits(const LoraFile& f, const WanDiTConfig& cfg, bool ignore_unk
     throw Error(kExitDataErr,
                 fmt::format("LoRA {} ({} names) cannot be merged into the Wan DiT ({}): {}{}", f.path,
                             lora_convention_name(f.convention), cfg.summary(), p.text,
-                            f.problems.size() > 1 ? fmt::format(" (and {} more problems)", f.problems.size() - 1)
+                            f.problems.size() > 1 ? fmt::format(" (and {} more problem{})", f.problems.size() - 1,
+                                                                f.problems.size() > 2 ? "s" : "")
                                                   : ""),
                 p.hint);
   }
