@@ -35,6 +35,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--timesteps", c.timesteps, "Default timesteps of the distill sampler (e.g. 1000,750,500,250)");
   b->add_option("--lora", c.loras, "Default LoRA FILE[:STRENGTH] for items without \"loras\" (repeatable)")
       ->expected(1)
+      ->allow_extra_args(false)  // one value per --lora: a later positional is not a LoRA
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   b->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
               "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");

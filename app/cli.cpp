@@ -75,6 +75,7 @@ int run_cli(int argc, char** argv) {
   std::vector<std::string> loras;
   gen->add_option("--lora", loras, "LoRA FILE[:STRENGTH] merged into the DiT (repeatable; strength 1 by default)")
       ->expected(1)
+      ->allow_extra_args(false)  // one value per --lora: a later positional is not a LoRA
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   gen->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
                 "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");

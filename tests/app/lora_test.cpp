@@ -185,6 +185,29 @@ TEST(LoraBatch, PerItemLorasMatchGenerate) {
   }
   EXPECT_TRUE(saw_lora);
   EXPECT_TRUE(saw_distill);
+
+  // --lora takes one value per occurrence: the list after it is still the list.
+  std::vector<std::string> again = {"batch", "--lora", lora + ":0.8", dir.file("list.jsonl"), "--out-dir",
+                                    dir.file("out2"), "--steps", "1"};
+  again.insert(again.end(), common.begin(), common.end());
+  const RunResult b2 = run_t2v(again);
+  EXPECT_EQ(b2.code, 0) << b2.err;
+  EXPECT_EQ(manifest_lines(dir.file("out2")).size(), 4u);
+}
+
+// A scaled-fp8 base is dequantized, merged and kept in the compute dtype, and says so.
+TEST(LoraBatch, Fp8BaseSaysItKeepsTheMergedWeightsInTheComputeDtype) {
+  TempDir dir;
+  fs::create_directories(dir.file("dit"));
+  const std::string tiny = std::string(T2V_TEST_DATA_DIR) + "/diffusion/tiny_dit/";
+  fs::copy_file(tiny + "original_fp8_scaled.safetensors", dir.file("dit/model.safetensors"));
+  fs::copy_file(tiny + "config_original.json", dir.file("dit/config.json"));
+  const RunResult r = run_t2v({"generate", "--model", kTinyWan, "--dit", dir.file("dit"), "-p", "x", "--seed", "1",
+                               "--size", "48x32", "--frames", "5", "--steps", "1", "-o", dir.file("f.mp4"), "--lora",
+                               kLora + "/original.safetensors"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("fp8 weights of the DiT are dequantized, merged and kept in F32 (not fp8)"), std::string::npos)
+      << r.err;
 }
 
 // `t2v inspect` on a LoRA: convention, rank, alpha, modules, and whether it fits a model.
