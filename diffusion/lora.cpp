@@ -311,7 +311,7 @@ LoraFile read_lora_file(const std::string& path, const WanDiTConfig& cfg, const 
     *slot = p.key;
   }
 
-  // Every target: dtypes, alpha, pair, shapes, values.
+  // Every target's header: dtypes, alpha, pair, ranks, shapes.
   std::vector<LoraTarget> targets;
   for (auto& [m, t] : by_module) targets.push_back(t);
   std::sort(targets.begin(), targets.end(),
@@ -405,15 +405,17 @@ LoraFile read_lora_file(const std::string& path, const WanDiTConfig& cfg, const 
         continue;
       }
     }
-    if (opts.check_values || !t.alpha.empty()) {
-      for (const std::string* k : {&t.alpha, &t.down, &t.up, &t.diff, &t.diff_b}) {
-        if (k->empty() || (!opts.check_values && k != &t.alpha)) continue;
-        const int64_t bad = first_non_finite(store.get(*k));
-        if (bad >= 0) {
-          problem(fmt::format("{} holds NaN or Inf (element {})", *k, bad),
-                  "the LoRA file is damaged (or was trained into NaN); use another copy");
-          break;
-        }
+  }
+  // The data, once the headers fit: NaN / Inf anywhere (alphas were read above).
+  for (const LoraTarget& t : targets) {
+    if (!f.problems.empty()) break;
+    for (const std::string* k : {&t.alpha, &t.down, &t.up, &t.diff, &t.diff_b}) {
+      if (k->empty() || (!opts.check_values && k != &t.alpha)) continue;
+      const int64_t bad = first_non_finite(store.get(*k));
+      if (bad >= 0) {
+        problem(fmt::format("{} holds NaN or Inf (element {})", *k, bad),
+                "the LoRA file is damaged (or was trained into NaN); use another copy");
+        break;
       }
     }
   }
