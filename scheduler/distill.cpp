@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "scheduler/lincomb.h"
+#include "kernels/ops.h"
 #include "scheduler/schedule.h"
 
 namespace t2v {
@@ -122,7 +122,7 @@ Tensor DistillScheduler::step(const Tensor& velocity, int i, const Tensor& sampl
   // rounds each float32 product and sum: within a few ulp of this).
   const double s = schedule_.sigmas[static_cast<size_t>(i)], s_next = schedule_.sigmas[static_cast<size_t>(i) + 1];
   Tensor next = Tensor::empty(sample.shape(), DType::F32, sample.device());
-  lincomb(next, {{1.0, &sample}, {-s, &velocity}, {s_next, &velocity}});
+  ops::lincomb(next, {{1.0, &sample}, {-s, &velocity}, {s_next, &velocity}});
   ++next_step_;
   return next;
 }
