@@ -107,8 +107,10 @@ TEST_P(LoraPipeline, FramesMatchDiffusersWithTheMergedWeights) {
   const double psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
   std::printf("[ lora e2e ] %-14s max abs %.3g, PSNR %.1f dB, %d DiT forwards\n", GetParam().c_str(), max_abs, psnr,
               forwards);
-  EXPECT_LE(max_abs, 1e-3);
-  EXPECT_GE(psnr, 60.0);
+  // Measured: max abs 5.7e-6 and PSNR 128.4 dB at worst (original@1); the golden itself moves by up to
+  // 1.5e-6 between runs of its script (diffusers on the CPU). The bounds: about 5x the error (14 dB).
+  EXPECT_LE(max_abs, 3e-5);
+  EXPECT_GE(psnr, 115.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCases, LoraPipeline,

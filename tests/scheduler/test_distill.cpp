@@ -119,7 +119,8 @@ TEST(DistillScheduler, UpdatesMatchLightX2V) {
       const Tensor v = synthetic_velocity(x, sched.schedule().sigmas[static_cast<size_t>(i)]);
       x = sched.step(v, i, x);
       const double err = rel_error(x.data<float>(), ref.narrow0(i + 1, 1).data<float>(), x.numel());
-      // Upstream rounds each float32 product and sum; t2v rounds once: a few ulp.
+      // Upstream rounds each float32 product and sum; t2v rounds once: a few ulp
+      // (measured 1.6e-7 at worst).
       ASSERT_LE(err, 1e-6) << "after step " << i;
       worst = std::max(worst, err);
       ++compared;

@@ -25,8 +25,9 @@ Output: distill.safetensors, per case `<name>`:
   <name>.samples    F32 [N+1, 16, 2, 2, 3]  samples[0] = the start noise,
                                samples[i+1] = the sample after step i
                                (not for the `all` list, 1000..1: the whole table)
-metadata `<name>.list` ("1000,750,500,250") and `<name>.shift`; the model is
-v = tanh(x) * sigma_i + 0.1 * x in float32 (as for the other sampler goldens).
+metadata `<name>.list` ("1000,750,500,250") and `<name>.shift`, and tools/provenance.py's
+generator / versions / seed; the model is v = tanh(x) * sigma_i + 0.1 * x in float32 (as for
+the other sampler goldens).
 """
 import argparse
 import importlib.util
@@ -37,10 +38,14 @@ import types
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
+
 SHAPE = (16, 2, 2, 3)
 LISTS = {"s4": [1000, 750, 500, 250], "s3": [1000, 667, 333], "s2": [999, 1], "s8": [1000, 875, 750, 625, 500, 375, 250, 125],
          "all": list(range(1000, 0, -1))}  # every entry of the table (no samples: only sigmas and timesteps)
 SHIFTS = [1.0, 3.0, 5.0, 8.0, 12.5, 0.7]
+SEED = 11
 
 
 class Restated:
@@ -106,7 +111,7 @@ def main():
     args = ap.parse_args()
     upstream = upstream_class(args.lightx2v) if args.lightx2v else None
     tensors, meta = {}, {}
-    gen = torch.Generator().manual_seed(11)
+    gen = torch.Generator().manual_seed(SEED)
     for list_name, steps in LISTS.items():
         for shift in SHIFTS:
             name = f"{list_name}.shift{shift:g}"
@@ -135,7 +140,7 @@ def main():
             meta[f"{name}.shift"] = repr(float(shift))
             if name == "s4.shift5":
                 print(name, "DiT timesteps", s.timesteps.tolist(), "sigmas", s.sigmas.tolist())
-    meta["torch"] = torch.__version__
+    meta.update(provenance.metadata(__file__, seed=SEED, libs=("torch",)))
     meta["upstream_checked"] = "yes" if upstream is not None else "no"
     os.makedirs(args.out, exist_ok=True)
     save_file(tensors, os.path.join(args.out, "distill.safetensors"), metadata=meta)

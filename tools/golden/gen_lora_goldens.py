@@ -51,6 +51,8 @@ Outputs under --out:
   e2e.safetensors                      `noise` and per case `<case>.frames` [F, H, W, 3] in [0, 1]
   cases.json                           the cases (files, strengths, reference, cross-check numbers),
                                        the e2e settings, and the library versions
+Every file carries tools/provenance.py's generator / versions / seed (safetensors
+__metadata__, the JSON's "provenance").
 """
 import argparse
 import importlib.util
@@ -64,11 +66,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
 from gen_dit_goldens import diffusers_name  # noqa: E402  (the one rename table, Python side)
 from gen_distill_goldens import Restated  # noqa: E402
 
 import diffusers  # noqa: E402
-import peft  # noqa: E402
 from diffusers import WanPipeline, WanTransformer3DModel  # noqa: E402
 from diffusers.loaders.lora_conversion_utils import (  # noqa: E402
     _convert_musubi_wan_lora_to_diffusers,
@@ -81,7 +84,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(ROOT, "tests", "data", "diffusion", "tiny_dit")
 PIPE = os.path.join(ROOT, "tests", "data", "pipeline")
 RANK = 4
-DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+SEED = 2024        # the LoRA tensors
+NOISE_SEED = 7     # the e2e starting noise
+LIBS = ("torch", "diffusers", "peft", "safetensors")
 
 # e2e settings: the pipeline golden's prompt and size, 5 frames (2 latent frames).
 PROMPT = "a red ball rolling to the left on a white background"
@@ -438,7 +443,8 @@ def main():
     diffusers.utils.logging.set_verbosity_error()  # PEFT's zero lora_B biases of modules without diff_b
     base = load_file(os.path.join(TINY, "original.safetensors"))
     layers = 1 + max(int(k.split(".")[1]) for k in base if k.startswith("blocks."))
-    gen = torch.Generator().manual_seed(2024)
+    gen = torch.Generator().manual_seed(SEED)
+    prov = provenance.metadata(__file__, seed=f"{SEED} (LoRA tensors), {NOISE_SEED} (e2e noise)", libs=LIBS)
 
     # -- files: every block module in the main F32 files; the dtype / alpha variants
     # change one block and the modules outside the blocks (smaller goldens).
@@ -462,13 +468,14 @@ def main():
     files["diffusers_alpha"] = diffusers_lora(base, gen, one, prefix="", alpha=True, bias=True)
     files["lightx2v"] = lightx2v_lora(base, gen, layers)
     for name, sd in files.items():
-        save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(args.out, name + ".safetensors"))
+        save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(args.out, name + ".safetensors"),
+                  metadata=prov)
     # A LoRA for a wider model (dim 64 instead of 48): shapes do not fit.
     wide = {}
     for m in ["blocks.0.self_attn.q", "blocks.0.self_attn.k"]:
         dd, uu = pair(gen, 64, 64)
         wide[f"diffusion_model.{m}.lora_down.weight"], wide[f"diffusion_model.{m}.lora_up.weight"] = dd, uu
-    save_file(wide, os.path.join(args.out, "other_model.safetensors"))
+    save_file(wide, os.path.join(args.out, "other_model.safetensors"), metadata=prov)
 
     # -- merged weights
     def fresh(name):  # diffusers' converters scale tensors in place: every use gets its own copy
@@ -522,7 +529,7 @@ def main():
     # Two LoRAs stacked (ComfyUI: both patch lists on one fp32 weight, in order).
     stack = [("original", 1.0), ("kohya_f16", 0.6)]
     add_case("stack", stack, "comfyui (restated)", comfy_merge(base, [(fresh(n), s) for n, s in stack]), {})
-    save_file(merged, os.path.join(args.out, "merged.safetensors"))
+    save_file(merged, os.path.join(args.out, "merged.safetensors"), metadata=prov)
 
     # -- end to end on the tiny pipeline
     pipe = WanPipeline.from_pretrained(os.path.join(PIPE, "tiny_wan"), torch_dtype=torch.float32)
@@ -531,7 +538,7 @@ def main():
     tr_base = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
     wan_base = {k: tr_base[diffusers_name(k)] for k in base}  # the tiny_wan transformer, canonical names
     noise = torch.randn((1, 16, (FRAMES - 1) // 4 + 1, HEIGHT // 8, WIDTH // 8),
-                        generator=torch.Generator().manual_seed(7))
+                        generator=torch.Generator().manual_seed(NOISE_SEED))
     e2e = {"noise": noise.contiguous()}
     e2e_cases = []
 
@@ -577,14 +584,13 @@ def main():
     render("kohya_bf16", [("kohya_bf16", 1.0)], lora_sampler)
     render("distill4", [("original", 1.0)], {"sampler": "distill", "timesteps": [1000, 750, 500, 250], "shift": 5.0})
     render("distill3", [], {"sampler": "distill", "timesteps": [1000, 667, 333], "shift": 3.0})
-    save_file(e2e, os.path.join(args.out, "e2e.safetensors"))
+    save_file(e2e, os.path.join(args.out, "e2e.safetensors"), metadata=prov)
 
     with open(os.path.join(args.out, "cases.json"), "w") as f:
-        json.dump({"rank": RANK, "merged": cases,
+        json.dump({"provenance": provenance.json_field(__file__, seed=prov["seed"], libs=LIBS),
+                   "rank": RANK, "merged": cases,
                    "e2e": {"prompt": PROMPT, "negative_prompt": NEGATIVE, "width": WIDTH, "height": HEIGHT,
                            "frames": FRAMES, "cases": e2e_cases},
-                   "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                                "peft": peft.__version__},
                    "lightx2v_upstream_checked": bool(args.lightx2v)}, f, indent=1)
     for c in cases:
         print(f"{c['name']:<24} {c['changed_keys']:3d} keys  {c['reference']:<44} {c['crosscheck_max_rel']}")
