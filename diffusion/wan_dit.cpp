@@ -16,12 +16,15 @@
 #include "core/error.h"
 #include "kernels/dit_ops.h"
 #include "kernels/ops.h"
+#include "kernels/packed_ops.h"
 
 namespace t2v {
 
 namespace {
 
-Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.weight, l.bias); }
+Tensor linear(const Tensor& x, const Linear& l) {
+  return l.packed ? ops::linear_packed(x, *l.packed, l.bias) : ops::linear(x, l.weight, l.bias);
+}
 
 // Modulation chunk i of E [B, K, dim] as [B, 1, dim] (broadcast over tokens).
 Tensor chunk(const Tensor& e, int i) { return ops::slice(e, 1, i, i + 1); }

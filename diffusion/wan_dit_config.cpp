@@ -325,13 +325,14 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   int64_t params = 0;
   for (const auto& name : store.names()) {
     const TensorInfo& info = store.info(name);
-    dtypes[dtype_name(info.dtype)]++;
+    dtypes[tensor_type_name(info)]++;
     if (!is_marker_key(name)) params += info.shape.numel();
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  std::string out = fmt::format("Wan2.1 DiT, {} layout{}\n", wan_dit_layout_name(d.layout),
-                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  std::string out = fmt::format("Wan2.1 DiT, {} layout{}{}\n", wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "",
+                                store.is_gguf() ? " (GGUF, ComfyUI-GGUF convention)" : "");
   out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
                      c.dim, c.ffn_dim,
