@@ -14,6 +14,7 @@
   tests/data/core/gguf/empty_array.gguf     a zero-length array (the package refuses
       to write one; written by hand here)
   tests/data/core/gguf/version2.gguf        a valid file with version 2 (same layout)
+  tests/data/core/gguf/arch_flux.gguf       Wan DiT names under general.architecture "flux"
   tests/data/core/gguf_corrupt/*.gguf       one small file per validation rule,
       written by hand (byte level) from a valid layout
   tests/data/core/gguf_corrupt/EXPECTED.tsv file <TAB> substring its Error(65) must contain
@@ -241,7 +242,13 @@ def hand_written_valid():
     write(os.path.join(DATA, "empty_array.gguf"),
           gguf_file(base_kvs() + [empty_array], [tinfo("w", [4, 2], 0, 0)], f32_bytes(8)))
     write(os.path.join(DATA, "version2.gguf"), valid_layout(version=2))
-    for name in ("empty_array.gguf", "version2.gguf"):
+    # A GGUF of another family whose names look like a Wan DiT: refused by its architecture.
+    names = ["blocks.0.self_attn.q.weight", "head.modulation", "patch_embedding.weight", "text_embedding.0.weight"]
+    infos = [tinfo(n, [4, 2], 0, 32 * i) for i, n in enumerate(names)]
+    write(os.path.join(DATA, "arch_flux.gguf"),
+          gguf_file([kv_str("general.architecture", "flux")] + [kv_str(k, v) for k, v in PROVENANCE.items()], infos,
+                    b"".join(f32_bytes(8, i) for i in range(len(names)))))
+    for name in ("empty_array.gguf", "version2.gguf", "arch_flux.gguf"):
         gguf.GGUFReader(os.path.join(DATA, name))  # the package reads them
 
 
