@@ -67,7 +67,7 @@ TEST(UMT5Gguf, ForwardTracksTheFp32Checkpoint) {
   }
   const double rel = std::sqrt(num / den);
   std::printf("  umT5 Q8_0 GGUF vs fp32: relative error %.3e\n", rel);
-  EXPECT_LT(rel, 5e-2);
+  EXPECT_LT(rel, 1e-1);  // ~4x the measured 2.7e-2
   EXPECT_GT(rel, 0.0) << "the weights were rounded, the output cannot be identical";
 }
 
