@@ -20,8 +20,9 @@
   tests/data/core/gguf_corrupt/EXPECTED.tsv file <TAB> substring its Error(65) must contain
   tests/fuzz/corpus/gguf/*                  small valid and corrupt seeds
 
-Every generated GGUF carries its provenance in metadata (t2v.generator,
-t2v.gguf_version, t2v.numpy_version, t2v.seed); the goldens also in quant_goldens.json.
+Every valid GGUF written here carries its provenance in metadata (provenance.generator,
+provenance.versions, provenance.seed; docs/conventions.md §4), the JSON files in a
+"provenance" object; the corrupt files are listed in tests/data/PROVENANCE.tsv.
 
 Usage: /work/venv/bin/python tools/make_gguf_fixtures.py   (from the repository root)
 """
@@ -34,18 +35,24 @@ import struct
 import gguf
 import numpy as np
 
+import provenance
+
 DATA = "tests/data/core/gguf"
 CORRUPT = "tests/data/core/gguf_corrupt"
 CORPUS = "tests/fuzz/corpus/gguf"
 SEED = 20240611
 Q = gguf.GGMLQuantizationType
 
+# docs/conventions.md §4: the GGUF metadata keys provenance.generator,
+# provenance.versions (a JSON object, as a string) and provenance.seed; the JSON
+# files a top-level "provenance" object. The gguf package has no __version__.
+VERSIONS = dict(provenance.versions("numpy"), gguf=importlib.metadata.version("gguf"))
 PROVENANCE = {
-    "t2v.generator": "tools/make_gguf_fixtures.py",
-    "t2v.gguf_version": importlib.metadata.version("gguf"),
-    "t2v.numpy_version": np.__version__,
-    "t2v.seed": str(SEED),
+    "provenance.generator": provenance.generator_path(__file__),
+    "provenance.versions": json.dumps(VERSIONS, sort_keys=True),
+    "provenance.seed": str(SEED),
 }
+PROVENANCE_JSON = {"generator": provenance.generator_path(__file__), "versions": VERSIONS, "seed": str(SEED)}
 
 
 def add_provenance(w):
@@ -123,7 +130,7 @@ def quant_goldens():
     w.write_tensors_to_file()
     w.close()
     with open(os.path.join(DATA, "quant_goldens.json"), "w") as f:
-        json.dump({"provenance": PROVENANCE, "tensors": listing}, f, indent=1)
+        json.dump({"provenance": PROVENANCE_JSON, "tensors": listing}, f, indent=1)
         f.write("\n")
 
 
@@ -166,7 +173,7 @@ def metadata_fixture():
 
     # What the reader must return (the package's reading of the same file).
     r = gguf.GGUFReader(path)
-    expect = {"scalars": {}, "arrays": {}, "tensors": {}}
+    expect = {"provenance": PROVENANCE_JSON, "scalars": {}, "arrays": {}, "tensors": {}}
     for key, val, vt in values:
         expect["scalars"][key] = {"type": vt.name, "value": val if vt != V.UINT64 else str(val)}
     for key, val, vt in arrays:

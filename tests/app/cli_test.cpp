@@ -153,10 +153,11 @@ TEST(Cli, InspectRefusesPickleAndCorruptFiles) {
 namespace t2v::test {
 namespace {
 
-// Every corrupt fixture through the program: exit 65, one line on stderr that
-// names the file, and the distinctive words the library test expects.
+// Every corrupt fixture (safetensors and GGUF) through the program: exit 65, one
+// line on stderr that names the file, and the distinctive words the library test expects.
 TEST(Cli, InspectCorruptFixturesExit65WithOneLine) {
-  std::string dir = std::string(T2V_TEST_DATA_DIR) + "/core/corrupt";
+  for (const char* folder : {"/core/corrupt", "/core/gguf_corrupt"}) {
+  std::string dir = std::string(T2V_TEST_DATA_DIR) + folder;
   std::ifstream tsv(dir + "/EXPECTED.tsv");
   ASSERT_TRUE(tsv.good()) << "missing " << dir << "/EXPECTED.tsv";
   std::string line;
@@ -174,7 +175,8 @@ TEST(Cli, InspectCorruptFixturesExit65WithOneLine) {
     }
     ++checked;
   }
-  EXPECT_GE(checked, 30);
+  EXPECT_GE(checked, 30) << dir;
+  }
 }
 
 }  // namespace

@@ -44,10 +44,14 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 
 import gguf
 import numpy as np
 from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import provenance  # noqa: E402  (tools/provenance.py)
 
 Q = gguf.GGMLQuantizationType
 SEED = 1234
@@ -56,12 +60,16 @@ T5_OUT = "tests/data/text_encoder/gguf"
 TINY_DIT = "tests/data/diffusion/tiny_dit/original.safetensors"
 TINY_T5 = "tests/data/pipeline/tiny_wan/text_encoder/model.safetensors"
 
+# docs/conventions.md §4: the GGUF metadata keys provenance.generator,
+# provenance.versions (a JSON object, as a string) and provenance.seed; the JSON
+# files a top-level "provenance" object. The gguf package has no __version__.
+VERSIONS = dict(provenance.versions("numpy"), gguf=importlib.metadata.version("gguf"))
 PROVENANCE = {
-    "t2v.generator": "tools/golden/gen_gguf_models.py",
-    "t2v.gguf_version": importlib.metadata.version("gguf"),
-    "t2v.numpy_version": np.__version__,
-    "t2v.seed": str(SEED),
+    "provenance.generator": provenance.generator_path(__file__),
+    "provenance.versions": json.dumps(VERSIONS, sort_keys=True),
+    "provenance.seed": str(SEED),
 }
+PROVENANCE_JSON = {"generator": provenance.generator_path(__file__), "versions": VERSIONS, "seed": str(SEED)}
 
 KEEP_UNQUANTIZED = ("modulation", "patch_embedding.", "text_embedding.", "time_projection.", "time_embedding.",
                     "img_emb.", "head.")
@@ -154,7 +162,7 @@ class Writer:
         self.w.write_tensors_to_file()
         self.w.close()
         with open(self.path.replace(".gguf", ".json"), "w") as f:
-            json.dump({"provenance": PROVENANCE, "source": source, "tensors": self.listing}, f, indent=1)
+            json.dump({"provenance": PROVENANCE_JSON, "source": source, "tensors": self.listing}, f, indent=1)
             f.write("\n")
 
 
