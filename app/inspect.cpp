@@ -271,7 +271,8 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
   std::string dts;
   for (auto& [dt, n] : by_dtype) dts += fmt::format("{}{} ({} elements)", dts.empty() ? "" : ", ", dt, n);
   fmt::print("  dtypes      {}\n", dts.empty() ? "-" : dts);
-  fmt::print("  detected    {} ({}{})\n", det.family, det.layout.rfind("GGUF", 0) == 0 ? det.layout : det.layout + " layout",
+  fmt::print("  detected    {} ({}{})\n", det.family,
+             det.layout.rfind("GGUF", 0) == 0 ? det.layout : det.layout + " layout",
              det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
   if (dit_description) {
     while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();

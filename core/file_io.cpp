@@ -31,8 +31,7 @@ int open_input(const std::string& path) {
 
 uint64_t regular_file_size(int fd, const std::string& path, const char* what) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    throw Error(kExitIoErr, fmt::format("{}: fstat failed: {}", path, std::strerror(errno)));
+  if (::fstat(fd, &st) != 0) throw Error(kExitIoErr, fmt::format("{}: fstat failed: {}", path, std::strerror(errno)));
   if (S_ISDIR(st.st_mode))
     throw Error(kExitNoInput, fmt::format("{}: is a folder, not {}", path, what),
                 "pass the folder to TensorStore::open or name a file inside it");
@@ -45,8 +44,7 @@ void pread_all(int fd, void* buf, size_t n, uint64_t off, const std::string& pat
   while (n > 0) {
     ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0)
-      throw Error(kExitIoErr, fmt::format("{}: read failed at byte {}: {}", path, off, std::strerror(errno)));
+    if (r < 0) throw Error(kExitIoErr, fmt::format("{}: read failed at byte {}: {}", path, off, std::strerror(errno)));
     if (r == 0)
       throw Error(kExitIoErr, fmt::format("{}: file became shorter while reading (at byte {})", path, off),
                   "another process is writing the file; wait for it to finish and retry");

@@ -29,8 +29,8 @@ using file_io::printable;
 namespace {
 
 constexpr const char* kCorruptHint = "the file is damaged or not a GGUF file; re-download it";
-constexpr uint64_t kMaxNameBytes = 4096;     // tensor names and keys (ggml itself allows 64 for tensor names)
-constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;           // key length, 1-byte key, type, 1-byte value
+constexpr uint64_t kMaxNameBytes = 4096;         // tensor names and keys (ggml itself allows 64 for tensor names)
+constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;  // key length, 1-byte key, type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, one ne, type, offset
 constexpr int kMaxGgufDims = 4;
 constexpr const char* kOrigShapePrefix = "comfy.gguf.orig_shape.";
@@ -42,11 +42,10 @@ constexpr const char* kSupportedTypes = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
 
 // ggml's type ids (ggml.h, enum ggml_type); removed ids keep their old names.
 const char* const kGgmlTypeNames[] = {
-    "F32",     "F16",     "Q4_0",  "Q4_1",     "Q4_2",     "Q4_3",     "Q5_0",  "Q5_1",       "Q8_0",
-    "Q8_1",    "Q2_K",    "Q3_K",  "Q4_K",     "Q5_K",     "Q6_K",     "Q8_K",  "IQ2_XXS",    "IQ2_XS",
-    "IQ3_XXS", "IQ1_S",   "IQ4_NL", "IQ3_S",   "IQ2_S",    "IQ4_XS",   "I8",    "I16",        "I32",
-    "I64",     "F64",     "IQ1_M", "BF16",     "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",    "TQ2_0",
-    "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",
+    "F32",    "F16",      "Q4_0",     "Q4_1",     "Q4_2",  "Q4_3",  "Q5_0",       "Q5_1",       "Q8_0",       "Q8_1",
+    "Q2_K",   "Q3_K",     "Q4_K",     "Q5_K",     "Q6_K",  "Q8_K",  "IQ2_XXS",    "IQ2_XS",     "IQ3_XXS",    "IQ1_S",
+    "IQ4_NL", "IQ3_S",    "IQ2_S",    "IQ4_XS",   "I8",    "I16",   "I32",        "I64",        "F64",        "IQ1_M",
+    "BF16",   "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",
 };
 
 // How t2v stores a ggml type: a plain dtype or a block format; false if unsupported.
@@ -135,8 +134,8 @@ class Reader {
     const uint64_t at = pos_;
     const uint64_t n = u64(what, what2);
     if (n > max)
-      bad(origin_, fmt::format("{}{} at byte {} is {} bytes long, more than the {} bytes t2v accepts", what, what2, at,
-                               n, max));
+      bad(origin_,
+          fmt::format("{}{} at byte {} is {} bytes long, more than the {} bytes t2v accepts", what, what2, at, n, max));
     return bytes(n, what, what2);
   }
 
@@ -154,7 +153,8 @@ void check_name(const std::string& origin, std::string_view name, const char* wh
   if (auto off = utf8_first_invalid(name))
     bad(origin, fmt::format("{} \"{}\" is not valid UTF-8 at byte {}", what, printable(name), *off));
   for (unsigned char c : name)
-    if (c < 0x20 || c == 0x7f) bad(origin, fmt::format("{} \"{}\" contains a control character", what, printable(name)));
+    if (c < 0x20 || c == 0x7f)
+      bad(origin, fmt::format("{} \"{}\" contains a control character", what, printable(name)));
 }
 
 GgufKV read_kv(Reader& r, const std::string& origin, std::string key, uint32_t type_id) {
@@ -166,7 +166,8 @@ GgufKV read_kv(Reader& r, const std::string& origin, std::string key, uint32_t t
   kv.type = static_cast<GgufValueType>(type_id);
   auto check_bools = [&](std::string_view v) {
     for (unsigned char c : v)
-      if (c > 1) bad(origin, fmt::format("metadata key \"{}\" holds bool byte {} (expected 0 or 1)", printable(kv.key), c));
+      if (c > 1)
+        bad(origin, fmt::format("metadata key \"{}\" holds bool byte {} (expected 0 or 1)", printable(kv.key), c));
   };
   if (kv.type == GgufValueType::String) {
     kv.raw = std::string(r.str(UINT64_MAX, what));
@@ -219,15 +220,13 @@ std::vector<int64_t> orig_shape_of(const std::string& origin, const GgufKV& kv) 
 }  // namespace
 
 const char* gguf_value_type_name(GgufValueType t) {
-  static const char* const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+  static const char* const names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                       "bool", "string", "array", "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < 13 ? names[i] : "?";
 }
 
-const char* ggml_type_name(uint32_t id) {
-  return id < std::size(kGgmlTypeNames) ? kGgmlTypeNames[id] : nullptr;
-}
+const char* ggml_type_name(uint32_t id) { return id < std::size(kGgmlTypeNames) ? kGgmlTypeNames[id] : nullptr; }
 
 // ---- GgufKV accessors ------------------------------------------------------------------------
 
@@ -331,7 +330,8 @@ std::string GgufKV::repr(size_t max_items) const {
     for (size_t i = 0; i < items->size(); ++i) s += fmt::format("{}\"{}\"", i ? ", " : "", printable((*items)[i], 40));
   } else {
     const uint64_t sz = scalar_bytes(elem_type);
-    for (uint64_t i = 0; i < shown; ++i) s += fmt::format("{}{}", i ? ", " : "", element_repr(elem_type, raw.data() + i * sz));
+    for (uint64_t i = 0; i < shown; ++i)
+      s += fmt::format("{}{}", i ? ", " : "", element_repr(elem_type, raw.data() + i * sz));
   }
   if (count > shown) s += fmt::format(", ... ({} {} values)", count, gguf_value_type_name(elem_type));
   return s + "]";
@@ -351,13 +351,13 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
   GgufHeader h;
   if (file_size < 4) bad(origin, fmt::format("{} bytes, not a GGUF file (the 4-byte magic is missing)", file_size));
   const std::string_view magic = r.bytes(4, "magic");
-  if (magic != "GGUF")
-    bad(origin, fmt::format("not a GGUF file: starts with \"{}\", not \"GGUF\"", printable(magic)));
+  if (magic != "GGUF") bad(origin, fmt::format("not a GGUF file: starts with \"{}\", not \"GGUF\"", printable(magic)));
   h.version = r.u32("version");
   if (h.version != 3 && h.version != 2) {
     const uint32_t swapped = __builtin_bswap32(h.version);
     if (swapped >= 1 && swapped <= 3)
-      bad(origin, fmt::format("big-endian GGUF (version {} stored byte-swapped); t2v reads little-endian files", swapped),
+      bad(origin,
+          fmt::format("big-endian GGUF (version {} stored byte-swapped); t2v reads little-endian files", swapped),
           "convert the model on a little-endian machine or use the little-endian release");
     bad(origin, fmt::format("GGUF version {} is not supported (t2v reads versions 3 and 2)", h.version),
         h.version == 1 ? "version 1 files predate the current layout; convert them with a current gguf tool"
@@ -366,8 +366,8 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
   const uint64_t n_tensors = r.u64("tensor count");
   const uint64_t n_kv = r.u64("metadata count");
   if (n_kv > r.left() / kMinKvBytes)
-    bad(origin, fmt::format("header claims {} metadata entries, more than the {} bytes after it can hold", n_kv,
-                            r.left()));
+    bad(origin,
+        fmt::format("header claims {} metadata entries, more than the {} bytes after it can hold", n_kv, r.left()));
   if (n_tensors > r.left() / kMinTensorInfoBytes)
     bad(origin, fmt::format("header claims {} tensors, more than the {} bytes after it can hold", n_tensors, r.left()));
 
@@ -393,7 +393,8 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
         bad(origin, fmt::format("general.alignment = {} is not a power of two", h.alignment));
     } else if (kv.key == "general.architecture") {
       if (kv.type != GgufValueType::String)
-        bad(origin, fmt::format("general.architecture is a {} value, expected a string", gguf_value_type_name(kv.type)));
+        bad(origin,
+            fmt::format("general.architecture is a {} value, expected a string", gguf_value_type_name(kv.type)));
       check_name(origin, kv.raw, "general.architecture");
       h.architecture = kv.raw;
     } else if (starts_with(kv.key, kOrigShapePrefix)) {
@@ -430,7 +431,8 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
     if (!storage_of(type, &t.dtype, &t.quant)) {
       const char* name = ggml_type_name(type);
       if (!name) bad(origin, fmt::format("tensor {} has unknown ggml type {}", tn, type));
-      bad(origin, fmt::format("tensor {} has type {}, which t2v does not read; supported: {}", tn, name, kSupportedTypes),
+      bad(origin,
+          fmt::format("tensor {} has type {}, which t2v does not read; supported: {}", tn, name, kSupportedTypes),
           "use a GGUF quantized to a supported type (e.g. Q8_0, Q6_K, Q5_K_M, Q4_K_M)");
     }
     if (n_dims > static_cast<uint32_t>(kMaxGgufDims) && t.quant)
@@ -454,7 +456,8 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
     }
     if (offset % h.alignment != 0)
       bad(origin, fmt::format("tensor {}: offset {} is not a multiple of the alignment {}", tn, offset, h.alignment));
-    if (offset > UINT64_MAX - nbytes) bad(origin, fmt::format("tensor {}: offset {} + {} bytes overflows", tn, offset, nbytes));
+    if (offset > UINT64_MAX - nbytes)
+      bad(origin, fmt::format("tensor {}: offset {} + {} bytes overflows", tn, offset, nbytes));
     t.begin = offset;
     t.end = offset + nbytes;
     // Shape in PyTorch order; a ComfyUI orig_shape key names the logical one.
@@ -521,7 +524,8 @@ GgufFile::GgufFile(const std::string& path) : TensorFile(path) {
     } catch (const GgufNeedMore& more) {
       if (more.bytes > kMaxHeaderBytes)
         bad(path, fmt::format("GGUF header is larger than the {} limit", file_io::human_bytes(kMaxHeaderBytes)));
-      want = std::min<uint64_t>(file_size_, std::max<uint64_t>(more.bytes, std::min<uint64_t>(2 * want, kMaxHeaderBytes)));
+      want =
+          std::min<uint64_t>(file_size_, std::max<uint64_t>(more.bytes, std::min<uint64_t>(2 * want, kMaxHeaderBytes)));
     }
   }
   tensors_ = header_.tensors;

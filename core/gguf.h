@@ -27,7 +27,18 @@
 namespace t2v {
 
 enum class GgufValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8, Array = 9, U64 = 10, I64 = 11,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  Bool = 7,
+  String = 8,
+  Array = 9,
+  U64 = 10,
+  I64 = 11,
   F64 = 12,
 };
 const char* gguf_value_type_name(GgufValueType t);  // "u32", "string", "array", ...
@@ -39,7 +50,7 @@ struct GgufKV {
   GgufValueType type = GgufValueType::U8;
   GgufValueType elem_type = GgufValueType::U8;  // the element type of an array
   uint64_t count = 1;                           // elements of an array (1 for a scalar)
-  std::string raw;  // scalar: its bytes; string: its text; array: the elements as stored
+  std::string raw;                              // scalar: its bytes; string: its text; array: the elements as stored
 
   bool is_array() const { return type == GgufValueType::Array; }
   std::optional<std::string> string() const;  // a string value
@@ -56,12 +67,12 @@ struct GgufKV {
 // What the header of a GGUF file declares, after validation.
 struct GgufHeader {
   uint32_t version = 0;
-  uint64_t alignment = 32;   // general.alignment
-  uint64_t data_start = 0;   // file offset of the data section (aligned)
-  std::vector<GgufKV> metadata;     // file order
-  std::vector<TensorInfo> tensors;  // file order; begin/end relative to data_start
-  std::vector<uint32_t> ggml_types; // the ggml type id of each tensor
-  std::string architecture;         // general.architecture; "" when absent
+  uint64_t alignment = 32;           // general.alignment
+  uint64_t data_start = 0;           // file offset of the data section (aligned)
+  std::vector<GgufKV> metadata;      // file order
+  std::vector<TensorInfo> tensors;   // file order; begin/end relative to data_start
+  std::vector<uint32_t> ggml_types;  // the ggml type id of each tensor
+  std::string architecture;          // general.architecture; "" when absent
 
   const GgufKV* find(std::string_view key) const;  // nullptr if absent
 };

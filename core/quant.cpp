@@ -14,7 +14,7 @@ namespace t2v {
 namespace {
 
 constexpr QuantTraits kTraits[kNumQuantTypes] = {
-    {"Q4_0", 32, 18},  {"Q4_1", 32, 20},  {"Q5_0", 32, 22},  {"Q5_1", 32, 24},  {"Q8_0", 32, 34},
+    {"Q4_0", 32, 18},  {"Q4_1", 32, 20},   {"Q5_0", 32, 22},   {"Q5_1", 32, 24},   {"Q8_0", 32, 34},
     {"Q2_K", 256, 84}, {"Q3_K", 256, 110}, {"Q4_K", 256, 144}, {"Q5_K", 256, 176}, {"Q6_K", 256, 210},
 };
 
@@ -40,7 +40,9 @@ void block_q4_1(const uint8_t* b, float* y) {  // d, m, qs[16]; d * q + m
 }
 
 // Fifth bit of value j: bit j of qh.
-int five_bits(const uint8_t* qs, uint32_t qh, int j) { return nibble32(qs, j) | static_cast<int>(((qh >> j) & 1u) << 4); }
+int five_bits(const uint8_t* qs, uint32_t qh, int j) {
+  return nibble32(qs, j) | static_cast<int>(((qh >> j) & 1u) << 4);
+}
 
 void block_q5_0(const uint8_t* b, float* y) {  // d, qh[4], qs[16]; q - 16
   const float d = half(b);
@@ -148,7 +150,7 @@ void block_q6_k(const uint8_t* b, float* y) {  // ql[128], qh[64], scales[16] in
 
 using BlockFn = void (*)(const uint8_t*, float*);
 constexpr BlockFn kBlockFns[kNumQuantTypes] = {block_q4_0, block_q4_1, block_q5_0, block_q5_1, block_q8_0,
-                                              block_q2_k, block_q3_k, block_q4_k, block_q5_k, block_q6_k};
+                                               block_q2_k, block_q3_k, block_q4_k, block_q5_k, block_q6_k};
 
 }  // namespace
 

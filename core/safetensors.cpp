@@ -34,12 +34,12 @@
 namespace t2v {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using file_io::Fd;
 using file_io::human_bytes;
 using file_io::open_input;
 using file_io::pread_all;
 using file_io::printable;
+using nlohmann::json;
 
 namespace {
 
@@ -484,8 +484,9 @@ TensorStore TensorStore::open(const std::string& path) {
       continue;
     }
     if (!st.architecture_.empty() && st.architecture_ != g->architecture())
-      bad(f->path(), fmt::format("GGUF architecture '{}' differs from '{}' of the other files in {}",
-                                 printable(g->architecture()), printable(st.architecture_), path),
+      bad(f->path(),
+          fmt::format("GGUF architecture '{}' differs from '{}' of the other files in {}", printable(g->architecture()),
+                      printable(st.architecture_), path),
           "keep the parts of different models (DiT, text encoder) in separate files and pass them with --dit/--t5");
     st.architecture_ = g->architecture();
     st.gguf_ = true;

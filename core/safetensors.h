@@ -19,8 +19,8 @@ namespace t2v {
 
 struct TensorInfo {
   std::string name;
-  DType dtype;  // U8 for a quantized tensor (its raw blocks)
-  Shape shape;  // logical shape, PyTorch order (outermost first)
+  DType dtype;         // U8 for a quantized tensor (its raw blocks)
+  Shape shape;         // logical shape, PyTorch order (outermost first)
   uint64_t begin = 0;  // byte offsets inside the data section
   uint64_t end = 0;
   std::optional<QuantType> quant;  // GGUF block format (core/quant.h); nullopt: plain `dtype`

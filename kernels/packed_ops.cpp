@@ -30,8 +30,8 @@ Tensor linear_packed(const Tensor& x, const PackedWeight& w, const Tensor& bias)
                           quant_traits(w.type).block_elems));
   if (!w.data.defined() || w.data.device() != Device::CPU || w.data.dtype() != DType::U8 ||
       w.data.numel() != N * w.row_bytes())
-    arg_error(fmt::format("weight {} {} holds {}, expected U8[{}] on the CPU", w.format(), w.shape.str(),
-                          desc(w.data), N * w.row_bytes()));
+    arg_error(fmt::format("weight {} {} holds {}, expected U8[{}] on the CPU", w.format(), w.shape.str(), desc(w.data),
+                          N * w.row_bytes()));
   if (x.size(-1) != K)
     arg_error(fmt::format("x {} and weight {} (expected x [..., K], w [N, K])", x.shape().str(), w.shape.str()));
   if (bias.defined() &&

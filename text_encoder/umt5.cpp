@@ -235,7 +235,9 @@ std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key) {
 WeightLayout umt5_weight_layout(const TensorStore& store, const UMT5Layout& layout) {
   const bool embed_alias = layout.name == "hf" && !store.contains(layout.prefix + "shared.weight") &&
                            store.contains(layout.prefix + "encoder.embed_tokens.weight");
-  return {layout.name == "hf" ? "transformers/ComfyUI umT5" : layout.name == "gguf" ? "llama.cpp T5 GGUF" : "Wan umT5",
+  return {layout.name == "hf"     ? "transformers/ComfyUI umT5"
+          : layout.name == "gguf" ? "llama.cpp T5 GGUF"
+                                  : "Wan umT5",
           [layout, embed_alias](const std::string& k) {
             if (embed_alias && k == "shared.weight") return layout.prefix + "encoder.embed_tokens.weight";
             return layout.prefix + umt5_file_key(layout, k);

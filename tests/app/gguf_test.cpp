@@ -65,8 +65,8 @@ std::vector<std::pair<std::string, Tensor>> package_dequantized(const std::strin
     const Tensor v = fp32_of(store, name);
     EXPECT_STREQ(tensor_type_name(store.info(name)), t["type"].get<std::string>().c_str()) << name;
     EXPECT_EQ(v.shape(), Shape(t["shape"].get<std::vector<int64_t>>())) << name;
-    EXPECT_EQ(sha_of(v), t["sha256"].get<std::string>()) << gguf << ": " << name << " (" << t["type"]
-                                                         << ") differs from the gguf package's dequantization";
+    EXPECT_EQ(sha_of(v), t["sha256"].get<std::string>())
+        << gguf << ": " << name << " (" << t["type"] << ") differs from the gguf package's dequantization";
     out.emplace_back(t.contains("source_name") ? t["source_name"].get<std::string>() : name, v);
   }
   return out;
@@ -95,11 +95,33 @@ double psnr(const std::vector<float>& a, const std::vector<float>& b) {
 std::vector<std::string> generate_args(const TempDir& dir, const std::string& frames_out) {
   std::ifstream f(kData + "/pipeline/golden.json");
   const nlohmann::json g = nlohmann::json::parse(f);
-  return {"generate", "-p", g["prompt"], "-n", g["negative_prompt"], "--size",
-          fmt::format("{}x{}", int(g["width"]), int(g["height"])), "--frames", std::to_string(int(g["frames"])),
-          "--steps", std::to_string(int(g["steps"])), "--cfg", fmt::format("{}", double(g["cfg"])), "--shift",
-          fmt::format("{}", double(g["shift"])), "--sampler", g["sampler"], "--schedule", g["schedule"], "--seed", "7",
-          "--dtype", "f32", "-o", dir.file(frames_out + ".mp4"), "--dump-frames", dir.file(frames_out + ".safetensors")};
+  return {"generate",
+          "-p",
+          g["prompt"],
+          "-n",
+          g["negative_prompt"],
+          "--size",
+          fmt::format("{}x{}", int(g["width"]), int(g["height"])),
+          "--frames",
+          std::to_string(int(g["frames"])),
+          "--steps",
+          std::to_string(int(g["steps"])),
+          "--cfg",
+          fmt::format("{}", double(g["cfg"])),
+          "--shift",
+          fmt::format("{}", double(g["shift"])),
+          "--sampler",
+          g["sampler"],
+          "--schedule",
+          g["schedule"],
+          "--seed",
+          "7",
+          "--dtype",
+          "f32",
+          "-o",
+          dir.file(frames_out + ".mp4"),
+          "--dump-frames",
+          dir.file(frames_out + ".safetensors")};
 }
 
 std::vector<float> frames_of(const TempDir& dir, const std::string& name) {
@@ -109,8 +131,8 @@ std::vector<float> frames_of(const TempDir& dir, const std::string& name) {
 }  // namespace
 
 TEST(Gguf, EveryModelTensorDequantizesAsThePackageDoes) {
-  for (const std::string& f : {kData + "/diffusion/gguf/wan_tiny48_f16.gguf",
-                               kData + "/diffusion/gguf/wan_tiny48_q8_0.gguf", kMixed, kT5}) {
+  for (const std::string& f :
+       {kData + "/diffusion/gguf/wan_tiny48_f16.gguf", kData + "/diffusion/gguf/wan_tiny48_q8_0.gguf", kMixed, kT5}) {
     SCOPED_TRACE(f);
     EXPECT_FALSE(package_dequantized(f).empty());
   }
@@ -127,15 +149,15 @@ TEST(Gguf, ProbeDitOnGgufEqualsProbeOnDequantizedSafetensors) {
     TempDir dir;
     save_safetensors(dir.file("deq.safetensors"), package_dequantized(c.gguf));
     const int64_t text_dim = 32;  // both DiTs read 32-wide text
-    save_safetensors(dir.file("in.safetensors"),
-                     {{"hidden_states", randn_philox(Shape{2, 16, 3, 4, 6}, 5)},
-                      {"timestep", Tensor::from_floats({999.0f, 421.5f}, Shape{2})},
-                      {"encoder_hidden_states", randn_philox(Shape{2, 9, text_dim}, 6)}});
+    save_safetensors(dir.file("in.safetensors"), {{"hidden_states", randn_philox(Shape{2, 16, 3, 4, 6}, 5)},
+                                                  {"timestep", Tensor::from_floats({999.0f, 421.5f}, Shape{2})},
+                                                  {"encoder_hidden_states", randn_philox(Shape{2, 9, text_dim}, 6)}});
     Tensor out[2];
     for (int i = 0; i < 2; ++i) {
-      std::vector<std::string> args = {"probe", "dit", "--weights", i == 0 ? c.gguf : dir.file("deq.safetensors"),
-                                       "--inputs", dir.file("in.safetensors"), "--out",
-                                       dir.file(fmt::format("out{}.safetensors", i))};
+      std::vector<std::string> args = {"probe",     "dit",
+                                       "--weights", i == 0 ? c.gguf : dir.file("deq.safetensors"),
+                                       "--inputs",  dir.file("in.safetensors"),
+                                       "--out",     dir.file(fmt::format("out{}.safetensors", i))};
       if (!c.config.empty()) args.insert(args.end(), {"--config", c.config});
       const RunResult r = run_t2v(args);
       ASSERT_EQ(r.code, 0) << r.err;
@@ -188,8 +210,7 @@ TEST(Gguf, PipelineRendersTheSameFramesWithGgufParts) {
     EXPECT_EQ(r.code, 0) << name << ": " << r.err;
     return frames_of(dir, name);
   };
-  const std::vector<float> gguf =
-      run("gguf", {"--model", kTinyWan, "--dit", kMixed, "--t5", dir.file("t5_gguf")});
+  const std::vector<float> gguf = run("gguf", {"--model", kTinyWan, "--dit", kMixed, "--t5", dir.file("t5_gguf")});
   const std::vector<float> deq =
       run("deq", {"--model", kTinyWan, "--dit", dir.file("dit_deq.safetensors"), "--t5", dir.file("t5_deq")});
   ASSERT_FALSE(gguf.empty());
@@ -218,10 +239,11 @@ TEST(Gguf, PipelineRendersTheSameFramesWithGgufParts) {
 TEST(Gguf, InspectListsTensorsMetadataAndWhatItDetected) {
   RunResult r = run_t2v({"inspect", kMixed});
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* want : {"gguf        version 3, alignment 32, architecture 'wan'", "general.architecture",
-                           "t2v.generator", "detected    wan-dit (original layout)",
-                           "Wan2.1 DiT, original layout (GGUF, ComfyUI-GGUF convention)", "heads 2 x 128",
-                           "Q4_K (", "Q6_K (", "blocks.0.self_attn.q.weight", "blocks.0.modulation                F32     [1, 6, 256]"})
+  for (const char* want :
+       {"gguf        version 3, alignment 32, architecture 'wan'", "general.architecture", "t2v.generator",
+        "detected    wan-dit (original layout)", "Wan2.1 DiT, original layout (GGUF, ComfyUI-GGUF convention)",
+        "heads 2 x 128", "Q4_K (", "Q6_K (", "blocks.0.self_attn.q.weight",
+        "blocks.0.modulation                F32     [1, 6, 256]"})
     EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
   r = run_t2v({"inspect", "--json", "--all", kMixed});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -263,10 +285,9 @@ TEST(Gguf, SingleFileFolderFindsGgufParts) {
 
 TEST(Gguf, PartsOfTheWrongFamilyAreOneLineError65) {
   TempDir dir;
-  save_safetensors(dir.file("in.safetensors"),
-                   {{"hidden_states", randn_philox(Shape{1, 16, 1, 4, 4}, 1)},
-                    {"timestep", Tensor::from_floats({500.0f}, Shape{1})},
-                    {"encoder_hidden_states", randn_philox(Shape{1, 3, 32}, 2)}});
+  save_safetensors(dir.file("in.safetensors"), {{"hidden_states", randn_philox(Shape{1, 16, 1, 4, 4}, 1)},
+                                                {"timestep", Tensor::from_floats({500.0f}, Shape{1})},
+                                                {"encoder_hidden_states", randn_philox(Shape{1, 3, 32}, 2)}});
   RunResult r = run_t2v({"probe", "dit", "--weights", kT5, "--inputs", dir.file("in.safetensors"), "--out",
                          dir.file("o.safetensors"), "--config", kTiny48Config});
   EXPECT_EQ(r.code, 65) << r.err;
@@ -282,8 +303,7 @@ TEST(Gguf, PartsOfTheWrongFamilyAreOneLineError65) {
     args.push_back(a);
   r = run_t2v(args);
   EXPECT_EQ(r.code, 65) << r.err;
-  EXPECT_NE(r.err.find("GGUF architecture 'wan' where a umT5 text encoder was expected"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("GGUF architecture 'wan' where a umT5 text encoder was expected"), std::string::npos) << r.err;
 }
 
 }  // namespace t2v::test

@@ -71,9 +71,10 @@ TEST(GgufQuant, DequantizationMatchesThePackageBitForBit) {
 TEST(GgufQuant, TraitsMatchTheBlockLayouts) {
   // Sizes from ggml-common.h (static_asserts on block_q4_0 ... block_q6_K).
   const std::vector<std::tuple<QuantType, int64_t, int64_t>> want = {
-      {QuantType::Q4_0, 32, 18},   {QuantType::Q4_1, 32, 20},   {QuantType::Q5_0, 32, 22},  {QuantType::Q5_1, 32, 24},
-      {QuantType::Q8_0, 32, 34},   {QuantType::Q2_K, 256, 84},  {QuantType::Q3_K, 256, 110}, {QuantType::Q4_K, 256, 144},
-      {QuantType::Q5_K, 256, 176}, {QuantType::Q6_K, 256, 210},
+      {QuantType::Q4_0, 32, 18},   {QuantType::Q4_1, 32, 20},   {QuantType::Q5_0, 32, 22},
+      {QuantType::Q5_1, 32, 24},   {QuantType::Q8_0, 32, 34},   {QuantType::Q2_K, 256, 84},
+      {QuantType::Q3_K, 256, 110}, {QuantType::Q4_K, 256, 144}, {QuantType::Q5_K, 256, 176},
+      {QuantType::Q6_K, 256, 210},
   };
   for (const auto& [t, elems, bytes] : want) {
     EXPECT_EQ(quant_traits(t).block_elems, elems) << quant_name(t);
@@ -135,7 +136,6 @@ TEST(GgufQuant, CheckpointSourceDequantizesAtLoadOrHandsOutBlocks) {
     ADD_FAILURE() << "a misshaped tensor must be reported";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), 65);
-    EXPECT_NE(std::string(e.what()).find("q6_k.1 is [1, 512], config expects [2, 256]"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("q6_k.1 is [1, 512], config expects [2, 256]"), std::string::npos) << e.what();
   }
 }

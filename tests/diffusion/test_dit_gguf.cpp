@@ -144,8 +144,8 @@ TEST(DitGguf, ConvertedTinyDitTracksItsFp32Original) {
   const WanDiT ref(cfg, load_wan_dit(TensorStore::open(dit_data("tiny_dit/original.safetensors")), cfg));
   const Inputs in = random_inputs(cfg, 2, 3, 4, 4, 9, 77);
   const Tensor want = ref.forward(in.x, in.t, in.ctx);
-  for (const auto& [file, tol] : {std::pair<const char*, double>{"gguf/wan_tiny48_f16.gguf", 2e-3},
-                                  {"gguf/wan_tiny48_q8_0.gguf", 1e-2}}) {
+  for (const auto& [file, tol] :
+       {std::pair<const char*, double>{"gguf/wan_tiny48_f16.gguf", 2e-3}, {"gguf/wan_tiny48_q8_0.gguf", 1e-2}}) {
     const WanDiT m = load(TensorStore::open(dit_data(file)), cfg, true);
     const auto d = diff(m.forward(in.x, in.t, in.ctx), want);
     std::printf("  %-28s vs fp32 original: max|err| %.3e rel %.3e\n", file, d.max_abs, d.rel());

@@ -121,10 +121,8 @@ TEST(LinearPacked, EqualsLinearOnTheDequantizedWeightForEveryFormat) {
     const auto t = static_cast<QuantType>(ti);
     const int64_t blk = quant_traits(t).block_elems;
     // Odd M and N, a single row, leading dims, 1 and several blocks per row.
-    const Case cases[] = {{{1, blk}, 1, true},
-                          {{3, 2 * blk}, 5, false},
-                          {{2, 3, 3 * blk}, 67, true},
-                          {{17, blk}, 130, true}};
+    const Case cases[] = {
+        {{1, blk}, 1, true}, {{3, 2 * blk}, 5, false}, {{2, 3, 3 * blk}, 67, true}, {{17, blk}, 130, true}};
     for (const Case& c : cases) {
       const int64_t K = c.x[c.x.ndim() - 1];
       const PackedWeight w = random_packed(t, c.n, K, seed++);
@@ -169,8 +167,10 @@ TEST(LinearPacked, ArgumentErrorsAre70) {
     }
     return 0;
   };
-  EXPECT_EQ(code([&] { ops::linear_packed(random_tensor(Shape{2, 32}, 1), w); }), 70);             // K mismatch
-  EXPECT_EQ(code([&] { ops::linear_packed(random_tensor(Shape{2, 64}, 1), w, Tensor::zeros({3}, DType::F32)); }),
+  EXPECT_EQ(code([&] { ops::linear_packed(random_tensor(Shape{2, 32}, 1), w); }), 70);  // K mismatch
+  EXPECT_EQ(code([&] {
+              ops::linear_packed(random_tensor(Shape{2, 64}, 1), w, Tensor::zeros({3}, DType::F32));
+            }),
             70);                                                                                        // bias size
   EXPECT_EQ(code([&] { ops::linear_packed(random_tensor(Shape{2, 64}, 1).to(DType::BF16), w); }), 70);  // dtype
   PackedWeight no_data{QuantType::Q8_0, Shape{4, 64}, Tensor()};
