@@ -3,7 +3,7 @@
 // few checks the C reader leaves to its callers (duplicate tensor names and keys,
 // overlapping tensor data, names with control characters, bool bytes other than
 // 0/1). Nothing is allocated from a count before the count is checked against
-// the bytes left in the file.
+// the bytes left in the file. Each rule's error: docs/bad_inputs.md #55-59.
 #include "core/gguf.h"
 
 #include <fcntl.h>
