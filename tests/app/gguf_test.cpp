@@ -240,9 +240,9 @@ TEST(Gguf, InspectListsTensorsMetadataAndWhatItDetected) {
   RunResult r = run_t2v({"inspect", kMixed});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* want :
-       {"gguf        version 3, alignment 32, architecture 'wan'", "general.architecture", "t2v.generator",
+       {"gguf        version 3, alignment 32, architecture 'wan'", "general.architecture", "provenance.generator",
         "detected    wan-dit (original layout)", "Wan2.1 DiT, original layout (GGUF, ComfyUI-GGUF convention)",
-        "heads 2 x 128", "Q4_K (", "Q6_K (", "blocks.0.self_attn.q.weight",
+        "heads 2 x 128", "Q4_K (", "Q6_K (", "blocks.0.self_attn.q.weight", "), loads as it is",
         "blocks.0.modulation                F32     [1, 6, 256]"})
     EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
   r = run_t2v({"inspect", "--json", "--all", kMixed});
@@ -263,8 +263,12 @@ TEST(Gguf, InspectListsTensorsMetadataAndWhatItDetected) {
   r = run_t2v({"inspect", kT5});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("detected    umt5-encoder (llama.cpp GGUF layout)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status      umT5 encoder (2 layers, d_model 32), loads as it is"), std::string::npos) << r.out;
+  // Another family: listed (exit 0), with a status saying t2v does not run it.
   r = run_t2v({"inspect", kData + "/core/gguf/arch_flux.gguf"});
+  EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("detected    unknown (GGUF architecture 'flux')"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status      not a model t2v runs: GGUF architecture 'flux'"), std::string::npos) << r.out;
 }
 
 TEST(Gguf, SingleFileFolderFindsGgufParts) {
