@@ -232,8 +232,11 @@ TEST(BatchSignals, SecondSigintExitsAtOnce) {
   TempDir dir;
   write_text(dir.file("list.jsonl"), prompt_list(2));
   // Large enough, on one thread, that one step (~0.35 s) outlasts the gap between the signals.
+  // The tiny test pipeline, not the default model: at this size one step of the default
+  // model takes 30-90 s on one thread (4x VAE compression: 9,216 tokens), longer than the wait.
   Child c(batch_args(dir.file("list.jsonl"), dir.file("out"),
-                     {"--json", "--steps", "50", "--size", "256x256", "--frames", "33"}),
+                     {"--json", "--steps", "50", "--size", "256x256", "--frames", "33", "--model",
+                      std::string(T2V_TEST_DATA_DIR) + "/pipeline/tiny_wan"}),
           {{"OMP_NUM_THREADS", "1"}});
   ASSERT_TRUE(wait_for([&] { return c.out().find("\"event\":\"step\"") != std::string::npos; }, 60)) << c.err();
   c.signal(SIGINT);
