@@ -85,11 +85,8 @@ TEST(DitGguf, ConfigFromShapesHeadsAreDimOver128) {
   EXPECT_EQ(c.out_dim, 16);
   EXPECT_TRUE(c.qk_norm);
   EXPECT_TRUE(c.cross_attn_norm);
-  const auto text = describe_wan_dit(store);
-  ASSERT_TRUE(text.has_value());
-  EXPECT_NE(text->find("(GGUF, ComfyUI-GGUF convention)"), std::string::npos) << *text;
-  EXPECT_NE(text->find("Q4_K x7"), std::string::npos) << *text;
-  EXPECT_NE(text->find("heads 2 x 128"), std::string::npos) << *text;
+  // No hyper-parameters in the file: the heads are dim / 128.
+  EXPECT_TRUE(detect_wan_dit_shapes(store).heads_known);
   // The tiny DiT (dim 48) cannot show its heads: it needs a config, as its safetensors does.
   EXPECT_THROW(WanDiTConfig::from_weights(TensorStore::open(dit_data("gguf/wan_tiny48_f16.gguf"))), Error);
 }
