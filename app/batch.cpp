@@ -110,7 +110,7 @@ Check check_item(const BatchItem& item, const std::string& dir, Manifest& manife
   std::optional<json> rec = manifest.last_done(item.id);
   if (exists && !fs::is_regular_file(st)) {
     // A link, FIFO or folder under the item's name is never read, followed or replaced
-    // (docs/bad_inputs.md #56): someone else put it there.
+    // (docs/bad_inputs.md #69): someone else put it there.
     c.state = ItemState::kKeep;
     c.note = fmt::format("{} is a {}, not a video file; leaving it alone (remove it to render item {})", item.file,
                          fs::is_symlink(st) ? "symbolic link" : fs::is_directory(st) ? "folder" : "special file",

@@ -83,11 +83,11 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model);
 // folder can append. An append cut short by a crash (an unterminated last line, or a
 // truncated JSON prefix that a later append continued after) is dropped by rewriting the
 // file atomically, keeping every intact record; any other damaged line is an Error(65)
-// naming the file and line (docs/bad_inputs.md #47, #71).
+// naming the file and line (docs/bad_inputs.md #47, #84).
 //
 // The manifest and the lock files are opened relative to a descriptor of the output folder
 // with O_NOFOLLOW: a symbolic link (or a hard-linked file) planted under their names in a
-// shared folder is refused, never written through (docs/bad_inputs.md #56).
+// shared folder is refused, never written through (docs/bad_inputs.md #69).
 class Manifest {
  public:
   explicit Manifest(std::string dir);

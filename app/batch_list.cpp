@@ -16,6 +16,7 @@
 #include "core/json_strict.h"
 #include "core/unicode.h"
 #include "core/utf8.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -30,8 +31,8 @@ constexpr size_t kMaxNameBytes = 200;
 constexpr uint64_t kMaxListBytes = 256u << 20;
 constexpr size_t kMaxLineBytes = 1u << 20;
 
-const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
-                                       "steps",  "cfg", "shift",           "sampler", "fps", "output"};
+const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed", "size",   "frames", "steps",
+                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -120,7 +121,7 @@ uint64_t derive_seed(const std::string& id, int k) {
 
 BatchList read_batch_list(const std::string& path, const GenerateOptions& defaults, int seeds) {
   // A regular file (a folder, FIFO or /dev/zero is refused: 66) of bounded size (65), read
-  // at once; each line is bounded too (docs/bad_inputs.md #60).
+  // at once; each line is bounded too (docs/bad_inputs.md #73).
   const std::string data = read_input_file(path, "prompt list", kMaxListBytes, kExitDataErr);
   BatchList list;
   int lineno = 0;
@@ -156,7 +157,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     json j;
     try {
       // Strict: duplicate keys and numbers beyond double range ("cfg": 1e999) are errors of
-      // this line, like any other invalid JSON (docs/bad_inputs.md #15, #62).
+      // this line, like any other invalid JSON (docs/bad_inputs.md #15, #75).
       j = parse_json_strict("", line, jo);
     } catch (const Error& e) {
       std::string msg = e.what();
@@ -175,7 +176,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, fps, output)",
+                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -206,6 +207,34 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("timesteps", [&](const json& v) {
+      const char* want = "\"timesteps\" must be a list of integers, e.g. [1000, 750, 500, 250]";
+      if (!v.is_array()) throw FieldError{want};
+      o.timesteps.clear();
+      for (const json& e : v) {
+        if (!e.is_number_integer() || e.get<int64_t>() < INT_MIN || e.get<int64_t>() > INT_MAX) throw FieldError{want};
+        o.timesteps.push_back(e.get<int>());
+      }
+      try {
+        check_distill_timesteps(o.timesteps, "\"timesteps\"");
+      } catch (const Error& e) {
+        throw FieldError{e.what()};
+      }
+    });
+    field("loras", [&](const json& v) {
+      const char* want = "\"loras\" must be a list of {\"file\": \"x.safetensors\", \"strength\": 1.0}";
+      if (!v.is_array()) throw FieldError{want};
+      o.loras.clear();  // the line's list replaces the default one
+      for (const json& e : v) {
+        if (!e.is_object() || !e.contains("file")) throw FieldError{want};
+        for (auto f = e.begin(); f != e.end(); ++f)
+          if (f.key() != "file" && f.key() != "strength") throw FieldError{want};
+        LoraSpec l{want_string(e["file"], "loras[].file"), 1.0};
+        if (l.file.empty()) throw FieldError{want};
+        if (e.contains("strength")) l.strength = want_number(e["strength"], "loras[].strength");
+        o.loras.push_back(l);
+      }
+    });
     field("fps", [&](const json& v) {
       o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
     });
@@ -218,7 +247,16 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
-        if (sampler) o.sampler = parse_sampler(*sampler);
+        if (sampler) o.sampler = parse_sampler(*sampler, "\"sampler\"");
+        // The sampler rules at the line's level (the defaults' were applied by the CLI).
+        const bool distill = o.sampler == Sampler::kDistill;
+        if (distill && j.contains("steps"))
+          throw Error(kExitUsage, "\"steps\" with the distill sampler: it runs one step per \"timesteps\" entry");
+        if (!distill && j.contains("timesteps"))
+          throw Error(kExitUsage, fmt::format("\"timesteps\" is for the distill sampler, not {}",
+                                              sampler_option_name(o.sampler)));
+        if (!distill) o.timesteps.clear();  // the defaults' list, for their distill sampler
+        if (distill && sampler && defaults.sampler != Sampler::kDistill && !j.contains("cfg")) o.cfg = 1.0;
         for (const std::string& w : validate_generate_options(o))
           list.warnings.push_back(fmt::format("{}:{}: {}", path, lineno, w));
       } catch (const Error& e) {
@@ -253,7 +291,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
         }
       }
       // Ids name the lock files and outputs: two that one file system takes for the same
-      // name (case, Unicode normalisation, ignorable characters) collide (docs/bad_inputs.md #63).
+      // name (case, Unicode normalisation, ignorable characters) collide (docs/bad_inputs.md #76).
       auto [iid, id_new] = ids_seen.emplace(name_collision_key(it.id), std::make_pair(lineno, it.id));
       if (!id_new) {
         const auto& [other_line, other] = iid->second;
@@ -296,6 +334,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["cfg"] = o.cfg;
   j["shift"] = o.shift;
   j["sampler"] = sampler_option_name(o.sampler);
+  if (o.sampler == Sampler::kDistill) j["timesteps"] = o.timesteps;
+  for (const LoraSpec& l : o.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;

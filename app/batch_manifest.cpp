@@ -1,6 +1,6 @@
-// The batch manifest (append-only JSONL under an flock, docs/bad_inputs.md #47, #71) and the
+// The batch manifest (append-only JSONL under an flock, docs/bad_inputs.md #47, #84) and the
 // per-item lock files that keep two workers sharing an output folder off the same item. Both
-// are opened relative to a descriptor of the output folder, with O_NOFOLLOW (docs/bad_inputs.md #56).
+// are opened relative to a descriptor of the output folder, with O_NOFOLLOW (docs/bad_inputs.md #69).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>

@@ -108,7 +108,7 @@ int write_gallery(const std::string& dir) {
   std::vector<json> records = read_manifest_records(dir);
   // Only files that are there (a gallery of a folder copied without some videos still loads).
   // Only names of files directly inside the folder, and only regular files there: a record
-  // naming "../x", "/etc/x" or a symbolic link is not listed (docs/bad_inputs.md #56).
+  // naming "../x", "/etc/x" or a symbolic link is not listed (docs/bad_inputs.md #69).
   auto regular_file_inside = [&](const std::string& name) {
     if (!unsafe_file_name_problem(name).empty()) return false;
     std::error_code ec;

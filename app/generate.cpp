@@ -27,8 +27,8 @@ static uint64_t random_seed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-// Output checks that must pass before any model is loaded (docs/bad_inputs.md #42-45, #58,
-// #59): every file the run will write (the MP4, the previews, the frames dump) has a
+// Output checks that must pass before any model is loaded (docs/bad_inputs.md #42-45, #71,
+// #72): every file the run will write (the MP4, the previews, the frames dump) has a
 // writable folder and a usable name, and is absent unless --overwrite; an existing link,
 // device, FIFO or folder under one of the names is refused even with --overwrite.
 static void prepare_output(const GenerateOptions& o, const std::string& frames_dump = "") {

@@ -1,5 +1,5 @@
 // Will a render fit? Checked from the loaded model's configs before any weights are read
-// (docs/bad_inputs.md #61): the transformer-token count with the model's real compression
+// (docs/bad_inputs.md #74): the transformer-token count with the model's real compression
 // (VAE spatial factor x DiT patch, temporal factor), and an estimate of the peak memory
 // against what the process can get. A refusal names the predicted figure and the largest
 // size (same aspect ratio) that fits.

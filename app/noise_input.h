@@ -1,5 +1,5 @@
 // The --noise tensor (parity tests start denoising from given latents), checked from the
-// file's header before any model weights load (docs/bad_inputs.md #64): the key, a float
+// file's header before any model weights load (docs/bad_inputs.md #77): the key, a float
 // dtype and the exact shape the video needs; then its values are read and must be finite.
 #pragma once
 

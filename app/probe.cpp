@@ -20,7 +20,7 @@ int run_probe(const ProbeOptions& o) {
     if (!std::filesystem::exists(path, ec))
       throw Error(kExitNoInput, fmt::format("{} '{}' does not exist", opt, path), "check the path");
   // The output before any weights: an existing file only with --overwrite, never a link or
-  // device (docs/bad_inputs.md #58).
+  // device (docs/bad_inputs.md #71).
   const std::filesystem::path out(o.out);
   check_output_writable(out.has_parent_path() ? out.parent_path().string() : ".");
   check_output_target(o.out, o.overwrite);

@@ -38,7 +38,7 @@ class VideoSink {
   // previews (<output>.png contact sheet and <output>.gif), then the MP4 (its settings tag
   // replaced when `settings` is given: timings are known only now), renamed into place
   // last. A failure removes what this call already put in place, so a failed render
-  // leaves nothing behind and the same command can run again (docs/bad_inputs.md #70).
+  // leaves nothing behind and the same command can run again (docs/bad_inputs.md #83).
   void finish(const nlohmann::json* settings);
 
  private:

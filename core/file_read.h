@@ -2,7 +2,7 @@
 // files, prompt lists, noise tensors) without hanging or reading without bound:
 // the file is opened with O_NONBLOCK, so a FIFO or a device cannot block the open,
 // then fstat-ed on that descriptor (no race between the check and the read), and
-// anything that is not a regular file is refused (docs/bad_inputs.md #55).
+// anything that is not a regular file is refused (docs/bad_inputs.md #68).
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 // keys in any object (nlohmann keeps the last one silently, so two values could be
 // read differently by two tools), bounded nesting (a hostile file cannot build a
 // deep tree), and every parse failure or number out of range as ONE Error naming
-// the origin (docs/bad_inputs.md #15, #62).
+// the origin (docs/bad_inputs.md #15, #75).
 #pragma once
 
 #include <cstddef>

@@ -1,10 +1,10 @@
 // Unicode properties t2v needs beyond UTF-8 validation (core/utf8.h), without ICU:
 //   - which characters show nothing (spaces, zero-width and other default-ignorable
-//     characters), so a prompt made only of them counts as empty (docs/bad_inputs.md #66);
+//     characters), so a prompt made only of them counts as empty (docs/bad_inputs.md #79);
 //   - a key under which two file names are equal when a file system compares names
 //     case-insensitively or after normalising them (NFC on macOS, NFKC on ZFS with
 //     normalization=formKC, case folding on Windows/macOS), so batch ids and outputs that
-//     would land on one file are refused (docs/bad_inputs.md #63).
+//     would land on one file are refused (docs/bad_inputs.md #76).
 #pragma once
 
 #include <string>

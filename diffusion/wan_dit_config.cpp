@@ -116,7 +116,7 @@ void name_preset(WanDiTConfig& c) {
   }
 }
 
-// Regular files only, size-capped (docs/bad_inputs.md #55).
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
   return read_input_file(path, "DiT config file", kMaxConfigBytes, kExitConfig);
 }

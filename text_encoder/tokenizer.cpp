@@ -26,7 +26,7 @@ namespace {
 constexpr uint64_t kMaxTokenizerFileBytes = 256u << 20;
 
 std::string read_file_bytes(const std::string& path, const std::string& what) {
-  // Regular files only: a FIFO or device would block or never end (docs/bad_inputs.md #55).
+  // Regular files only: a FIFO or device would block or never end (docs/bad_inputs.md #68).
   return read_input_file(path, what, kMaxTokenizerFileBytes, kExitDataErr);
 }
 
@@ -47,7 +47,7 @@ void read_tokenizer_json(const std::string& path, bool* byte_fallback,
   jo.hint = hint;
   const nlohmann::json j = parse_json_strict("tokenizer file '" + path + "'", text, jo);
   // Every field is type-checked before it is read: a wrong type is a one-line data error
-  // naming the file and key, not a library exception (docs/bad_inputs.md #62).
+  // naming the file and key, not a library exception (docs/bad_inputs.md #75).
   auto wrong = [&](const std::string& key, const char* want, const nlohmann::json& v) {
     return Error(kExitDataErr,
                  fmt::format("tokenizer file '{}': \"{}\" is {}, expected {}", path, key, json_type_name(v), want), hint);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes core/unicode_tables.cpp: the Unicode data core/unicode.cpp needs to tell
 when two file names are the same name to a case-insensitive or normalising file
-system (docs/bad_inputs.md #63), from Python's unicodedata (Unicode 14.0 in
+system (docs/bad_inputs.md #76), from Python's unicodedata (Unicode 14.0 in
 Python 3.11):
 
   - kDecompositions: the full compatibility decomposition (NFKD) of every code point

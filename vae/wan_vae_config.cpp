@@ -84,7 +84,7 @@ int count_true(const std::vector<bool>& v) {
   return n;
 }
 
-// Regular files only, size-capped (docs/bad_inputs.md #55).
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
   return read_input_file(path, "VAE config", kMaxConfigBytes, kExitConfig);
 }

@@ -48,7 +48,7 @@ class AtomicFile {
 // file system (NAME_MAX), it does not name a folder, and an existing entry is a regular
 // file that `overwrite` allows replacing. A symbolic link (dangling or not), FIFO, socket
 // or device there is never replaced or written through. Error(73) says which
-// (docs/bad_inputs.md #58, #59). The folder itself is check_output_writable's job.
+// (docs/bad_inputs.md #71, #72). The folder itself is check_output_writable's job.
 void check_output_target(const std::string& path, bool overwrite);
 
 // Writes `size` bytes to `path` through an AtomicFile. Error(74) names `path` on a write error.

@@ -1,5 +1,5 @@
 // `t2v batch` and `t2v gallery` against someone who can write to the shared output folder or
-// hands over a hostile list (docs/bad_inputs.md #15, #56, #60, #62, #63, #69, #71): control
+// hands over a hostile list (docs/bad_inputs.md #15, #69, #73, #75, #76, #82, #84): control
 // files planted as links, records naming paths outside the folder, lists that are not files
 // or never end, ids that one file system takes for the same name, and damaged manifests.
 #include <gtest/gtest.h>

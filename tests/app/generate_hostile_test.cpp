@@ -1,5 +1,5 @@
 // `t2v generate`, `inspect` and `probe` against hostile inputs found by probing as an
-// adversarial user (docs/bad_inputs.md #19, #55, #57-59, #61, #64, #66, #68, #70): each must
+// adversarial user (docs/bad_inputs.md #19, #68, #70-72, #74, #77, #79, #81, #83): each must
 // end in bounded time with the right exit code, one line on stderr, and nothing written
 // where it should not be.
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // The memory estimate t2v checks a render against before loading weights
-// (app/memory_estimate.h, docs/bad_inputs.md #61), compared with the peak resident memory
+// (app/memory_estimate.h, docs/bad_inputs.md #74), compared with the peak resident memory
 // of real runs of the test model: the estimate t2v logs (T2V_LOG=debug) against the run's
 // ru_maxrss.
 #include <fcntl.h>

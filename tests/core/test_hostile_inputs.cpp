@@ -1,4 +1,4 @@
-// core/ against hostile inputs (docs/bad_inputs.md #15, #19, #55, #58, #63, #65, #66): headers
+// core/ against hostile inputs (docs/bad_inputs.md #15, #19, #68, #71, #76, #78, #79): headers
 // with 100,000 tensors parse in linear time, input files that are FIFOs or devices are refused
 // without blocking, strict JSON, the NaN/Inf scan of weights, outputs that may not be
 // replaced, and the Unicode name key that tells when two file names collide.

@@ -1,4 +1,4 @@
-// The tokenizer against hostile prompts (docs/bad_inputs.md #57): one huge word, and prompts
+// The tokenizer against hostile prompts (docs/bad_inputs.md #70): one huge word, and prompts
 // past the byte cap. A 1 MB single word took 17 s; the cap keeps every prompt the tokenizer
 // accepts under a second, and the ids of prompts below it do not change.
 #include <gtest/gtest.h>
