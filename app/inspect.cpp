@@ -418,8 +418,7 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     fmt::print("  detected    lora (for the Wan DiT)\n");
   else
     fmt::print("  detected    {} ({}{})\n", det.family,
-               det.layout.rfind("GGUF", 0) == 0 || det.layout.find(" GGUF") != std::string::npos ? det.layout
-                                                                                                 : det.layout + " layout",
+               det.layout.rfind("GGUF", 0) == 0 ? det.layout : det.layout + " layout",
                det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
   if (dit_description) {
     while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();
