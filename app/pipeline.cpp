@@ -147,13 +147,22 @@ void Pipeline::prepare_dit(const RenderRequest& r) {
   // in the compute dtype.
   const TensorStore& store = m.loader.dit_store();
   const WanDiTLayout layout = detect_wan_dit_layout(store);
-  int fp8 = 0;
+  // So are GGUF blocks: the touched matrices leave their quantized form, the rest keep it.
+  int fp8 = 0, quantized = 0;
   for (const std::string& key : m.lora->keys()) {
     const std::string fk = wan_dit_file_key(layout, key);
-    if (store.contains(fk) && (store.info(fk).dtype == DType::F8_E4M3 || store.info(fk).dtype == DType::F8_E5M2)) ++fp8;
+    if (!store.contains(fk)) continue;
+    const TensorInfo& info = store.info(fk);
+    if (info.quant)
+      ++quantized;
+    else if (info.dtype == DType::F8_E4M3 || info.dtype == DType::F8_E5M2)
+      ++fp8;
   }
   if (fp8 > 0)
     say(r, fmt::format("LoRA: {} fp8 weights of the DiT are dequantized, merged and kept in {} (not fp8)", fp8,
+                       dtype_name(m.loader.options().dtype)));
+  if (quantized > 0)
+    say(r, fmt::format("LoRA: {} quantized GGUF weights of the DiT are dequantized, merged and kept in {}", quantized,
                        dtype_name(m.loader.options().dtype)));
 }
 
