@@ -32,6 +32,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--shift", c.shift, "Default flow shift (5)");
   b->add_option("--sampler", c.sampler, "Default sampler: unipc, dpm++ or euler");
   b->add_option("--schedule", c.schedule, "reference (official Wan, default) or diffusers");
+  b->add_option("--cache", c.cache, "Default step cache: none, teacache or first-block, optionally :THRESHOLD");
   b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
   b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
@@ -63,6 +64,7 @@ int run_batch_commands(BatchCli& c) {
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);
   g.dtype = parse_dtype(c.dtype);
+  g.cache = parse_cache(c.cache);
   // Defaults the options did not set come from the model folder's t2v.json (items still win).
   std::set<std::string> given;
   for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler"})

@@ -25,7 +25,7 @@ using nlohmann::json;
 constexpr size_t kMaxNameBytes = 200;
 
 const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
-                                       "steps",  "cfg", "shift",           "sampler", "fps", "output"};
+                                       "steps",  "cfg", "shift",           "sampler", "fps", "output", "cache"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -152,7 +152,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, fps, output)",
+                                       "steps, cfg, shift, sampler, fps, output, cache)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -183,6 +183,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("cache", [&](const json& v) { o.cache = parse_cache(want_string(v, "cache"), "\"cache\""); });
     field("fps", [&](const json& v) {
       o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
     });
@@ -267,6 +268,7 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
+  if (o.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(o.cache);  // absent: no caching
   return j;
 }
 

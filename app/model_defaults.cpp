@@ -1,5 +1,6 @@
 #include "app/model_defaults.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,29 @@
 namespace t2v {
 
 namespace fs = std::filesystem;
+
+std::vector<double> teacache_coefficients_from_json(const nlohmann::json& v, const std::string& where) {
+  auto bad = [&](const std::string& what) {
+    return Error(kExitConfig, fmt::format("'{}': \"teacache\" {}", where, what),
+                 "run `t2v calibrate-cache --model FOLDER --write` to write it again, or delete the key");
+  };
+  if (!v.is_object()) throw bad("must be an object {\"coefficients\": [5 numbers], ...}");
+  std::vector<double> c;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it.key() == "coefficients") {
+      if (!it.value().is_array() || it.value().size() != 5) throw bad("\"coefficients\" must be an array of 5 numbers");
+      for (const auto& x : it.value()) {
+        if (!x.is_number() || !std::isfinite(x.get<double>()))
+          throw bad("\"coefficients\" must be an array of 5 finite numbers");
+        c.push_back(x.get<double>());
+      }
+    } else if (it.key() != "calibration") {  // "calibration": how the fit was made (free-form)
+      throw bad(fmt::format("has an unknown key \"{}\" (known: coefficients, calibration)", it.key()));
+    }
+  }
+  if (c.empty()) throw bad("has no \"coefficients\"");
+  return c;
+}
 
 std::string model_defaults_folder(const GenerateOptions& o) {
   if (!o.model.empty()) return o.model;
@@ -78,9 +102,11 @@ std::set<std::string> apply_model_defaults(GenerateOptions& o, const std::string
     } else if (key == "negative_prompt") {
       std::string v = want_str(key);
       if (!given.count("negative-prompt")) o.negative_prompt = v, applied.insert("negative-prompt");
+    } else if (key == "teacache") {
+      o.teacache_coefficients = teacache_coefficients_from_json(it.value(), where);
     } else {
       throw Error(kExitConfig, fmt::format("'{}': unknown key \"{}\"", where, key),
-                  "known keys: width, height, frames, fps, steps, cfg, shift, sampler, negative_prompt");
+                  "known keys: width, height, frames, fps, steps, cfg, shift, sampler, negative_prompt, teacache");
     }
   }
   return applied;

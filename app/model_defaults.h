@@ -5,6 +5,9 @@
 
 #include <set>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "app/options.h"
 
@@ -16,9 +19,13 @@ std::string model_defaults_folder(const GenerateOptions& o);
 
 // Reads <folder>/t2v.json when present and sets the fields not named in `given`
 // (option names without dashes: size, frames, fps, steps, cfg, shift, sampler,
-// negative-prompt). Returns the names applied. A malformed file is Error(78)
+// negative-prompt) and o.teacache_coefficients from "teacache". Returns the names applied. A malformed file is Error(78)
 // naming the file and key.
 std::set<std::string> apply_model_defaults(GenerateOptions& o, const std::string& folder,
                                            const std::set<std::string>& given);
+
+// The "teacache" entry of a t2v.json ({"coefficients": [5 numbers], "calibration": ...}):
+// its coefficients, highest power first. Error(78) naming `where` when malformed.
+std::vector<double> teacache_coefficients_from_json(const nlohmann::json& v, const std::string& where);
 
 }  // namespace t2v

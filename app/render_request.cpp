@@ -30,6 +30,8 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.schedule = o.schedule;
   r.seed = seed;
   r.noise_file = o.noise_file;
+  r.cache = o.cache;
+  if (r.cache.kind == StepCacheKind::kTeaCache) r.cache.coefficients = o.teacache_coefficients;
   r.output = o.output;
   r.overwrite = o.overwrite;
   r.preview = o.preview;
@@ -44,7 +46,7 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
 
 nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
                                         const std::string& model) {
-  return {{"prompt", r.prompt},
+  nlohmann::json j = {{"prompt", r.prompt},
           {"negative_prompt", negative},
           {"seed", r.seed},
           {"steps", r.steps},
@@ -58,6 +60,8 @@ nlohmann::json generation_settings_json(const RenderRequest& r, const std::strin
           {"model", model},
           {"device", device_option_name(device)},
           {"version", T2V_VERSION}};
+  if (r.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(r.cache);  // absent: no caching
+  return j;
 }
 
 }  // namespace t2v

@@ -33,6 +33,9 @@ struct RenderRequest {
   ScheduleKind schedule = ScheduleKind::kWan;
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+  // Step caching (--cache); TeaCache's coefficients from t2v.json when it has them, else
+  // empty and the pipeline takes the DiT preset's published ones.
+  StepCacheSettings cache;
 
   // ---- outputs ----
   std::string output = "out.mp4";  // written through a temp file and renamed when complete
