@@ -74,15 +74,15 @@ std::vector<std::string> read_prompts(const std::string& path) {
 
 // t2v.json with "teacache" set, written through a temp file and renamed (a symlink at
 // the path is read through but replaced, never written through).
-void store_coefficients(const std::string& folder, const nlohmann::json& teacache) {
+void store_coefficients(const std::string& folder, const nlohmann::ordered_json& teacache) {
   const std::string path = (fs::path(folder) / "t2v.json").string();
-  nlohmann::json j = nlohmann::json::object();
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();  // the file's key order is kept
   std::error_code ec;
   if (fs::exists(path, ec)) {
     std::ifstream f(path);
     std::stringstream ss;
     ss << f.rdbuf();
-    j = nlohmann::json::parse(ss.str(), nullptr, false);
+    j = nlohmann::ordered_json::parse(ss.str(), nullptr, false);
     if (j.is_discarded() || !j.is_object())
       throw Error(kExitConfig, fmt::format("'{}' is not a JSON object", path), "fix or delete the file");
   }
@@ -138,8 +138,8 @@ int run_calibrate_cache(CalibrateOptions& o) {
                   "x in [{:.3g}, {:.3g}], mean y {:.4g}, rms residual {:.3g}",
                   prompts.size(), r.steps, r.width, r.height, r.frames, r.cfg, r.shift, o.seed, xs.size(), *xmin,
                   *xmax, sy / static_cast<double>(xs.size()), rms);
-  const nlohmann::json teacache = {{"coefficients", c}, {"calibration", note}};
-  fmt::print("{}\n", nlohmann::json{{"teacache", teacache}}.dump(2));
+  const nlohmann::ordered_json teacache = {{"coefficients", c}, {"calibration", note}};
+  fmt::print("{}\n", nlohmann::ordered_json{{"teacache", teacache}}.dump(2));
   if (o.write) {
     const std::string folder = model_defaults_folder(g);
     if (folder.empty()) throw Error(kExitUsage, "--write needs --model FOLDER", "name the model folder to write to");

@@ -35,7 +35,7 @@ double default_cache_threshold(StepCacheKind kind) {
   switch (kind) {
     case StepCacheKind::kNone: return 0;
     case StepCacheKind::kTeaCache: return 0.1;
-    case StepCacheKind::kFirstBlock: return 0.05;
+    case StepCacheKind::kFirstBlock: return 0.1;
   }
   return 0;
 }
@@ -110,6 +110,7 @@ Tensor StepCache::forward_teacache(const WanDiT& dit, const WanDiTEmbedded& in, 
       br.accumulated = 0;
     } else {
       br.accumulated += eval_polynomial(s_.coefficients, rec.distance);
+      rec.accumulated = br.accumulated;
       if (br.accumulated < s_.threshold) {
         compute[static_cast<size_t>(b)] = false;
       } else {
@@ -117,7 +118,6 @@ Tensor StepCache::forward_teacache(const WanDiT& dit, const WanDiTEmbedded& in, 
       }
     }
     rec.computed = compute[static_cast<size_t>(b)];
-    rec.accumulated = br.accumulated;
     records_.push_back(rec);
     br.previous_signal = sig.clone();
   }

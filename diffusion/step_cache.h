@@ -49,7 +49,7 @@ struct StepCacheRecord {
   int step = 0, branch = 0;
   bool computed = true;
   double distance = -1;         // the relative L1 change the kind decides on (-1: none yet)
-  double accumulated = 0;       // TeaCache: the rescaled sum after this step (0 when computed)
+  double accumulated = 0;       // TeaCache: the rescaled sum compared with the threshold (0: retained step)
   double output_distance = -1;  // observe: relative L1 change of the DiT's output (-1: none yet)
 };
 
