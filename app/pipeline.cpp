@@ -12,7 +12,10 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
+#include "diffusion/lora.h"
+#include "diffusion/wan_dit_weights.h"
 #include "kernels/ops.h"
+#include "scheduler/distill.h"
 #include "scheduler/scheduler.h"
 
 namespace t2v {
@@ -63,6 +66,11 @@ struct Pipeline::Impl {
   std::optional<UMT5Encoder> t5;  // each loaded on first use
   std::optional<WanDiT> dit;
   std::optional<WanVAE> vae;
+  // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
+  bool loras_checked = false;
+  std::vector<LoraSpec> lora_specs;
+  bool lora_ignore_unknown = false;
+  std::shared_ptr<const LoraDelta> lora;
 };
 
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
@@ -110,6 +118,7 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
+  prepare_dit(r);  // LoRA files are checked before any weights load
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t);
   stop_if_cancelled(cancel);
@@ -120,6 +129,48 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   VideoSink sink(r, settings);
   decode_frames(r, latents, sink, cancel, t);
   return write_outputs(r, sink, std::move(settings), t, progress, stats);
+}
+
+void Pipeline::prepare_dit(const RenderRequest& r) {
+  Impl& m = *impl_;
+  if (m.loras_checked && r.loras == m.lora_specs && r.lora_ignore_unknown == m.lora_ignore_unknown) return;
+  std::shared_ptr<const LoraDelta> delta = load_loras(r.loras, m.loader.configs().dit, r.lora_ignore_unknown);
+  m.dit.reset();  // loaded with other LoRAs (or none)
+  m.lora = std::move(delta);
+  m.lora_specs = r.loras;
+  m.lora_ignore_unknown = r.lora_ignore_unknown;
+  m.loras_checked = true;
+  if (!m.lora) return;
+  for (size_t i = 0; i < r.loras.size(); ++i) {
+    const LoraFile& f = m.lora->files()[i];
+    // One value, a few, or the range of many.
+    auto values = [](const char* what, const auto& v) -> std::string {
+      if (v.empty()) return "";
+      if (v.size() > 3) return fmt::format(", {} {:g}..{:g}", what, double(v.front()), double(v.back()));
+      std::string s;
+      for (const auto& x : v) s += fmt::format("{}{:g}", s.empty() ? fmt::format(", {} ", what) : "/", double(x));
+      return s;
+    };
+    const std::string ranks = values("rank", f.ranks()), alphas = values("alpha", f.alphas());
+    say(r, fmt::format("LoRA {} at strength {:g}: {} names, {} modules{}{}{}", f.path, r.loras[i].strength,
+                       lora_convention_name(f.convention), f.targets.size(), ranks, alphas,
+                       f.skipped_keys.empty() ? "" : fmt::format(", {} zero norm deltas skipped", f.skipped_keys.size())));
+    if (!f.unknown_keys.empty())
+      spdlog::warn("LoRA {}: {} key(s) match no module of the DiT and are skipped (--lora-ignore-unknown), e.g. {}",
+                   f.path, f.unknown_keys.size(), f.unknown_keys.front());
+  }
+  // Scaled fp8 weights cannot take a delta in fp8: they are dequantized, merged and kept
+  // in the compute dtype.
+  const TensorStore& store = m.loader.dit_store();
+  const WanDiTLayout layout = detect_wan_dit_layout(store);
+  int fp8 = 0;
+  for (const std::string& key : m.lora->keys()) {
+    const std::string fk = wan_dit_file_key(layout, key);
+    if (store.contains(fk) && (store.info(fk).dtype == DType::F8_E4M3 || store.info(fk).dtype == DType::F8_E5M2)) ++fp8;
+  }
+  if (fp8 > 0)
+    say(r, fmt::format("LoRA: {} fp8 weights of the DiT are dequantized, merged and kept in {} (not fp8)", fp8,
+                       dtype_name(m.loader.options().dtype)));
 }
 
 EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
@@ -158,16 +209,25 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   StepCache cache(resolve_cache(r.cache), r.cfg != 1.0 ? 2 : 1);
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const Device dev = m.loader.options().device;
+  prepare_dit(r);
   if (!m.dit) {
     const auto tl = Clock::now();
-    m.dit.emplace(m.loader.load_dit());
+    m.dit.emplace(m.loader.load_dit(m.lora));
     t.load_s += seconds_since(tl);
   }
   const WanDiT& dit = *m.dit;
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
   Tensor x = initial_noise(r, Shape{1, dit_cfg.in_dim, T, h, w}).to(dev);
-  std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler);
-  sched->set_timesteps(r.steps, r.shift, r.schedule);
+  // The distilled sampler walks its timestep list; the others a schedule of r.steps.
+  std::optional<DistillScheduler> distill;
+  std::unique_ptr<Scheduler> sched;
+  if (r.sampler == Sampler::kDistill) {
+    distill.emplace(r.timesteps, r.shift);
+    T2V_ASSERT(distill->num_steps() == r.steps, "distill: {} timesteps, {} steps", distill->num_steps(), r.steps);
+  } else {
+    sched = make_scheduler(r.sampler);
+    sched->set_timesteps(r.steps, r.shift, r.schedule);
+  }
   const bool guided = r.cfg != 1.0;  // cfg 1 is the conditional prediction alone
   // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
   // (the same result, without attending to hundreds of padding rows).
@@ -180,7 +240,8 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   const auto t0 = Clock::now();
   progress.start_steps(r.steps);
   for (int i = 0; i < r.steps; ++i) {
-    const float ts = static_cast<float>(sched->timesteps()[i]);
+    // distill: 1000 * sigma, not rounded; the others: the schedule's integer timestep.
+    const float ts = distill ? distill->dit_timestep(i) : static_cast<float>(sched->timesteps()[i]);
     Tensor v;
     if (guided) {
       Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
@@ -189,7 +250,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     } else {
       v = cache.forward(dit, x, Tensor::from_floats({ts}, {1}), ctx, i);
     }
-    x = sched->step(v, i, x);
+    x = distill ? distill->step(v, i, x) : sched->step(v, i, x);
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
                   "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
@@ -205,6 +266,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   st.dit_forwards = cache.forwards_run();
   st.dit_forwards_skipped = cache.forwards_skipped();
   st.records = cache.records();
+  t.dit_forwards = static_cast<int>(st.dit_forwards);  // the forwards that ran (a skipped one costs no blocks)
   const size_t branches = guided ? 2 : 1;
   for (size_t k = 0; k + branches <= st.records.size(); k += branches) {
     bool reused = true;
@@ -213,10 +275,10 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   }
   std::string reuse;
   if (r.cache.kind != StepCacheKind::kNone)
-    reuse = fmt::format("; cache {} reused {} of {} steps ({} of {} DiT forwards run)", cache_option_text(r.cache),
-                        st.steps_reused, r.steps, st.dit_forwards, st.dit_forwards + st.dit_forwards_skipped);
-  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step){}", r.steps, t.denoise_s, t.denoise_s / r.steps,
-                     reuse));
+    reuse = fmt::format("; cache {} reused {} of {} steps ({} forwards skipped)", cache_option_text(r.cache),
+                        st.steps_reused, r.steps, st.dit_forwards_skipped);
+  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards){}", r.steps, t.denoise_s,
+                     t.denoise_s / r.steps, t.dit_forwards, reuse));
   if (stats) *stats = std::move(st);
   return x;
 }
@@ -287,9 +349,9 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
                             {"denoise", t.denoise_s},
                             {"decode", t.decode_s},
                             {"mux", t.mux_s}}},
-                          {"compute_s_per_video_s", compute_s / video_s},
-                          {"dit_forwards", stats.dit_forwards},
-                          {"dit_forwards_skipped", stats.dit_forwards_skipped}});
+                          {"dit_forwards", t.dit_forwards},
+                          {"dit_forwards_skipped", stats.dit_forwards_skipped},
+                          {"compute_s_per_video_s", compute_s / video_s}});
   PipelineResult result;
   result.output = r.output;
   result.seed = r.seed;
