@@ -1,10 +1,11 @@
-// `t2v inspect`: lists any valid safetensors file, folder or index (tensors, dtypes,
-// parameters, bytes), then says whether it is a model t2v can load. A shard, a LoRA or a
+// `t2v inspect`: lists any valid safetensors or GGUF file, folder or index (tensors,
+// dtypes or block formats, parameters, bytes; a GGUF's metadata), then says whether it
+// is a model t2v can load. A shard, a LoRA or a
 // partial checkpoint is listed like any other file and gets one "not a complete model:
 // ..." line saying why, with exit 0: the file is fine, it is just not a whole model. A
 // LoRA is also read as --lora reads it: convention, modules, ranks, alphas and, with
 // --model / --dit, whether it fits that model.
-// Exit 65 stays for files that are not valid safetensors (docs/bad_inputs.md #1-20).
+// Exit 65 stays for files that are not valid safetensors or GGUF (docs/bad_inputs.md #1-20).
 #include "app/inspect.h"
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "app/options.h"
 #include "core/error.h"
 #include "diffusion/lora.h"
+#include "core/gguf.h"
 #include "diffusion/wan_dit_config.h"
 #include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
@@ -37,13 +39,14 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   int64_t params = 0;
   for (const auto& name : store.names()) {
     const TensorInfo& info = store.info(name);
-    dtypes[dtype_name(info.dtype)]++;
+    dtypes[tensor_type_name(info)]++;
     if (!is_marker_key(name)) params += info.shape.numel();
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  std::string out = fmt::format("Wan2.1 DiT, {} layout{}\n", wan_dit_layout_name(d.layout),
-                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  std::string out = fmt::format("Wan2.1 DiT, {} layout{}{}\n", wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "",
+                                store.is_gguf() ? " (GGUF, ComfyUI-GGUF convention)" : "");
   out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
                      c.dim, c.ffn_dim,
@@ -66,6 +69,10 @@ static bool has_any(const TensorStore& s, const std::string& prefix, std::initia
 }
 
 DetectedModel detect_model(const TensorStore& store) {
+  // A GGUF names its family; one t2v does not run is not guessed from its names.
+  const std::string& arch = store.architecture();
+  if (store.is_gguf() && !arch.empty() && arch != "wan" && arch != "t5" && arch != "t5encoder")
+    return {"unknown", "GGUF architecture '" + arch + "'", ""};
   for (const std::string prefix : {"", "model.diffusion_model."}) {
     if (has_any(store, prefix, {"blocks.0.self_attn.q.weight"}) && has_any(store, prefix, {"head.modulation"}))
       return {"wan-dit", prefix.empty() ? "original" : "comfy", prefix};
@@ -80,6 +87,8 @@ DetectedModel detect_model(const TensorStore& store) {
     return {"umt5-encoder", store.contains("spiece_model") ? "comfy" : "transformers", ""};
   if (has_any(store, "", {"blocks.0.attn.q.weight"}) && has_any(store, "", {"token_embedding.weight"}))
     return {"umt5-encoder", "original", ""};
+  if (has_any(store, "", {"enc.blk.0.attn_q.weight"}) && has_any(store, "", {"token_embd.weight"}))
+    return {"umt5-encoder", "llama.cpp GGUF", ""};
   if (looks_like_lora(store)) return {"lora", "lora", ""};
   return {"unknown", "unknown", ""};
 }
@@ -329,6 +338,8 @@ Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std
   if (det.family == "wan-dit") return wan_dit_verdict(store, path);
   if (det.family == "wan-vae") return wan_vae_verdict(store);
   if (det.family == "umt5-encoder") return umt5_verdict(store);
+  if (det.layout.rfind("GGUF architecture", 0) == 0)
+    return {false, "not a model t2v runs: " + det.layout + " (t2v reads 'wan' DiTs and 't5encoder' umT5 encoders)"};
   return {false, "not a complete model: " + unknown_reason(store, path)};
 }
 
@@ -336,7 +347,7 @@ Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std
 
 int run_inspect(const std::string& path, const InspectOptions& opts) {
   refuse_pickle(path);
-  TensorStore store = TensorStore::open(path);  // Error(65/66) for what is not valid safetensors
+  TensorStore store = TensorStore::open(path);  // Error(65/66) for what is not valid safetensors or GGUF
   const DetectedModel det = detect_model(store);
   const Verdict verdict = verdict_of(store, det, path);
   std::optional<std::string> dit_description;
@@ -355,8 +366,9 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     const TensorInfo& ti = store.info(name);
     params += ti.shape.numel();
     bytes += ti.end - ti.begin;
-    by_dtype[dtype_name(ti.dtype)] += ti.shape.numel();
+    by_dtype[tensor_type_name(ti)] += ti.shape.numel();
   }
+  const auto* gguf = store.files().size() == 1 ? dynamic_cast<const GgufFile*>(store.files()[0].get()) : nullptr;
 
   nlohmann::json lora;
   if (det.family == "lora") lora = lora_report(path, store, opts);
@@ -378,12 +390,18 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     j["parameters"] = params;
     j["bytes"] = bytes;
     for (auto& [dt, n] : by_dtype) j["dtypes"][dt] = n;
+    if (gguf) {
+      const GgufHeader& h = gguf->header();
+      j["format"] = "GGUF";
+      j["gguf"] = {{"version", h.version}, {"alignment", h.alignment}, {"architecture", h.architecture}};
+      for (const GgufKV& kv : h.metadata) j["gguf"]["metadata"][kv.key] = kv.repr();
+    }
     j["list"] = nlohmann::json::array();
     size_t shown = 0;
     for (const auto& name : store.names()) {
       if (!opts.all && shown++ >= 40) break;
       const TensorInfo& ti = store.info(name);
-      j["list"].push_back({{"name", name}, {"dtype", dtype_name(ti.dtype)}, {"shape", ti.shape.vec()}});
+      j["list"].push_back({{"name", name}, {"dtype", tensor_type_name(ti)}, {"shape", ti.shape.vec()}});
     }
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -399,7 +417,9 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
   if (det.family == "lora")
     fmt::print("  detected    lora (for the Wan DiT)\n");
   else
-    fmt::print("  detected    {} ({} layout{})\n", det.family, det.layout,
+    fmt::print("  detected    {} ({}{})\n", det.family,
+               det.layout.rfind("GGUF", 0) == 0 || det.layout.find(" GGUF") != std::string::npos ? det.layout
+                                                                                                 : det.layout + " layout",
                det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
   if (dit_description) {
     while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();
@@ -432,6 +452,23 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     }
   }
   fmt::print("  status      {}\n", verdict.status);
+  if (gguf) {
+    const GgufHeader& h = gguf->header();
+    fmt::print("  gguf        version {}, alignment {}, architecture '{}', {} metadata keys\n", h.version, h.alignment,
+               h.architecture, h.metadata.size());
+    size_t kw = 0;
+    for (const GgufKV& kv : h.metadata) kw = std::max(kw, kv.key.size());
+    kw = std::min<size_t>(kw, 48);
+    size_t listed = 0;
+    for (const GgufKV& kv : h.metadata) {
+      if (!opts.all && listed >= 40) {
+        fmt::print("    ... {} more keys (use --all)\n", h.metadata.size() - listed);
+        break;
+      }
+      fmt::print("    {:<{}}  {}\n", kv.key, kw, kv.repr());
+      ++listed;
+    }
+  }
   size_t width = 0;
   for (const auto& name : store.names()) width = std::max(width, name.size());
   width = std::min<size_t>(width, 72);
@@ -442,7 +479,7 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
       break;
     }
     const TensorInfo& ti = store.info(name);
-    fmt::print("  {:<{}}  {:<7} {}\n", name, width, dtype_name(ti.dtype), ti.shape.str());
+    fmt::print("  {:<{}}  {:<7} {}\n", name, width, tensor_type_name(ti), ti.shape.str());
     ++shown;
   }
   return 0;

@@ -10,7 +10,7 @@ namespace t2v {
 
 struct DetectedModel {
   std::string family;  // "wan-dit", "wan-vae", "umt5-encoder", "lora", or "unknown"
-  std::string layout;  // "original", "comfy", "diffusers", "transformers", ...
+  std::string layout;  // "original", "comfy", "diffusers", "transformers", "llama.cpp GGUF", ...
   std::string prefix;  // key prefix to strip (e.g. "model.diffusion_model.")
 };
 
