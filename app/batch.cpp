@@ -299,6 +299,15 @@ void BatchRun::open_folder() {
   check_h264_encoder();
   if (!engine_->resolve_model(o_.defaults).any())
     throw Error(kExitNoInput, "no model to render with", "pass --model FOLDER (a diffusers Wan2.1 folder)");
+  // A step cache the model cannot run fails the batch before any item renders.
+  for (const BatchItem& it : list_.items) {
+    if (it.opts.cache.kind == StepCacheKind::kNone) continue;
+    try {
+      engine_->pipeline().resolve_cache(render_request(it.opts, it.seed).cache);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("{}:{}: {}", o_.list, it.line, e.what()));
+    }
+  }
 }
 
 void BatchRun::open_manifest() {

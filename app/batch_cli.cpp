@@ -41,6 +41,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
               "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");
   b->add_option("--schedule", c.schedule, "reference (official Wan, default) or diffusers");
+  b->add_option("--cache", c.cache, "Default step cache: none, teacache or first-block, optionally :THRESHOLD");
   b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
   b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
@@ -79,6 +80,7 @@ int run_batch_commands(BatchCli& c) {
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);
   g.dtype = parse_dtype(c.dtype);
+  g.cache = parse_cache(c.cache);
   if (c.batch->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(c.timesteps);
   for (const std::string& l : c.loras) g.loras.push_back(parse_lora_spec(l));
   // Defaults the options did not set come from the model folder's t2v.json (items still win).

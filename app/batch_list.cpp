@@ -32,7 +32,8 @@ constexpr uint64_t kMaxListBytes = 256u << 20;
 constexpr size_t kMaxLineBytes = 1u << 20;
 
 const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed", "size",   "frames", "steps",
-                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras"};
+                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras",
+                                       "cache"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -129,7 +130,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output)",
+                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, cache)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -160,6 +161,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("cache", [&](const json& v) { o.cache = parse_cache(want_string(v, "cache"), "\"cache\""); });
     field("timesteps", [&](const json& v) {
       const char* want = "\"timesteps\" must be a list of integers, e.g. [1000, 750, 500, 250]";
       if (!v.is_array()) throw FieldError{want};
@@ -292,6 +294,7 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
+  if (o.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(o.cache);  // absent: no caching
   return j;
 }
 

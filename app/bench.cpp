@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/weights.h"
+#include "diffusion/step_cache.h"
 #include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_config.h"
 #include "diffusion/wan_dit_weights.h"
@@ -41,6 +42,50 @@ double umt5_flops(const UMT5Config& c, int64_t B, int64_t L) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The step cache on the same inputs: a step it computes (the check and the residual it
+// keeps, on top of the forward), a step it skips, and the check alone.
+nlohmann::json bench_step_cache(const BenchOptions& o, const WanDiT& dit, const Tensor& x, const Tensor& ts,
+                                const Tensor& ctx, double plain_s) {
+  StepCacheSettings s = o.cache;
+  if (s.kind == StepCacheKind::kTeaCache) s.coefficients = {1.0, 0.0};  // the cost does not depend on them
+  auto time_steps = [&](StepCacheSettings st, int first_timed) {
+    StepCache cache(st, 2);
+    std::vector<double> t;
+    for (int r = 0; r < first_timed + o.repeat; ++r) {
+      const auto t0 = Clock::now();
+      cache.forward(dit, x, ts, ctx, r).to(Device::CPU);  // synchronises
+      if (r >= first_timed) t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return std::pair{median(t), cache.forwards_skipped()};
+  };
+  StepCacheSettings compute = s, skip = s;
+  compute.threshold = -1;        // every distance is above: every step computed, every check made
+  compute.retain_steps = 1;
+  skip.threshold = 1e30;         // every step after the first reuses the residual
+  skip.retain_steps = 1;
+  const auto [computed_s, computed_skips] = time_steps(compute, 1);
+  const auto [skipped_s, skipped_skips] = time_steps(skip, 1);
+  T2V_ASSERT(computed_skips == 0 && skipped_skips == 2 * o.repeat, "bench cache: {} / {} skips", computed_skips,
+             skipped_skips);
+  // The check alone: the relative L1 change of the signal the kind decides on, both branches.
+  const WanDiTEmbedded in = dit.embed(x, ts, ctx);
+  const Tensor signal = s.kind == StepCacheKind::kTeaCache ? in.e0 : in.h;
+  const Tensor other = ops::scale(signal, 1.01f);
+  std::vector<double> ct;
+  for (int r = 0; r < o.repeat + 1; ++r) {
+    const auto t0 = Clock::now();
+    for (int64_t b = 0; b < 2; ++b) relative_l1_rows(signal.narrow0(b, 1), other.narrow0(b, 1));
+    if (r > 0) ct.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const double check_s = median(ct);
+  return {{"kind", cache_kind_name(s.kind)},
+          {"computed_step_ms", computed_s * 1e3},
+          {"skipped_step_ms", skipped_s * 1e3},
+          {"check_ms", check_s * 1e3},
+          {"computed_step_overhead_ms", (computed_s - plain_s) * 1e3},
+          {"check_share_of_step", check_s / plain_s}};
 }
 
 }  // namespace
@@ -143,6 +188,7 @@ int run_bench(const BenchOptions& o) {
               {"tflops", run_flops / dit_s / 1e12}, {"device", device_option_name(dev)},
               {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   if (o.layers > 0) j["dit"]["projected_full_step_ms"] = dit_s * 1e3 * cfg.num_layers / run_cfg.num_layers;
+  if (o.cache.kind != StepCacheKind::kNone) j["dit_cache"] = bench_step_cache(o, dit, x, ts, ctx, dit_s);
 
   // ---- VAE decode -----------------------------------------------------------------------------
   if (o.vae) {
@@ -187,6 +233,14 @@ int run_bench(const BenchOptions& o) {
       fmt::print("  VAE decode of {} latent frames: {:.1f} ms ({} frames); peak {:.2f} GB\n", T,
                  double(j["vae_decode"]["ms"]), int64_t(j["vae_decode"]["frames"]),
                  double(j["vae_decode"]["peak_memory_gb"]));
+    if (j.contains("dit_cache")) {
+      const nlohmann::json& c = j["dit_cache"];
+      fmt::print("  step cache {}: computed step {:.1f} ms ({:+.1f} ms against the plain step), skipped step {:.1f} "
+                 "ms; the check alone {:.3f} ms ({:.3f}% of a step)\n",
+                 c["kind"].get<std::string>(), c["computed_step_ms"].get<double>(),
+                 c["computed_step_overhead_ms"].get<double>(), c["skipped_step_ms"].get<double>(),
+                 c["check_ms"].get<double>(), 100 * c["check_share_of_step"].get<double>());
+    }
     fmt::print("  DiT step peak {:.2f} GB; peak over the stages ({}): {:.2f} GB\n", double(j["dit"]["peak_memory_gb"]),
                mem_kind, peak_gb);
   }

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/bench.h"
+#include "app/calibrate.h"
 #include "app/batch_cli.h"
 #include "app/choices.h"
 #include "app/generate.h"
@@ -70,7 +71,7 @@ int run_cli(int argc, char** argv) {
   std::string size, seed, fps, cfg, shift;
   // The choices as text until parsed below, starting from GenerateOptions' defaults.
   std::string sampler = sampler_option_name(g.sampler), schedule = schedule_option_name(g.schedule);
-  std::string device = device_option_name(g.device), dtype = dtype_option_name(g.dtype);
+  std::string device = device_option_name(g.device), dtype = dtype_option_name(g.dtype), cache = "none";
   auto* gen = app.add_subcommand("generate", "Generate a video from a prompt");
   gen->add_option("-p,--prompt", g.prompt, "What the video shows")->required();
   gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (default: t2v.json, else Wan's)");
@@ -100,6 +101,9 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
   gen->add_option("--device", device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   gen->add_option("--dtype", dtype, "auto, f32, bf16 or fp8");
+  gen->add_option("--cache", cache,
+                  "Step cache: none (default), teacache or first-block, optionally :THRESHOLD (teacache:0.1); "
+                  "docs/PERFORMANCE.md");
   gen->add_option("-o,--output", g.output, "Output .mp4 (default out.mp4)");
   gen->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   gen->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF next to the MP4");
@@ -145,6 +149,21 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--device", probe_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   probe->add_option("--dtype", probe_dtype, "auto, f32, bf16 or fp8: the component's compute dtype, as for generate");
 
+  // ---- calibrate-cache -----------------------------------------------------------------------
+  CalibrateOptions copts;
+  copts.gen.steps = 50;
+  std::string cal_device = "cpu", cal_dtype = "auto", cal_seed;
+  auto* cal = app.add_subcommand("calibrate-cache",
+                                 "Fit a model's TeaCache coefficients from uncached renders (stored in its t2v.json "
+                                 "with --write)");
+  cal->add_option("--model", copts.gen.model, "Model folder (default: the default model)");
+  cal->add_option("--prompts", copts.prompts, "Text file, one prompt a line")->required();
+  cal->add_option("--steps", copts.gen.steps, "Denoising steps of each render (default 50)");
+  cal->add_option("--seed", cal_seed, "Seed of the first prompt (the k-th uses seed + k; default 0)");
+  cal->add_option("--device", cal_device, "cpu, cuda, or test");
+  cal->add_option("--dtype", cal_dtype, "auto, f32, bf16 or fp8");
+  cal->add_flag("--write", copts.write, "Store the coefficients in the model folder's t2v.json");
+
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
   add_batch_commands(app, batch);  // batch and gallery
@@ -152,6 +171,7 @@ int run_cli(int argc, char** argv) {
   add_serve_command(app, serve);
   BenchOptions bopts;
   std::string bench_device = device_option_name(bopts.device), bench_dtype = dtype_option_name(bopts.dtype);
+  std::string bench_cache = "none";
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
   bench->add_option("--model", bopts.model, "wan2.1-t2v-1.3b (default) or wan2.1-t2v-14b");
   bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
@@ -162,6 +182,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--layers", bopts.layers, "Run only this many DiT (and umT5) blocks (CPU runs at real widths)");
   bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
   bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");
+  bench->add_option("--cache", bench_cache, "Also time the step cache KIND[:THRESHOLD]: a computed and a skipped step, the check");
   bench->add_flag("--dry-run", bopts.dry_run, "Only print FLOP counts and the time floor");
   bench->add_flag("!--no-vae", bopts.vae, "Skip the VAE decode");
   bench->add_flag("!--no-text-encoder", bopts.text_encoder, "Skip the umT5 text encoder");
@@ -194,6 +215,7 @@ int run_cli(int argc, char** argv) {
       g.schedule = parse_schedule(schedule);
       g.device = parse_device(device);
       g.dtype = parse_dtype(dtype);
+      g.cache = parse_cache(cache);
       if (gen->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(timesteps);
       for (const std::string& l : loras) g.loras.push_back(parse_lora_spec(l));
       // Settings not given take the model folder's t2v.json values (the shipped
@@ -209,6 +231,15 @@ int run_cli(int argc, char** argv) {
       return run_generate(g, frames_dump, live);
     }
     if (*insp) return run_inspect(inspect_path, iopts);
+    if (*cal) {
+      GenerateOptions& cg = copts.gen;
+      cg.prompt = "calibration";
+      cg.device = parse_device(cal_device);
+      cg.dtype = parse_dtype(cal_dtype);
+      if (!cal_seed.empty()) copts.seed = parse_seed(cal_seed);
+      apply_model_defaults(cg, model_defaults_folder(cg), {"steps"});
+      return run_calibrate_cache(copts);
+    }
     if (*probe) {
       popts.device = parse_device(probe_device);
       popts.dtype = parse_dtype(probe_dtype);
@@ -219,6 +250,7 @@ int run_cli(int argc, char** argv) {
     if (*bench) {
       bopts.device = parse_device(bench_device);
       bopts.dtype = parse_dtype(bench_dtype);
+      bopts.cache = parse_cache(bench_cache);
       return run_bench(bopts);
     }
   } catch (const Error& e) {

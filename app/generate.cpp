@@ -107,6 +107,7 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump, const LiveP
                 "./models)",
                 "pass --model FOLDER (a diffusers Wan2.1 folder or a folder of ComfyUI files), or --test-pattern to "
                 "check the video toolchain alone");
+  if (o.cache.kind != StepCacheKind::kNone) engine.pipeline().resolve_cache(render_request(o, 0).cache);
   const uint64_t seed = choose_seed(o);
   if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
     fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());

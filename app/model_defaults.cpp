@@ -18,6 +18,28 @@ namespace t2v {
 
 namespace fs = std::filesystem;
 
+std::vector<double> teacache_coefficients_from_json(const nlohmann::json& v, const std::string& where) {
+  auto bad = [&](const std::string& what) {
+    return Error(kExitConfig, fmt::format("'{}': \"teacache\" {}", where, what),
+                 "run `t2v calibrate-cache --model FOLDER --write` to write it again, or delete the key");
+  };
+  if (!v.is_object()) throw bad("must be an object {\"coefficients\": [5 numbers], ...}");
+  std::vector<double> c;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it.key() == "coefficients") {
+      if (!it.value().is_array() || it.value().size() != 5) throw bad("\"coefficients\" must be an array of 5 numbers");
+      for (const auto& x : it.value()) {
+        if (!x.is_number() || !std::isfinite(x.get<double>()))
+          throw bad("\"coefficients\" must be an array of 5 finite numbers");
+        c.push_back(x.get<double>());
+      }
+    } else if (it.key() != "calibration") {  // "calibration": how the fit was made (free-form)
+      throw bad(fmt::format("has an unknown key \"{}\" (known: coefficients, calibration)", it.key()));
+    }
+  }
+  if (c.empty()) throw bad("has no \"coefficients\"");
+  return c;
+}
 namespace {
 // The values of <folder>/t2v.json for the settings not in `given`; the names applied.
 std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string& folder,
@@ -163,10 +185,12 @@ std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string&
         loras.push_back(l);
       }
       if (!given.count("lora")) o.loras = loras, applied.insert("lora");
+    } else if (key == "teacache") {
+      o.teacache_coefficients = teacache_coefficients_from_json(it.value(), where);
     } else {
       throw Error(kExitConfig, fmt::format("'{}': unknown key \"{}\"", where, key),
                   "known keys: width, height, frames, fps, steps, cfg, shift, sampler, timesteps, loras, "
-                  "negative_prompt");
+                  "negative_prompt, teacache");
     }
   }
   return applied;

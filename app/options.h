@@ -36,6 +36,10 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;  // random when absent (printed and stored)
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;
+  StepCacheSettings cache;  // --cache (coefficients stay empty here)
+  // TeaCache's rescale polynomial from the model folder's t2v.json ("teacache"), empty
+  // when it has none (the published ones of the 1.3B and 14B presets apply then).
+  std::vector<double> teacache_coefficients;
   std::string output = "out.mp4";
   bool preview = false;
   std::string noise_file;

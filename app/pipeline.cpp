@@ -10,6 +10,7 @@
 
 #include "app/memory_estimate.h"
 #include "app/noise_input.h"
+#include "app/choices.h"
 #include "core/error.h"
 #include "core/finite.h"
 #include "core/philox.h"
@@ -91,6 +92,25 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
+StepCacheSettings Pipeline::resolve_cache(const StepCacheSettings& c) const {
+  StepCacheSettings out = c;
+  const WanDiTConfig& dit = impl_->loader.configs().dit;
+  if (c.kind == StepCacheKind::kTeaCache && out.coefficients.empty()) {
+    out.coefficients = teacache_published_coefficients(dit.preset_name);
+    if (out.coefficients.empty())
+      throw Error(kExitUsage,
+                  fmt::format("--cache teacache: model {} has no TeaCache coefficients (published ones exist for the "
+                              "Wan2.1 1.3B and 14B DiTs only)",
+                              paths().name),
+                  "calibrate them with `t2v calibrate-cache --model FOLDER --prompts FILE --write` (stored in its "
+                  "t2v.json), or use --cache first-block");
+  }
+  if (c.kind == StepCacheKind::kFirstBlock && dit.num_layers < 2)
+    throw Error(kExitUsage, fmt::format("--cache first-block: model {} has {} DiT block", paths().name, dit.num_layers),
+                "first-block caching needs at least 2 blocks; use --cache teacache or none");
+  return out;
+}
+
 PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel,
                                 const StepObserver& on_step) {
   const ModelConfigs& c = impl_->loader.configs();
@@ -99,6 +119,7 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
   check_render_fits(c, impl_->loader.options(), r);
   if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.in_dim, T, h, w});
+  resolve_cache(r.cache);  // and a cache the model cannot run
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
@@ -107,12 +128,13 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
-  Tensor latents = denoise(r, text, progress, cancel, t, on_step);
+  DenoiseStats stats;
+  Tensor latents = denoise(r, text, progress, cancel, t, on_step, &stats);
   nlohmann::json settings =
       generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
   VideoSink sink(r, settings);
   decode_frames(r, latents, sink, cancel, t);
-  return write_outputs(r, sink, std::move(settings), t, progress);
+  return write_outputs(r, sink, std::move(settings), t, progress, stats);
 }
 
 void Pipeline::prepare_dit(const RenderRequest& r) {
@@ -204,8 +226,9 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, C
 }
 
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                         StageTimes& t, const StepObserver& on_step) {
+                         StageTimes& t, const StepObserver& on_step, DenoiseStats* stats) {
   Impl& m = *impl_;
+  StepCache cache(resolve_cache(r.cache), r.cfg != 1.0 ? 2 : 1);
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const Device dev = m.loader.options().device;
   prepare_dit(r);
@@ -244,12 +267,10 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     Tensor v;
     if (guided) {
       Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
-      Tensor vv = dit.forward(xx, Tensor::from_floats({ts, ts}, {2}), ctx);
+      Tensor vv = cache.forward(dit, xx, Tensor::from_floats({ts, ts}, {2}), ctx, i);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
-      t.dit_forwards += 2;
     } else {
-      v = dit.forward(x, Tensor::from_floats({ts}, {1}), ctx);
-      t.dit_forwards += 1;
+      v = cache.forward(dit, x, Tensor::from_floats({ts}, {1}), ctx, i);
     }
     if (on_step) {
       const double sigma = distill ? distill->schedule().sigmas[i] : sched->sigmas()[i];
@@ -267,8 +288,24 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");
-  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards)", r.steps, t.denoise_s,
-                     t.denoise_s / r.steps, t.dit_forwards));
+  DenoiseStats st;
+  st.dit_forwards = cache.forwards_run();
+  st.dit_forwards_skipped = cache.forwards_skipped();
+  st.records = cache.records();
+  t.dit_forwards = static_cast<int>(st.dit_forwards);  // the forwards that ran (a skipped one costs no blocks)
+  const size_t branches = guided ? 2 : 1;
+  for (size_t k = 0; k + branches <= st.records.size(); k += branches) {
+    bool reused = true;
+    for (size_t b = 0; b < branches; ++b) reused = reused && !st.records[k + b].computed;
+    st.steps_reused += reused ? 1 : 0;
+  }
+  std::string reuse;
+  if (r.cache.kind != StepCacheKind::kNone)
+    reuse = fmt::format("; cache {} reused {} of {} steps ({} forwards skipped)", cache_option_text(r.cache),
+                        st.steps_reused, r.steps, st.dit_forwards_skipped);
+  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards){}", r.steps, t.denoise_s,
+                     t.denoise_s / r.steps, t.dit_forwards, reuse));
+  if (stats) *stats = std::move(st);
   return x;
 }
 
@@ -313,7 +350,7 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
 }
 
 PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, nlohmann::json settings, StageTimes t,
-                                       const Progress& progress) const {
+                                       const Progress& progress, const DenoiseStats& stats) const {
   const auto t0 = Clock::now();
   const double video_s = sink.frames() / r.fps.value();
   const double compute_s = t.encode_s + t.denoise_s + t.decode_s;
@@ -338,12 +375,14 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
                             {"decode", t.decode_s},
                             {"mux", t.mux_s}}},
                           {"dit_forwards", t.dit_forwards},
+                          {"dit_forwards_skipped", stats.dit_forwards_skipped},
                           {"compute_s_per_video_s", compute_s / video_s}});
   PipelineResult result;
   result.output = r.output;
   result.seed = r.seed;
   result.frames = sink.frames();
   result.times = t;
+  result.denoise = stats;
   return result;
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "app/denoise_observer.h"
 #include "app/model_loader.h"
@@ -16,6 +17,7 @@
 #include "app/render_request.h"
 #include "app/video_sink.h"
 #include "core/tensor.h"
+#include "diffusion/step_cache.h"
 
 namespace t2v {
 
@@ -25,11 +27,21 @@ struct StageTimes {
   int dit_forwards = 0;  // transformer evaluations of one sample: 2 per CFG step, 1 with cfg 1
 };
 
+// What the denoising ran: DiT forwards per CFG branch (each branch of each step counts
+// once), and the step cache's decisions.
+struct DenoiseStats {
+  int64_t dit_forwards = 0;          // forwards whose blocks ran
+  int64_t dit_forwards_skipped = 0;  // forwards that reused a cached residual
+  int steps_reused = 0;              // steps where every branch reused one
+  std::vector<StepCacheRecord> records;
+};
+
 struct PipelineResult {
   std::string output;
   uint64_t seed = 0;
   int frames = 0;
   StageTimes times;
+  DenoiseStats denoise;
 };
 
 // The prompt and the negative prompt as the DiT reads them: [text_len, D] F32 each,
@@ -70,9 +82,10 @@ class Pipeline {
   // (the distill sampler: one per r.timesteps entry) from the seed's (or the injected)
   // noise; one DiT forward per step with cfg 1, else one batch of 2. NaN/Inf is
   // Error(70) after step 1 and at the end. Returns the final latents [1, C, T, h, w] on
-  // the device. `on_step`, when set, sees every step.
+  // the device. `on_step`, when set, sees every step; r.cache selects the step cache
+  // (resolve_cache); `stats` receives the forward counts.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                 StageTimes& t, const StepObserver& on_step = {});
+                 StageTimes& t, const StepObserver& on_step = {}, DenoiseStats* stats = nullptr);
   // Loads the VAE decoder on first use, denormalises `latents` and decodes them one
   // latent frame at a time into `sink` as RGB24 (and floats in [0, 1] when it wants them).
   void decode_frames(const RenderRequest& r, const Tensor& latents, VideoSink& sink, CancelFlag cancel,
@@ -80,7 +93,13 @@ class Pipeline {
   // The frames dump, the timings in the settings tag, the MP4 renamed into place, the
   // previews; the closing log line and the "done" event.
   PipelineResult write_outputs(const RenderRequest& r, VideoSink& sink, nlohmann::json settings, StageTimes t,
-                               const Progress& progress) const;
+                               const Progress& progress, const DenoiseStats& stats = {}) const;
+
+  // The step cache settings this model runs `c` with: TeaCache takes c.coefficients
+  // (t2v.json), else the DiT preset's published ones. Error(64) when TeaCache has none
+  // for this model (run `t2v calibrate-cache`) or first-block meets a 1-block DiT.
+  // Reads configs only: batch checks every item with it before rendering any.
+  StepCacheSettings resolve_cache(const StepCacheSettings& c) const;
 
   const ModelPaths& paths() const;
   // Latent grid for a video: [T, h, w] (the DiT needs h, w even).

@@ -31,6 +31,8 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.timesteps = o.timesteps;
   r.seed = seed;
   r.noise_file = o.noise_file;
+  r.cache = o.cache;
+  if (r.cache.kind == StepCacheKind::kTeaCache) r.cache.coefficients = o.teacache_coefficients;
   r.loras = o.loras;
   r.lora_ignore_unknown = o.lora_ignore_unknown;
   r.output = o.output;
@@ -63,6 +65,7 @@ nlohmann::json generation_settings_json(const RenderRequest& r, const std::strin
                       {"version", T2V_VERSION}};
   if (r.sampler == Sampler::kDistill) j["timesteps"] = r.timesteps;
   for (const LoraSpec& l : r.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
+  if (r.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(r.cache);  // absent: no caching
   return j;
 }
 

@@ -35,6 +35,9 @@ struct RenderRequest {
   std::vector<int> timesteps;  // the distill sampler's list (steps == its size)
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+  // Step caching (--cache); TeaCache's coefficients from t2v.json when it has them, else
+  // empty and the pipeline takes the DiT preset's published ones.
+  StepCacheSettings cache;
   // LoRAs merged into the DiT when it loads (a different list reloads it).
   std::vector<LoraSpec> loras;
   bool lora_ignore_unknown = false;

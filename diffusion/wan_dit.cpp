@@ -157,7 +157,22 @@ WanDiT::WanDiT(WanDiTConfig cfg, WanDiTWeights weights) : cfg_(std::move(cfg)), 
              "GEMM weights are {}, the compute dtype {}", w_.patch_embedding.weight.str(), dtype_name(w_.dtype));
 }
 
+WanDiTEmbedded WanDiTEmbedded::row(int64_t b) const {
+  WanDiTEmbedded r = *this;
+  r.h = h.narrow0(b, 1);
+  r.e = e.narrow0(b, 1);
+  r.e0 = e0.narrow0(b, 1);
+  r.ctx = ctx.narrow0(b, 1);
+  return r;
+}
+
 Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump) const {
+  const WanDiTEmbedded in = embed(x, timestep, context, dump);
+  return head(in, run_blocks(in, in.h, 0, cfg_.num_layers, dump), dump);
+}
+
+WanDiTEmbedded WanDiT::embed(const Tensor& x, const Tensor& timestep, const Tensor& context,
+                             const DumpHook& dump) const {
   const WanDiTConfig& c = cfg_;
   const auto& p = c.patch_size;
   // ---- input checks (user-visible: the probe feeds arbitrary files) ----
@@ -220,19 +235,37 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   ctx = linear(linear_gelu_tanh(ctx, w_.text_embedding_0), w_.text_embedding_2);  // [B, L (+1), dim]
   if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
-  // ---- blocks ----
-  const Tensor rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
-  for (int64_t i = 0; i < c.num_layers; ++i)
-    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, pad_bias,
-                      rope, c, cd, dump);
+  WanDiTEmbedded in;
+  in.h = std::move(h);
+  in.e = e;
+  in.e0 = e0_chunks;
+  in.ctx = std::move(ctx);
+  in.pad_bias = std::move(pad_bias);
+  in.rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
+  in.grid = {Tp, Hp, Wp};
+  return in;
+}
 
-  // ---- head: (shift, scale) = head.modulation + e, LN, Linear, all fp32 ----
-  const Tensor hm = ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]
+Tensor WanDiT::run_blocks(const WanDiTEmbedded& in, Tensor h, int64_t first, int64_t last,
+                          const DumpHook& dump) const {
+  T2V_ASSERT(0 <= first && first <= last && last <= cfg_.num_layers, "blocks [{}, {}) of {}", first, last,
+             cfg_.num_layers);
+  for (int64_t i = first; i < last; ++i)
+    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.ctx,
+                      in.pad_bias, in.rope, cfg_, w_.dtype, dump);
+  return h;
+}
+
+Tensor WanDiT::head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& dump) const {
+  // (shift, scale) = head.modulation + e, LN, Linear, all fp32
+  const WanDiTConfig& c = cfg_;
+  const int64_t B = h.size(0);
+  const Tensor hm = ops::add(w_.head.modulation, in.e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]
   const Tensor none;
   Tensor out = ops::layer_norm_modulate(h, none, none, c.eps, chunk(hm, 0), chunk(hm, 1));
   out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim] F32
   if (dump) dump("head.out", out);
-  Tensor sample = unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
+  Tensor sample = unpatchify_3d(out, in.grid, c.patch_size, c.out_dim);  // [B, out_dim, T, H, W]
   if (dump) dump("sample", sample);
   return sample;
 }

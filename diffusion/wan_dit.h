@@ -7,6 +7,7 @@
 // N video tokens, L context rows (text_len = 512 after padding), NH heads, D head dim.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
 
@@ -22,6 +23,21 @@ namespace t2v {
 // "blocks.{i}.out", "head.out", "sample"); tensors are on the model's device.
 using DumpHook = std::function<void(const std::string& name, const Tensor& t)>;
 
+// A forward's inputs embedded, as the blocks and the head read them. The step cache
+// (diffusion/step_cache.h) runs the forward in these three parts to skip blocks.
+struct WanDiTEmbedded {
+  Tensor h;         // [B, N, dim] F32: the patch embedding (the residual stream's start)
+  Tensor e;         // [B, dim] F32: the time embedding (the head's modulation)
+  Tensor e0;        // [B, 6, dim] F32: the time projection (the blocks' modulation)
+  Tensor ctx;       // [B, L (+1), dim] compute dtype: the text embedding
+  Tensor pad_bias;  // [1, 1, 1, L + 1] F32 when L < text_len (see WanDiT::forward), else undefined
+  Tensor rope;      // [N, D/2, 2] F32
+  std::array<int64_t, 3> grid{};  // token grid Tp, Hp, Wp
+
+  // Batch entry b alone (h, e, e0, ctx narrowed to row b; the rest shared).
+  WanDiTEmbedded row(int64_t b) const;
+};
+
 class WanDiT {
  public:
   WanDiT(WanDiTConfig cfg, WanDiTWeights weights);
@@ -32,6 +48,14 @@ class WanDiT {
   // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32. Runs on
   // x's device, which must be the weights'; precision policy in wan_dit.cpp.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
+
+  // forward == head(in, run_blocks(in, in.h, 0, num_layers)) with in = embed(...).
+  // embed checks the inputs as forward does.
+  WanDiTEmbedded embed(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
+  // Blocks [first, last) on the residual stream h [B, N, dim] F32 (B = in's batch).
+  Tensor run_blocks(const WanDiTEmbedded& in, Tensor h, int64_t first, int64_t last, const DumpHook& dump = {}) const;
+  // The modulated head and unpatchify: h [B, N, dim] -> [B, out_dim, T, H, W] F32.
+  Tensor head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& dump = {}) const;
 
   const WanDiTConfig& config() const { return cfg_; }
   const WanDiTWeights& weights() const { return w_; }
