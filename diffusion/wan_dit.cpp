@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "diffusion/wan_dit_image.h"
 #include "kernels/dit_ops.h"
 #include "kernels/ops.h"
 
@@ -48,9 +49,12 @@ Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope
 
 // Cross-attention on the text_len context rows (no mask, docs/wan.md §2.7), given as
 // ctx [B, L, dim] and, when L < text_len, `pad_bias` [1, 1, 1, L] that weights the
-// last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim].
+// last row as the zero rows it stands for (see WanDiT::forward). Image-to-video: the
+// same queries also attend to the image tokens img [B, I, dim] (unmasked, their own
+// keys and values), and the two results are summed before `o` (docs/wan.md §5.1).
+// x [B, N, dim] -> [B, N, dim].
 Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const Tensor& pad_bias,
-                       const WanDiTConfig& cfg) {
+                       const Tensor& img, const WanDiTConfig& cfg) {
   const int64_t B = x.size(0), N = x.size(1), L = ctx.size(1), NH = cfg.num_heads, D = cfg.head_dim();
   Tensor q = qk_norm(linear(x, a.q), a.norm_q, cfg.eps).reshape(Shape{B, N, NH, D});
   Tensor k = qk_norm(linear(ctx, a.k), a.norm_k, cfg.eps).reshape(Shape{B, L, NH, D});
@@ -58,8 +62,9 @@ Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx
   ops::AttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.bias = pad_bias;
-  Tensor o = ops::attention(q, k, v, p).reshape(Shape{B, N, cfg.dim});
-  return linear(o, a.o);
+  Tensor o = ops::attention(q, k, v, p);  // [B, N, NH, D]
+  if (img.defined()) o = ops::add(o, wan_image_attention(a, q, img, cfg));
+  return linear(o.reshape(Shape{B, N, cfg.dim}), a.o);
 }
 
 // For dumps: the text embedding as text_len rows, the last (padding) row repeated.
@@ -77,7 +82,8 @@ Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
 
 // One transformer block (docs/wan.md §2.6). x [B, N, dim] fp32, e0 [B, 6, dim].
 Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, const Tensor& ctx,
-                     const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
+                     const Tensor& pad_bias, const Tensor& img, const Tensor& rope, const WanDiTConfig& cfg,
+                     const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
   const Tensor e = ops::add(blk.modulation, e0);  // [B, 6, dim]: shift, scale, gate (self-attn), same (FFN)
   const Tensor none;
@@ -88,7 +94,7 @@ Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& 
   x = ops::add_gated(x, y, chunk(e, 2));
   // 4. cross-attention: affine LN (original norm3), no modulation, no gate
   Tensor xn = cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x;
-  y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, cfg);
+  y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, img, cfg);
   if (dump) dump(name + "cross_attn.out", y);
   x = ops::add(x, y);
   // 5-7. modulated tanh-GELU FFN, gated residual
@@ -135,6 +141,11 @@ WanDiT::WanDiT(WanDiTConfig cfg, WanDiTWeights weights) : cfg_(std::move(cfg)), 
 }
 
 Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump) const {
+  return forward(x, timestep, context, Tensor(), dump);
+}
+
+Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const Tensor& image_features,
+                       const DumpHook& dump) const {
   const WanDiTConfig& c = cfg_;
   const auto& p = c.patch_size;
   // ---- input checks (user-visible: the probe feeds arbitrary files) ----
@@ -162,6 +173,17 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
                 fmt::format("DiT encoder_hidden_states is {}, expected [{}, L, {}] with 1 <= L <= {}", context.str(), B,
                             c.text_dim, c.text_len),
                 "pass the text encoder's output rows for each prompt");
+  if (c.image_to_video() != image_features.defined() ||
+      (image_features.defined() && (image_features.dim() != 3 || image_features.size(0) != B ||
+                                    image_features.size(2) != c.image_dim || image_features.size(1) == 0)))
+    throw Error(kExitDataErr,
+                c.image_to_video()
+                    ? fmt::format("DiT image features are {}, this {} model takes [{}, I, {}] CLIP features",
+                                  image_features.defined() ? image_features.str() : std::string("missing"),
+                                  c.model_type(), B, c.image_dim)
+                    : std::string("DiT image features given to a text-to-video model"),
+                c.image_to_video() ? "pass the image encoder's features of the input image(s)"
+                                   : "image features are for image-to-video checkpoints only");
   const Device dev = x.device();
 
   // ---- patch embedding: a Linear over gathered 1x2x2 patches (== the Conv3d) ----
@@ -196,11 +218,20 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   ctx = linear(ops::gelu_tanh(linear(ctx, w_.text_embedding_0)), w_.text_embedding_2);  // [B, L (+1), dim]
   if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
+  // ---- image tokens (image-to-video): attended to beside the text in every block ----
+  Tensor img;  // [B, I, dim]
+  if (image_features.defined()) {
+    Tensor f = image_features.to(dev);
+    if (f.dtype() != DType::F32) f = ops::cast(f, DType::F32);
+    img = wan_image_embedding(w_.img_emb, f, c);
+    if (dump) dump("image_embedding", img);
+  }
+
   // ---- blocks ----
   const Tensor rope = ops::rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
   for (int64_t i = 0; i < c.num_layers; ++i)
     h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), e0_chunks, ctx, pad_bias,
-                      rope, c, dump);
+                      img, rope, c, dump);
 
   // ---- head: (shift, scale) = head.modulation + e, LN, Linear (fp32) ----
   const Tensor hm = ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]

@@ -19,7 +19,8 @@ namespace t2v {
 // Receives named intermediates during a forward ("patch_embedding",
 // "time_embedding", "time_projection", "text_embedding",
 // "blocks.{i}.self_attn.out", "blocks.{i}.cross_attn.out", "blocks.{i}.ffn.out",
-// "blocks.{i}.out", "head.out", "sample"); tensors are on the model's device.
+// "blocks.{i}.out", "head.out", "sample"; image-to-video adds "image_embedding");
+// tensors are on the model's device.
 using DumpHook = std::function<void(const std::string& name, const Tensor& t)>;
 
 class WanDiT {
@@ -31,6 +32,13 @@ class WanDiT {
   // L <= text_len, zero-padded to text_len rows here before the text MLP
   // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
+  // Image-to-video (docs/wan.md §5.1): x carries the conditioning channels too
+  // ([noise 16, mask 4, image latents 16] = in_dim 36), and image_features [B, I,
+  // image_dim] are the CLIP features of the input image (I = 257) or of the first and
+  // last frames one after the other (FLF2V, I = 514). Required exactly when the
+  // config is image-to-video (Error 65 otherwise).
+  Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const Tensor& image_features,
+                 const DumpHook& dump = {}) const;
 
   const WanDiTConfig& config() const { return cfg_; }
   const WanDiTWeights& weights() const { return w_; }
