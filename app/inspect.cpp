@@ -17,6 +17,7 @@
 
 #include "diffusion/wan_dit_config.h"
 #include "diffusion/wan_dit_weights.h"
+#include "image_encoder/clip_vision.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 
@@ -43,6 +44,11 @@ DetectedModel detect_model(const TensorStore& store) {
     return {"umt5-encoder", store.contains("spiece_model") ? "comfy" : "transformers", ""};
   if (has_any(store, "", {"blocks.0.attn.q.weight"}) && has_any(store, "", {"token_embedding.weight"}))
     return {"umt5-encoder", "original", ""};
+  if (is_clip_vision(store)) {
+    std::string prefix;
+    const ClipVisionLayout layout = detect_clip_vision_layout(store, &prefix);
+    return {"clip-vision", clip_vision_layout_name(layout), prefix};
+  }
   return {"unknown", "unknown", ""};
 }
 
@@ -190,7 +196,25 @@ Verdict umt5_verdict(const TensorStore& store) {
   }
 }
 
+Verdict clip_vision_verdict(const TensorStore& store, const std::string& path) {
+  try {
+    const ClipVisionConfig cfg = ClipVisionConfig::resolve("", path, &store);
+    ClipVisionLoadOptions dry;
+    dry.dry_run = true;
+    WeightReport report;
+    dry.report = &report;
+    ClipVisionEncoder::load(store, cfg, dry);
+    return {true, fmt::format("CLIP vision encoder ({} layout, {}{}; image-to-video uses the output of block {} of "
+                              "{}), loads as it is",
+                              report.layout, cfg.summary(), cfg.preset_name.empty() ? "" : ", " + cfg.preset_name,
+                              cfg.layers_run(), cfg.num_layers)};
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+}
+
 Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std::string& path) {
+  if (det.family == "clip-vision") return clip_vision_verdict(store, path);
   if (det.family == "wan-dit") return wan_dit_verdict(store, path);
   if (det.family == "wan-vae") return wan_vae_verdict(store);
   if (det.family == "umt5-encoder") return umt5_verdict(store);

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_config.h"
+#include "image_encoder/clip_vision.h"
 #include "text_encoder/tokenizer.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
@@ -28,14 +29,16 @@ struct ModelConfigs {
   WanDiTConfig dit;
   UMT5Config t5;
   WanVAEConfig vae;
+  std::optional<ClipVisionConfig> clip;  // image-to-video models only
 };
 
 class ModelLoader {
  public:
   // Reads the configs (cheap: a mismatch is found in milliseconds, before any weights):
-  // the VAE's (preset wan2.1-vae when none), the DiT's (config.json, else detected from
-  // the weights' shapes) and umT5's (preset umt5-xxl when none). Error(65) when the
-  // text width or the latent channels of the parts differ.
+  // the VAE's, the DiT's and umT5's (each from its config.json, else detected from the
+  // weights' shapes) and, for an image-to-video DiT, the CLIP image encoder's (Error 66
+  // when there is none). Error(65) when the text width, the latent channels or the
+  // image width (CLIP width vs the DiT's image_dim) of the parts differ.
   ModelLoader(ModelPaths paths, PipelineLoadOptions opts);
 
   const ModelConfigs& configs() const { return cfg_; }
@@ -46,6 +49,8 @@ class ModelLoader {
   UMT5Encoder load_text_encoder() const;
   WanDiT load_dit() const;           // in opts.dtype; unused keys are errors with opts.strict
   WanVAE load_vae_decoder() const;   // the decoder half only
+  WanVAE load_vae() const;           // encoder and decoder (image-to-video encodes its input image)
+  ClipVisionEncoder load_image_encoder() const;  // image-to-video models only
 
  private:
   ModelPaths paths_;

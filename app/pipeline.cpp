@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/image_input.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
@@ -62,6 +63,9 @@ struct Pipeline::Impl {
   std::optional<UMT5Encoder> t5;  // each loaded on first use
   std::optional<WanDiT> dit;
   std::optional<WanVAE> vae;
+  std::optional<ClipVisionEncoder> clip;  // image-to-video
+  // The input images of the current image-to-video render ([3, h, w] in [-1, 1]).
+  Tensor first_image, last_image;
 };
 
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
@@ -82,8 +86,10 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
-PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel) {
+PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress, CancelFlag cancel) {
   const ModelConfigs& c = impl_->loader.configs();
+  RenderRequest r = request;
+  prepare_images(r);                         // image-to-video: the output size comes from the image
   latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
@@ -92,7 +98,10 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t);
   stop_if_cancelled(cancel);
-  Tensor latents = denoise(r, text, progress, cancel, t);
+  std::optional<I2VCondition> cond;
+  if (c.dit.image_to_video()) cond = condition_on_images(r, t);
+  stop_if_cancelled(cancel);
+  Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr);
   nlohmann::json settings =
       generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
   VideoSink sink(r, settings);
@@ -130,8 +139,83 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
   return e;
 }
 
+void Pipeline::prepare_images(RenderRequest& r) {
+  Impl& m = *impl_;
+  const WanDiTConfig& dit = m.loader.configs().dit;
+  if (!dit.image_to_video()) {
+    if (!r.image.empty())
+      throw Error(kExitUsage,
+                  fmt::format("--image was given, but the transformer {} is a text-to-video model", paths().dit),
+                  "drop --image, or pass an image-to-video model (Wan2.1 I2V-14B / FLF2V-14B)");
+    return;
+  }
+  if (r.image.empty())
+    throw Error(kExitUsage,
+                fmt::format("the transformer {} is a Wan2.1 {} model: it needs an input image", paths().dit,
+                            dit.model_type()),
+                dit.first_last_frame() ? "pass --image FIRST.png --last-image LAST.png" : "pass --image FIRST.png");
+  if (!r.last_image.empty() && !dit.first_last_frame())
+    throw Error(kExitUsage,
+                fmt::format("--last-image was given, but the transformer {} has no first-last-frame weights (it is "
+                            "an {} model)",
+                            paths().dit, dit.model_type()),
+                "drop --last-image, or pass the FLF2V-14B transformer");
+  if (dit.first_last_frame() && r.last_image.empty())
+    throw Error(kExitUsage, "the first-last-frame model needs --last-image as well as --image",
+                "pass the last frame with --last-image");
+  // The reference builds the FLF2V mask for exactly 81 frames (wan/first_last_frame2video.py).
+  if (dit.first_last_frame() && r.frames != 81)
+    throw Error(kExitUsage,
+                fmt::format("--frames {}: the first-last-frame model runs at exactly 81 frames (the reference "
+                            "supports no other count)",
+                            r.frames),
+                "use --frames 81");
+  const RgbImage first = load_rgb_image(r.image, "--image");
+  m.first_image = rgb_image_to_tensor(first);
+  m.last_image = Tensor();
+  if (!r.last_image.empty()) {
+    const RgbImage last = load_rgb_image(r.last_image, "--last-image");
+    if (last.width != first.width || last.height != first.height)
+      throw Error(kExitDataErr,
+                  fmt::format("--last-image {} is {}x{}, --image {} is {}x{}: the two frames must have one size",
+                              r.last_image, last.width, last.height, r.image, first.width, first.height),
+                  "resize or crop the last frame to the first one's size");
+    m.last_image = rgb_image_to_tensor(last);
+  }
+  // --size is the area budget; the video takes the image's aspect ratio (docs/wan.md §5.1).
+  const ModelConfigs& c = m.loader.configs();
+  const I2VSize size = i2v_output_size(static_cast<int64_t>(r.width) * r.height, first.width, first.height,
+                                       c.vae.spatial_factor(), static_cast<int>(dit.patch_size[1]));
+  say(r, fmt::format("{}: input {}x{}, video {}x{} (the area of --size {}x{} at the image's aspect ratio)",
+                     dit.model_type(), first.width, first.height, size.width, size.height, r.width, r.height));
+  r.width = size.width;
+  r.height = size.height;
+  if (!r.negative_prompt) r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
+}
+
+I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t) {
+  Impl& m = *impl_;
+  const ModelConfigs& c = m.loader.configs();
+  const auto tl = Clock::now();
+  if (!m.clip) m.clip.emplace(m.loader.load_image_encoder());
+  if (!m.vae || !m.vae->parts.encoder) m.vae.emplace(m.loader.load_vae());
+  const double load_s = seconds_since(tl);
+  t.load_s += load_s;
+  const auto t0 = Clock::now();
+  I2VSize size;
+  size.width = r.width, size.height = r.height;
+  size.lat_w = r.width / c.vae.spatial_factor(), size.lat_h = r.height / c.vae.spatial_factor();
+  I2VCondition cond = i2v_condition(*m.clip, *m.vae, m.first_image, m.last_image.defined() ? &m.last_image : nullptr,
+                                    r.frames, size);
+  const double s = seconds_since(t0);
+  t.encode_s += s;
+  say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s",
+                     m.last_image.defined() ? "s" : "", cond.features.size(1), r.frames, s));
+  return cond;
+}
+
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                         StageTimes& t) {
+                         StageTimes& t, const I2VCondition* cond) {
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const Device dev = m.loader.options().device;
@@ -142,7 +226,8 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   }
   const WanDiT& dit = *m.dit;
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
-  Tensor x = initial_noise(r, Shape{1, dit_cfg.in_dim, T, h, w}).to(dev);
+  // Noise has the output's channels (16); image-to-video appends the conditioning.
+  Tensor x = initial_noise(r, Shape{1, dit_cfg.out_dim, T, h, w}).to(dev);
   std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler);
   sched->set_timesteps(r.steps, r.shift, r.schedule);
   const bool guided = r.cfg != 1.0;  // cfg 1 is the conditional prediction alone
@@ -153,6 +238,14 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   auto rows = [&](const Tensor& c) { return ops::slice(c, 0, 0, L).reshape({1, L, D}); };
   Tensor ctx = guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0) : rows(text.positive);
   ctx = ctx.to(dev);
+  // Image-to-video: the same conditioning and CLIP features in both guidance passes.
+  Tensor y, features;
+  if (cond) {
+    y = guided ? ops::concat({cond->y, cond->y}, 0) : cond->y;
+    features = guided ? ops::concat({cond->features, cond->features}, 0) : cond->features;
+    y = y.to(dev);
+    features = features.to(dev);
+  }
 
   const auto t0 = Clock::now();
   progress.start_steps(r.steps);
@@ -161,10 +254,11 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     Tensor v;
     if (guided) {
       Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
-      Tensor vv = dit.forward(xx, Tensor::from_floats({ts, ts}, {2}), ctx);
+      if (cond) xx = ops::concat({xx, y}, 1);  // [noise 16 | mask 4 | image latents 16]
+      Tensor vv = dit.forward(xx, Tensor::from_floats({ts, ts}, {2}), ctx, features);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
     } else {
-      v = dit.forward(x, Tensor::from_floats({ts}, {1}), ctx);
+      v = dit.forward(cond ? ops::concat({x, y}, 1) : x, Tensor::from_floats({ts}, {1}), ctx, features);
     }
     x = sched->step(v, i, x);
     if (i == 0 && !all_finite(x))

@@ -18,6 +18,9 @@ namespace t2v {
 
 // Wan2.1's default negative prompt (docs/wan.md §4.1), used when none is given.
 extern const char* const kWanDefaultNegativePrompt;
+// The image-to-video models' defaults: Wan's with "镜头晃动，" (camera shake) in front,
+// and for first-last-frame models also "镜头切换，" (cut) (wan/configs).
+std::string wan_i2v_default_negative_prompt(bool first_last_frame);
 
 struct RenderRequest {
   // ---- the video ----
@@ -33,6 +36,9 @@ struct RenderRequest {
   ScheduleKind schedule = ScheduleKind::kWan;
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+  // Image-to-video: the input image(s). Then width x height is the area budget the
+  // pipeline turns into the output size (docs/wan.md §5.1).
+  std::string image, last_image;
 
   // ---- outputs ----
   std::string output = "out.mp4";  // written through a temp file and renamed when complete

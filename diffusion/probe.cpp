@@ -40,6 +40,8 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
   const Tensor x = input(in, "hidden_states", 5).to(device);
   const Tensor t = input(in, "timestep", 1);
   const Tensor ctx = input(in, "encoder_hidden_states", 3).to(device);
+  // Image-to-video models: the CLIP features (diffusers' name for them).
+  const Tensor img = cfg.image_to_video() ? input(in, "encoder_hidden_states_image", 3).to(device) : Tensor();
 
   std::vector<std::pair<std::string, Tensor>> outputs;
   DumpHook dump;
@@ -47,7 +49,7 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
     dump = [&](const std::string& name, const Tensor& v) {
       if (name != "sample") outputs.emplace_back(name, v.to(Device::CPU).clone());
     };
-  Tensor sample = model.forward(x, t, ctx, dump).to(Device::CPU);
+  Tensor sample = model.forward(x, t, ctx, img, dump).to(Device::CPU);
   outputs.insert(outputs.begin(), {"sample", sample});
   save_safetensors(out, outputs, {{"component", "dit"}, {"config", cfg.summary()}});
 }
