@@ -2,10 +2,14 @@
 // PIL's convert("RGB") rules. See image_input.h.
 #include "app/image_input.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
@@ -60,6 +64,33 @@ bool jpeg_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h) {
   return false;
 }
 
+// Whether the JPEG's scan data runs to its end-of-image marker. Inside entropy-coded
+// data a 0xFF byte is always followed by 0x00 or a restart marker, so an FF D9 after
+// the first start-of-scan is the real end (a thumbnail's FF D9 sits before it, in APP1).
+bool jpeg_reaches_end(const std::vector<uint8_t>& b) {
+  size_t pos = 2;
+  while (pos + 3 < b.size()) {
+    if (b[pos] != 0xFF) return false;
+    while (pos < b.size() && b[pos] == 0xFF) ++pos;
+    if (pos + 2 >= b.size()) return false;
+    const uint8_t m = b[pos];
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      ++pos;
+      continue;
+    }
+    if (m == 0xD9) return false;  // ends before any scan
+    const uint32_t len = be16(b, pos + 1);
+    if (len < 2) return false;
+    pos += 1 + len;
+    if (m == 0xDA) {
+      for (size_t i = pos; i + 1 < b.size(); ++i)
+        if (b[i] == 0xFF && b[i + 1] == 0xD9) return true;
+      return false;
+    }
+  }
+  return false;
+}
+
 bool webp_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h) {
   if (b.size() < 30) return false;
   if (starts_with_bytes(b, {'V', 'P', '8', ' '}, 12)) {  // lossy: frame header after the start code 9d 01 2a
@@ -83,30 +114,103 @@ bool webp_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h) {
   return false;
 }
 
+// Opens without blocking (a FIFO with no writer would hang a plain open) and refuses
+// anything but a regular file before reading: a FIFO or /dev/zero never ends. Symlinks
+// are followed; an input is only read.
 std::vector<uint8_t> read_file(const std::string& path, const std::string& what, const ImageLimits& limits) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec))
-    throw Error(kExitNoInput, fmt::format("{} '{}' does not exist", what, path), "check the path");
-  if (fs::is_directory(path, ec))
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT) throw Error(kExitNoInput, fmt::format("{} '{}' does not exist", what, path), "check the path");
+    throw Error(kExitNoInput, fmt::format("{} '{}' cannot be read: {}", what, path, std::strerror(e)),
+                "check the path and the file's permissions");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw Error(kExitIoErr, fmt::format("{} '{}': fstat failed: {}", what, path, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode))
     throw Error(kExitNoInput, fmt::format("{} '{}' is a folder, not an image file", what, path),
                 "pass a PNG, JPEG, WebP or BMP file");
-  const auto size = fs::file_size(path, ec);
-  if (!ec && static_cast<int64_t>(size) > limits.max_file_bytes)
-    throw Error(kExitDataErr,
-                fmt::format("{} '{}' is {} MB, above the limit of {} MB for an input image", what, path, size >> 20,
-                            limits.max_file_bytes >> 20),
-                "pass a smaller image (the video is at most a few megapixels)");
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    throw Error(kExitNoInput, fmt::format("{} '{}' cannot be read: {}", what, path, std::strerror(errno)),
-                "check the file's permissions");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad())
-    throw Error(kExitNoInput, fmt::format("{} '{}' cannot be read: {}", what, path, std::strerror(errno)),
-                "check the file's permissions");
+  if (!S_ISREG(st.st_mode))
+    throw Error(kExitNoInput, fmt::format("{} '{}' is not a regular file (a FIFO, device or socket)", what, path),
+                "save the image to a file and pass that");
+  const auto too_big = [&](int64_t bytes) {
+    return Error(kExitDataErr,
+                 fmt::format("{} '{}' is {} MB, above the limit of {} MB for an input image", what, path, bytes >> 20,
+                             limits.max_file_bytes >> 20),
+                 "pass a smaller image (the video is at most a few megapixels)");
+  };
+  if (st.st_size > limits.max_file_bytes) throw too_big(st.st_size);
+  // Read to the end, but never past the limit: the file may grow while it is read.
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size) + 1);
+  size_t got = 0;
+  for (;;) {
+    if (got == bytes.size()) {
+      if (static_cast<int64_t>(got) > limits.max_file_bytes) throw too_big(static_cast<int64_t>(got));
+      bytes.resize(std::min<size_t>(bytes.size() * 2, static_cast<size_t>(limits.max_file_bytes) + 1));
+    }
+    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0)
+      throw Error(kExitIoErr, fmt::format("{} '{}' cannot be read: {}", what, path, std::strerror(errno)),
+                  "check the disk and retry");
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  bytes.resize(got);
   return bytes;
 }
+
+// libpng and libjpeg inside OpenCV print their complaints on stderr themselves
+// ("libpng error: ...", "Corrupt JPEG data: ..."; a harmless "iCCP" warning on good
+// files). They are caught for the length of a decode so that an error stays one line,
+// and the decoder's last line goes into our message instead.
+class StderrCapture {
+ public:
+  StderrCapture() {
+    std::fflush(stderr);
+    file_ = std::tmpfile();
+    saved_ = ::dup(STDERR_FILENO);
+    if (!file_ || saved_ < 0 || ::dup2(::fileno(file_), STDERR_FILENO) < 0) restore();
+  }
+  ~StderrCapture() {
+    restore();
+    if (file_) std::fclose(file_);
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+
+  // Restores stderr; the last non-empty line written meanwhile (at most 200 characters).
+  std::string finish() {
+    restore();
+    if (!file_) return {};
+    std::string text(4096, '\0');
+    const long end = std::max(0L, std::ftell(file_));
+    std::fseek(file_, end > 4096 ? end - 4096 : 0, SEEK_SET);
+    text.resize(std::fread(text.data(), 1, text.size(), file_));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+    std::string line = text.substr(text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1);
+    for (char& c : line)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '?';
+    return line.substr(0, 200);
+  }
+
+ private:
+  void restore() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      ::dup2(saved_, STDERR_FILENO);
+      ::close(saved_);
+      saved_ = -1;
+    }
+  }
+  std::FILE* file_ = nullptr;
+  int saved_ = -1;
+};
 
 // One 8-bit RGB value from a decoded sample, as PIL's convert("RGB") makes it.
 uint8_t to_8bit(const cv::Mat& m, int y, int x, int c, bool gray16) {
@@ -175,15 +279,23 @@ RgbImage load_rgb_image(const std::string& path, const std::string& what, const 
                 "pass the picture the video should start from");
 
   cv::Mat m;
-  try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
-    m = cv::imdecode(raw, cv::IMREAD_UNCHANGED);  // no EXIF rotation, alpha and 16 bits kept
-  } catch (const cv::Exception& e) {
-    m.release();
+  std::string decoder_says;
+  {
+    StderrCapture capture;
+    try {
+      const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
+      m = cv::imdecode(raw, cv::IMREAD_UNCHANGED);  // no EXIF rotation, alpha and 16 bits kept
+    } catch (const cv::Exception& e) {
+      m.release();
+    }
+    decoder_says = capture.finish();
   }
-  if (m.empty() || m.cols != w || m.rows != h)
-    throw Error(kExitDataErr, fmt::format("{} '{}': the {} data cannot be decoded (corrupt or truncated file?)", what,
-                                          path, format),
+  // libjpeg fills a cut-off JPEG with grey without a word; PIL's load() refuses it.
+  const bool cut_jpeg = format == "JPEG" && !jpeg_reaches_end(bytes);
+  if (m.empty() || m.cols != w || m.rows != h || cut_jpeg)
+    throw Error(kExitDataErr,
+                fmt::format("{} '{}': the {} data cannot be decoded (corrupt or truncated file?){}", what, path,
+                            format, decoder_says.empty() ? "" : fmt::format(" [{}]", decoder_says)),
                 "re-export or re-download the image");
   if ((m.depth() != CV_8U && m.depth() != CV_16U) || m.channels() < 1 || m.channels() > 4)
     throw Error(kExitDataErr,

@@ -33,7 +33,9 @@ struct ImageLimits {
 };
 
 // Reads `path` (PNG, JPEG, WebP or BMP). Errors, each one line naming the file:
-//   66  the file does not exist or cannot be read (permissions, a folder);
+//   66  the file does not exist, cannot be opened (permissions), or is a folder, a
+//       FIFO, a device or a socket (refused without blocking; symlinks are followed);
+//   74  a read error part-way;
 //   65  not an image in a supported format, a corrupt or truncated image, or a
 //       size outside `limits` (checked from the header, before decoding).
 // `what` names the option in messages ("--image", "--last-image", "item 3 image").
