@@ -16,12 +16,49 @@
 #include <nlohmann/json.hpp>
 
 #include "diffusion/wan_dit_config.h"
+#include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
 #include "image_encoder/clip_vision.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 
 namespace t2v {
+
+std::optional<std::string> describe_wan_dit(const TensorStore& store) {
+  if (!is_wan_dit(store)) return std::nullopt;
+  const WanDiTShapes d = detect_wan_dit_shapes(store);
+  const WanDiTConfig& c = d.cfg;
+  std::map<std::string, int64_t> dtypes;
+  int64_t params = 0;
+  for (const auto& name : store.names()) {
+    const TensorInfo& info = store.info(name);
+    dtypes[dtype_name(info.dtype)]++;
+    if (!is_marker_key(name)) params += info.shape.numel();
+  }
+  std::string dt;
+  for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
+  const char* kind = !c.image_to_video()   ? ""
+                     : c.first_last_frame() ? "first-last-frame-to-video "
+                                            : "image-to-video ";
+  std::string out = fmt::format("Wan2.1 {}DiT, {} layout{}\n", kind, wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
+  out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
+                     c.dim, c.ffn_dim,
+                     d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)
+                                   : std::string("unknown (needs config.json)"),
+                     c.num_layers, c.in_dim, c.out_dim, c.text_dim, c.freq_dim, c.patch_size[0], c.patch_size[1],
+                     c.patch_size[2]);
+  if (c.image_to_video())  // docs/wan.md §5.1
+    out += fmt::format("  image: CLIP features of width {}, {} image tokens; input = noise {} + mask 4 + image latents\n",
+                       c.image_dim, wan_dit_image_tokens(c), c.out_dim);
+  out += fmt::format("  parameters: {} ({:.3f} B)\n", params, static_cast<double>(params) * 1e-9);
+  out += fmt::format("  dtypes: {}{}\n", dt,
+                     store.contains("scaled_fp8") || store.contains(std::string(kComfyPrefix) + "scaled_fp8")
+                         ? " (scaled fp8: weights x scale_weight)"
+                         : "");
+  return out;
+}
 
 static bool has_any(const TensorStore& s, const std::string& prefix, std::initializer_list<const char*> keys) {
   for (const char* k : keys)

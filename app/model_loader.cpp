@@ -57,7 +57,12 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
 
 UMT5Tokenizer ModelLoader::load_tokenizer() const { return UMT5Tokenizer::from_path(paths_.tokenizer); }
 
-UMT5Encoder ModelLoader::load_text_encoder() const { return UMT5Encoder::load(paths_.t5, cfg_.t5, opts_.device); }
+UMT5Encoder ModelLoader::load_text_encoder() const {
+  UMT5LoadOptions to;
+  to.device = opts_.device;
+  to.dtype = opts_.dtype;
+  return UMT5Encoder::load(paths_.t5, cfg_.t5, to);
+}
 
 WanDiT ModelLoader::load_dit() const {
   WanDiTLoadOptions lo;
@@ -70,6 +75,7 @@ WanDiT ModelLoader::load_dit() const {
 WanVAE ModelLoader::load_vae() const {
   WanVAELoadOptions vo;
   vo.device = opts_.device;
+  vo.dtype = opts_.vae_dtype;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
 }
 
@@ -85,6 +91,7 @@ ClipVisionEncoder ModelLoader::load_image_encoder() const {
 WanVAE ModelLoader::load_vae_decoder() const {
   WanVAELoadOptions vo;
   vo.device = opts_.device;
+  vo.dtype = opts_.vae_dtype;
   vo.parts.encoder = false;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
 }

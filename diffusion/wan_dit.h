@@ -30,7 +30,8 @@ class WanDiT {
   // x [B, C, T, H, W] F32; timestep [B] (any float dtype, any device; the
   // scheduler's timestep values, e.g. 999); context [B, L, text_dim] with
   // L <= text_len, zero-padded to text_len rows here before the text MLP
-  // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
+  // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32. Runs on
+  // x's device, which must be the weights'; precision policy in wan_dit.cpp.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
   // Image-to-video (docs/wan.md §5.1): x carries the conditioning channels too
   // ([noise 16, mask 4, image latents 16] = in_dim 36), and image_features [B, I,

@@ -5,7 +5,6 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,10 +74,6 @@ struct WanDiTConfig {
   static WanDiTConfig resolve(const std::string& config_arg, const std::string& weights_path,
                               const TensorStore* store = nullptr);
 };
-
-// What `t2v inspect` prints for a Wan DiT checkpoint: layout, preset, dims,
-// parameter count and dtypes; nullopt when the store is not a Wan DiT.
-std::optional<std::string> describe_wan_dit(const TensorStore& store);
 
 // Image tokens the DiT attends to besides the text: 0 for T2V, 257 (ViT-H/14's class
 // token and 16 x 16 patches) for I2V, image_pos_len (514) for FLF2V. For FLOP counts;

@@ -20,9 +20,11 @@ constexpr float kImageEmbedEps = 1e-5f;
 
 Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.weight, l.bias); }
 
+Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }
+
 }  // namespace
 
-Tensor wan_image_embedding(const WanImageEmbedding& w, const Tensor& clip, const WanDiTConfig& cfg) {
+Tensor wan_image_embedding(const WanImageEmbedding& w, const Tensor& clip, const WanDiTConfig& cfg, DType cd) {
   const int64_t B = clip.size(0), I = clip.size(1);
   Tensor x = clip;
   if (cfg.first_last_frame()) {
@@ -33,9 +35,9 @@ Tensor wan_image_embedding(const WanImageEmbedding& w, const Tensor& clip, const
                   "pass the CLIP features of the first and the last frame");
     x = ops::add(x, w.emb_pos);  // [B, I, image_dim] + [1, I, image_dim]
   }
-  x = ops::layer_norm(x, w.proj_0.weight, w.proj_0.bias, kImageEmbedEps);
-  x = linear(ops::gelu_erf(linear(x, w.proj_1)), w.proj_3);  // [B, I, dim]
-  x = ops::layer_norm(x, w.proj_4.weight, w.proj_4.bias, kImageEmbedEps);
+  x = in_dtype(ops::layer_norm(x, w.proj_0.weight, w.proj_0.bias, kImageEmbedEps), cd);
+  x = in_dtype(linear(ops::gelu_erf(linear(x, w.proj_1)), w.proj_3), DType::F32);  // [B, I, dim]
+  x = in_dtype(ops::layer_norm(x, w.proj_4.weight, w.proj_4.bias, kImageEmbedEps), cd);
   T2V_ASSERT(x.size(0) == B && x.size(2) == cfg.dim, "image embedding {}", x.str());
   return x;
 }

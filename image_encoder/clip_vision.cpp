@@ -221,13 +221,11 @@ ClipVisionEncoder::ClipVisionEncoder(ClipVisionConfig cfg, ClipVisionWeights wei
 // ---- forward ----------------------------------------------------------------------------
 namespace {
 
-// x in the weight's dtype for the GEMM (the model stores weights in the dtype it
-// computes in, kernels/ops.h), the result back in fp32 for the residual stream.
-Tensor linear(const Tensor& x, const ClipLinear& l) {
-  const Tensor xin = x.dtype() == l.weight.dtype() ? x : ops::cast(x, l.weight.dtype());
-  Tensor y = ops::linear(xin, l.weight, l.bias);
-  return y.dtype() == DType::F32 ? y : ops::cast(y, DType::F32);
-}
+// x in dtype dt (no op when it already is): the one place activations change precision.
+Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }
+
+// A GEMM in the compute dtype: x is already in the weight's dtype, and so is the result.
+Tensor linear(const Tensor& x, const ClipLinear& l) { return ops::linear(x, l.weight, l.bias); }
 
 Tensor layer_norm(const Tensor& x, const ClipLayerNorm& n, float eps) { return ops::layer_norm(x, n.weight, n.bias, eps); }
 
@@ -242,14 +240,17 @@ Tensor ClipVisionEncoder::forward(const Tensor& pixels) const {
                             c.image_size, c.image_size),
                 "resize the images to the encoder's input size first (clip_vision_preprocess)");
   const Device dev = w_.patch_embedding.device();
+  // One compute dtype, the GEMM weights' (F32 on the CPU; BF16 or F32 on a device): the
+  // patch conv, q/k/v/out and the MLP run in it, each group's input cast once. fp32
+  // islands as under the reference's autocast: the residual stream, the class and
+  // position embeddings, and the statistics of every LayerNorm.
+  const DType cd = w_.patch_embedding.dtype();
   const int64_t B = pixels.size(0), D = c.hidden, N = c.num_tokens(), G = c.grid();
-  Tensor x = pixels.to(dev);
-  if (x.dtype() != w_.patch_embedding.dtype()) x = ops::cast(x, w_.patch_embedding.dtype());
+  const Tensor x = in_dtype(pixels.to(dev), cd);
   // Patch embedding: a Conv2d with kernel = stride = patch and no bias.
   ops::Conv2dParams cp;
   cp.stride = {static_cast<int>(c.patch), static_cast<int>(c.patch)};
-  Tensor h = ops::conv2d(x, w_.patch_embedding, Tensor(), cp);  // [B, D, G, G]
-  if (h.dtype() != DType::F32) h = ops::cast(h, DType::F32);
+  Tensor h = in_dtype(ops::conv2d(x, w_.patch_embedding, Tensor(), cp), DType::F32);  // [B, D, G, G]
   h = ops::permute(h.reshape(Shape{B, D, G * G}), {0, 2, 1});  // [B, G*G, D]
   // [class ; patches] + positions, then the pre-LayerNorm.
   const Tensor cls = w_.class_embedding.reshape(Shape{1, 1, D});
@@ -261,16 +262,14 @@ Tensor ClipVisionEncoder::forward(const Tensor& pixels) const {
   ops::AttentionParams ap;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
   for (const ClipEncoderLayer& l : w_.layers) {
-    const Tensor a = layer_norm(h, l.layer_norm1, c.eps);
+    const Tensor a = in_dtype(layer_norm(h, l.layer_norm1, c.eps), cd);  // once for q, k, v
     const Shape heads{B, N, NH, Dh};
-    Tensor q = linear(a, l.q_proj).reshape(heads), k = linear(a, l.k_proj).reshape(heads),
-           v = linear(a, l.v_proj).reshape(heads);
-    const DType adt = l.q_proj.weight.dtype();  // attention in the compute dtype
-    if (adt != DType::F32) q = ops::cast(q, adt), k = ops::cast(k, adt), v = ops::cast(v, adt);
-    const Tensor o = ops::attention(q, k, v, ap).reshape(Shape{B, N, D});
-    h = ops::add(h, linear(o, l.out_proj));
-    const Tensor m = layer_norm(h, l.layer_norm2, c.eps);
-    h = ops::add(h, linear(ops::gelu_erf(linear(m, l.fc1)), l.fc2));
+    const Tensor q = linear(a, l.q_proj).reshape(heads), k = linear(a, l.k_proj).reshape(heads),
+                 v = linear(a, l.v_proj).reshape(heads);
+    const Tensor o = ops::attention(q, k, v, ap).reshape(Shape{B, N, D});  // in the compute dtype
+    h = ops::add(h, in_dtype(linear(o, l.out_proj), DType::F32));
+    const Tensor m = in_dtype(layer_norm(h, l.layer_norm2, c.eps), cd);
+    h = ops::add(h, in_dtype(linear(ops::gelu_erf(linear(m, l.fc1)), l.fc2), DType::F32));
   }
   return h;
 }
