@@ -24,7 +24,7 @@ struct RgbImage {
   std::string path;          // where it was read from (for messages)
 };
 
-// Bounds on what is accepted (docs/bad_inputs.md #55-58).
+// Bounds on what is accepted (docs/bad_inputs.md #85-88).
 struct ImageLimits {
   int min_side = 16;                // a 1x1 "image" has nothing to condition on
   int max_side = 16384;             // per side
