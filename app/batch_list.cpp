@@ -4,7 +4,6 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -14,7 +13,11 @@
 #include "app/choices.h"
 #include "app/sha256.h"
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_strict.h"
+#include "core/unicode.h"
 #include "core/utf8.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -24,10 +27,14 @@ using nlohmann::json;
 
 // File names: the temp file `.<name>.tmp-XXXXXX.mp4` and the lock `<id>.lock` must fit NAME_MAX too.
 constexpr size_t kMaxNameBytes = 200;
+// The list and its lines: far above any real list (a line holds two prompts of at most
+// 64 KiB each, JSON-escaped), far below what would exhaust memory.
+constexpr uint64_t kMaxListBytes = 256u << 20;
+constexpr size_t kMaxLineBytes = 1u << 20;
 
-const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
-                                       "steps",  "cfg", "shift",           "sampler", "fps", "output",
-                                       "image",  "last_image"};
+const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed",      "size",  "frames",
+                                       "steps",  "cfg",     "shift",           "sampler",   "fps",   "output",
+                                       "timesteps", "loras", "image",           "last_image"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -115,19 +122,31 @@ uint64_t derive_seed(const std::string& id, int k) {
 }
 
 BatchList read_batch_list(const std::string& path, const GenerateOptions& defaults, int seeds) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(kExitNoInput, fmt::format("cannot read the prompt list {}", path), "check the path");
+  // A regular file (a folder, FIFO or /dev/zero is refused: 66) of bounded size (65), read
+  // at once; each line is bounded too (docs/bad_inputs.md #73).
+  const std::string data = read_input_file(path, "prompt list", kMaxListBytes, kExitDataErr);
   BatchList list;
-  std::string line;
   int lineno = 0;
   // Items per line before expansion, to check uniqueness over the expanded list afterwards.
-  std::map<std::string, int> ids_seen, files_seen;  // lower-cased -> line
+  std::map<std::string, std::pair<int, std::string>> ids_seen, files_seen;  // collision key -> line, name
   auto err = [&](int ln, const std::string& msg) {
     list.errors.push_back(fmt::format("{}:{}: {}", path, ln, msg));
     list.error_lines.emplace_back(ln, msg);
   };
-  while (std::getline(in, line)) {
+  StrictJsonOptions jo;
+  jo.what = "line";
+  for (size_t pos = 0; pos < data.size();) {
+    const size_t nl = data.find('\n', pos);
+    const size_t end = nl == std::string::npos ? data.size() : nl;
     ++lineno;
+    if (end - pos > kMaxLineBytes) {
+      err(lineno, fmt::format("the line is {} bytes, above the limit of {} bytes", end - pos, kMaxLineBytes));
+      ++list.invalid_lines;
+      pos = end + 1;
+      continue;
+    }
+    std::string line = data.substr(pos, end - pos);
+    pos = end + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos || line[first] == '#') continue;
@@ -139,9 +158,14 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     }
     json j;
     try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      err(lineno, fmt::format("invalid JSON at byte {}: {}", e.byte, e.what()));
+      // Strict: duplicate keys and numbers beyond double range ("cfg": 1e999) are errors of
+      // this line, like any other invalid JSON (docs/bad_inputs.md #15, #75).
+      j = parse_json_strict("", line, jo);
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.rfind(": ", 0) == 0) msg = msg.substr(2);  // the origin is the file:line prefix
+      if (msg.rfind("line is not valid JSON", 0) == 0) msg = "invalid JSON" + msg.substr(22);
+      err(lineno, msg);
       ++list.invalid_lines;
       continue;
     }
@@ -185,6 +209,34 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("timesteps", [&](const json& v) {
+      const char* want = "\"timesteps\" must be a list of integers, e.g. [1000, 750, 500, 250]";
+      if (!v.is_array()) throw FieldError{want};
+      o.timesteps.clear();
+      for (const json& e : v) {
+        if (!e.is_number_integer() || e.get<int64_t>() < INT_MIN || e.get<int64_t>() > INT_MAX) throw FieldError{want};
+        o.timesteps.push_back(e.get<int>());
+      }
+      try {
+        check_distill_timesteps(o.timesteps, "\"timesteps\"");
+      } catch (const Error& e) {
+        throw FieldError{e.what()};
+      }
+    });
+    field("loras", [&](const json& v) {
+      const char* want = "\"loras\" must be a list of {\"file\": \"x.safetensors\", \"strength\": 1.0}";
+      if (!v.is_array()) throw FieldError{want};
+      o.loras.clear();  // the line's list replaces the default one
+      for (const json& e : v) {
+        if (!e.is_object() || !e.contains("file")) throw FieldError{want};
+        for (auto f = e.begin(); f != e.end(); ++f)
+          if (f.key() != "file" && f.key() != "strength") throw FieldError{want};
+        LoraSpec l{want_string(e["file"], "loras[].file"), 1.0};
+        if (l.file.empty()) throw FieldError{want};
+        if (e.contains("strength")) l.strength = want_number(e["strength"], "loras[].strength");
+        o.loras.push_back(l);
+      }
+    });
     field("fps", [&](const json& v) {
       o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
     });
@@ -209,7 +261,16 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
-        if (sampler) o.sampler = parse_sampler(*sampler);
+        if (sampler) o.sampler = parse_sampler(*sampler, "\"sampler\"");
+        // The sampler rules at the line's level (the defaults' were applied by the CLI).
+        const bool distill = o.sampler == Sampler::kDistill;
+        if (distill && j.contains("steps"))
+          throw Error(kExitUsage, "\"steps\" with the distill sampler: it runs one step per \"timesteps\" entry");
+        if (!distill && j.contains("timesteps"))
+          throw Error(kExitUsage, fmt::format("\"timesteps\" is for the distill sampler, not {}",
+                                              sampler_option_name(o.sampler)));
+        if (!distill) o.timesteps.clear();  // the defaults' list, for their distill sampler
+        if (distill && sampler && defaults.sampler != Sampler::kDistill && !j.contains("cfg")) o.cfg = 1.0;
         for (const std::string& w : validate_generate_options(o))
           list.warnings.push_back(fmt::format("{}:{}: {}", path, lineno, w));
       } catch (const Error& e) {
@@ -243,16 +304,25 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
           line_ok = false;
         }
       }
-      auto [iid, id_new] = ids_seen.emplace(lower_ascii(it.id), lineno);
+      // Ids name the lock files and outputs: two that one file system takes for the same
+      // name (case, Unicode normalisation, ignorable characters) collide (docs/bad_inputs.md #76).
+      auto [iid, id_new] = ids_seen.emplace(name_collision_key(it.id), std::make_pair(lineno, it.id));
       if (!id_new) {
-        err(lineno, fmt::format("duplicate id \"{}\" (line {} has the same id{})", it.id, iid->second,
-                                iid->second == lineno ? "" : ", compared case-insensitively"));
+        const auto& [other_line, other] = iid->second;
+        err(lineno, other == it.id ? fmt::format("duplicate id \"{}\" (line {} has the same id)", it.id, other_line)
+                                   : fmt::format("duplicate id \"{}\": line {} has \"{}\", the same name on file "
+                                                 "systems that ignore case or normalise Unicode",
+                                                 it.id, other_line, other));
         line_ok = false;
       }
-      auto [ifile, file_new] = files_seen.emplace(lower_ascii(it.file), lineno);
+      auto [ifile, file_new] = files_seen.emplace(name_collision_key(it.file), std::make_pair(lineno, it.file));
       if (!file_new) {
-        err(lineno, fmt::format("output \"{}\" is also the output of line {} (names are compared case-insensitively)",
-                                it.file, ifile->second));
+        err(lineno, fmt::format("output \"{}\" is also the output of line {}{}", it.file, ifile->second.first,
+                                ifile->second.second == it.file
+                                    ? ""
+                                    : fmt::format(" (\"{}\": the same name on file systems that ignore case or "
+                                                  "normalise Unicode)",
+                                                  ifile->second.second)));
         line_ok = false;
       }
       expanded.push_back(std::move(it));
@@ -278,6 +348,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["cfg"] = o.cfg;
   j["shift"] = o.shift;
   j["sampler"] = sampler_option_name(o.sampler);
+  if (o.sampler == Sampler::kDistill) j["timesteps"] = o.timesteps;
+  for (const LoraSpec& l : o.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;

@@ -2,6 +2,8 @@
 
 #include <csignal>
 #include <set>
+#include <string>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "app/options.h"
 #include "app/probe.h"
 #include "core/error.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -31,6 +34,21 @@ static constexpr const char* kExamples = R"(Examples:
 
 Exit codes: 0 ok, 64 bad option, 65 bad input data, 66 missing input, 69 unavailable (no GPU/encoder),
 70 internal error, 73 cannot create output, 74 I/O error, 75 temporary failure (retry).)";
+
+// Every error is one line (docs/bad_inputs.md #81): a message that lists problems on
+// indented lines is joined with "; ".
+static std::string one_line(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n' && text[i] != '\r') {
+      out += text[i];
+      continue;
+    }
+    while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\n' || text[i + 1] == '\r')) ++i;
+    if (i + 1 < text.size()) out += !out.empty() && out.back() == ':' ? " " : "; ";
+  }
+  return out;
+}
 
 [[maybe_unused]] static int not_implemented(const char* what) {
   fmt::print(stderr, "t2v: '{}' is not implemented yet in this version\n", what);
@@ -71,7 +89,17 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--steps", g.steps, "Denoising steps (default: t2v.json, else 50)");
   gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default: t2v.json, else 5)");
   gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default: t2v.json, else 5)");
-  gen->add_option("--sampler", sampler, "unipc (default), dpm++ or euler");
+  gen->add_option("--sampler", sampler, "unipc (default), dpm++, euler or distill (with --timesteps)");
+  std::string timesteps;
+  gen->add_option("--timesteps", timesteps,
+                  "The distill sampler's training timesteps, strictly decreasing in 1..1000 (e.g. 1000,750,500,250)");
+  std::vector<std::string> loras;
+  gen->add_option("--lora", loras, "LoRA FILE[:STRENGTH] merged into the DiT (repeatable; strength 1 by default)")
+      ->expected(1)
+      ->allow_extra_args(false)  // one value per --lora: a later positional is not a LoRA
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  gen->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
+                "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");
   gen->add_option("--schedule", schedule, "reference (official Wan, default) or diffusers");
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
   gen->add_option("--device", device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
@@ -101,6 +129,8 @@ int run_cli(int argc, char** argv) {
   insp->add_option("path", inspect_path, "A .safetensors file, an index json, or a folder")->required();
   insp->add_flag("--all", iopts.all, "List every tensor");
   insp->add_flag("--json", iopts.json, "JSON output");
+  insp->add_option("--model", iopts.model, "For a LoRA: the model folder to check it against");
+  insp->add_option("--dit", iopts.dit, "For a LoRA: the DiT weights (file or folder) to check it against");
 
   // ---- probe ----------------------------------------------------------------------------
   ProbeOptions popts;
@@ -112,6 +142,7 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--config", popts.config, "config.json or a preset name");
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
   probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
+  probe->add_flag("--overwrite", popts.overwrite, "Replace an existing --out file");
   probe->add_option("--device", probe_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   probe->add_option("--dtype", probe_dtype, "auto, f32, bf16 or fp8: the component's compute dtype, as for generate");
 
@@ -139,8 +170,14 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line like every other error (docs/bad_inputs.md #81), not CLI11's two.
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n' || c == '\r') c = ' ';
+    while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+    fmt::print(stderr, "t2v: error: {}; hint: run 't2v --help' or 't2v COMMAND --help' for the options\n", msg);
+    return kExitUsage;
   }
 
   try {
@@ -157,10 +194,13 @@ int run_cli(int argc, char** argv) {
       g.schedule = parse_schedule(schedule);
       g.device = parse_device(device);
       g.dtype = parse_dtype(dtype);
+      if (gen->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(timesteps);
+      for (const std::string& l : loras) g.loras.push_back(parse_lora_spec(l));
       // Settings not given take the model folder's t2v.json values (the shipped
       // default model is 64x64, 17 frames, 8 fps), then the built-in ones.
       std::set<std::string> given;
-      for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "negative-prompt"})
+      for (const char* name :
+           {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "timesteps", "lora", "negative-prompt"})
         if (gen->count("--" + std::string(name)) > 0) given.insert(name);
       apply_model_defaults(g, model_defaults_folder(g), given);
       // The progress bar is for people: not when stderr is not a terminal, nor with NO_COLOR.
@@ -181,13 +221,13 @@ int run_cli(int argc, char** argv) {
       return run_bench(bopts);
     }
   } catch (const Error& e) {
-    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    fmt::print(stderr, "t2v: error: {}\n", one_line(e.what()));
     return e.code();
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "t2v: error: out of memory; hint: use a smaller --size or fewer --frames\n");
     return kExitSoftware;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "t2v: error: {}\n", e.what());
+    fmt::print(stderr, "t2v: error: {}\n", one_line(e.what()));
     return kExitSoftware;
   }
   return 0;

@@ -77,7 +77,9 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
   std::vector<std::string> order;
   std::map<std::string, json> last;
   for (const json& r : records) {
-    if (r.value("status", "") != "done" || !r["id"].is_string() || !r.value("file", json()).is_string()) continue;
+    if (!r.is_object() || r.value("status", json()) != "done" || !r.value("id", json()).is_string() ||
+        !r.value("file", json()).is_string())
+      continue;
     const std::string id = r["id"].get<std::string>();
     if (!last.count(id)) order.push_back(id);
     last[id] = r;
@@ -90,7 +92,8 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
   for (const std::string& id : order) {
     const json& r = last[id];
     const std::string file = r["file"].get<std::string>();
-    const json settings = r.value("settings", json::object());
+    json settings = r.value("settings", json::object());
+    if (!settings.is_object()) settings = json::object();
     std::string poster = fs::path(file).replace_extension(".png").string();
     h += fmt::format("<figure id=\"{}\">\n", html_escape("item-" + id));
     // Image-to-video: the input frame(s) beside the video.
@@ -100,7 +103,7 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
                        html_escape(input_url(settings[k].get<std::string>())));
     }
     h += fmt::format("<video controls preload=\"metadata\" src=\"{}\"", html_escape(url_path(file)));
-    if (r.value("preview", false)) h += fmt::format(" poster=\"{}\"", html_escape(url_path(poster)));
+    if (r.value("preview", json()) == true) h += fmt::format(" poster=\"{}\"", html_escape(url_path(poster)));
     h += "></video>\n<figcaption>\n";
     h += fmt::format("<p>{}</p>\n<dl>\n", html_escape(text_of(settings.value("prompt", json("")))));
     h += fmt::format("<dt>id</dt><dd>{}</dd>\n<dt>file</dt><dd>{}</dd>\n", html_escape(id), html_escape(file));
@@ -121,14 +124,20 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
 int write_gallery(const std::string& dir) {
   std::vector<json> records = read_manifest_records(dir);
   // Only files that are there (a gallery of a folder copied without some videos still loads).
+  // Only names of files directly inside the folder, and only regular files there: a record
+  // naming "../x", "/etc/x" or a symbolic link is not listed (docs/bad_inputs.md #69).
+  auto regular_file_inside = [&](const std::string& name) {
+    if (!unsafe_file_name_problem(name).empty()) return false;
+    std::error_code ec;
+    return fs::symlink_status(fs::path(dir) / name, ec).type() == fs::file_type::regular;
+  };
   std::vector<json> present;
   for (const json& r : records) {
-    if (r.value("status", "") != "done" || !r.value("file", json()).is_string()) continue;
-    std::error_code ec;
-    if (!fs::exists(fs::path(dir) / r["file"].get<std::string>(), ec)) continue;
+    if (r.value("status", json()) != "done" || !r.value("file", json()).is_string()) continue;
+    const std::string file = r["file"].get<std::string>();
+    if (!regular_file_inside(file)) continue;
     json c = r;
-    std::string png = fs::path(r["file"].get<std::string>()).replace_extension(".png").string();
-    c["preview"] = fs::exists(fs::path(dir) / png, ec);
+    c["preview"] = regular_file_inside(fs::path(file).replace_extension(".png").string());
     present.push_back(std::move(c));
   }
   std::string title = "t2v: " + fs::path(dir).lexically_normal().filename().string();

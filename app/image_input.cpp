@@ -114,11 +114,12 @@ bool webp_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h) {
   return false;
 }
 
-// Opens without blocking (a FIFO with no writer would hang a plain open) and refuses
-// anything but a regular file before reading: a FIFO or /dev/zero never ends. Symlinks
-// are followed; an input is only read.
+// The rule of every input file (core/file_read.h, docs/bad_inputs.md #68), with the
+// image's own messages: opens without blocking (a FIFO with no writer would hang a plain
+// open) and refuses anything but a regular file, checked on the descriptor, before
+// reading: a FIFO or /dev/zero never ends. Symlinks are followed; an input is only read.
 std::vector<uint8_t> read_file(const std::string& path, const std::string& what, const ImageLimits& limits) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     const int e = errno;
     if (e == ENOENT) throw Error(kExitNoInput, fmt::format("{} '{}' does not exist", what, path), "check the path");

@@ -3,6 +3,7 @@
 // and the VAE decoder.
 #pragma once
 
+#include <memory>
 #include <optional>
 
 #include "app/model_paths.h"
@@ -47,12 +48,14 @@ class ModelLoader {
   const ModelConfigs& configs() const { return cfg_; }
   const ModelPaths& paths() const { return paths_; }
   const PipelineLoadOptions& options() const { return opts_; }
+  const TensorStore& dit_store() const { return *dit_store_; }  // headers: dtypes of the DiT's tensors
 
   UMT5Tokenizer load_tokenizer() const;
   UMT5Encoder load_text_encoder() const;  // in opts.dtype
-  WanDiT load_dit() const;                 // in opts.dtype; unused keys are errors with opts.strict
-  WanVAE load_vae_decoder() const;         // the decoder half only, in opts.vae_dtype
-  WanVAE load_vae() const;                 // encoder and decoder in opts.vae_dtype (image-to-video encodes its input)
+  // In opts.dtype; unused keys are errors with opts.strict; `delta` (LoRAs) merged in fp32 at load.
+  WanDiT load_dit(std::shared_ptr<const WeightDelta> delta = nullptr) const;
+  WanVAE load_vae_decoder() const;  // the decoder half only, in opts.vae_dtype
+  WanVAE load_vae() const;          // encoder and decoder in opts.vae_dtype (image-to-video encodes its input)
   ClipVisionEncoder load_image_encoder() const;  // image-to-video models only, in opts.dtype
 
  private:

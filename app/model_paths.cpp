@@ -32,6 +32,12 @@ static bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
 }
+// A config file is used when anything is there under its name: a FIFO or device is then
+// refused when read (docs/bad_inputs.md #68), not silently passed over for another config.
+static bool is_present(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec) && !fs::is_directory(p, ec);
+}
 
 static void require_exists(const std::string& path, const std::string& what) {
   std::error_code ec;
@@ -40,13 +46,13 @@ static void require_exists(const std::string& path, const std::string& what) {
   refuse_pickle(path);
 }
 
-// A folder of single files (ComfyUI style): classify each .safetensors by its keys.
+// A folder of single files (ComfyUI style): classify each .safetensors and .gguf by its keys.
 static void scan_single_files(const fs::path& dir, ModelPaths& p) {
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string ext = e.path().extension().string();
     if (ext == ".pth" || ext == ".pt" || ext == ".ckpt" || ext == ".bin") refuse_pickle(e.path().string());
-    if (e.is_regular_file() && ext == ".safetensors") files.push_back(e.path());
+    if (e.is_regular_file() && (ext == ".safetensors" || ext == ".gguf")) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   for (const fs::path& f : files) {
@@ -85,11 +91,11 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
       p.vae = part("vae");
       p.tokenizer = part("tokenizer");
       p.clip = part("image_encoder");  // image-to-video pipelines
-      if (!p.clip.empty() && is_file(m / "image_encoder" / "config.json"))
+      if (!p.clip.empty() && is_present(m / "image_encoder" / "config.json"))
         p.clip_config = (m / "image_encoder" / "config.json").string();
-      if (!p.dit.empty() && is_file(m / "transformer" / "config.json")) p.dit_config = (m / "transformer" / "config.json").string();
-      if (!p.t5.empty() && is_file(m / "text_encoder" / "config.json")) p.t5_config = (m / "text_encoder" / "config.json").string();
-      if (!p.vae.empty() && is_file(m / "vae" / "config.json")) p.vae_config = (m / "vae" / "config.json").string();
+      if (!p.dit.empty() && is_present(m / "transformer" / "config.json")) p.dit_config = (m / "transformer" / "config.json").string();
+      if (!p.t5.empty() && is_present(m / "text_encoder" / "config.json")) p.t5_config = (m / "text_encoder" / "config.json").string();
+      if (!p.vae.empty() && is_present(m / "vae" / "config.json")) p.vae_config = (m / "vae" / "config.json").string();
       if (is_file(m / "scheduler" / "scheduler_config.json"))
         p.scheduler_config = (m / "scheduler" / "scheduler_config.json").string();
     } else if (is_dir(m)) {
@@ -113,7 +119,7 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
   override_part(o.clip, "--clip", p.clip, &p.clip_config);
   // A part given as a folder carries its own config.json.
   auto folder_config = [](const std::string& part, std::string& cfg) {
-    if (cfg.empty() && is_dir(part) && is_file(fs::path(part) / "config.json")) cfg = (fs::path(part) / "config.json").string();
+    if (cfg.empty() && is_dir(part) && is_present(fs::path(part) / "config.json")) cfg = (fs::path(part) / "config.json").string();
   };
   folder_config(p.dit, p.dit_config);
   folder_config(p.t5, p.t5_config);
@@ -125,10 +131,10 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
   std::string where = model.empty() ? "the given parts" : fmt::format("'{}'", model);
   if (p.dit.empty())
     throw Error(kExitNoInput, fmt::format("no diffusion transformer in {}", where),
-                "expected transformer/ (diffusers) or a Wan DiT .safetensors; or pass --dit");
+                "expected transformer/ (diffusers) or a Wan DiT .safetensors or .gguf; or pass --dit");
   if (p.t5.empty())
     throw Error(kExitNoInput, fmt::format("no umT5 text encoder in {}", where),
-                "expected text_encoder/ or a umt5 .safetensors; or pass --t5");
+                "expected text_encoder/ or a umt5 .safetensors or .gguf; or pass --t5");
   if (p.vae.empty())
     throw Error(kExitNoInput, fmt::format("no VAE in {}", where),
                 "expected vae/ or wan_2.1_vae.safetensors; or pass --vae");

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "app/choices.h"
+#include "diffusion/lora.h"
+#include "text_encoder/tokenizer.h"
 #include "video_io/frame_rate.h"
 
 namespace t2v {
@@ -32,6 +34,9 @@ struct GenerateOptions {
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;  // --schedule reference (diffusers: kDiffusers)
+  std::vector<int> timesteps;  // --timesteps of the distill sampler (training timesteps, decreasing)
+  std::vector<LoraSpec> loras;  // merged into the DiT at load, in this order
+  bool lora_ignore_unknown = false;
   std::optional<uint64_t> seed;  // random when absent (printed and stored)
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;
@@ -49,17 +54,30 @@ struct GenerateOptions {
   int crf = 18;
 };
 
+// Prompts longer than UMT5Tokenizer::kMaxPromptBytes are refused (Error 65) before
+// anything else looks at them (docs/bad_inputs.md #70).
+constexpr size_t kMaxPromptBytes = UMT5Tokenizer::kMaxPromptBytes;
+
+// The most transformer tokens a video may need: beyond this the largest activations no
+// longer fit an 80 GB GPU even with flash attention. Checked here with Wan2.1's 16x
+// compression, and again against the loaded model's own (app/memory_estimate.h).
+constexpr int64_t kMaxTransformerTokens = 400'000;
+
+// --size takes multiples of this: the VAE divides by 8 and the DiT patches 2x2 latents.
+constexpr int kSizeMultiple = 16;
+
 // Parsers for option values; each throws Error(64) naming the option and value.
 void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"
 uint64_t parse_seed(const std::string& text);                         // 0 .. 2^64-1, decimal
 double parse_finite(const std::string& option, const std::string& text);
 
 // Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift, fps,
-// crf, output) and the prompt text (UTF-8, empty, control
-// characters: bidi overrides are stripped with a warning, other control
-// characters refused). May rewrite `o.prompt`/`o.negative_prompt` when stripping.
-// Throws Error(64) for bad parameters, Error(65) for bad prompt text. Returns
-// warnings to show the user.
+// crf, output, the distill timesteps, the LoRA files' existence) and the prompt
+// text (UTF-8, empty, control characters: bidi overrides are stripped with a
+// warning, other control characters refused). May rewrite `o.prompt`/`o.negative_prompt`
+// when stripping; sets o.steps to the number of timesteps for the distill sampler.
+// Throws Error(64) for bad parameters, Error(65) for bad prompt text, Error(66) for a
+// missing LoRA file. Returns warnings to show the user.
 std::vector<std::string> validate_generate_options(GenerateOptions& o);
 
 // Cleans a prompt for the checks above; returns warnings to print.

@@ -9,10 +9,16 @@
 #include <spdlog/spdlog.h>
 
 #include "app/image_input.h"
+#include "app/memory_estimate.h"
+#include "app/noise_input.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
+#include "diffusion/lora.h"
+#include "diffusion/wan_dit_weights.h"
 #include "kernels/ops.h"
+#include "scheduler/distill.h"
 #include "scheduler/scheduler.h"
 
 namespace t2v {
@@ -33,18 +39,16 @@ void stop_if_cancelled(CancelFlag cancel) {
 // The noise the denoising starts from: injected (parity tests) or Philox from the seed.
 Tensor initial_noise(const RenderRequest& r, const Shape& shape) {
   if (r.noise_file.empty()) return randn_philox(shape, r.seed);
-  SafetensorsFile f(r.noise_file);
-  const TensorInfo* ti = f.find("noise");
-  if (!ti && f.tensors().size() == 1) ti = &f.tensors()[0];
-  if (!ti)
-    throw Error(kExitDataErr, fmt::format("{}: no tensor named 'noise'", r.noise_file),
-                "save the starting latents under the key 'noise'");
-  Tensor t = f.get(ti->name).to(DType::F32);
-  if (t.numel() != shape.numel())
-    throw Error(kExitDataErr,
-                fmt::format("{}: noise has shape {}, this video needs {}", r.noise_file, t.shape().str(), shape.str()),
-                "match --size and --frames to the noise tensor");
-  return t.reshape(shape).clone();
+  return read_noise(r.noise_file, shape);
+}
+
+// A stage's output must be finite: NaN or Inf here means the weights (scanned at load)
+// were fine but the computation overflowed, so the error names the stage (exit 70) and the
+// render stops before anything is written (docs/bad_inputs.md #19).
+void check_stage_output(const Tensor& t, const char* what) {
+  if (const int64_t bad = first_non_finite_anywhere(t); bad >= 0)
+    throw Error(kExitSoftware, fmt::format("NaN or Inf in {} (element {} of {})", what, bad, t.numel()),
+                "the weights overflow in this dtype or are broken; try --dtype f32, or check the model files");
 }
 
 bool all_finite(const Tensor& t) {
@@ -66,6 +70,11 @@ struct Pipeline::Impl {
   std::optional<ClipVisionEncoder> clip;  // image-to-video
   // The input images of the current image-to-video render ([3, h, w] in [-1, 1]).
   Tensor first_image, last_image;
+  // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
+  bool loras_checked = false;
+  std::vector<LoraSpec> lora_specs;
+  bool lora_ignore_unknown = false;
+  std::shared_ptr<const LoraDelta> lora;
 };
 
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
@@ -89,17 +98,23 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
 PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress, CancelFlag cancel) {
   const ModelConfigs& c = impl_->loader.configs();
   RenderRequest r = request;
-  prepare_images(r);                         // image-to-video: the output size comes from the image
-  latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
+  prepare_images(r);  // image-to-video: the output size comes from the image
+  // Before any weights load: a size the model cannot take, one that does not fit in memory
+  // (docs/bad_inputs.md #74), and a --noise file that does not fit the video (#77). The
+  // noise has the output's channels (image-to-video's DiT takes the conditioning besides).
+  const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
+  check_render_fits(c, impl_->loader.options(), r);
+  if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.out_dim, T, h, w});
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
+  prepare_dit(r);  // LoRA files are checked before any weights load
   StageTimes t;
-  EncodedPrompts text = encode_prompts(r, t);
+  EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
   std::optional<I2VCondition> cond;
-  if (c.dit.image_to_video()) cond = condition_on_images(r, t);
+  if (c.dit.image_to_video()) cond = condition_on_images(r, t, cancel);
   stop_if_cancelled(cancel);
   Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr);
   nlohmann::json settings =
@@ -109,12 +124,57 @@ PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress
   return write_outputs(r, sink, std::move(settings), t, progress);
 }
 
-EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
+void Pipeline::prepare_dit(const RenderRequest& r) {
+  Impl& m = *impl_;
+  if (m.loras_checked && r.loras == m.lora_specs && r.lora_ignore_unknown == m.lora_ignore_unknown) return;
+  std::shared_ptr<const LoraDelta> delta = load_loras(r.loras, m.loader.configs().dit, r.lora_ignore_unknown);
+  m.dit.reset();  // loaded with other LoRAs (or none)
+  m.lora = std::move(delta);
+  m.lora_specs = r.loras;
+  m.lora_ignore_unknown = r.lora_ignore_unknown;
+  m.loras_checked = true;
+  if (!m.lora) return;
+  for (size_t i = 0; i < r.loras.size(); ++i) {
+    const LoraFile& f = m.lora->files()[i];
+    // One value, a few, or the range of many.
+    auto values = [](const char* what, const auto& v) -> std::string {
+      if (v.empty()) return "";
+      if (v.size() > 3) return fmt::format(", {} {:g}..{:g}", what, double(v.front()), double(v.back()));
+      std::string s;
+      for (const auto& x : v) s += fmt::format("{}{:g}", s.empty() ? fmt::format(", {} ", what) : "/", double(x));
+      return s;
+    };
+    const std::string ranks = values("rank", f.ranks()), alphas = values("alpha", f.alphas());
+    say(r, fmt::format("LoRA {} at strength {:g}: {} names, {} modules{}{}{}", f.path, r.loras[i].strength,
+                       lora_convention_name(f.convention), f.targets.size(), ranks, alphas,
+                       f.skipped_keys.empty() ? "" : fmt::format(", {} zero norm deltas skipped", f.skipped_keys.size())));
+    if (!f.unknown_keys.empty())
+      spdlog::warn("LoRA {}: {} key(s) match no module of the DiT and are skipped (--lora-ignore-unknown), e.g. {}",
+                   f.path, f.unknown_keys.size(), f.unknown_keys.front());
+  }
+  // Scaled fp8 weights cannot take a delta in fp8: they are dequantized, merged and kept
+  // in the compute dtype.
+  const TensorStore& store = m.loader.dit_store();
+  const WanDiTLayout layout = detect_wan_dit_layout(store);
+  int fp8 = 0;
+  for (const std::string& key : m.lora->keys()) {
+    const std::string fk = wan_dit_file_key(layout, key);
+    if (store.contains(fk) && (store.info(fk).dtype == DType::F8_E4M3 || store.info(fk).dtype == DType::F8_E5M2)) ++fp8;
+  }
+  if (fp8 > 0)
+    say(r, fmt::format("LoRA: {} fp8 weights of the DiT are dequantized, merged and kept in {} (not fp8)", fp8,
+                       dtype_name(m.loader.options().dtype)));
+}
+
+EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const auto t0 = Clock::now();
+  stop_if_cancelled(cancel);
   TokenizedPrompt pos_ids = m.tok->encode(r.prompt, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   TokenizedPrompt neg_ids = m.tok->encode(r.negative_or_default(), dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   for (const auto* tp : {&pos_ids, &neg_ids})
     if (tp->dropped > 0 && m.loader.options().strict)
       throw Error(kExitDataErr, fmt::format("prompt is {} tokens; {} were cut at the limit of {}", tp->text_tokens + 1,
@@ -126,9 +186,13 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
     m.t5.emplace(m.loader.load_text_encoder());
     load_s = seconds_since(tl);
   }
+  stop_if_cancelled(cancel);
   EncodedPrompts e;
   e.positive = m.t5->encode_context(pos_ids.ids, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   e.negative = m.t5->encode_context(neg_ids.ids, dit_cfg.text_len);
+  check_stage_output(e.positive, "the text encoder's output (prompt)");
+  check_stage_output(e.negative, "the text encoder's output (negative prompt)");
   e.positive_tokens = pos_ids.ids.size();
   e.negative_tokens = neg_ids.ids.size();
   if (!m.loader.options().keep_text_encoder) m.t5.reset();  // free its weights before the DiT loads
@@ -193,12 +257,14 @@ void Pipeline::prepare_images(RenderRequest& r) {
   if (!r.negative_prompt) r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
 }
 
-I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t) {
+I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
   Impl& m = *impl_;
   const ModelConfigs& c = m.loader.configs();
   const auto tl = Clock::now();
   if (!m.clip) m.clip.emplace(m.loader.load_image_encoder());
+  stop_if_cancelled(cancel);
   if (!m.vae || !m.vae->parts.encoder) m.vae.emplace(m.loader.load_vae());
+  stop_if_cancelled(cancel);
   const double load_s = seconds_since(tl);
   t.load_s += load_s;
   const auto t0 = Clock::now();
@@ -207,6 +273,8 @@ I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t
   size.lat_w = r.width / c.vae.spatial_factor(), size.lat_h = r.height / c.vae.spatial_factor();
   I2VCondition cond = i2v_condition(*m.clip, *m.vae, m.first_image, m.last_image.defined() ? &m.last_image : nullptr,
                                     r.frames, size);
+  check_stage_output(cond.features, "the image encoder's output (CLIP features)");
+  check_stage_output(cond.y, "the VAE encoder's output (image latents)");
   const double s = seconds_since(t0);
   t.encode_s += s;
   say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s",
@@ -219,17 +287,26 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const Device dev = m.loader.options().device;
+  prepare_dit(r);
   if (!m.dit) {
     const auto tl = Clock::now();
-    m.dit.emplace(m.loader.load_dit());
+    m.dit.emplace(m.loader.load_dit(m.lora));
     t.load_s += seconds_since(tl);
   }
   const WanDiT& dit = *m.dit;
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
   // Noise has the output's channels (16); image-to-video appends the conditioning.
   Tensor x = initial_noise(r, Shape{1, dit_cfg.out_dim, T, h, w}).to(dev);
-  std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler);
-  sched->set_timesteps(r.steps, r.shift, r.schedule);
+  // The distilled sampler walks its timestep list; the others a schedule of r.steps.
+  std::optional<DistillScheduler> distill;
+  std::unique_ptr<Scheduler> sched;
+  if (r.sampler == Sampler::kDistill) {
+    distill.emplace(r.timesteps, r.shift);
+    T2V_ASSERT(distill->num_steps() == r.steps, "distill: {} timesteps, {} steps", distill->num_steps(), r.steps);
+  } else {
+    sched = make_scheduler(r.sampler);
+    sched->set_timesteps(r.steps, r.shift, r.schedule);
+  }
   const bool guided = r.cfg != 1.0;  // cfg 1 is the conditional prediction alone
   // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
   // (the same result, without attending to hundreds of padding rows).
@@ -250,17 +327,20 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   const auto t0 = Clock::now();
   progress.start_steps(r.steps);
   for (int i = 0; i < r.steps; ++i) {
-    const float ts = static_cast<float>(sched->timesteps()[i]);
+    // distill: 1000 * sigma, not rounded; the others: the schedule's integer timestep.
+    const float ts = distill ? distill->dit_timestep(i) : static_cast<float>(sched->timesteps()[i]);
     Tensor v;
     if (guided) {
       Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
       if (cond) xx = ops::concat({xx, y}, 1);  // [noise 16 | mask 4 | image latents 16]
       Tensor vv = dit.forward(xx, Tensor::from_floats({ts, ts}, {2}), ctx, features);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
+      t.dit_forwards += 2;
     } else {
       v = dit.forward(cond ? ops::concat({x, y}, 1) : x, Tensor::from_floats({ts}, {1}), ctx, features);
+      t.dit_forwards += 1;
     }
-    x = sched->step(v, i, x);
+    x = distill ? distill->step(v, i, x) : sched->step(v, i, x);
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
                   "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
@@ -272,7 +352,8 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");
-  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step)", r.steps, t.denoise_s, t.denoise_s / r.steps));
+  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards)", r.steps, t.denoise_s,
+                     t.denoise_s / r.steps, t.dit_forwards));
   return x;
 }
 
@@ -294,6 +375,7 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
     // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
     // rounding halves the quantisation error and removes its bias).
     Tensor c = chunk.to(Device::CPU).to(DType::F32);
+    check_stage_output(c, "the decoded frames (VAE output)");
     const float* p = c.data<float>();
     const int64_t f = c.size(2);
     for (int64_t k = 0; k < f; ++k) {
@@ -317,7 +399,6 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
 
 PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, nlohmann::json settings, StageTimes t,
                                        const Progress& progress) const {
-  if (sink.wants_unit_frames()) sink.save_frames_dump();
   const auto t0 = Clock::now();
   const double video_s = sink.frames() / r.fps.value();
   const double compute_s = t.encode_s + t.denoise_s + t.decode_s;
@@ -325,8 +406,7 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
     settings["timings_s"] = {{"load", t.load_s}, {"encode", t.encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}};
     settings["compute_s_per_video_s"] = compute_s / video_s;
   }
-  sink.finish(r.timing_metadata ? &settings : nullptr);
-  if (r.preview) sink.write_previews();
+  sink.finish(r.timing_metadata ? &settings : nullptr);  // the dump, the previews, then the MP4
   t.mux_s = sink.mux_s() + seconds_since(t0);
   const Device dev = impl_->loader.options().device;
   say(r, fmt::format("wrote {} ({} frames, {}x{}, {} fps) — encode {:.2f} s, denoise {:.2f} s, decode {:.2f} s, "
@@ -342,6 +422,7 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
                             {"denoise", t.denoise_s},
                             {"decode", t.decode_s},
                             {"mux", t.mux_s}}},
+                          {"dit_forwards", t.dit_forwards},
                           {"compute_s_per_video_s", compute_s / video_s}});
   PipelineResult result;
   result.output = r.output;

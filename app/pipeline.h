@@ -24,6 +24,7 @@ namespace t2v {
 // Seconds per stage of one render; `load` is weights read on first use (not in the others).
 struct StageTimes {
   double load_s = 0, encode_s = 0, denoise_s = 0, decode_s = 0, mux_s = 0;
+  int dit_forwards = 0;  // transformer evaluations of one sample: 2 per CFG step, 1 with cfg 1
 };
 
 struct PipelineResult {
@@ -58,9 +59,13 @@ class Pipeline {
   PipelineResult render(const RenderRequest& r, Progress& progress, CancelFlag cancel = nullptr);
 
   // ---- the stages ----
+  // Reads and checks the request's LoRAs against the DiT (Error 64/65/66, before any
+  // weights load; render() calls it first) and drops a DiT loaded with other LoRAs.
+  void prepare_dit(const RenderRequest& r);
   // Tokenizes both prompts (Error 65 under strict when one is cut at text_len), loads
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
-  EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t);
+  // `cancel` is polled between its steps (tokenize, load, encode each prompt).
+  EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
   // Image-to-video: checks that the model and the images go together (Error 64: images
   // for a text-to-video model, none for an image-to-video one, a last image for a model
   // without first-last-frame weights, FLF2V at other than 81 frames), reads the images
@@ -68,10 +73,13 @@ class Pipeline {
   // (and Wan's I2V/FLF2V default negative prompt when none is given). A no-op for
   // text-to-video requests on text-to-video models.
   void prepare_images(RenderRequest& r);
-  // Loads the CLIP encoder and the VAE encoder on first use and builds the conditioning.
-  I2VCondition condition_on_images(const RenderRequest& r, StageTimes& t);
-  // Loads the DiT on first use and runs r.steps sampler steps from the seed's (or the
-  // injected) noise; `cond` (image-to-video) is fed to both guidance passes. NaN/Inf is
+  // Loads the CLIP encoder and the VAE encoder on first use and builds the conditioning
+  // (NaN/Inf in it is Error 70); `cancel` is polled after each load.
+  I2VCondition condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
+  // Loads the DiT on first use (with the request's LoRAs) and runs r.steps sampler steps
+  // (the distill sampler: one per r.timesteps entry) from the seed's (or the injected)
+  // noise; one DiT forward per step with cfg 1, else one batch of 2; `cond`
+  // (image-to-video) is fed to both guidance passes. NaN/Inf is
   // Error(70) after step 1 and at the end. Returns the final latents [1, C, T, h, w] on
   // the device.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,

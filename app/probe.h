@@ -16,6 +16,7 @@ struct ProbeOptions {
   std::string weights, config, inputs, out;
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;  // the component's compute dtype, as for generate
+  bool overwrite = false;                  // replace an existing --out (a regular file only)
 };
 
 int run_probe(const ProbeOptions& o);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,16 +35,21 @@ struct RenderRequest {
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;
+  std::vector<int> timesteps;  // the distill sampler's list (steps == its size)
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
   // Image-to-video: the input image(s). Then width x height is the area budget the
   // pipeline turns into the output size (docs/wan.md §5.1).
   std::string image, last_image;
+  // LoRAs merged into the DiT when it loads (a different list reloads it).
+  std::vector<LoraSpec> loras;
+  bool lora_ignore_unknown = false;
 
   // ---- outputs ----
   std::string output = "out.mp4";  // written through a temp file and renamed when complete
   bool overwrite = false;
   bool preview = false;  // also <output>.png (contact sheet) and <output>.gif
+  bool preview_overwrite = false;  // replace existing previews even without `overwrite` (batch: they belong to the item)
   int crf = 18;
   bool timing_metadata = true;  // stage timings in the MP4's settings tag (they make files differ run to run)
   std::string frames_dump;      // when set: the decoded frames in [0, 1] as F32 [F, H, W, 3] safetensors
@@ -62,6 +68,7 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
 
 // The settings stored as JSON in the MP4's `t2v` tag (everything needed to
 // reproduce the video). `negative` is the negative prompt as it is to be stored.
+// "timesteps" (distill) and "loras" ([{file, strength}]) only where they apply.
 nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
                                         const std::string& model);
 

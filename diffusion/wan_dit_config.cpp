@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
+#include "core/file_read.h"
 #include "core/error.h"
 #include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
@@ -127,12 +128,9 @@ void name_preset(WanDiTConfig& c) {
   }
 }
 
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "DiT config file", kMaxConfigBytes, kExitConfig);
 }
 
 }  // namespace

@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
 #include "core/error.h"
+#include "core/file_read.h"
 #include "image_encoder/clip_vision.h"
 
 namespace t2v {
@@ -33,12 +32,9 @@ constexpr int64_t kHeadDim = 80;
 
 const char* kHint = "fix the config.json or pass the image encoder's config.json / a preset";
 
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "CLIP config file", kMaxConfigBytes, kExitConfig);
 }
 
 void name_preset(ClipVisionConfig& c) {
