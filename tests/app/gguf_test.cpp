@@ -262,7 +262,7 @@ TEST(Gguf, InspectListsTensorsMetadataAndWhatItDetected) {
   EXPECT_TRUE(found);
   r = run_t2v({"inspect", kT5});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("detected    umt5-encoder (llama.cpp GGUF layout)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("detected    umt5-encoder (llama.cpp GGUF)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("status      umT5 encoder (2 layers, d_model 32), loads as it is"), std::string::npos) << r.out;
   // Another family: listed (exit 0), with a status saying t2v does not run it.
   r = run_t2v({"inspect", kData + "/core/gguf/arch_flux.gguf"});
