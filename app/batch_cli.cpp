@@ -24,6 +24,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--t5", g.t5, "umT5 text encoder weights");
   b->add_option("--vae", g.vae, "VAE weights");
   b->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
+  b->add_option("--clip", g.clip, "CLIP image encoder of image-to-video models");
   b->add_option("--device", c.device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   b->add_option("--dtype", c.dtype, "auto, f32, bf16 or fp8");
   b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (the model's t2v.json, else 832x480)");

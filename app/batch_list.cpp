@@ -2,6 +2,7 @@
 // sharding (41). Every problem is collected as "file:line: message" so the user sees them
 // all at once, before any model is loaded.
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -31,9 +32,9 @@ constexpr size_t kMaxNameBytes = 200;
 constexpr uint64_t kMaxListBytes = 256u << 20;
 constexpr size_t kMaxLineBytes = 1u << 20;
 
-const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed", "size",   "frames", "steps",
-                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras",
-                                       "cache"};
+const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed",      "size",  "frames",
+                                       "steps",  "cfg",     "shift",           "sampler",   "fps",   "output",
+                                       "timesteps", "loras", "cache",          "image",     "last_image"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -130,7 +131,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, cache)",
+                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, cache, image, last_image)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -199,6 +200,18 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
       if (!p.empty()) throw FieldError{fmt::format("\"output\" {}", p)};
       if (!ends_with_mp4(file)) throw FieldError{"\"output\" must end in .mp4"};
     });
+    // Image-to-video: input images, relative to the list's folder; they must exist now
+    // (a missing one fails the whole list before any model loads).
+    for (const char* key : {"image", "last_image"}) {
+      field(key, [&](const json& v) {
+        std::filesystem::path p = want_string(v, key);
+        if (p.is_relative()) p = std::filesystem::path(path).parent_path() / p;
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(p, ec))
+          throw FieldError{fmt::format("\"{}\": {} is not a file", key, p.string())};
+        (std::string(key) == "image" ? o.image : o.last_image) = std::filesystem::absolute(p).lexically_normal().string();
+      });
+    }
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
@@ -295,6 +308,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
   if (o.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(o.cache);  // absent: no caching
+  if (!o.image.empty()) j["image"] = o.image;
+  if (!o.last_image.empty()) j["last_image"] = o.last_image;
   return j;
 }
 

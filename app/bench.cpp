@@ -119,13 +119,15 @@ int run_bench(const BenchOptions& o) {
   j["frames"] = o.frames;
   j["latent"] = {16, T, h, w};
   j["tokens"] = tokens;
+  j["image_tokens"] = wan_dit_image_tokens(cfg);  // image-to-video: CLIP tokens beside the 512 text rows
   j["dit_step_flops"] = full_flops;
   j["dit_step_floor_ms"] = floor_s * 1e3;
   j["video_floor_s"] = floor_s * o.steps;
   j["peak_tflops_assumed"] = o.peak_tflops;
 
   if (!o.json) {
-    fmt::print("t2v bench: {} at {}x{}x{} ({} latent frames, {} tokens)\n", o.model, W, H, o.frames, T, tokens);
+    fmt::print("t2v bench: {} at {}x{}x{} ({} latent frames, {} tokens{})\n", o.model, W, H, o.frames, T, tokens,
+               cfg.image_to_video() ? fmt::format(", {} image tokens", wan_dit_image_tokens(cfg)) : "");
     fmt::print("  DiT step with CFG (batch 2): {:.4g} FLOP; floor {:.1f} ms at {:.0f} TFLOP/s; {} steps >= {:.1f} s\n",
                full_flops, floor_s * 1e3, o.peak_tflops, o.steps, floor_s * o.steps);
   }
@@ -174,10 +176,14 @@ int run_bench(const BenchOptions& o) {
   Tensor x = randn_philox({2, cfg.in_dim, T, h, w}, 7).to(dev);
   Tensor ctx = ops::scale(randn_philox({2, cfg.text_len, cfg.text_dim}, 8), 0.1f).to(dev);
   Tensor ts = Tensor::from_floats({999.0f, 999.0f}, {2});
+  // Image-to-video: CLIP features of the input image(s) (x already has the 36 channels).
+  Tensor image_features;
+  if (cfg.image_to_video())
+    image_features = randn_philox({2, wan_dit_image_tokens(cfg), cfg.image_dim}, 10).to(dev);
   std::vector<double> times;
   for (int r = 0; r < o.repeat + 1; ++r) {  // first run is warm-up
     auto t0 = Clock::now();
-    Tensor v = dit.forward(x, ts, ctx);
+    Tensor v = dit.forward(x, ts, ctx, image_features);
     v.to(Device::CPU);  // synchronises
     double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (r > 0) times.push_back(s);

@@ -114,7 +114,7 @@ int run_calibrate_cache(CalibrateOptions& o) {
     Progress progress(false, false);
     const EncodedPrompts text = pipeline.encode_prompts(r, t);
     DenoiseStats stats;
-    pipeline.denoise(r, text, progress, nullptr, t, {}, &stats);
+    pipeline.denoise(r, text, progress, nullptr, t, nullptr, {}, &stats);
     // The steps TeaCache decides on: after the retained ones.
     for (const StepCacheRecord& rec : stats.records)
       if (rec.step >= retain && rec.distance >= 0 && rec.output_distance >= 0) {

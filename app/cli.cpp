@@ -31,6 +31,7 @@ static constexpr const char* kExamples = R"(Examples:
   t2v generate -p "a red ball rolling to the left" -o ball.mp4 --preview
   t2v generate -p "a cat surfing" --model Wan2.1-T2V-1.3B-Diffusers --device cuda --seed 42
   t2v serve --model Wan2.1-T2V-1.3B-Diffusers --device cuda --port 8000
+  t2v generate -p "the cat jumps" --model Wan2.1-I2V-14B-480P-Diffusers --image cat.png --size 832x480
   t2v inspect wan2.1_t2v_1.3B_fp16.safetensors
   t2v probe dit --weights transformer/ --config transformer/config.json --inputs in.safetensors --out out.safetensors
 
@@ -80,6 +81,11 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--t5", g.t5, "umT5 text encoder weights");
   gen->add_option("--vae", g.vae, "VAE weights");
   gen->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
+  gen->add_option("--clip", g.clip, "CLIP image encoder of image-to-video models (clip_vision_h.safetensors or image_encoder/)");
+  gen->add_option("--image", g.image,
+                  "Image-to-video: the first frame (PNG, JPEG, WebP, BMP); --size is then an area budget and the "
+                  "video takes the image's aspect ratio");
+  gen->add_option("--last-image", g.last_image, "First-last-frame-to-video: the last frame (same size as --image)");
   gen->add_option("--size", size, "WIDTHxHEIGHT, multiples of 16 (default: the model's t2v.json, else 832x480)");
   gen->add_option("--frames", g.frames, "Number of frames, 4k+1 (default: t2v.json, else 81)");
   gen->add_option("--fps", fps, "Frame rate: 16, 24, 29.97, 30000/1001 (default: t2v.json, else 16)");
@@ -140,7 +146,8 @@ int run_cli(int argc, char** argv) {
   ProbeOptions popts;
   std::string probe_device = device_option_name(popts.device), probe_dtype = dtype_option_name(popts.dtype);
   auto* probe = app.add_subcommand("probe", "Run one model component on named input tensors (for golden tests)");
-  probe->add_option("component", popts.component, "text-encoder, dit, vae-decode or vae-encode")->required();
+  probe->add_option("component", popts.component, "text-encoder, dit, vae-decode, vae-encode or clip-vision")
+      ->required();
   probe->add_option("--weights", popts.weights, "Weights file or folder")->required();
   probe->add_option("--config", popts.config, "config.json or a preset name");
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
@@ -173,7 +180,8 @@ int run_cli(int argc, char** argv) {
   std::string bench_device = device_option_name(bopts.device), bench_dtype = dtype_option_name(bopts.dtype);
   std::string bench_cache = "none";
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
-  bench->add_option("--model", bopts.model, "wan2.1-t2v-1.3b (default) or wan2.1-t2v-14b");
+  bench->add_option("--model", bopts.model,
+                    "wan2.1-t2v-1.3b (default), wan2.1-t2v-14b, wan2.1-i2v-14b or wan2.1-flf2v-14b");
   bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");

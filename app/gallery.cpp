@@ -45,6 +45,16 @@ std::string url_path(const std::string& name) {
   return out;
 }
 
+// An input image (an absolute path on this machine, as batch records it) as a file://
+// URL, each path segment escaped like a file name: the gallery shows it when opened
+// from disk.
+std::string input_url(const std::string& path) {
+  std::vector<std::string> parts;
+  for (const auto& part : fs::absolute(fs::path(path)).lexically_normal())
+    if (part.string() != "/" && !part.empty()) parts.push_back(url_path(part.string()));
+  return fmt::format("file:///{}", fmt::join(parts, "/"));
+}
+
 std::string text_of(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
@@ -55,6 +65,7 @@ constexpr const char* kStyle = R"(body{font-family:system-ui,sans-serif;margin:1
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:1.2em}
 figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em}
 video{width:100%;background:#000}
+img.input{width:30%;margin:0 .4em .4em 0;border:1px solid #ddd}
 figcaption p{margin:.4em 0}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.1em .8em;font-size:.85em;color:#555;margin:.3em 0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere})";
@@ -85,6 +96,12 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
     if (!settings.is_object()) settings = json::object();
     std::string poster = fs::path(file).replace_extension(".png").string();
     h += fmt::format("<figure id=\"{}\">\n", html_escape("item-" + id));
+    // Image-to-video: the input frame(s) beside the video.
+    for (const char* k : {"image", "last_image"}) {
+      if (!settings.contains(k) || !settings[k].is_string()) continue;
+      h += fmt::format("<img class=\"input\" alt=\"{} of {}\" src=\"{}\">\n", k, html_escape(id),
+                       html_escape(input_url(settings[k].get<std::string>())));
+    }
     h += fmt::format("<video controls preload=\"metadata\" src=\"{}\"", html_escape(url_path(file)));
     if (r.value("preview", json()) == true) h += fmt::format(" poster=\"{}\"", html_escape(url_path(poster)));
     h += "></video>\n<figcaption>\n";

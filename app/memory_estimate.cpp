@@ -35,6 +35,15 @@ double umt5_params(const UMT5Config& c) {
   return static_cast<double>(c.vocab_size) * c.d_model + c.num_layers * layer + c.d_model;
 }
 
+// CLIP vision parameters from its config: patch embedding, class token and positions, per
+// block q/k/v/o and the MLP (with biases) and two LayerNorms, the pre- and post-LayerNorms.
+double clip_params(const ClipVisionConfig& c) {
+  const double w = static_cast<double>(c.hidden), mlp = static_cast<double>(c.intermediate);
+  const double block = 4.0 * (w * w + w) + 2.0 * w * mlp + mlp + w + 4.0 * w;
+  return static_cast<double>(c.channels) * c.patch * c.patch * w + (c.num_tokens() + 1.0) * w + c.num_layers * block +
+         4.0 * w;
+}
+
 struct Grid {
   int64_t T = 0, h = 0, w = 0, tokens = 0;
 };
@@ -105,13 +114,27 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double pixels = static_cast<double>(r.frames) * r.width * r.height;
   const double frames_kept = (r.preview ? pixels * 3.0 : 0.0) + (r.frames_dump.empty() ? 0.0 : pixels * 12.0);
 
+  // Image-to-video: the CLIP encoder and the whole VAE (encoder too) load before the DiT and
+  // stay loaded. Conditioning holds the [3, F, H, W] input video in fp32 and its compute
+  // copy, and runs the encoder chunk by chunk at the video's size (its working set taken as
+  // the decoder's), with the 257 CLIP tokens' keys/values in every DiT block's cross-attention.
+  double w_i2v = 0.0, condition = 0.0, image_kv = 0.0;
+  if (c.clip) {
+    const double enc_width = c.vae.base_dim / 96.0;
+    w_i2v = clip_params(*c.clip) * e + 54.5e6 * enc_width * enc_width * e_vae;  // Wan2.1: 127M VAE, 72.5M decoder
+    const double video = pixels * 3.0 * (4.0 + e_vae);
+    condition = w_i2v + w_vae + kept_t5 + video + vae_run;
+    image_kv = static_cast<double>(c.dit.num_layers) * B * static_cast<double>(c.clip->num_tokens()) * dim * 2.0 * e;
+  }
+
   // On the host, what the process holds already (libraries, BLAS buffers, the tokenizer).
   const double base = cuda ? 0.0 : proc_kb("/proc/self/status", "VmRSS").value_or(0.0);
   MemoryEstimate m;
   m.tokens = g.tokens;
-  m.encode = static_cast<uint64_t>(base + w_t5);
-  m.denoise = static_cast<uint64_t>(base + w_dit + kept_t5 + latents + step + scores + cross_kv);
-  m.decode = static_cast<uint64_t>(base + w_dit + kept_t5 + w_vae + latents + vae_run + frames_kept);
+  m.encode = static_cast<uint64_t>(base + std::max(w_t5, condition));
+  m.denoise = static_cast<uint64_t>(base + w_dit + kept_t5 + w_i2v + w_vae * (c.clip ? 1.0 : 0.0) + latents + step +
+                                    scores + cross_kv + image_kv);
+  m.decode = static_cast<uint64_t>(base + w_dit + kept_t5 + w_i2v + w_vae + latents + vae_run + frames_kept);
   return m;
 }
 

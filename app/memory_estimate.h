@@ -24,6 +24,12 @@
 //            convs), f = the frames of a chunk (the temporal factor, 1 for a one-frame video)
 //            + 32 MiB of im2col columns on the CPU + the frames kept for --preview (x 3 bytes)
 //            and --dump-frames (x 12 bytes)
+// Image-to-video adds the CLIP image encoder (parameter count from its config x e) and the VAE
+// encoder (54.5M parameters for base width 96) to denoise and decode (they stay loaded), the
+// image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both
+// of those, the VAE decoder, the input video (F x H x W x 3 in fp32 and in the VAE's dtype)
+// and the VAE encoder's chunk working set (taken as the decoder's). These terms are not yet
+// measured against real image-to-video runs.
 // Every term is taken at its largest at once; against the peak resident memory of real runs
 // of the default model it measured 0.74x-1.07x (MemoryEstimate.IsCloseToThePeakOfRealRuns),
 // so a suggested size keeps 35% to spare (1 / 0.74).

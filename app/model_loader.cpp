@@ -8,21 +8,51 @@
 namespace t2v {
 
 ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(std::move(paths)), opts_(opts) {
-  cfg_.vae = WanVAEConfig::resolve(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config, paths_.vae);
+  // Without a config.json the sizes come from the tensor shapes (the released files
+  // give the presets' values; small test models give their own).
+  cfg_.vae = WanVAEConfig::resolve(paths_.vae_config, paths_.vae);
   dit_store_.emplace(TensorStore::open(paths_.dit));
-  cfg_.dit = paths_.dit_config.empty() ? WanDiTConfig::from_weights(*dit_store_)
-                                       : WanDiTConfig::from_json(paths_.dit_config);
-  cfg_.t5 = UMT5Config::resolve(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config, paths_.t5);
+  // The config.json given or beside the weights (the official checkpoint folders keep
+  // one), else the sizes read off the tensor shapes.
+  cfg_.dit = WanDiTConfig::resolve(paths_.dit_config, paths_.dit, &*dit_store_);
+  cfg_.t5 = UMT5Config::resolve(paths_.t5_config, paths_.t5);
   if (cfg_.t5.d_model != cfg_.dit.text_dim)
     throw Error(kExitDataErr,
                 fmt::format("text encoder width {} does not match the transformer's text_dim {}", cfg_.t5.d_model,
                             cfg_.dit.text_dim),
                 "use the text encoder that belongs to this model");
-  if (cfg_.vae.z_dim != cfg_.dit.in_dim || cfg_.vae.z_dim != cfg_.dit.out_dim)
+  if (cfg_.vae.z_dim != cfg_.dit.out_dim)
     throw Error(kExitDataErr,
                 fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
                             cfg_.dit.in_dim, cfg_.dit.out_dim),
                 "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+  if (cfg_.dit.image_to_video()) {  // docs/wan.md §5.1
+    if (paths_.clip.empty())
+      throw Error(kExitNoInput,
+                  fmt::format("the transformer is a Wan2.1 {} model and needs the CLIP image encoder, but none was "
+                              "found",
+                              cfg_.dit.model_type()),
+                  "pass --clip clip_vision_h.safetensors (or use a diffusers folder with image_encoder/)");
+    cfg_.clip = ClipVisionConfig::resolve(paths_.clip_config, paths_.clip);
+    if (cfg_.clip->hidden != cfg_.dit.image_dim)
+      throw Error(kExitDataErr,
+                  fmt::format("image encoder {} is {} wide, but the transformer's image embedder takes {}-wide CLIP "
+                              "features",
+                              paths_.clip, cfg_.clip->hidden, cfg_.dit.image_dim),
+                  "use the image encoder that belongs to this model (Wan2.1 I2V/FLF2V: CLIP ViT-H/14, "
+                  "clip_vision_h.safetensors)");
+    if (cfg_.vae.z_dim + 4 + cfg_.dit.out_dim != cfg_.dit.in_dim)
+      throw Error(kExitDataErr,
+                  fmt::format("the image-to-video transformer takes {} input channels; noise {} + mask 4 + image "
+                              "latents {} would be {}",
+                              cfg_.dit.in_dim, cfg_.dit.out_dim, cfg_.vae.z_dim, cfg_.dit.out_dim + 4 + cfg_.vae.z_dim),
+                  "use the VAE and transformer of one Wan2.1 image-to-video model");
+  } else if (cfg_.vae.z_dim != cfg_.dit.in_dim) {
+    throw Error(kExitDataErr,
+                fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
+                            cfg_.dit.in_dim, cfg_.dit.out_dim),
+                "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+  }
 }
 
 UMT5Tokenizer ModelLoader::load_tokenizer() const { return UMT5Tokenizer::from_path(paths_.tokenizer); }
@@ -41,6 +71,22 @@ WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
   lo.strict = opts_.strict;
   lo.delta = std::move(delta);
   return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
+}
+
+WanVAE ModelLoader::load_vae() const {
+  WanVAELoadOptions vo;
+  vo.device = opts_.device;
+  vo.dtype = opts_.vae_dtype;
+  return WanVAE::load(paths_.vae, cfg_.vae, vo);
+}
+
+ClipVisionEncoder ModelLoader::load_image_encoder() const {
+  T2V_ASSERT(cfg_.clip.has_value(), "no image encoder for a text-to-video model");
+  ClipVisionLoadOptions co;
+  co.device = opts_.device;
+  co.dtype = opts_.dtype;
+  co.strict = opts_.strict;
+  return ClipVisionEncoder::load(paths_.clip, *cfg_.clip, co);
 }
 
 WanVAE ModelLoader::load_vae_decoder() const {

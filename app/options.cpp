@@ -119,6 +119,8 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
   check_fps(o.fps);
   if (o.output.empty()) throw usage("-o/--output is empty", "name an .mp4 file");
+  if (!o.last_image.empty() && o.image.empty())
+    throw usage("--last-image needs --image (the first frame)", "pass both frames of a first-last-frame video");
   for (const LoraSpec& l : o.loras) check_lora_file_exists(l);
   std::vector<std::string> warnings = sanitize_prompt(o.prompt, "prompt", o.allow_empty_prompt);
   if (o.negative_prompt) {

@@ -20,8 +20,12 @@ namespace t2v {
 struct GenerateOptions {
   std::string prompt;
   std::optional<std::string> negative_prompt;  // Wan's default when absent
-  // Model location: a diffusers folder or a folder of Comfy files; per-part overrides.
-  std::string model, dit, t5, vae, tokenizer;
+  // Model location: a diffusers folder or a folder of Comfy files; per-part overrides
+  // (clip: the CLIP image encoder of image-to-video models).
+  std::string model, dit, t5, vae, tokenizer, clip;
+  // Image-to-video: the first frame (and, for first-last-frame models, the last one).
+  // With an image, --size is an area budget: the video takes the image's aspect ratio.
+  std::string image, last_image;
   int width = 832, height = 480;
   int frames = 81;
   Rational fps{16, 1};

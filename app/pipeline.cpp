@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/image_input.h"
 #include "app/memory_estimate.h"
 #include "app/noise_input.h"
 #include "app/choices.h"
@@ -67,6 +68,9 @@ struct Pipeline::Impl {
   std::optional<UMT5Encoder> t5;  // each loaded on first use
   std::optional<WanDiT> dit;
   std::optional<WanVAE> vae;
+  std::optional<ClipVisionEncoder> clip;  // image-to-video
+  // The input images of the current image-to-video render ([3, h, w] in [-1, 1]).
+  Tensor first_image, last_image;
   // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
   bool loras_checked = false;
   std::vector<LoraSpec> lora_specs;
@@ -111,14 +115,17 @@ StepCacheSettings Pipeline::resolve_cache(const StepCacheSettings& c) const {
   return out;
 }
 
-PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel,
+PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress, CancelFlag cancel,
                                 const StepObserver& on_step) {
   const ModelConfigs& c = impl_->loader.configs();
+  RenderRequest r = request;
+  prepare_images(r);  // image-to-video: the output size comes from the image
   // Before any weights load: a size the model cannot take, one that does not fit in memory
-  // (docs/bad_inputs.md #74), and a --noise file that does not fit the video (#77).
+  // (docs/bad_inputs.md #74), and a --noise file that does not fit the video (#77). The
+  // noise has the output's channels (image-to-video's DiT takes the conditioning besides).
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
   check_render_fits(c, impl_->loader.options(), r);
-  if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.in_dim, T, h, w});
+  if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.out_dim, T, h, w});
   resolve_cache(r.cache);  // and a cache the model cannot run
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
@@ -128,8 +135,11 @@ PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, Canc
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
+  std::optional<I2VCondition> cond;
+  if (c.dit.image_to_video()) cond = condition_on_images(r, t, cancel);
+  stop_if_cancelled(cancel);
   DenoiseStats stats;
-  Tensor latents = denoise(r, text, progress, cancel, t, on_step, &stats);
+  Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr, on_step, &stats);
   nlohmann::json settings =
       generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
   VideoSink sink(r, settings);
@@ -225,8 +235,88 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, C
   return e;
 }
 
+void Pipeline::prepare_images(RenderRequest& r) {
+  Impl& m = *impl_;
+  const WanDiTConfig& dit = m.loader.configs().dit;
+  if (!dit.image_to_video()) {
+    if (!r.image.empty())
+      throw Error(kExitUsage,
+                  fmt::format("--image was given, but the transformer {} is a text-to-video model", paths().dit),
+                  "drop --image, or pass an image-to-video model (Wan2.1 I2V-14B / FLF2V-14B)");
+    return;
+  }
+  if (r.image.empty())
+    throw Error(kExitUsage,
+                fmt::format("the transformer {} is a Wan2.1 {} model: it needs an input image", paths().dit,
+                            dit.model_type()),
+                dit.first_last_frame() ? "pass --image FIRST.png --last-image LAST.png" : "pass --image FIRST.png");
+  if (!r.last_image.empty() && !dit.first_last_frame())
+    throw Error(kExitUsage,
+                fmt::format("--last-image was given, but the transformer {} has no first-last-frame weights (it is "
+                            "an {} model)",
+                            paths().dit, dit.model_type()),
+                "drop --last-image, or pass the FLF2V-14B transformer");
+  if (dit.first_last_frame() && r.last_image.empty())
+    throw Error(kExitUsage, "the first-last-frame model needs --last-image as well as --image",
+                "pass the last frame with --last-image");
+  // The reference builds the FLF2V mask for exactly 81 frames (wan/first_last_frame2video.py).
+  if (dit.first_last_frame() && r.frames != 81)
+    throw Error(kExitUsage,
+                fmt::format("--frames {}: the first-last-frame model runs at exactly 81 frames (the reference "
+                            "supports no other count)",
+                            r.frames),
+                "use --frames 81");
+  const RgbImage first = load_rgb_image(r.image, "--image");
+  m.first_image = rgb_image_to_tensor(first);
+  m.last_image = Tensor();
+  if (!r.last_image.empty()) {
+    const RgbImage last = load_rgb_image(r.last_image, "--last-image");
+    if (last.width != first.width || last.height != first.height)
+      throw Error(kExitDataErr,
+                  fmt::format("--last-image {} is {}x{}, --image {} is {}x{}: the two frames must have one size",
+                              r.last_image, last.width, last.height, r.image, first.width, first.height),
+                  "resize or crop the last frame to the first one's size");
+    m.last_image = rgb_image_to_tensor(last);
+  }
+  // --size is the area budget; the video takes the image's aspect ratio (docs/wan.md §5.1).
+  const ModelConfigs& c = m.loader.configs();
+  const I2VSize size = i2v_output_size(static_cast<int64_t>(r.width) * r.height, first.width, first.height,
+                                       c.vae.spatial_factor(), static_cast<int>(dit.patch_size[1]));
+  say(r, fmt::format("{}: input {}x{}, video {}x{} (the area of --size {}x{} at the image's aspect ratio)",
+                     dit.model_type(), first.width, first.height, size.width, size.height, r.width, r.height));
+  r.width = size.width;
+  r.height = size.height;
+  if (!r.negative_prompt) r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
+}
+
+I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
+  Impl& m = *impl_;
+  const ModelConfigs& c = m.loader.configs();
+  const auto tl = Clock::now();
+  if (!m.clip) m.clip.emplace(m.loader.load_image_encoder());
+  stop_if_cancelled(cancel);
+  if (!m.vae || !m.vae->parts.encoder) m.vae.emplace(m.loader.load_vae());
+  stop_if_cancelled(cancel);
+  const double load_s = seconds_since(tl);
+  t.load_s += load_s;
+  const auto t0 = Clock::now();
+  I2VSize size;
+  size.width = r.width, size.height = r.height;
+  size.lat_w = r.width / c.vae.spatial_factor(), size.lat_h = r.height / c.vae.spatial_factor();
+  I2VCondition cond = i2v_condition(*m.clip, *m.vae, m.first_image, m.last_image.defined() ? &m.last_image : nullptr,
+                                    r.frames, size);
+  check_stage_output(cond.features, "the image encoder's output (CLIP features)");
+  check_stage_output(cond.y, "the VAE encoder's output (image latents)");
+  const double s = seconds_since(t0);
+  t.encode_s += s;
+  say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s",
+                     m.last_image.defined() ? "s" : "", cond.features.size(1), r.frames, s));
+  return cond;
+}
+
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                         StageTimes& t, const StepObserver& on_step, DenoiseStats* stats) {
+                         StageTimes& t, const I2VCondition* cond, const StepObserver& on_step,
+                         DenoiseStats* stats) {
   Impl& m = *impl_;
   StepCache cache(resolve_cache(r.cache), r.cfg != 1.0 ? 2 : 1);
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
@@ -239,7 +329,8 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   }
   const WanDiT& dit = *m.dit;
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
-  Tensor x = initial_noise(r, Shape{1, dit_cfg.in_dim, T, h, w}).to(dev);
+  // Noise has the output's channels (16); image-to-video appends the conditioning.
+  Tensor x = initial_noise(r, Shape{1, dit_cfg.out_dim, T, h, w}).to(dev);
   // The distilled sampler walks its timestep list; the others a schedule of r.steps.
   std::optional<DistillScheduler> distill;
   std::unique_ptr<Scheduler> sched;
@@ -258,6 +349,14 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   auto rows = [&](const Tensor& c) { return ops::slice(c, 0, 0, L).reshape({1, L, D}); };
   Tensor ctx = guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0) : rows(text.positive);
   ctx = ctx.to(dev);
+  // Image-to-video: the same conditioning and CLIP features in both guidance passes.
+  Tensor y, features;
+  if (cond) {
+    y = guided ? ops::concat({cond->y, cond->y}, 0) : cond->y;
+    features = guided ? ops::concat({cond->features, cond->features}, 0) : cond->features;
+    y = y.to(dev);
+    features = features.to(dev);
+  }
 
   const auto t0 = Clock::now();
   progress.start_steps(r.steps);
@@ -267,10 +366,11 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     Tensor v;
     if (guided) {
       Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
-      Tensor vv = cache.forward(dit, xx, Tensor::from_floats({ts, ts}, {2}), ctx, i);
+      if (cond) xx = ops::concat({xx, y}, 1);  // [noise 16 | mask 4 | image latents 16]
+      Tensor vv = cache.forward(dit, xx, Tensor::from_floats({ts, ts}, {2}), ctx, i, features);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
     } else {
-      v = cache.forward(dit, x, Tensor::from_floats({ts}, {1}), ctx, i);
+      v = cache.forward(dit, cond ? ops::concat({x, y}, 1) : x, Tensor::from_floats({ts}, {1}), ctx, i, features);
     }
     if (on_step) {
       const double sigma = distill ? distill->schedule().sigmas[i] : sched->sigmas()[i];

@@ -1,7 +1,9 @@
 // The text-to-video pipeline as four stages: encode_prompts (tokenize -> umT5) ->
 // denoise (the DiT and a flow scheduler, CFG as one batch of 2) -> decode_frames
 // (denormalise -> chunked VAE decode into a VideoSink) -> write_outputs (MP4 +
-// previews). Stage timings go to the user and into the MP4 metadata.
+// previews). Image-to-video models add condition_on_images (CLIP features and the
+// VAE-encoded first/last frame, docs/wan.md §5.1) before denoising. Stage timings go
+// to the user and into the MP4 metadata.
 #pragma once
 
 #include <array>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "app/denoise_observer.h"
+#include "app/i2v_conditioning.h"
 #include "app/model_loader.h"
 #include "app/model_paths.h"
 #include "app/progress.h"
@@ -78,14 +81,26 @@ class Pipeline {
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
   // `cancel` is polled between its steps (tokenize, load, encode each prompt).
   EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
+  // Image-to-video: checks that the model and the images go together (Error 64: images
+  // for a text-to-video model, none for an image-to-video one, a last image for a model
+  // without first-last-frame weights, FLF2V at other than 81 frames), reads the images
+  // (Error 65/66) and sets r.width x r.height to the output size the area budget gives
+  // (and Wan's I2V/FLF2V default negative prompt when none is given). A no-op for
+  // text-to-video requests on text-to-video models.
+  void prepare_images(RenderRequest& r);
+  // Loads the CLIP encoder and the VAE encoder on first use and builds the conditioning
+  // (NaN/Inf in it is Error 70); `cancel` is polled after each load.
+  I2VCondition condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
   // Loads the DiT on first use (with the request's LoRAs) and runs r.steps sampler steps
   // (the distill sampler: one per r.timesteps entry) from the seed's (or the injected)
-  // noise; one DiT forward per step with cfg 1, else one batch of 2. NaN/Inf is
+  // noise; one DiT forward per step with cfg 1, else one batch of 2; `cond`
+  // (image-to-video) is fed to both guidance passes. NaN/Inf is
   // Error(70) after step 1 and at the end. Returns the final latents [1, C, T, h, w] on
   // the device. `on_step`, when set, sees every step; r.cache selects the step cache
   // (resolve_cache); `stats` receives the forward counts.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                 StageTimes& t, const StepObserver& on_step = {}, DenoiseStats* stats = nullptr);
+                 StageTimes& t, const I2VCondition* cond = nullptr, const StepObserver& on_step = {},
+                 DenoiseStats* stats = nullptr);
   // Loads the VAE decoder on first use, denormalises `latents` and decodes them one
   // latent frame at a time into `sink` as RGB24 (and floats in [0, 1] when it wants them).
   void decode_frames(const RenderRequest& r, const Tensor& latents, VideoSink& sink, CancelFlag cancel,

@@ -32,9 +32,11 @@ int run_probe(const ProbeOptions& o) {
     probe_vae_decode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, target);
   } else if (o.component == "vae-encode") {
     probe_vae_encode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, target);
+  } else if (o.component == "clip-vision") {
+    probe_clip_vision(o.weights, o.config, o.inputs, o.out, target);
   } else {
     throw Error(kExitUsage, fmt::format("unknown probe component '{}'", o.component),
-                "use text-encoder, dit, vae-decode or vae-encode");
+                "use text-encoder, dit, vae-decode, vae-encode or clip-vision");
   }
   return 0;
 }

@@ -12,7 +12,7 @@
 namespace t2v {
 
 struct ProbeOptions {
-  std::string component;  // text-encoder | dit | vae-decode | vae-encode
+  std::string component;  // text-encoder | dit | vae-decode | vae-encode | clip-vision
   std::string weights, config, inputs, out;
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;  // the component's compute dtype, as for generate

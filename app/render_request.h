@@ -19,6 +19,9 @@ namespace t2v {
 
 // Wan2.1's default negative prompt (docs/wan.md §4.1), used when none is given.
 extern const char* const kWanDefaultNegativePrompt;
+// The image-to-video models' defaults: Wan's with "镜头晃动，" (camera shake) in front,
+// and for first-last-frame models also "镜头切换，" (cut) (wan/configs).
+std::string wan_i2v_default_negative_prompt(bool first_last_frame);
 
 struct RenderRequest {
   // ---- the video ----
@@ -38,6 +41,9 @@ struct RenderRequest {
   // Step caching (--cache); TeaCache's coefficients from t2v.json when it has them, else
   // empty and the pipeline takes the DiT preset's published ones.
   StepCacheSettings cache;
+  // Image-to-video: the input image(s). Then width x height is the area budget the
+  // pipeline turns into the output size (docs/wan.md §5.1).
+  std::string image, last_image;
   // LoRAs merged into the DiT when it loads (a different list reloads it).
   std::vector<LoraSpec> loras;
   bool lora_ignore_unknown = false;

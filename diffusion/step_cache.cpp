@@ -71,11 +71,12 @@ StepCache::StepCache(StepCacheSettings settings, int branches)
   T2V_ASSERT(s_.retain_steps >= 1, "retain_steps {}", s_.retain_steps);
 }
 
-Tensor StepCache::forward(const WanDiT& dit, const Tensor& x, const Tensor& timestep, const Tensor& context, int step) {
+Tensor StepCache::forward(const WanDiT& dit, const Tensor& x, const Tensor& timestep, const Tensor& context, int step,
+                          const Tensor& image_features) {
   T2V_ASSERT(x.size(0) == static_cast<int64_t>(branches_.size()), "{} rows for {} branches", x.size(0),
              branches_.size());
   const size_t first_record = records_.size();
-  const WanDiTEmbedded in = dit.embed(x, timestep, context);
+  const WanDiTEmbedded in = dit.embed(x, timestep, context, image_features);
   Tensor out;
   switch (s_.kind) {
     case StepCacheKind::kNone:

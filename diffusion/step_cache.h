@@ -60,7 +60,9 @@ class StepCache {
 
   // The velocity [B, out_dim, T, H, W] for denoising step `step` (0, 1, ... in order):
   // the arguments of WanDiT::forward, B == branches.
-  Tensor forward(const WanDiT& dit, const Tensor& x, const Tensor& timestep, const Tensor& context, int step);
+  // `image_features` as WanDiT::forward takes them (image-to-video), else undefined.
+  Tensor forward(const WanDiT& dit, const Tensor& x, const Tensor& timestep, const Tensor& context, int step,
+                 const Tensor& image_features = {});
 
   int64_t forwards_run() const { return run_; }          // branch forwards whose blocks ran
   int64_t forwards_skipped() const { return skipped_; }  // branch forwards that reused a residual

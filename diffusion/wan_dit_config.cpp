@@ -52,6 +52,9 @@ void WanDiTConfig::validate(const std::string& origin) const {
   for (int64_t p : patch_size) c.range("patch_size entry", p, 1, kMaxPatch);
   c.range("rope_max_seq_len", rope_max_seq_len, 1, kMaxRopeLen);
   c.open_range("eps", eps, 0.0, 1.0);
+  c.range("image_dim", image_dim, 0, kMaxDim);
+  c.range("image_pos_len", image_pos_len, 0, kMaxTextLen);
+  if (image_pos_len > 0 && image_dim == 0) c.fail("image_pos_len is set without image_dim");
   if (dim % num_heads != 0) c.fail(fmt::format("dim {} is not divisible by num_heads {}", dim, num_heads));
   if (head_dim() % 2 != 0 || head_dim() < 6)
     c.fail(fmt::format("head dim {} must be even and at least 6 for the 3D RoPE split", head_dim()));
@@ -63,14 +66,19 @@ void WanDiTConfig::validate(const std::string& origin) const {
 }
 
 std::string WanDiTConfig::summary() const {
-  return fmt::format(
+  std::string s = fmt::format(
       "dim {}, ffn {}, heads {} x {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}", dim,
       ffn_dim, num_heads, num_heads > 0 ? dim / num_heads : 0, num_layers, in_dim, out_dim, text_dim, freq_dim,
       patch_size[0], patch_size[1], patch_size[2]);
+  if (image_to_video()) s += fmt::format(", {} image_dim {}", model_type(), image_dim);
+  if (first_last_frame()) s += fmt::format(", image positions {}", image_pos_len);
+  return s;
 }
 
 // ---- presets (docs/wan.md §2.1) ----------------------------------------------------
-std::vector<std::string> WanDiTConfig::preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
+std::vector<std::string> WanDiTConfig::preset_names() {
+  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b"};
+}
 
 WanDiTConfig WanDiTConfig::preset(const std::string& name) {
   WanDiTConfig c;
@@ -78,6 +86,10 @@ WanDiTConfig WanDiTConfig::preset(const std::string& name) {
     c.dim = 1536, c.ffn_dim = 8960, c.num_heads = 12, c.num_layers = 30;
   } else if (name == "wan2.1-t2v-14b") {
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
+  } else if (name == "wan2.1-i2v-14b" || name == "wan2.1-flf2v-14b") {
+    // 16 noise + 4 mask + 16 image-latent channels in; CLIP ViT-H/14 features (docs/wan.md §5.1).
+    c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36, c.image_dim = 1280;
+    if (name == "wan2.1-flf2v-14b") c.image_pos_len = 514;
   } else {
     throw Error(kExitUsage, fmt::format("unknown Wan DiT preset '{}'", name),
                 fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
@@ -111,7 +123,7 @@ void name_preset(WanDiTConfig& c) {
     const WanDiTConfig p = WanDiTConfig::preset(name);
     if (p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads && p.num_layers == c.num_layers &&
         p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim && p.freq_dim == c.freq_dim &&
-        p.patch_size == c.patch_size)
+        p.patch_size == c.patch_size && p.image_dim == c.image_dim && p.image_pos_len == c.image_pos_len)
       c.preset_name = name;
   }
 }
@@ -156,10 +168,15 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
                     "Wan2.1 uses \"rms_norm_across_heads\"");
       }
     }
-    for (const char* k : {"added_kv_proj_dim", "image_dim", "pos_embed_seq_len"})
-      if (j.contains(k) && !j[k].is_null())
-        throw Error(kExitConfig, fmt::format("{}: \"{}\" is set: an image-to-video / Wan2.2 model", origin, k),
-                    "t2v runs the Wan2.1 text-to-video DiT");
+    // Image-to-video: image_dim is the CLIP width; the image key/value projections
+    // (added_kv_proj_dim) read the embedded image tokens, which have the model's width.
+    c.image_dim = get_int(j, "image_dim", 0, check, 0, kMaxDim);
+    const int64_t added_kv = get_int(j, "added_kv_proj_dim", 0, check, 0, kMaxDim);
+    if ((c.image_dim > 0) != (added_kv > 0) || (added_kv > 0 && added_kv != c.dim))
+      check.fail(fmt::format("image_dim {} and added_kv_proj_dim {} do not describe a Wan2.1 image-to-video "
+                             "model (both set, added_kv_proj_dim = the inner dim {})",
+                             c.image_dim, added_kv, c.dim));
+    c.image_pos_len = get_int(j, "pos_embed_seq_len", 0, check, 0, kMaxTextLen);
   } else if (j.contains("dim")) {
     // Original Wan config.json (WanModel).
     c.dim = get_int(j, "dim", 1536, check, 1, kMaxDim);
@@ -171,10 +188,15 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     c.text_dim = get_int(j, "text_dim", 4096, check, 1, kMaxDim);
     c.text_len = get_int(j, "text_len", 512, check, 1, kMaxTextLen);
     c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
-    if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "t2v")
-      throw Error(kExitConfig,
-                  fmt::format("{}: model_type \"{}\" is not supported", origin, j["model_type"].get<std::string>()),
-                  "t2v runs the text-to-video DiT (model_type t2v)");
+    const std::string type = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>()
+                                                                                     : "t2v";
+    if (type != "t2v" && type != "i2v" && type != "flf2v")
+      throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, type),
+                  "t2v runs the Wan2.1 DiT of model_type t2v, i2v or flf2v");
+    // The reference builds the image embedder for 1280-wide CLIP features (ViT-H/14) and,
+    // for flf2v, positions for 2 x 257 image tokens (wan/modules/model.py MLPProj).
+    if (type != "t2v") c.image_dim = 1280;
+    if (type == "flf2v") c.image_pos_len = 514;
     if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
   } else {
@@ -244,6 +266,18 @@ WanDiTShapes detect_wan_dit_shapes(const TensorStore& store) {
   c.num_layers = 0;
   while (store.contains(wan_dit_file_key(d.layout, fmt::format("blocks.{}.modulation", c.num_layers)))) ++c.num_layers;
   c.cross_attn_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.norm3.weight"));
+  // Image-to-video: the image embedder's first LayerNorm is [image_dim]; FLF2V adds
+  // positions [1, image tokens, image_dim].
+  if (store.contains(wan_dit_file_key(d.layout, "img_emb.proj.0.weight"))) {
+    const Shape n = shape_of("img_emb.proj.0.weight");
+    expect_dims("img_emb.proj.0.weight", n, 1);
+    c.image_dim = n[0];
+    if (store.contains(wan_dit_file_key(d.layout, "img_emb.emb_pos"))) {
+      const Shape pos = shape_of("img_emb.emb_pos");
+      expect_dims("img_emb.emb_pos", pos, 3);
+      c.image_pos_len = pos[1];
+    }
+  }
   c.qk_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.self_attn.norm_q.weight"));
   // Heads are invisible in shapes: take them from the preset with these dims,
   // else assume Wan's head dim of 128.
@@ -301,6 +335,11 @@ WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::str
   return from_weights(TensorStore::open(weights_path));
 }
 
+int64_t wan_dit_image_tokens(const WanDiTConfig& c) {
+  if (!c.image_to_video()) return 0;
+  return c.first_last_frame() ? c.image_pos_len : 257;  // CLIP ViT-H/14 at 224: class token + 16 x 16 patches
+}
+
 int64_t wan_dit_param_count(const WanDiTConfig& cfg) {
   int64_t n = 0;
   for (const auto& r : wan_dit_weight_list(cfg)) n += r.shape.numel();
@@ -323,11 +362,15 @@ WanDiTFlops wan_dit_flops(const WanDiTConfig& c, int64_t T, int64_t h, int64_t w
   f.patch_embedding = B * gemm(N, d, static_cast<double>(c.in_dim * c.patch_numel()));
   f.embeddings = B * (gemm(1, d, static_cast<double>(c.freq_dim)) + gemm(1, d, d) + gemm(1, 6 * d, d) +
                       gemm(L, d, static_cast<double>(c.text_dim)) + gemm(L, d, d));
+  // Image-to-video: the image embedder (image_dim -> image_dim -> dim) on the image tokens,
+  // and in every block k_img, v_img on them and a second attention over them.
+  const double I = static_cast<double>(wan_dit_image_tokens(c)), id = static_cast<double>(c.image_dim);
+  f.embeddings += B * (gemm(I, id, id) + gemm(I, d, id));
   f.self_attn_proj = layers * B * 4 * gemm(N, d, d);
   // Per head 2·N·N·D for Q·Kᵀ and as much for P·V; summed over heads D·NH = dim.
   f.self_attn_sdpa = layers * B * 4.0 * N * N * d;
-  f.cross_attn_proj = layers * B * (2 * gemm(N, d, d) + 2 * gemm(L, d, d));
-  f.cross_attn_sdpa = layers * B * 4.0 * N * L * d;
+  f.cross_attn_proj = layers * B * (2 * gemm(N, d, d) + 2 * gemm(L, d, d) + 2 * gemm(I, d, d));
+  f.cross_attn_sdpa = layers * B * 4.0 * N * (L + I) * d;
   f.ffn = layers * B * 2 * gemm(N, static_cast<double>(c.ffn_dim), d);
   f.head = B * gemm(N, static_cast<double>(c.out_dim * c.patch_numel()), d);
   return f;

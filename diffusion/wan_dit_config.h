@@ -34,7 +34,18 @@ struct WanDiTConfig {
   int64_t rope_max_seq_len = 1024;  // positions per axis with a RoPE table
   double rope_theta = 10000.0;
   TimestepSinusoid sinusoid = TimestepSinusoid::Float64;
+  // Image-to-video (docs/wan.md §5.1): the width of the CLIP image features the image
+  // embedder takes (1280 for Wan2.1 I2V / FLF2V-14B); 0 for text-to-video.
+  int64_t image_dim = 0;
+  // First-last-frame (FLF2V): the image tokens of both frames carry a learned position
+  // embedding over this many tokens (514 = 2 x 257); 0 otherwise.
+  int64_t image_pos_len = 0;
   std::string preset_name;  // the preset these dims equal ("wan2.1-t2v-1.3b", ...), or ""
+
+  bool image_to_video() const { return image_dim > 0; }
+  bool first_last_frame() const { return image_pos_len > 0; }
+  // "t2v", "i2v" or "flf2v" (the reference's model_type).
+  std::string model_type() const { return first_last_frame() ? "flf2v" : image_to_video() ? "i2v" : "t2v"; }
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
@@ -44,7 +55,8 @@ struct WanDiTConfig {
   std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
 
   // ---- where a config comes from (the same calls for every model) ----
-  static std::vector<std::string> preset_names();  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"
+  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b"
+  static std::vector<std::string> preset_names();
   // The named preset; Error(64) listing the names for any other.
   static WanDiTConfig preset(const std::string& name);
   // A diffusers (`attention_head_dim`, `num_attention_heads`, ...) or an original
@@ -63,6 +75,11 @@ struct WanDiTConfig {
                               const TensorStore* store = nullptr);
 };
 
+// Image tokens the DiT attends to besides the text: 0 for T2V, 257 (ViT-H/14's class
+// token and 16 x 16 patches) for I2V, image_pos_len (514) for FLF2V. For FLOP counts;
+// the forward takes whatever the image encoder gives.
+int64_t wan_dit_image_tokens(const WanDiTConfig& cfg);
+
 // Parameter count implied by a config (T2V-1.3B: 1,418,996,800).
 int64_t wan_dit_param_count(const WanDiTConfig& cfg);
 
@@ -72,11 +89,11 @@ int64_t wan_dit_param_count(const WanDiTConfig& cfg);
 // are left out (< 0.1% of the total at real sizes).
 struct WanDiTFlops {
   double patch_embedding = 0;
-  double embeddings = 0;        // time MLP, time projection, text MLP (512 rows)
+  double embeddings = 0;        // time MLP, time projection, text MLP (512 rows), image embedder
   double self_attn_proj = 0;    // q, k, v, o on N tokens, all blocks
   double self_attn_sdpa = 0;    // Q·Kᵀ and P·V over N keys, all blocks
-  double cross_attn_proj = 0;   // q, o on N tokens + k, v on text_len rows, all blocks
-  double cross_attn_sdpa = 0;   // Q·Kᵀ and P·V over text_len keys, all blocks
+  double cross_attn_proj = 0;   // q, o on N tokens + k, v on text_len rows (+ k_img, v_img on the image tokens)
+  double cross_attn_sdpa = 0;   // Q·Kᵀ and P·V over text_len keys (+ the image tokens), all blocks
   double ffn = 0;
   double head = 0;
   double total() const;

@@ -144,7 +144,7 @@ TEST(StepCacheGolden, CalibrationPointsAndFitMatchNumpy) {
   Progress progress(false, false);
   const EncodedPrompts text = tiny_pipeline().encode_prompts(r, t);
   DenoiseStats stats;
-  tiny_pipeline().denoise(r, text, progress, nullptr, t, {}, &stats);
+  tiny_pipeline().denoise(r, text, progress, nullptr, t, nullptr, {}, &stats);
   const std::vector<double> px = golden()["calibration"]["x"].get<std::vector<double>>();
   const std::vector<double> py = golden()["calibration"]["y"].get<std::vector<double>>();
   const std::vector<int> steps = golden()["calibration"]["steps"].get<std::vector<int>>();
