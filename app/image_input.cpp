@@ -257,7 +257,7 @@ bool image_header_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h, st
   return false;
 }
 
-RgbImage load_rgb_image(const std::string& path, const std::string& what, const ImageLimits& limits) {
+InputImage load_rgb_image(const std::string& path, const std::string& what, const ImageLimits& limits) {
   const std::vector<uint8_t> bytes = read_file(path, what, limits);
   int64_t w = 0, h = 0;
   std::string format;
@@ -303,7 +303,7 @@ RgbImage load_rgb_image(const std::string& path, const std::string& what, const 
                 fmt::format("{} '{}' has {} channels of an unsupported sample type", what, path, m.channels()),
                 "save it as an 8-bit RGB PNG");
 
-  RgbImage img;
+  InputImage img;
   img.width = m.cols;
   img.height = m.rows;
   img.path = path;
@@ -325,7 +325,7 @@ RgbImage load_rgb_image(const std::string& path, const std::string& what, const 
   return img;
 }
 
-Tensor rgb_image_to_tensor(const RgbImage& image) {
+Tensor rgb_image_to_tensor(const InputImage& image) {
   const int64_t H = image.height, W = image.width;
   Tensor t = Tensor::empty(Shape{3, H, W}, DType::F32);
   float* p = t.data<float>();

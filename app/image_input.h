@@ -18,7 +18,7 @@
 
 namespace t2v {
 
-struct RgbImage {
+struct InputImage {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;  // [height, width, 3] RGB24, row-major
   std::string path;          // where it was read from (for messages)
@@ -39,12 +39,12 @@ struct ImageLimits {
 //   65  not an image in a supported format, a corrupt or truncated image, or a
 //       size outside `limits` (checked from the header, before decoding).
 // `what` names the option in messages ("--image", "--last-image", "item 3 image").
-RgbImage load_rgb_image(const std::string& path, const std::string& what = "image",
+InputImage load_rgb_image(const std::string& path, const std::string& what = "image",
                         const ImageLimits& limits = {});
 
 // The image as the reference feeds it to the models: [3, H, W] F32 on the CPU,
 // x/255 then (x - 0.5)/0.5, i.e. in [-1, 1] (TF.to_tensor(img).sub_(0.5).div_(0.5)).
-Tensor rgb_image_to_tensor(const RgbImage& image);
+Tensor rgb_image_to_tensor(const InputImage& image);
 
 // The width and height a PNG, JPEG, WebP or BMP header declares, without decoding;
 // false when the bytes are none of these (or the header is cut short).

@@ -266,11 +266,11 @@ void Pipeline::prepare_images(RenderRequest& r) {
                             "supports no other count)",
                             r.frames),
                 "use --frames 81");
-  const RgbImage first = load_rgb_image(r.image, "--image");
+  const InputImage first = load_rgb_image(r.image, "--image");
   m.first_image = rgb_image_to_tensor(first);
   m.last_image = Tensor();
   if (!r.last_image.empty()) {
-    const RgbImage last = load_rgb_image(r.last_image, "--last-image");
+    const InputImage last = load_rgb_image(r.last_image, "--last-image");
     if (last.width != first.width || last.height != first.height)
       throw Error(kExitDataErr,
                   fmt::format("--last-image {} is {}x{}, --image {} is {}x{}: the two frames must have one size",

@@ -260,8 +260,8 @@ TEST(I2VBadInput, FifoDeviceAndSymlinkPaths) {
   fs::create_symlink(d.file("loop_a.png"), d.file("loop_b.png"));
   expect_refused({"--image", d.file("loop_a.png")}, {66, "cannot be read: Too many levels of symbolic links"});
   fs::create_symlink(kData + "/first.png", d.file("link.png"));
-  const RgbImage via_link = load_rgb_image(d.file("link.png"));
-  const RgbImage direct = load_rgb_image(kData + "/first.png");
+  const InputImage via_link = load_rgb_image(d.file("link.png"));
+  const InputImage direct = load_rgb_image(kData + "/first.png");
   EXPECT_EQ(via_link.width, direct.width);
   EXPECT_EQ(via_link.height, direct.height);
   EXPECT_EQ(via_link.rgb, direct.rgb);
@@ -368,7 +368,7 @@ TEST(ImageInput, WholeJpegLoadsAsOpenCvDecodesIt) {
   const std::vector<uint8_t> app1 = {0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0x00, 0x00};
   jpg.insert(jpg.begin() + 2, app1.begin(), app1.end());
   std::ofstream(d.file("a.jpg"), std::ios::binary).write(reinterpret_cast<const char*>(jpg.data()), jpg.size());
-  const RgbImage a = load_rgb_image(d.file("a.jpg"));
+  const InputImage a = load_rgb_image(d.file("a.jpg"));
   const cv::Mat want = cv::imread(d.file("a.jpg"), cv::IMREAD_COLOR);
   ASSERT_EQ(a.width, 56);
   ASSERT_EQ(a.height, 40);
@@ -385,7 +385,7 @@ TEST(ImageInput, ConvertsLikePil) {
   cv::Mat gray(20, 24, CV_8UC1);
   cv::randu(gray, 0, 255);
   cv::imwrite(d.file("g.png"), gray);
-  RgbImage g = load_rgb_image(d.file("g.png"));
+  InputImage g = load_rgb_image(d.file("g.png"));
   ASSERT_EQ(g.width, 24);
   ASSERT_EQ(g.height, 20);
   for (int i = 0; i < 20 * 24; ++i)
@@ -393,13 +393,13 @@ TEST(ImageInput, ConvertsLikePil) {
   cv::Mat bgra(18, 17, CV_8UC4);
   cv::randu(bgra, 0, 255);
   cv::imwrite(d.file("a.png"), bgra);
-  RgbImage a = load_rgb_image(d.file("a.png"));
+  InputImage a = load_rgb_image(d.file("a.png"));
   for (int i = 0; i < 18 * 17; ++i)  // alpha dropped, not composited
     for (int c = 0; c < 3; ++c) ASSERT_EQ(a.rgb[i * 3 + c], bgra.data[i * 4 + 2 - c]);
   cv::Mat g16(16, 16, CV_16UC1);
   for (int i = 0; i < 256; ++i) g16.at<uint16_t>(i) = static_cast<uint16_t>(i * 200);
   cv::imwrite(d.file("g16.png"), g16);
-  RgbImage h = load_rgb_image(d.file("g16.png"));  // PIL's I;16 -> RGB clips at 255
+  InputImage h = load_rgb_image(d.file("g16.png"));  // PIL's I;16 -> RGB clips at 255
   for (int i = 0; i < 256; ++i) ASSERT_EQ(h.rgb[i * 3], std::min(255, i * 200));
   const Tensor t = rgb_image_to_tensor(a);
   EXPECT_EQ(t.shape(), (Shape{3, 18, 17}));

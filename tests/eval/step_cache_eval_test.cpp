@@ -6,8 +6,8 @@
 // forwards of the uncached render (2 per step with CFG, counted, not timed) and colour,
 // shape and motion right in >= 85% of the videos. Speed is a benchmark, not a test:
 //
-//   T2V_CACHE_EVAL="none,teacache,first-block,teacache:0.05,..." build/tests/test_eval \
-//       --gtest_filter='StepCacheEval.*'
+//   T2V_CACHE_EVAL="none,teacache,first-block,teacache:0.05,..." build/tests/test_eval
+//       --gtest_filter='StepCacheEval.*'   (one command line)
 //
 // renders the uncached reference too (name "none" first) and prints the table of
 // docs/PERFORMANCE.md with the speed-up of each setting in the same run;
