@@ -123,7 +123,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
       continue;
     }
     if (!j.is_object()) {
-      err(lineno, fmt::format("expected a JSON object like {{\"prompt\": \"...\"}}, got {}", type_name(j)));
+      err(lineno, fmt::format("expected a JSON object like {{\"prompt\": \"...\"}}, got {}", json_type_name(j)));
       ++list.invalid_lines;
       continue;
     }

@@ -6,23 +6,14 @@
 
 #include "app/options.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace t2v {
 
 using nlohmann::json;
 
-std::string type_name(const json& v) {
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
-}
-
 const std::string& want_string(const json& v, const char* field) {
-  if (!v.is_string()) throw FieldError{fmt::format("\"{}\" must be a string, not {}", field, type_name(v))};
+  if (!v.is_string()) throw FieldError{fmt::format("\"{}\" must be a string, not {}", field, json_type_name(v))};
   return v.get_ref<const std::string&>();
 }
 
@@ -31,12 +22,12 @@ int want_int(const json& v, const char* field) {
   if (v.is_number_integer() && v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX) return v.get<int>();
   if (v.is_number_integer() || v.is_number_unsigned())
     throw FieldError{fmt::format("\"{}\" is out of range: {}", field, v.dump())};
-  throw FieldError{fmt::format("\"{}\" must be an integer, not {}", field, type_name(v))};
+  throw FieldError{fmt::format("\"{}\" must be an integer, not {}", field, json_type_name(v))};
 }
 
 double want_number(const json& v, const char* field) {
   if (!v.is_number() || v.is_boolean())
-    throw FieldError{fmt::format("\"{}\" must be a number, not {}", field, type_name(v))};
+    throw FieldError{fmt::format("\"{}\" must be a number, not {}", field, json_type_name(v))};
   return v.get<double>();
 }
 
@@ -50,7 +41,7 @@ uint64_t want_seed(const json& v) {
       throw FieldError{fmt::format("\"seed\": {}", e.what())};
     }
   }
-  throw FieldError{fmt::format("\"seed\" must be an integer, not {}", type_name(v))};
+  throw FieldError{fmt::format("\"seed\" must be an integer, not {}", json_type_name(v))};
 }
 
 }  // namespace t2v

@@ -14,8 +14,6 @@ struct FieldError {
   std::string message;
 };
 
-// "a string", "an integer", "a number", "a boolean", "null", "an array", "an object".
-std::string type_name(const nlohmann::json& v);
 
 const std::string& want_string(const nlohmann::json& v, const char* field);
 int want_int(const nlohmann::json& v, const char* field);        // within int's range

@@ -13,6 +13,7 @@
 #include "app/choices.h"
 #include "app/json_fields.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace t2v {
 
@@ -76,7 +77,7 @@ JobSettings parse_video_request(const json& body, const GenerateOptions& default
                                 std::vector<std::string>* warnings) {
   if (!body.is_object())
     throw invalid(
-        "", fmt::format("the request body must be a JSON object like {{\"prompt\": \"...\"}}, not {}", type_name(body)),
+        "", fmt::format("the request body must be a JSON object like {{\"prompt\": \"...\"}}, not {}", json_type_name(body)),
         "invalid_type");
   const std::vector<std::string>& known = video_request_fields();
   for (auto it = body.begin(); it != body.end(); ++it)

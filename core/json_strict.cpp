@@ -4,28 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "core/file_io.h"
+
 namespace t2v {
 
+using file_io::printable;
 using nlohmann::json;
-
-namespace {
-
-// Control characters escaped and long text shortened, so a message stays one line.
-std::string printable(std::string_view s, size_t limit = 200) {
-  size_t cut = std::min<size_t>(s.size(), limit);
-  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
-  std::string out;
-  for (unsigned char c : s.substr(0, cut)) {
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out.push_back(static_cast<char>(c));
-  }
-  if (cut < s.size()) out += fmt::format("... ({} bytes)", s.size());
-  return out;
-}
-
-}  // namespace
 
 namespace {
 
