@@ -178,21 +178,27 @@ std::vector<TensorInfo> parse_safetensors_header(const std::string& origin, cons
     if (js.size() > static_cast<size_t>(kMaxDims))
       bad(origin, fmt::format("tensor {}: shape has {} dimensions; t2v supports at most {}", tn, js.size(), kMaxDims),
           "this is not a Wan/umT5 tensor; pass the right model file");
+    // The non-zero dimensions' product must fit whatever their order: a zero
+    // dimension does not excuse absurd others ([2^40, 0, 2^40] is refused).
     std::vector<int64_t> dims;
     uint64_t numel = 1;
+    bool empty = false;
     for (size_t d = 0; d < js.size(); ++d) {
       uint64_t v;
       if (!json_u64(js[d], &v))
         bad(origin, fmt::format("tensor {}: shape[{}] = {} is not a non-negative integer", tn, d, json_repr(js[d])));
-      if (v != 0 && numel > UINT64_MAX / v)
-        bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
-      numel *= v;
       if (v > static_cast<uint64_t>(INT64_MAX))
         bad(origin, fmt::format("tensor {}: shape[{}] = {} is too large", tn, d, v));
       dims.push_back(static_cast<int64_t>(v));
+      if (v == 0) {
+        empty = true;
+        continue;
+      }
+      if (numel > static_cast<uint64_t>(INT64_MAX) / v)
+        bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
+      numel *= v;
     }
-    if (numel > static_cast<uint64_t>(INT64_MAX))
-      bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
+    if (empty) numel = 0;
     uint64_t itemsize = dtype_size(info.dtype);
     if (numel > UINT64_MAX / itemsize)
       bad(origin, fmt::format("tensor {}: byte count overflows for shape {} {}", tn, json_repr(js), ds));
