@@ -87,6 +87,12 @@ Pipeline::~Pipeline() = default;
 
 const ModelPaths& Pipeline::paths() const { return impl_->loader.paths(); }
 
+std::pair<int, int> Pipeline::input_images() const {
+  const WanDiTConfig& dit = impl_->loader.configs().dit;
+  const int n = !dit.image_to_video() ? 0 : dit.first_last_frame() ? 2 : 1;
+  return {n, n};
+}
+
 std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) const {
   const ModelConfigs& c = impl_->loader.configs();
   const int sf = c.vae.spatial_factor(), tf = c.vae.temporal_factor();

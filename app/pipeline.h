@@ -116,6 +116,11 @@ class Pipeline {
   // Reads configs only: batch checks every item with it before rendering any.
   StepCacheSettings resolve_cache(const StepCacheSettings& c) const;
 
+  // How many input images the transformer takes, {fewest, most}: {0, 0} text-to-video,
+  // {1, 1} image-to-video (--image), {2, 2} first-last-frame (--image, --last-image).
+  // Reads configs only.
+  std::pair<int, int> input_images() const;
+
   const ModelPaths& paths() const;
   // Latent grid for a video: [T, h, w] (the DiT needs h, w even).
   std::array<int64_t, 3> latent_grid(int width, int height, int frames) const;

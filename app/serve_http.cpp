@@ -154,22 +154,25 @@ json read_body(const Request& req, Response& res, const httplib::ContentReader& 
   json body;
   if (req.is_multipart_form_data()) {
     std::vector<std::pair<std::string, std::string>> fields;
-    std::string file_field;
+    std::vector<FormFile> files;
+    std::string* into = nullptr;
     ok = reader(
         [&](const httplib::MultipartFormData& part) {
-          if (!part.filename.empty()) file_field = part.name;
-          fields.emplace_back(part.name, "");
+          if (part.filename.empty()) {
+            fields.emplace_back(part.name, "");
+            into = &fields.back().second;
+          } else {  // an input image (image, last_image, input_reference)
+            files.push_back(FormFile{part.name, part.content_type, ""});
+            into = &files.back().bytes;
+          }
           return true;
         },
         [&](const char* data, size_t n) {
           if (!fits(n)) return false;
-          fields.back().second.append(data, n);
+          into->append(data, n);
           return true;
         });
-    if (ok && !file_field.empty())
-      throw ApiError{400, "unknown_parameter",
-                     fmt::format("field \"{}\" is a file; t2v serve takes text fields only", file_field), file_field};
-    if (ok) body = form_fields_json(fields);
+    if (ok) body = form_fields_json(fields, files);
   } else {
     std::string text;
     ok = reader([&](const char* data, size_t n) {
@@ -197,6 +200,35 @@ json read_body(const Request& req, Response& res, const httplib::ContentReader& 
 
 std::string job_id_of(const Request& req) { return req.matches.size() > 1 ? req.matches[1].str() : ""; }
 
+// The request's images against what the served model takes (ApiError 400 naming the field).
+void check_images(const JobSettings& s, const ServeState& st) {
+  std::string first_field = "image";
+  for (const JobImage& im : s.images)
+    if (im.field != "last_image") first_field = im.field;
+  const int fewest = st.min_images.load(), most = st.max_images.load();
+  const bool first = !s.options.image.empty(), last = !s.options.last_image.empty();
+  const int n = first + last;
+  if (n > most && most == 0)
+    throw ApiError{400, "invalid_value",
+                   fmt::format("\"{}\": the served model {} is text-to-video; it takes no image",
+                               first ? first_field : "last_image", st.model_name),
+                   first ? first_field : "last_image"};
+  if (last && most < 2)
+    throw ApiError{400, "invalid_value",
+                   fmt::format("\"last_image\": the served model {} takes one image (the first frame); only a "
+                               "first-last-frame model takes a last frame",
+                               st.model_name),
+                   "last_image"};
+  if (n < fewest)
+    throw ApiError{400, "missing_required_parameter",
+                   first ? fmt::format("the served model {} is first-last-frame: it needs \"last_image\" too",
+                                       st.model_name)
+                         : fmt::format("the served model {} is image-to-video: it needs \"image\" (a data: URL) "
+                                       "or a multipart input_reference file",
+                                       st.model_name),
+                   first ? "last_image" : "image"};
+}
+
 }  // namespace
 
 json video_object(const Job& job) {
@@ -223,7 +255,8 @@ json video_object(const Job& job) {
   o["size"] = s.value("size", "");
   o["seconds"] = duration_text(frames, fps);
   // t2v's own fields: what reproduces the video.
-  for (const char* k : {"seed", "frames", "fps", "steps", "cfg", "shift", "sampler", "schedule", "negative_prompt"})
+  for (const char* k :
+       {"seed", "frames", "fps", "steps", "cfg", "shift", "sampler", "schedule", "negative_prompt", "cache"})
     if (s.contains(k)) o[k] = s[k];
   o["attempts"] = job.attempts;
   o["preview_step"] = job.preview_step;
@@ -324,7 +357,10 @@ void add_routes(httplib::Server& svr, ServeState& st) {
       if (st.draining()) throw ApiError{503, "shutting_down", "the server is shutting down; try another one", ""};
       std::vector<std::string> warnings;
       JobSettings s = parse_video_request(body, st.opts.defaults, st.model_name, &warnings);
-      std::optional<Job> job = st.store.submit(job_settings_json(s, st.model_name), st.opts.max_queue);
+      check_images(s, st);
+      std::vector<std::pair<std::string, std::string>> files;
+      for (JobImage& im : s.images) files.emplace_back(im.name, std::move(im.bytes));
+      std::optional<Job> job = st.store.submit(job_settings_json(s, st.model_name), st.opts.max_queue, files);
       if (!job)
         throw ApiError{429, "queue_full",
                        fmt::format("{} videos are already waiting (--max-queue); try again later", st.opts.max_queue),

@@ -195,7 +195,8 @@ std::optional<Job> JobStore::read_job(const std::string& id, std::string* proble
 
 void JobStore::write_state(const Job& job) const { write_json_file(job_dir(job.id) + "/state.json", state_json(job)); }
 
-std::optional<Job> JobStore::submit(json settings, size_t max_queued) {
+std::optional<Job> JobStore::submit(json settings, size_t max_queued,
+                                    const std::vector<std::pair<std::string, std::string>>& files) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     size_t waiting = reserved_;
@@ -217,6 +218,7 @@ std::optional<Job> JobStore::submit(json settings, size_t max_queued) {
         staging + "/request.json",
         {{"id", j.id}, {"created_at", j.created_at}, {"created_ns", j.created_ns}, {"settings", j.settings}});
     write_json_file(staging + "/state.json", state_json(j));
+    for (const auto& [name, bytes] : files) write_file_atomic(staging + "/" + name, bytes.data(), bytes.size(), false);
     if (::rename(staging.c_str(), job_dir(j.id).c_str()) != 0)
       throw Error(kExitCantCreate, fmt::format("cannot move {} into place: {}", staging, std::strerror(errno)));
     fsync_folder(dir_);

@@ -1,6 +1,7 @@
 // `t2v serve`: the jobs on disk. Each accepted job is a folder under the jobs dir,
 //
 //   JOBS/video_<32 hex>/request.json   the settings it renders (written once)
+//                      /image.png ...  its input images, image-to-video (written once)
 //                      /state.json     status, timestamps, attempts, error (replaced atomically)
 //                      /video.mp4      when completed (temp file + rename, by the pipeline)
 //                      /thumbnail.png, spritesheet.png, preview.png
@@ -63,9 +64,11 @@ class JobStore {
   const std::string& dir() const { return dir_; }
   std::string job_dir(const std::string& id) const { return dir_ + "/" + id; }
 
-  // Writes the new job's folder (complete or absent) and queues it; nullopt when `max_queued`
-  // jobs are already waiting. Error(73/74) when the disk refuses.
-  std::optional<Job> submit(nlohmann::json settings, size_t max_queued);
+  // Writes the new job's folder (complete or absent) with `files` (name, bytes: its input
+  // images) and queues it; nullopt when `max_queued` jobs are already waiting. Error(73/74)
+  // when the disk refuses.
+  std::optional<Job> submit(nlohmann::json settings, size_t max_queued,
+                            const std::vector<std::pair<std::string, std::string>>& files = {});
 
   std::optional<Job> get(const std::string& id) const;
   std::vector<Job> newest_first() const;

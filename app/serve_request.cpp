@@ -5,14 +5,17 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "app/batch.h"
 #include "app/choices.h"
+#include "app/image_input.h"
 #include "app/json_fields.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/json_strict.h"
 
 namespace t2v {
@@ -38,8 +41,10 @@ json ApiError::body() const {
 }
 
 const std::vector<std::string>& video_request_fields() {
-  static const std::vector<std::string> kFields = {"prompt", "model", "size", "seconds", "frames",          "fps",
-                                                   "seed",   "steps", "cfg",  "shift",   "negative_prompt", "sampler"};
+  static const std::vector<std::string> kFields = {"prompt", "model",           "size",    "seconds", "frames",
+                                                   "fps",    "seed",            "steps",   "cfg",     "shift",
+                                                   "negative_prompt", "sampler", "cache",  "image",   "last_image",
+                                                   "input_reference"};
   return kFields;
 }
 
@@ -71,7 +76,91 @@ double seconds_field(const json& v) {
   return s;
 }
 
+// The name an input image takes in the job's folder, after its header is checked the way
+// load_rgb_image checks a file (format, size limits); ApiError (400) naming the field.
+std::string checked_image_name(const std::string& bytes, const char* field, const char* stem) {
+  const std::vector<uint8_t> b(bytes.begin(), bytes.end());
+  int64_t w = 0, h = 0;
+  std::string format;
+  if (!image_header_size(b, &w, &h, &format))
+    throw invalid(field, format.empty()
+                             ? fmt::format("\"{}\" is not a PNG, JPEG, WebP or BMP image", field)
+                             : fmt::format("\"{}\": the {} header is cut short or damaged", field, format));
+  const ImageLimits limits;
+  if (w > limits.max_side || h > limits.max_side || w * h > limits.max_pixels || w < limits.min_side ||
+      h < limits.min_side)
+    throw invalid(field, fmt::format("\"{}\" is {}x{} pixels; input images must be {} to {} pixels a side and at "
+                                     "most {} megapixels",
+                                     field, w, h, limits.min_side, limits.max_side, limits.max_pixels / 1'000'000));
+  const char* ext = format == "PNG" ? "png" : format == "JPEG" ? "jpg" : format == "WebP" ? "webp" : "bmp";
+  return fmt::format("{}.{}", stem, ext);
+}
+
+bool stored_image_name(const std::string& name) {
+  for (const char* field : {"image", "last_image"})
+    for (const char* ext : {"png", "jpg", "webp", "bmp"})
+      if (name == fmt::format("{}.{}", field, ext)) return true;
+  return false;
+}
+
 }  // namespace
+
+std::string data_url(const std::string& media_type, const std::string& bytes) {
+  static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string url = "data:" + media_type + ";base64,";
+  url.reserve(url.size() + (bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const auto at = [&](size_t k) { return k < bytes.size() ? static_cast<uint32_t>(static_cast<uint8_t>(bytes[k])) : 0u; };
+    const uint32_t n = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
+    url += kDigits[n >> 18 & 63];
+    url += kDigits[n >> 12 & 63];
+    url += i + 1 < bytes.size() ? kDigits[n >> 6 & 63] : '=';
+    url += i + 2 < bytes.size() ? kDigits[n & 63] : '=';
+  }
+  return url;
+}
+
+std::string data_url_bytes(const std::string& url, const char* field) {
+  // data:[<media type>][;base64],<data> (RFC 2397); only the base64 form carries binary safely.
+  const size_t comma = url.find(',');
+  if (url.rfind("data:", 0) != 0 || comma == std::string::npos)
+    throw FieldError{fmt::format("\"{}\" must be a data: URL (data:image/png;base64,...); a server reads no "
+                                 "paths or links a client names",
+                                 field)};
+  const std::string head = url.substr(0, comma);
+  if (head.size() < 7 || head.compare(head.size() - 7, 7, ";base64") != 0)
+    throw FieldError{fmt::format("\"{}\": only base64 data: URLs are taken (data:image/png;base64,...)", field)};
+  std::string out;
+  out.reserve((url.size() - comma) / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (size_t i = comma + 1; i < url.size(); ++i) {
+    const char c = url[i];
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else if (c == '=' && pad < 2) {
+      ++pad;
+      continue;
+    } else {
+      throw FieldError{fmt::format("\"{}\": byte {} of the data: URL is {}, not base64", field, i,
+                                   file_io::printable(std::string_view(&url[i], 1)))};
+    }
+    if (pad) throw FieldError{fmt::format("\"{}\": base64 data after its '=' padding", field)};
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (out.empty()) throw FieldError{fmt::format("\"{}\": the data: URL holds no data", field)};
+  return out;
+}
 
 JobSettings parse_video_request(const json& body, const GenerateOptions& defaults, const std::string& model_name,
                                 std::vector<std::string>* warnings) {
@@ -151,6 +240,23 @@ JobSettings parse_video_request(const json& body, const GenerateOptions& default
     applied.emplace_back("sampler", [s](GenerateOptions& o) { o.sampler = s; });
   });
   field("seed", [&](const json& v) { seed = want_seed(v); });
+  field("cache", [&](const json& v) {
+    StepCacheSettings c = parse_cache(want_string(v, "cache"), "\"cache\"");
+    applied.emplace_back("cache", [c](GenerateOptions& o) { o.cache = c; });
+  });
+  // input_reference is OpenAI's name for the first frame.
+  if (body.contains("image") && body.contains("input_reference"))
+    throw invalid("input_reference", "give either \"image\" or \"input_reference\" (the same thing), not both");
+  std::vector<JobImage> images;
+  for (const char* key : {"image", "input_reference", "last_image"}) {
+    field(key, [&](const json& v) {
+      const bool first = std::string_view(key) != "last_image";
+      std::string bytes = data_url_bytes(want_string(v, key), key);
+      std::string name = checked_image_name(bytes, key, first ? "image" : "last_image");
+      applied.emplace_back(key, [first, name](GenerateOptions& o) { (first ? o.image : o.last_image) = name; });
+      images.push_back(JobImage{key, std::move(name), std::move(bytes)});
+    });
+  }
 
   JobSettings out;
   out.options = defaults;
@@ -187,15 +293,29 @@ JobSettings parse_video_request(const json& body, const GenerateOptions& default
     throw invalid(param, e.what());
   }
   out.seed = seed ? *seed : random_seed();
+  out.images = std::move(images);
   return out;
 }
 
-json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fields) {
+json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fields,
+                      const std::vector<FormFile>& files) {
   json j = json::object();
   for (const auto& [name, text] : fields) {
     const bool numeric = name == "frames" || name == "steps" || name == "cfg" || name == "shift";
     json v = numeric ? json::parse(text, nullptr, false) : json();
     j[name] = numeric && v.is_number() ? v : json(text);
+  }
+  for (const FormFile& f : files) {
+    const std::string& field = f.field;
+    if (field != "image" && field != "last_image" && field != "input_reference")
+      throw ApiError{400, "unknown_parameter",
+                     fmt::format("field \"{}\" is a file; the file fields are image (or input_reference) and "
+                                 "last_image",
+                                 f.field),
+                     f.field};
+    if (j.contains(field))
+      throw ApiError{400, "invalid_value", fmt::format("\"{}\" is given twice", field), field};
+    j[field] = data_url(f.content_type.empty() ? "application/octet-stream" : f.content_type, f.bytes);
   }
   return j;
 }
@@ -207,7 +327,7 @@ json job_settings_json(const JobSettings& s, const std::string& model_name) {
   return item_settings(item, model_name);
 }
 
-JobSettings job_settings_from_json(const json& j, const GenerateOptions& defaults) {
+JobSettings job_settings_from_json(const json& j, const GenerateOptions& defaults, const std::string& job_dir) {
   JobSettings s;
   s.options = defaults;
   GenerateOptions& o = s.options;
@@ -231,6 +351,14 @@ JobSettings job_settings_from_json(const json& j, const GenerateOptions& default
     o.sampler = parse_sampler(want_string(at("sampler"), "sampler"), "\"sampler\"");
     o.schedule = parse_schedule(want_string(at("schedule"), "schedule"), "\"schedule\"");
     o.fps = parse_fps(want_string(at("fps"), "fps"));
+    // Absent: no caching / a text-to-video job.
+    if (j.contains("cache")) o.cache = parse_cache(want_string(at("cache"), "cache"), "\"cache\"");
+    for (const char* k : {"image", "last_image"}) {
+      if (!j.contains(k)) continue;
+      const std::string& name = want_string(at(k), k);
+      if (!stored_image_name(name)) throw FieldError{fmt::format("\"{}\" is not an input image's file name", name)};
+      (std::string_view(k) == "image" ? o.image : o.last_image) = job_dir.empty() ? name : job_dir + "/" + name;
+    }
     o.output = "video.mp4";
     validate_generate_options(o);
   } catch (const FieldError& e) {

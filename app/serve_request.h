@@ -26,9 +26,19 @@ struct ApiError {
 // What a job renders. `options` holds the server's model, device and defaults with the
 // request's fields applied; `seed` is the request's or a random one (stored, so a job that
 // runs again after a restart makes the same video).
+// An input image of an image-to-video job, as sent (a data: URL in JSON, a file part in a
+// multipart form), checked from its header (PNG, JPEG, WebP or BMP within ImageLimits); stored
+// in the job's folder as `name`, which options.image / last_image then hold.
+struct JobImage {
+  std::string field;  // "image", "input_reference" or "last_image"
+  std::string name;   // e.g. "image.png", "last_image.jpg"
+  std::string bytes;
+};
+
 struct JobSettings {
   GenerateOptions options;
   uint64_t seed = 0;
+  std::vector<JobImage> images;  // at submission only; a stored job names the files instead
 };
 
 // The request fields (OpenAI's prompt, model, size, seconds and the t2v extensions).
@@ -44,12 +54,25 @@ JobSettings parse_video_request(const nlohmann::json& body, const GenerateOption
                                 const std::string& model_name, std::vector<std::string>* warnings);
 
 // A multipart/form-data body's fields as the JSON object parse_video_request reads: numeric
-// fields whose text parses as a JSON number become numbers.
-nlohmann::json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fields);
+// fields whose text parses as a JSON number become numbers. `files` are the file parts: image
+// (or OpenAI's name for it, input_reference) and last_image, passed on as data: URLs.
+struct FormFile {
+  std::string field, content_type, bytes;
+};
+nlohmann::json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fields,
+                                const std::vector<FormFile>& files = {});
+
+// The bytes of a base64 "data:[<type>][;base64],<data>" URL; FieldError naming `field` when it
+// is not one (only base64 data URLs are taken: a server reads no paths or URLs a client names).
+std::string data_url_bytes(const std::string& url, const char* field);
+// "data:<media_type>;base64,<bytes in base64>".
+std::string data_url(const std::string& media_type, const std::string& bytes);
 
 // The settings as stored in a job's request.json (the batch manifest's settings object) and
-// back. Reading throws Error(65) naming the key when a stored file does not hold them.
+// back. Reading throws Error(65) naming the key when a stored file does not hold them; input
+// images are file names in the job's folder `job_dir` (only the names JobImage uses).
 nlohmann::json job_settings_json(const JobSettings& s, const std::string& model_name);
-JobSettings job_settings_from_json(const nlohmann::json& j, const GenerateOptions& defaults);
+JobSettings job_settings_from_json(const nlohmann::json& j, const GenerateOptions& defaults,
+                                   const std::string& job_dir = "");
 
 }  // namespace t2v

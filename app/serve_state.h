@@ -35,6 +35,9 @@ class ServeState {
   std::atomic<ServePhase> phase{ServePhase::kLoading};
   // Polled by the running render after every denoising step (Pipeline::render's CancelFlag).
   std::atomic<bool> cancel{false};
+  // The input images the served model takes, {fewest, most} (Pipeline::input_images), set
+  // once it has loaded: submissions are checked against them.
+  std::atomic<int> min_images{0}, max_images{0};
 
   // SIGTERM/SIGINT: no new jobs; the running one stops at its next step.
   void begin_drain();

@@ -76,8 +76,9 @@ namespace {
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// Reads every weight: the three stages on a 16x16, one-frame, one-step video whose MP4 is
-// dropped unfinished.
+// Reads every weight: the stages on a 16x16, one-step video whose MP4 is dropped unfinished
+// (one frame; an image-to-video model also conditions on a 16x16 grey image, and the
+// first-last-frame model needs its 81 frames).
 void warm_up(Engine& engine, const GenerateOptions& defaults, const std::string& dir) {
   RenderRequest r = render_request(defaults, 0);
   r.prompt = "warm-up";
@@ -90,12 +91,27 @@ void warm_up(Engine& engine, const GenerateOptions& defaults, const std::string&
   r.json = r.progress_bar = r.preview = false;
   r.frames_dump.clear();
   Pipeline& p = engine.pipeline();
+  const int images = p.input_images().first;
+  if (images > 0) {
+    const std::vector<uint8_t> grey(16 * 16 * 3, 128);
+    const std::vector<uint8_t> png = png_bytes(RgbImage{grey.data(), 16, 16, 16 * 3});
+    r.image = dir + "/.warm-up-image.png";
+    write_file_atomic(r.image, png.data(), png.size(), /*overwrite=*/true);
+    if (images > 1) {
+      r.last_image = r.image;
+      r.frames = 81;
+    }
+  }
   Progress progress(false, false);
   StageTimes t;
+  p.prepare_images(r);
   EncodedPrompts text = p.encode_prompts(r, t);
-  Tensor latents = p.denoise(r, text, progress, nullptr, t);
+  std::optional<I2VCondition> cond;
+  if (images > 0) cond = p.condition_on_images(r, t);
+  Tensor latents = p.denoise(r, text, progress, nullptr, t, cond ? &*cond : nullptr);
   VideoSink sink(r, json::object());
   p.decode_frames(r, latents, sink, nullptr, t);
+  if (!r.image.empty()) std::filesystem::remove(r.image);
 }
 
 // thumbnail.png (the first frame) and spritesheet.png (a contact sheet of 8 frames), read back
@@ -202,7 +218,7 @@ void Worker::render(Claim& c) {
     if (job.settings.value("model", "") != st_.model_name)
       throw Error(kExitUnavailable, fmt::format("the job asks for model \"{}\"; this server serves \"{}\"",
                                                 job.settings.value("model", ""), st_.model_name));
-    JobSettings s = job_settings_from_json(job.settings, st_.opts.defaults);
+    JobSettings s = job_settings_from_json(job.settings, st_.opts.defaults, dir);
     RenderRequest r = render_request(s.options, s.seed);
     r.output = dir + "/video.mp4";
     r.overwrite = true;  // the job's own folder, under its lock
@@ -230,10 +246,11 @@ void Worker::render(Claim& c) {
     }
     st_.store.set_progress(job.id, 95, 0);
     write_stills(dir, r.frames);
-    finish(job, JobStatus::kCompleted);
+    // The journal first: a client that sees "completed" finds the record already there.
     st_.store.journal(
         "done", job.id,
         {{"attempt", job.attempts}, {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}});
+    finish(job, JobStatus::kCompleted);
     if (!st_.opts.quiet)
       fmt::print(stderr, "t2v serve: {} completed ({} frames, {}x{}) in {:.1f} s\n", job.id, r.frames, r.width,
                  r.height, std::chrono::duration<double>(Clock::now() - t0).count());
@@ -245,13 +262,13 @@ void Worker::render(Claim& c) {
       if (!st_.opts.quiet) fmt::print(stderr, "t2v serve: {} stopped at a step boundary; queued again\n", job.id);
       return;
     }
-    finish(job, JobStatus::kFailed, failure_code(e.code()), e.what());
     st_.store.journal("failed", job.id, {{"code", e.code()}, {"message", e.what()}});
+    finish(job, JobStatus::kFailed, failure_code(e.code()), e.what());
     spdlog::error("{} failed: {}", job.id, e.what());
   } catch (const std::exception& e) {
     if (!st_.store.get(job.id)) return;
-    finish(job, JobStatus::kFailed, "internal_error", e.what());
     st_.store.journal("failed", job.id, {{"code", kExitSoftware}, {"message", e.what()}});
+    finish(job, JobStatus::kFailed, "internal_error", e.what());
     spdlog::error("{} failed: {}", job.id, e.what());
   }
 }
@@ -271,6 +288,9 @@ void Worker::run() {
     if (st_.draining()) return;
     const auto t0 = Clock::now();
     warm_up(engine_, st_.opts.defaults, st_.store.dir());
+    const auto [fewest, most] = engine_.pipeline().input_images();
+    st_.min_images = fewest;
+    st_.max_images = most;
     if (!st_.opts.quiet)
       fmt::print(stderr, "t2v serve: model {} loaded in {:.1f} s\n", st_.model_name,
                  std::chrono::duration<double>(Clock::now() - t0).count());

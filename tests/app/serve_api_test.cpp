@@ -321,7 +321,7 @@ TEST_F(ServeApi, MultipartFormAndSecondsAreAccepted) {
     EXPECT_EQ(w["frames"], frames) << seconds.dump();
     EXPECT_EQ(http_delete(s(), "/v1/videos/" + w.value("id", "")).status, 200);
   }
-  // A file part is refused naming its field; a bad field is named as in JSON.
+  // A file part that is no image is refused naming its field; a bad field is named as in JSON.
   std::string with_file = fmt::format(
       "--{0}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na cat\r\n"
       "--{0}\r\nContent-Disposition: form-data; name=\"input_reference\"; filename=\"a.png\"\r\n"
