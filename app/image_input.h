@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/image_header.h"  // image_header_size
 #include "core/tensor.h"
 
 namespace t2v {
@@ -45,9 +46,5 @@ InputImage load_rgb_image(const std::string& path, const std::string& what = "im
 // The image as the reference feeds it to the models: [3, H, W] F32 on the CPU,
 // x/255 then (x - 0.5)/0.5, i.e. in [-1, 1] (TF.to_tensor(img).sub_(0.5).div_(0.5)).
 Tensor rgb_image_to_tensor(const InputImage& image);
-
-// The width and height a PNG, JPEG, WebP or BMP header declares, without decoding;
-// false when the bytes are none of these (or the header is cut short).
-bool image_header_size(const std::vector<uint8_t>& bytes, int64_t* width, int64_t* height, std::string* format);
 
 }  // namespace t2v

@@ -14,8 +14,9 @@
 #include "app/choices.h"
 #include "app/image_input.h"
 #include "app/json_fields.h"
+#include "core/data_url.h"
 #include "core/error.h"
-#include "core/file_io.h"
+#include "core/image_header.h"
 #include "core/json_strict.h"
 
 namespace t2v {
@@ -105,61 +106,12 @@ bool stored_image_name(const std::string& name) {
 
 }  // namespace
 
-std::string data_url(const std::string& media_type, const std::string& bytes) {
-  static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string url = "data:" + media_type + ";base64,";
-  url.reserve(url.size() + (bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const auto at = [&](size_t k) { return k < bytes.size() ? static_cast<uint32_t>(static_cast<uint8_t>(bytes[k])) : 0u; };
-    const uint32_t n = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
-    url += kDigits[n >> 18 & 63];
-    url += kDigits[n >> 12 & 63];
-    url += i + 1 < bytes.size() ? kDigits[n >> 6 & 63] : '=';
-    url += i + 2 < bytes.size() ? kDigits[n & 63] : '=';
-  }
-  return url;
-}
-
 std::string data_url_bytes(const std::string& url, const char* field) {
-  // data:[<media type>][;base64],<data> (RFC 2397); only the base64 form carries binary safely.
-  const size_t comma = url.find(',');
-  if (url.rfind("data:", 0) != 0 || comma == std::string::npos)
-    throw FieldError{fmt::format("\"{}\" must be a data: URL (data:image/png;base64,...); a server reads no "
-                                 "paths or links a client names",
-                                 field)};
-  const std::string head = url.substr(0, comma);
-  if (head.size() < 7 || head.compare(head.size() - 7, 7, ";base64") != 0)
-    throw FieldError{fmt::format("\"{}\": only base64 data: URLs are taken (data:image/png;base64,...)", field)};
-  std::string out;
-  out.reserve((url.size() - comma) / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (size_t i = comma + 1; i < url.size(); ++i) {
-    const char c = url[i];
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=' && pad < 2) {
-      ++pad;
-      continue;
-    } else {
-      throw FieldError{fmt::format("\"{}\": byte {} of the data: URL is {}, not base64", field, i,
-                                   file_io::printable(std::string_view(&url[i], 1)))};
-    }
-    if (pad) throw FieldError{fmt::format("\"{}\": base64 data after its '=' padding", field)};
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  if (out.empty()) throw FieldError{fmt::format("\"{}\": the data: URL holds no data", field)};
-  return out;
+  std::string problem;
+  std::optional<std::string> bytes = decode_data_url(url, &problem);
+  if (!bytes)
+    throw FieldError{fmt::format("\"{}\" {}; a server reads no paths or links a client names", field, problem)};
+  return std::move(*bytes);
 }
 
 JobSettings parse_video_request(const json& body, const GenerateOptions& defaults, const std::string& model_name,
@@ -315,7 +267,7 @@ json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fi
                      f.field};
     if (j.contains(field))
       throw ApiError{400, "invalid_value", fmt::format("\"{}\" is given twice", field), field};
-    j[field] = data_url(f.content_type.empty() ? "application/octet-stream" : f.content_type, f.bytes);
+    j[field] = encode_data_url(f.content_type.empty() ? "application/octet-stream" : f.content_type, f.bytes);
   }
   return j;
 }

@@ -62,11 +62,9 @@ struct FormFile {
 nlohmann::json form_fields_json(const std::vector<std::pair<std::string, std::string>>& fields,
                                 const std::vector<FormFile>& files = {});
 
-// The bytes of a base64 "data:[<type>][;base64],<data>" URL; FieldError naming `field` when it
-// is not one (only base64 data URLs are taken: a server reads no paths or URLs a client names).
+// The bytes of a base64 data: URL (core/data_url.h); FieldError naming `field` when it is not
+// one (a server reads no paths or URLs a client names).
 std::string data_url_bytes(const std::string& url, const char* field);
-// "data:<media_type>;base64,<bytes in base64>".
-std::string data_url(const std::string& media_type, const std::string& bytes);
 
 // The settings as stored in a job's request.json (the batch manifest's settings object) and
 // back. Reading throws Error(65) naming the key when a stored file does not hold them; input

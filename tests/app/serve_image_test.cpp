@@ -10,6 +10,7 @@
 
 #include "app/json_fields.h"
 #include "app/serve_request.h"
+#include "core/data_url.h"
 #include "serve_test_util.h"
 
 namespace t2v::test {
@@ -64,10 +65,10 @@ void expect_same_frames(const std::string& served, const std::string& generated,
 TEST(ServeDataUrl, DecodesBase64AndRefusesWhatIsNotOne) {
   EXPECT_EQ(data_url_bytes("data:text/plain;base64,SGVsbG8=", "image"), "Hello");
   EXPECT_EQ(data_url_bytes("data:;base64,SGk", "image"), "Hi");  // padding may be left out
-  EXPECT_EQ(data_url_bytes(data_url("image/png", std::string("\0\x01\xfe\xff", 4)), "image"),
+  EXPECT_EQ(data_url_bytes(encode_data_url("image/png", std::string("\0\x01\xfe\xff", 4)), "image"),
             std::string("\0\x01\xfe\xff", 4));
   for (std::string n = ""; n.size() < 7; n += char('a' + n.size()))
-    EXPECT_EQ(data_url(";", n), "data:;;base64," + base64(n)) << n.size();
+    EXPECT_EQ(encode_data_url(";", n), "data:;;base64," + base64(n)) << n.size();
   for (const char* bad : {"/etc/passwd", "https://example.com/a.png", "data:image/png,abc",
                           "data:image/png;base64,ab$d", "data:image/png;base64,", "data:image/png;base64,QQ==QQ"}) {
     try {
