@@ -1,6 +1,7 @@
 // The JSONL prompt list: reading, validation (docs/bad_inputs.md #36-39), seed expansion and
 // sharding (41). Every problem is collected as "file:line: message" so the user sees them
 // all at once, before any model is loaded.
+#include <filesystem>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -25,7 +26,8 @@ using nlohmann::json;
 constexpr size_t kMaxNameBytes = 200;
 
 const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
-                                       "steps",  "cfg", "shift",           "sampler", "fps", "output"};
+                                       "steps",  "cfg", "shift",           "sampler", "fps", "output",
+                                       "image"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -181,6 +183,11 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("steps", [&](const json& v) { o.steps = want_int(v, "steps"); });
     field("cfg", [&](const json& v) { o.cfg = want_number(v, "cfg"); });
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
+    // Image-to-video: the first frame; a relative path is relative to the list file.
+    field("image", [&](const json& v) {
+      const std::filesystem::path p(want_string(v, "image"));
+      o.image = p.is_absolute() ? p.string() : (std::filesystem::path(path).parent_path() / p).string();
+    });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
     field("fps", [&](const json& v) {
@@ -267,6 +274,7 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
+  if (!o.image.empty()) j["image"] = o.image;
   return j;
 }
 

@@ -8,21 +8,39 @@
 namespace t2v {
 
 ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(std::move(paths)), opts_(opts) {
-  cfg_.vae = WanVAEConfig::resolve(paths_.vae_config.empty() ? "wan2.1-vae" : paths_.vae_config, paths_.vae);
+  // Without a config.json the VAE's structure is read off its tensors (Wan2.1 or Wan2.2).
+  cfg_.vae = WanVAEConfig::resolve(paths_.vae_config, paths_.vae);
   dit_store_.emplace(TensorStore::open(paths_.dit));
-  cfg_.dit = paths_.dit_config.empty() ? WanDiTConfig::from_weights(*dit_store_)
+  // No config given: the config.json beside the weights when there is one, else the shapes.
+  cfg_.dit = paths_.dit_config.empty() ? WanDiTConfig::resolve("", paths_.dit, &*dit_store_)
                                        : WanDiTConfig::from_json(paths_.dit_config);
+  if (!paths_.dit_low.empty()) {
+    dit_low_store_.emplace(TensorStore::open(paths_.dit_low));
+    cfg_.dit_low = paths_.dit_low_config.empty() ? WanDiTConfig::resolve("", paths_.dit_low, &*dit_low_store_)
+                                                 : WanDiTConfig::from_json(paths_.dit_low_config);
+    const WanDiTConfig& a = cfg_.dit;
+    const WanDiTConfig& b = *cfg_.dit_low;
+    if (a.summary() != b.summary())
+      throw Error(kExitDataErr,
+                  fmt::format("the low-noise expert {} ({}) does not match the high-noise expert {} ({})",
+                              paths_.dit_low, b.summary(), paths_.dit, a.summary()),
+                  "pass the two experts of one Wan2.2 A14B model (--dit high-noise, --dit-low low-noise)");
+  }
   cfg_.t5 = UMT5Config::resolve(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config, paths_.t5);
   if (cfg_.t5.d_model != cfg_.dit.text_dim)
     throw Error(kExitDataErr,
                 fmt::format("text encoder width {} does not match the transformer's text_dim {}", cfg_.t5.d_model,
                             cfg_.dit.text_dim),
                 "use the text encoder that belongs to this model");
-  if (cfg_.vae.z_dim != cfg_.dit.in_dim || cfg_.vae.z_dim != cfg_.dit.out_dim)
+  // The DiT reads z channels (t2v, ti2v) or [noise z, mask 4, image latent z] (Wan2.2 I2V-A14B)
+  // and writes z (docs/wan.md §8).
+  const int64_t z = cfg_.vae.z_dim;
+  if (cfg_.dit.out_dim != z || (cfg_.dit.in_dim != z && cfg_.dit.in_dim != 2 * z + 4))
     throw Error(kExitDataErr,
-                fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
-                            cfg_.dit.in_dim, cfg_.dit.out_dim),
-                "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+                fmt::format("VAE {} has {} latent channels, the transformer {} reads {} and writes {}", paths_.vae, z,
+                            paths_.dit, cfg_.dit.in_dim, cfg_.dit.out_dim),
+                "use the VAE that belongs to this model: Wan2.2 TI2V-5B (48 channels) needs the Wan2.2 VAE, Wan2.1 "
+                "and Wan2.2 A14B (16 channels) the Wan2.1 VAE");
 }
 
 UMT5Tokenizer ModelLoader::load_tokenizer() const { return UMT5Tokenizer::from_path(paths_.tokenizer); }
@@ -37,11 +55,29 @@ WanDiT ModelLoader::load_dit() const {
   return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
 }
 
-WanVAE ModelLoader::load_vae_decoder() const {
+WanDiT ModelLoader::load_dit_low() const {
+  T2V_ASSERT(cfg_.dit_low && dit_low_store_, "no low-noise expert");
+  WanDiTLoadOptions lo;
+  lo.device = opts_.device;
+  lo.dtype = opts_.dtype;
+  lo.strict = opts_.strict;
+  return WanDiT(*cfg_.dit_low, load_wan_dit(*dit_low_store_, *cfg_.dit_low, lo));
+}
+
+WanVAE ModelLoader::load_vae_decoder() const { return load_vae(false); }
+
+WanVAE ModelLoader::load_vae(bool encoder) const {
   WanVAELoadOptions vo;
   vo.device = opts_.device;
-  vo.parts.encoder = false;
+  vo.parts.encoder = encoder;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
+}
+
+int64_t ModelLoader::dit_weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& r : wan_dit_weight_list(cfg_.dit))
+    bytes += r.shape.numel() * static_cast<int64_t>(dtype_size(r.precision == WeightPrecision::F32 ? DType::F32 : opts_.dtype));
+  return bytes;
 }
 
 }  // namespace t2v

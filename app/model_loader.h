@@ -25,7 +25,8 @@ struct PipelineLoadOptions {
 };
 
 struct ModelConfigs {
-  WanDiTConfig dit;
+  WanDiTConfig dit;                     // the only transformer, or Wan2.2 A14B's high-noise expert
+  std::optional<WanDiTConfig> dit_low;  // Wan2.2 A14B's low-noise expert
   UMT5Config t5;
   WanVAEConfig vae;
 };
@@ -33,9 +34,10 @@ struct ModelConfigs {
 class ModelLoader {
  public:
   // Reads the configs (cheap: a mismatch is found in milliseconds, before any weights):
-  // the VAE's (preset wan2.1-vae when none), the DiT's (config.json, else detected from
-  // the weights' shapes) and umT5's (preset umt5-xxl when none). Error(65) when the
-  // text width or the latent channels of the parts differ.
+  // the VAE's (config.json, else read off its shapes: Wan2.1 or Wan2.2), the DiT's and the
+  // low-noise expert's (config.json, else detected from the weights' shapes) and umT5's
+  // (preset umt5-xxl when none). Error(65) when the text width or the latent channels of
+  // the parts differ (a Wan2.2 VAE with a Wan2.1 DiT, or the reverse) or the experts differ.
   ModelLoader(ModelPaths paths, PipelineLoadOptions opts);
 
   const ModelConfigs& configs() const { return cfg_; }
@@ -45,13 +47,18 @@ class ModelLoader {
   UMT5Tokenizer load_tokenizer() const;
   UMT5Encoder load_text_encoder() const;
   WanDiT load_dit() const;           // in opts.dtype; unused keys are errors with opts.strict
+  WanDiT load_dit_low() const;       // the low-noise expert (configs().dit_low must be set)
   WanVAE load_vae_decoder() const;   // the decoder half only
+  WanVAE load_vae(bool encoder) const;  // the decoder, and the encoder when `encoder` (image-to-video)
+  // Bytes of one expert's weights in opts.dtype (for the keep-one-expert decision).
+  int64_t dit_weight_bytes() const;
 
  private:
   ModelPaths paths_;
   PipelineLoadOptions opts_;
   ModelConfigs cfg_;
   std::optional<TensorStore> dit_store_;  // opened for the config, kept for the weights
+  std::optional<TensorStore> dit_low_store_;
 };
 
 }  // namespace t2v

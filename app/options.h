@@ -20,11 +20,16 @@ struct GenerateOptions {
   std::optional<std::string> negative_prompt;  // Wan's default when absent
   // Model location: a diffusers folder or a folder of Comfy files; per-part overrides.
   std::string model, dit, t5, vae, tokenizer;
+  std::string dit_low;  // Wan2.2 A14B: the low-noise expert (--dit is then the high-noise one)
   int width = 832, height = 480;
   int frames = 81;
   Rational fps{16, 1};
   int steps = 50;
   double cfg = 5.0;
+  std::optional<double> cfg_low;   // A14B: guidance on the low-noise expert's steps (default: cfg)
+  std::optional<double> boundary;  // A14B: switch ratio, 0 < R <= 1 (default: the model's)
+  std::string image;               // image-to-video: the first frame (TI2V-5B, I2V-A14B)
+  bool low_memory = false;         // A14B: keep one expert resident (also chosen by available memory)
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;  // --schedule reference (diffusers: kDiffusers)

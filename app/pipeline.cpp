@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/image_input.h"
+#include "app/image_resize.h"
+#include "app/wan22_sampling.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
@@ -55,13 +58,23 @@ bool all_finite(const Tensor& t) {
 
 }  // namespace
 
+// The input image of an image-to-video render, prepared once for its video size.
+struct ConditionImage {
+  std::string path;
+  int width = 0, height = 0;  // the video size it was prepared for
+  Tensor pixels;              // [1, 3, 1, height, width] F32 in [-1, 1] (CPU)
+};
+
 struct Pipeline::Impl {
   explicit Impl(ModelPaths paths, PipelineLoadOptions opts) : loader(std::move(paths), opts) {}
   ModelLoader loader;
   std::optional<UMT5Tokenizer> tok;
   std::optional<UMT5Encoder> t5;  // each loaded on first use
-  std::optional<WanDiT> dit;
+  std::optional<WanDiT> dit;      // the only transformer, or Wan2.2 A14B's high-noise expert
+  std::optional<WanDiT> dit_low;  // Wan2.2 A14B's low-noise expert
   std::optional<WanVAE> vae;
+  bool vae_encoder = false;  // the VAE was loaded with its encoder (image-to-video)
+  ConditionImage image;
 };
 
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
@@ -78,12 +91,58 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   const int sf = c.vae.spatial_factor(), tf = c.vae.temporal_factor();
   const int64_t ph = c.dit.patch_size[1], pw = c.dit.patch_size[2];
   if (width % (sf * pw) || height % (sf * ph))
-    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {}", width, height, sf * pw));
+    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {} ({})", width, height, sf * pw, paths().name),
+                sf * pw == 32 ? "Wan2.2 TI2V-5B takes multiples of 32, e.g. --size 1280x704"
+                              : fmt::format("use multiples of {}", sf * pw));
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
-PipelineResult Pipeline::render(const RenderRequest& r, Progress& progress, CancelFlag cancel) {
+RenderRequest Pipeline::plan(const RenderRequest& req) {
+  Impl& m = *impl_;
+  const ModelConfigs& c = m.loader.configs();
+  const WanModelKind kind = model_kind(c);
+  RenderRequest r = req;
+  if (!r.image.empty() && kind == WanModelKind::T2V)
+    throw Error(kExitUsage, fmt::format("--image {}: {} is a text-to-video model", r.image, paths().name),
+                "use an image-to-video model (Wan2.2 TI2V-5B or I2V-A14B), or drop --image");
+  if (r.image.empty() && kind == WanModelKind::I2V)
+    throw Error(kExitUsage, fmt::format("{} is an image-to-video model (Wan2.2 I2V-A14B)", paths().name),
+                "pass the first frame with --image FILE");
+  if ((r.boundary || r.cfg_low) && !c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("{} needs the two experts of a Wan2.2 A14B model; {} has one transformer",
+                            r.boundary ? "--boundary" : "--cfg-low", paths().name),
+                "pass the low-noise expert with --dit-low, or drop the option");
+  if (r.image.empty()) return r;
+  // The video size follows the image (docs/wan.md §8.4); both geometries are the official ones.
+  const RgbImage8 img = load_image_rgb(r.image);
+  const int64_t area = static_cast<int64_t>(r.width) * r.height;
+  ConditionImage ci;
+  ci.path = r.image;
+  if (kind == WanModelKind::TI2V) {
+    const PreparedImage p = prepare_ti2v_image(img, r.width, r.height);
+    ci.width = p.width, ci.height = p.height;
+    ci.pixels = image_to_video_tensor(p.image);
+  } else {
+    const auto [w, h] = a14b_i2v_size(img.width, img.height, area);
+    ci.width = w, ci.height = h;
+    const Tensor x = image_to_video_tensor(img);  // [1, 3, 1, ih, iw]
+    ci.pixels = resize_bicubic_torch(x.reshape(Shape{3, img.height, img.width}), h, w).reshape(Shape{1, 3, 1, h, w});
+  }
+  if (ci.width != r.width || ci.height != r.height)
+    say(r, fmt::format("image {} is {}x{}: video size {}x{} (the {} best fit for the area of --size {}x{})", r.image,
+                       img.width, img.height, ci.width, ci.height, model_kind_name(kind), r.width, r.height));
+  else
+    say(r, fmt::format("image {} is {}x{}: video size {}x{}", r.image, img.width, img.height, ci.width, ci.height));
+  r.width = ci.width;
+  r.height = ci.height;
+  m.image = std::move(ci);
+  return r;
+}
+
+PipelineResult Pipeline::render(const RenderRequest& req, Progress& progress, CancelFlag cancel) {
   const ModelConfigs& c = impl_->loader.configs();
+  const RenderRequest r = plan(req);
   latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
@@ -133,40 +192,112 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
                          StageTimes& t) {
   Impl& m = *impl_;
-  const WanDiTConfig& dit_cfg = m.loader.configs().dit;
+  const ModelConfigs& c = m.loader.configs();
+  const WanDiTConfig& dit_cfg = c.dit;
   const Device dev = m.loader.options().device;
-  if (!m.dit) {
-    const auto tl = Clock::now();
-    m.dit.emplace(m.loader.load_dit());
-    t.load_s += seconds_since(tl);
-  }
-  const WanDiT& dit = *m.dit;
+  const WanModelKind kind = model_kind(c);
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
-  Tensor x = initial_noise(r, Shape{1, dit_cfg.in_dim, T, h, w}).to(dev);
+  const int64_t z = c.vae.z_dim;
+  Tensor x = initial_noise(r, Shape{1, z, T, h, w}).to(dev);
+
+  // ---- image conditioning (docs/wan.md §8.2, §8.3) ----
+  Tensor first;  // TI2V: the image's normalised latent [1, z, 1, h, w]; latent frame 0 throughout
+  Tensor cond;   // I2V-A14B: [mask 4, image latent z] channels [1, 4 + z, T, h, w]
+  if (!r.image.empty()) {
+    T2V_ASSERT(m.image.path == r.image && m.image.width == r.width, "the image was not planned for this request");
+    const auto te = Clock::now();
+    if (!m.vae || !m.vae_encoder) {
+      const auto tl = Clock::now();
+      m.vae.emplace(m.loader.load_vae(/*encoder=*/true));
+      m.vae_encoder = true;
+      t.load_s += seconds_since(tl);
+    }
+    if (kind == WanModelKind::TI2V) {
+      first = wan_vae_normalize_latents(m.vae->encode(m.image.pixels).mean, c.vae).to(dev);
+      x = with_first_frame(x, first);
+    } else {
+      // [image, F - 1 zero frames] through the Wan2.1 VAE.
+      const Tensor zeros = Tensor::zeros(Shape{1, 3, r.frames - 1, r.height, r.width}, DType::F32);
+      const Tensor video = r.frames > 1 ? ops::concat({m.image.pixels, zeros}, 2) : m.image.pixels;
+      cond = i2v_condition(wan_vae_normalize_latents(m.vae->encode(video).mean, c.vae)).to(dev);
+    }
+    say(r, fmt::format("encoded the image in {:.2f} s", seconds_since(te)));
+  }
+
+  // ---- experts (docs/wan.md §8.3) ----
+  const bool two_experts = c.dit_low.has_value();
+  const double boundary = expert_boundary(kind, r.boundary, paths().boundary_ratio);
+  // One expert resident when asked, or when two do not fit the host's available memory
+  // (CPU); on a GPU only when asked (--low-memory).
+  const int64_t expert_bytes = two_experts ? m.loader.dit_weight_bytes() : 0;
+  const bool one_resident =
+      two_experts && (r.low_memory || (dev == Device::CPU && available_host_memory() > 0 &&
+                                       2 * expert_bytes > available_host_memory()));
   std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler);
   sched->set_timesteps(r.steps, r.shift, r.schedule);
-  const bool guided = r.cfg != 1.0;  // cfg 1 is the conditional prediction alone
+  auto is_high = [&](int i) { return !two_experts || high_noise_step(sched->timesteps()[i], boundary); };
+  auto guidance = [&](bool high) { return high ? r.cfg : r.cfg_low.value_or(r.cfg); };
+  auto ensure_expert = [&](bool high) -> const WanDiT& {
+    std::optional<WanDiT>& slot = high ? m.dit : m.dit_low;
+    std::optional<WanDiT>& other = high ? m.dit_low : m.dit;
+    if (!slot) {
+      if (one_resident && other) {
+        other.reset();  // free its weights before the next expert loads
+        say(r, fmt::format("unloaded the {}-noise expert (one expert resident: {:.1f} GB each)", high ? "low" : "high",
+                           static_cast<double>(expert_bytes) * 1e-9));
+      }
+      const auto tl = Clock::now();
+      slot.emplace(high ? m.loader.load_dit() : m.loader.load_dit_low());
+      t.load_s += seconds_since(tl);
+      if (two_experts) say(r, fmt::format("loaded the {}-noise expert in {:.2f} s", high ? "high" : "low", seconds_since(tl)));
+    }
+    return *slot;
+  };
+  if (two_experts) {
+    int high_steps = 0;
+    for (int i = 0; i < r.steps; ++i) high_steps += is_high(i) ? 1 : 0;
+    say(r, fmt::format("Wan2.2 A14B experts: high-noise for {} step(s) (t >= {:.0f}, cfg {}), low-noise for {} (cfg {}){}",
+                       high_steps, boundary * 1000.0, r.cfg, r.steps - high_steps, guidance(false),
+                       one_resident ? "; one expert resident at a time" : ""));
+  }
+
   // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
   // (the same result, without attending to hundreds of padding rows).
-  const auto L = static_cast<int64_t>(std::max(text.positive_tokens, guided ? text.negative_tokens : size_t{1}));
+  bool any_guided = false;
+  for (int i = 0; i < r.steps; ++i) any_guided = any_guided || guidance(is_high(i)) != 1.0;
+  const auto L = static_cast<int64_t>(std::max(text.positive_tokens, any_guided ? text.negative_tokens : size_t{1}));
   const int64_t D = dit_cfg.text_dim;
-  auto rows = [&](const Tensor& c) { return ops::slice(c, 0, 0, L).reshape({1, L, D}); };
-  Tensor ctx = guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0) : rows(text.positive);
-  ctx = ctx.to(dev);
+  auto rows = [&](const Tensor& ctx) { return ops::slice(ctx, 0, 0, L).reshape({1, L, D}); };
+  const Tensor ctx_cond = rows(text.positive).to(dev);
+  const Tensor ctx_pair = any_guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0).to(dev) : Tensor();
+  const int64_t tokens_per_frame = (h / dit_cfg.patch_size[1]) * (w / dit_cfg.patch_size[2]);
 
   const auto t0 = Clock::now();
+  double load_in_loop = 0;
   progress.start_steps(r.steps);
   for (int i = 0; i < r.steps; ++i) {
     const float ts = static_cast<float>(sched->timesteps()[i]);
+    const bool high = is_high(i);
+    const double before = t.load_s;
+    const WanDiT& dit = ensure_expert(high);
+    load_in_loop += t.load_s - before;
+    const double g = guidance(high);
+    const bool guided = g != 1.0;  // cfg 1 is the conditional prediction alone
+    const int64_t B = guided ? 2 : 1;
+    // TI2V with an image: the tokens of latent frame 0 (the image) get the timestep 0.
+    const Tensor timestep = first.defined() ? ti2v_token_timesteps(ts, B, T, tokens_per_frame)
+                                            : Tensor::full(Shape{B}, ts);
+    Tensor in = cond.defined() ? ops::concat({x, cond}, 1) : x;  // I2V-A14B: [noise, mask, image latent]
+    if (guided) in = ops::concat({in, in}, 0);                   // cond and uncond as one batch of 2
     Tensor v;
     if (guided) {
-      Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
-      Tensor vv = dit.forward(xx, Tensor::from_floats({ts, ts}, {2}), ctx);
-      v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
+      Tensor vv = dit.forward(in, timestep, ctx_pair);
+      v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), g);
     } else {
-      v = dit.forward(x, Tensor::from_floats({ts}, {1}), ctx);
+      v = dit.forward(in, timestep, ctx_cond);
     }
     x = sched->step(v, i, x);
+    if (first.defined()) x = with_first_frame(x, first);  // the image stays latent frame 0
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
                   "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
@@ -174,7 +305,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     stop_if_cancelled(cancel);
   }
   progress.finish_steps();
-  t.denoise_s = seconds_since(t0);
+  t.denoise_s = seconds_since(t0) - load_in_loop;
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");

@@ -54,12 +54,19 @@ class Pipeline {
   // Renders one video to r.output (atomically; previews with r.preview): the four stages.
   PipelineResult render(const RenderRequest& r, Progress& progress, CancelFlag cancel = nullptr);
 
+  // Checks the request against the model (an image for an image-to-video model and only
+  // then, expert options only with two experts: Error 64) and, with --image, reads and
+  // prepares the image (Error 66/65) and returns the request at the video size the image
+  // gives (docs/wan.md §8.4), printing it. denoise() expects a planned request.
+  RenderRequest plan(const RenderRequest& r);
+
   // ---- the stages ----
   // Tokenizes both prompts (Error 65 under strict when one is cut at text_len), loads
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
   EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t);
-  // Loads the DiT on first use and runs r.steps sampler steps from the seed's (or the
-  // injected) noise. NaN/Inf is Error(70) after step 1 and at the end. Returns the final
+  // Loads the DiT on first use (Wan2.2 A14B: each expert when its first step comes, one
+  // resident with r.low_memory) and runs r.steps sampler steps from the seed's (or the
+  // injected) noise, with the image's conditioning for image-to-video. NaN/Inf is Error(70) after step 1 and at the end. Returns the final
   // latents [1, C, T, h, w] on the device.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
                  StageTimes& t);

@@ -24,9 +24,9 @@ int run_probe(const ProbeOptions& o) {
   } else if (o.component == "dit") {
     probe_dit(o.weights, o.config, o.inputs, o.out, dev);
   } else if (o.component == "vae-decode") {
-    probe_vae_decode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, dev);
+    probe_vae_decode(o.weights, o.config, o.inputs, o.out, dev);  // no config: beside the weights or from their shapes
   } else if (o.component == "vae-encode") {
-    probe_vae_encode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, dev);
+    probe_vae_encode(o.weights, o.config, o.inputs, o.out, dev);
   } else {
     throw Error(kExitUsage, fmt::format("unknown probe component '{}'", o.component),
                 "use text-encoder, dit, vae-decode or vae-encode");

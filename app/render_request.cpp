@@ -25,6 +25,10 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.fps = o.fps;
   r.steps = o.steps;
   r.cfg = o.cfg;
+  r.cfg_low = o.cfg_low;
+  r.boundary = o.boundary;
+  r.image = o.image;
+  r.low_memory = o.low_memory;
   r.shift = o.shift;
   r.sampler = o.sampler;
   r.schedule = o.schedule;
@@ -44,7 +48,7 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
 
 nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
                                         const std::string& model) {
-  return {{"prompt", r.prompt},
+  nlohmann::json j = {{"prompt", r.prompt},
           {"negative_prompt", negative},
           {"seed", r.seed},
           {"steps", r.steps},
@@ -58,6 +62,10 @@ nlohmann::json generation_settings_json(const RenderRequest& r, const std::strin
           {"model", model},
           {"device", device_option_name(device)},
           {"version", T2V_VERSION}};
+  if (r.cfg_low) j["cfg_low"] = *r.cfg_low;
+  if (r.boundary) j["boundary"] = *r.boundary;
+  if (!r.image.empty()) j["image"] = r.image;
+  return j;
 }
 
 }  // namespace t2v

@@ -27,7 +27,8 @@ class WanDiT {
   WanDiT(WanDiTConfig cfg, WanDiTWeights weights);
 
   // x [B, C, T, H, W] F32; timestep [B] (any float dtype, any device; the
-  // scheduler's timestep values, e.g. 999); context [B, L, text_dim] with
+  // scheduler's timestep values, e.g. 999) or [B, N], one per video token in
+  // (frame, row, column) order (Wan2.2 TI2V, docs/wan.md §8.2); context [B, L, text_dim] with
   // L <= text_len, zero-padded to text_len rows here before the text MLP
   // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;

@@ -69,14 +69,24 @@ std::string WanDiTConfig::summary() const {
 }
 
 // ---- presets (docs/wan.md §2.1) ----------------------------------------------------
-std::vector<std::string> WanDiTConfig::preset_names() { return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b"}; }
+std::vector<std::string> WanDiTConfig::preset_names() {
+  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-i2v-a14b"};
+}
 
 WanDiTConfig WanDiTConfig::preset(const std::string& name) {
   WanDiTConfig c;
   if (name == "wan2.1-t2v-1.3b") {
     c.dim = 1536, c.ffn_dim = 8960, c.num_heads = 12, c.num_layers = 30;
   } else if (name == "wan2.1-t2v-14b") {
+    // Also each expert of Wan2.2 T2V-A14B (docs/wan.md §8.3).
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
+  } else if (name == "wan2.2-ti2v-5b") {
+    c.dim = 3072, c.ffn_dim = 14336, c.num_heads = 24, c.num_layers = 30, c.in_dim = 48, c.out_dim = 48;
+    c.model_type = "ti2v";
+  } else if (name == "wan2.2-i2v-a14b") {
+    // Each expert: noise 16 + mask 4 + image latent 16 channels in, no image encoder.
+    c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36;
+    c.model_type = "i2v";
   } else {
     throw Error(kExitUsage, fmt::format("unknown Wan DiT preset '{}'", name),
                 fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
@@ -173,10 +183,15 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     c.text_dim = get_int(j, "text_dim", 4096, check, 1, kMaxDim);
     c.text_len = get_int(j, "text_len", 512, check, 1, kMaxTextLen);
     c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
-    if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "t2v")
-      throw Error(kExitConfig,
-                  fmt::format("{}: model_type \"{}\" is not supported", origin, j["model_type"].get<std::string>()),
-                  "t2v runs the text-to-video DiT (model_type t2v)");
+    if (j.contains("model_type") && j["model_type"].is_string()) {
+      // t2v (Wan2.1, Wan2.2 A14B experts), ti2v (Wan2.2 TI2V-5B), i2v (Wan2.2 I2V-A14B experts:
+      // image latent and mask as input channels; image encoders are refused by their tensors).
+      const std::string mt = j["model_type"];
+      if (mt != "t2v" && mt != "ti2v" && mt != "i2v")
+        throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, mt),
+                    "t2v runs model_type t2v, ti2v and i2v (Wan2.2 A14B) DiTs");
+      c.model_type = mt;
+    }
     if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
   } else {
@@ -199,6 +214,7 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     check.open_range("eps", j["eps"].get<double>(), 0.0, 1.0);
     c.eps = j["eps"].get<float>();
   }
+  if (c.model_type.empty()) c.model_type = c.in_dim == 48 ? "ti2v" : c.in_dim == c.out_dim ? "t2v" : "i2v";
   name_preset(c);
   c.validate(origin);
   return c;
@@ -267,6 +283,7 @@ Detected detect(const TensorStore& store) {
     c.num_heads = c.dim / 128;
     d.heads_known = true;
   }
+  c.model_type = c.in_dim == 48 ? "ti2v" : c.in_dim == c.out_dim ? "t2v" : "i2v";
   name_preset(c);
   return d;
 }
@@ -330,7 +347,10 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  std::string out = fmt::format("Wan2.1 DiT, {} layout{}\n", wan_dit_layout_name(d.layout),
+  const char* kind = c.model_type == "ti2v" ? "Wan2.2 TI2V DiT"
+                     : c.model_type == "i2v" ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
+                                             : "Wan DiT (Wan2.1 T2V, or a Wan2.2 T2V-A14B expert)";
+  std::string out = fmt::format("{}, {} layout{}\n", kind, wan_dit_layout_name(d.layout),
                                 d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
   out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
@@ -374,8 +394,8 @@ WanDiTFlops wan_dit_flops(const WanDiTConfig& c, int64_t T, int64_t h, int64_t w
 }
 
 WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& c, int64_t frames, int64_t height, int64_t width,
-                                    int64_t batch) {
-  return wan_dit_flops(c, (frames - 1) / 4 + 1, height / 8, width / 8, batch);
+                                    int64_t batch, int64_t vae_stride) {
+  return wan_dit_flops(c, (frames - 1) / 4 + 1, height / vae_stride, width / vae_stride, batch);
 }
 
 }  // namespace t2v

@@ -36,6 +36,9 @@ struct WanDiTConfig {
   double rope_theta = 10000.0;
   TimestepSinusoid sinusoid = TimestepSinusoid::Float64;
   std::string preset_name;  // the preset these dims equal ("wan2.1-t2v-1.3b", ...), or ""
+  // "t2v" (Wan2.1, Wan2.2 A14B T2V experts), "ti2v" (Wan2.2 TI2V-5B: 48 channels,
+  // per-token timesteps) or "i2v" (Wan2.2 I2V-A14B experts: [noise, mask, image latent] in).
+  std::string model_type = "t2v";
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
@@ -45,7 +48,9 @@ struct WanDiTConfig {
   std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
 
   // ---- where a config comes from (the same calls for every model) ----
-  static std::vector<std::string> preset_names();  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"
+  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b" (also a Wan2.2 T2V-A14B expert), "wan2.2-ti2v-5b",
+  // "wan2.2-i2v-a14b" (one expert).
+  static std::vector<std::string> preset_names();
   // The named preset; Error(64) listing the names for any other.
   static WanDiTConfig preset(const std::string& name);
   // A diffusers (`attention_head_dim`, `num_attention_heads`, ...) or an original
@@ -88,8 +93,9 @@ struct WanDiTFlops {
 };
 // Latent grid T x h x w (before patching) and batch size.
 WanDiTFlops wan_dit_flops(const WanDiTConfig& cfg, int64_t T, int64_t h, int64_t w, int64_t batch = 1);
-// Same from a video size: frames F (4n+1), height and width in pixels (VAE stride 4 x 8 x 8).
+// Same from a video size: frames F (4n+1), height and width in pixels (VAE stride 4 x s x s:
+// 8 for the Wan2.1 VAE, 16 for Wan2.2's).
 WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& cfg, int64_t frames, int64_t height, int64_t width,
-                                    int64_t batch = 1);
+                                    int64_t batch = 1, int64_t vae_stride = 8);
 
 }  // namespace t2v

@@ -1,0 +1,138 @@
+// Image input for image-to-video: decoding as PIL's convert("RGB"), PIL's Lanczos
+// resize (bit-exact), torch's bicubic interpolate, the official size formulas and the
+// whole TI2V image preparation, against tools/golden/gen_image_goldens.py.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/image_input.h"
+#include "app/image_resize.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+
+namespace t2v {
+namespace {
+
+const std::string kDir = std::string(T2V_TEST_DATA_DIR) + "/image";
+
+RgbImage8 from_tensor(const Tensor& t) {  // U8 [H, W, 3]
+  RgbImage8 img;
+  img.height = static_cast<int>(t.size(0));
+  img.width = static_cast<int>(t.size(1));
+  const uint8_t* p = t.data<uint8_t>();
+  img.rgb.assign(p, p + t.numel());
+  return img;
+}
+
+TEST(ImageInput, DecodesEveryColourTypeAsPilConvertRgb) {
+  for (const char* name : {"rgb", "gray", "rgba", "gray_alpha", "palette"}) {
+    const RgbImage8 got = load_image_rgb(kDir + "/" + name + ".png");
+    SafetensorsFile want(kDir + "/" + name + ".rgb.safetensors");
+    const RgbImage8 w = from_tensor(want.get("rgb"));
+    ASSERT_EQ(got.width, w.width) << name;
+    ASSERT_EQ(got.height, w.height) << name;
+    EXPECT_EQ(got.rgb, w.rgb) << name;
+  }
+}
+
+TEST(ImageInput, RefusesWhatIsNotAnImage) {
+  try {
+    load_image_rgb(kDir + "/not_an_image.png");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitDataErr) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not_an_image.png"), std::string::npos) << e.what();
+  }
+  try {
+    load_image_rgb(kDir + "/missing.png");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitNoInput) << e.what();
+  }
+}
+
+TEST(ImageResize, LanczosIsBitExactWithPil) {
+  SafetensorsFile f(kDir + "/resize.safetensors");
+  int cases = 0;
+  for (const auto& info : f.tensors()) {
+    const std::string& n = info.name;
+    if (n.size() < 3 || n.substr(n.size() - 3) != ".in") continue;
+    const std::string name = n.substr(0, n.size() - 3);
+    const RgbImage8 in = from_tensor(f.get(n));
+    const RgbImage8 want = from_tensor(f.get(name + ".out"));
+    const RgbImage8 got = resize_lanczos_pil(in, want.width, want.height);
+    ASSERT_EQ(got.width, want.width);
+    ASSERT_EQ(got.height, want.height);
+    int64_t diff = 0;
+    for (size_t i = 0; i < got.rgb.size(); ++i) diff += got.rgb[i] != want.rgb[i];
+    std::printf("%-12s %dx%d -> %dx%d: %lld differing bytes\n", name.c_str(), in.width, in.height, want.width,
+                want.height, static_cast<long long>(diff));
+    EXPECT_EQ(diff, 0) << name;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 8);
+}
+
+TEST(ImageResize, BicubicMatchesTorch) {
+  SafetensorsFile f(kDir + "/bicubic.safetensors");
+  for (const char* name : {"up", "down", "same", "mixed"}) {
+    const Tensor in = f.get(std::string(name) + ".in").clone();
+    const Tensor want = f.get(std::string(name) + ".out").clone();
+    const Tensor got = resize_bicubic_torch(in, static_cast<int>(want.size(1)), static_cast<int>(want.size(2)));
+    ASSERT_EQ(got.shape(), want.shape());
+    double err = 0;
+    for (int64_t i = 0; i < got.numel(); ++i)
+      err = std::max(err, static_cast<double>(std::fabs(got.data<float>()[i] - want.data<float>()[i])));
+    std::printf("bicubic %-6s %s -> %s: max abs %.2e\n", name, in.shape().str().c_str(), want.shape().str().c_str(), err);
+    EXPECT_LE(err, 1e-6) << name;  // fp32 sums of 16 terms in [-1.3, 1.3]: a few ulp
+  }
+}
+
+TEST(ImageResize, SizesAreTheOfficialOnes) {
+  std::ifstream in(kDir + "/sizes.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  for (const auto& c : j["cases"]) {
+    const int iw = c["iw"], ih = c["ih"];
+    const int64_t area = c["area"];
+    const auto ti2v = best_output_size(iw, ih, 32, 32, area);
+    EXPECT_EQ(ti2v.first, c["ti2v"][0].get<int>()) << c.dump();
+    EXPECT_EQ(ti2v.second, c["ti2v"][1].get<int>()) << c.dump();
+    const auto a14b = a14b_i2v_size(iw, ih, area);
+    EXPECT_EQ(a14b.first, c["a14b"][0].get<int>()) << c.dump();
+    EXPECT_EQ(a14b.second, c["a14b"][1].get<int>()) << c.dump();
+  }
+  EXPECT_EQ(py_round(2.5), 2);
+  EXPECT_EQ(py_round(3.5), 4);
+  EXPECT_EQ(py_round(-2.5), -2);
+  EXPECT_EQ(py_floordiv(7.0, 2.0), 3.0);
+}
+
+TEST(ImageResize, Ti2vImageIsTheOfficialTensor) {
+  SafetensorsFile f(kDir + "/ti2v.safetensors");
+  const nlohmann::json cases = nlohmann::json::parse(f.metadata().at("cases"));
+  for (const auto& c : cases) {
+    const std::string name = c[0];
+    const int64_t area = c[1];
+    // --size W x H with W * H = area (the square root when it is one; any factorisation
+    // gives the same area, which is all the official code uses).
+    const int w = static_cast<int>(std::llround(std::sqrt(static_cast<double>(area))));
+    const int h = static_cast<int>(area / w);
+    ASSERT_EQ(static_cast<int64_t>(w) * h, area);
+    const PreparedImage p = prepare_ti2v_image(from_tensor(f.get(name + ".in")), w, h);
+    EXPECT_EQ(p.width, c[2].get<int>()) << name;
+    EXPECT_EQ(p.height, c[3].get<int>()) << name;
+    EXPECT_EQ(p.resized_w, c[4].get<int>()) << name;
+    EXPECT_EQ(p.resized_h, c[5].get<int>()) << name;
+    const Tensor got = image_to_video_tensor(p.image);
+    const Tensor want = f.get(name + ".out").clone();
+    ASSERT_EQ(got.numel(), want.numel()) << name;
+    // The uint8 image is bit-exact; (u/255 - 0.5)/0.5 is the same fp32 arithmetic.
+    EXPECT_EQ(std::memcmp(got.data<float>(), want.data<float>(), want.nbytes()), 0) << name;
+  }
+}
+
+}  // namespace
+}  // namespace t2v
