@@ -1,6 +1,8 @@
 #include "app/image_input.h"
 
 #include <filesystem>
+#include <fstream>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
@@ -9,11 +11,31 @@
 #include "core/error.h"
 
 namespace t2v {
+namespace {
+
+// A PNG whose first chunk is IHDR, a JPEG start of image, a WebP RIFF or a BMP: the
+// formats OpenCV decodes here. Anything else is refused without decoding.
+bool has_image_header(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char b[16] = {};
+  f.read(b, sizeof b);
+  const auto n = static_cast<size_t>(f.gcount());
+  auto is = [&](size_t at, std::string_view s) { return n >= at + s.size() && std::string_view(b + at, s.size()) == s; };
+  if (is(0, "\x89PNG\r\n\x1a\n")) return is(12, "IHDR");
+  return is(0, "\xff\xd8\xff") || (is(0, "RIFF") && is(8, "WEBP")) || is(0, "BM");
+}
+
+}  // namespace
 
 RgbImage8 load_image_rgb(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(kExitNoInput, fmt::format("--image '{}' does not exist or is not a file", path), "check the path");
+  // The container is recognised before OpenCV sees it: its PNG reader lets libpng print
+  // its own complaints about a damaged header, which would break the one-line error.
+  if (!has_image_header(path))
+    throw Error(kExitDataErr, fmt::format("--image '{}' cannot be decoded as an image", path),
+                "pass a PNG or JPEG file");
   // IMREAD_UNCHANGED: no EXIF rotation and no colour conversion by OpenCV, so the
   // conversions below are the ones PIL's convert("RGB") makes.
   const cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);

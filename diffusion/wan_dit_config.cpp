@@ -125,6 +125,13 @@ void name_preset(WanDiTConfig& c) {
   }
 }
 
+// 48 latent channels in and out: TI2V-5B (the Wan2.2 VAE); more in than out: the I2V
+// experts' [noise, mask, image latent]; else text-to-video.
+std::string model_type_from_channels(const WanDiTConfig& c) {
+  if (c.in_dim == 48 && c.out_dim == 48) return "ti2v";
+  return c.in_dim == c.out_dim ? "t2v" : "i2v";
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
@@ -145,6 +152,7 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
   if (!j.is_object()) throw Error(kExitConfig, fmt::format("{}: expected a JSON object", origin), "fix the config.json");
   const ConfigCheck check(origin, kConfigHint);
   WanDiTConfig c;
+  bool typed = false;  // model_type given by the config
   const bool diffusers = j.contains("num_attention_heads") || j.contains("attention_head_dim");
   if (diffusers) {
     // diffusers WanTransformer3DModel: inner dim = heads x head dim.
@@ -191,6 +199,7 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
         throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, mt),
                     "t2v runs model_type t2v, ti2v and i2v (Wan2.2 A14B) DiTs");
       c.model_type = mt;
+      typed = true;
     }
     if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
@@ -214,7 +223,8 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     check.open_range("eps", j["eps"].get<double>(), 0.0, 1.0);
     c.eps = j["eps"].get<float>();
   }
-  if (c.model_type.empty()) c.model_type = c.in_dim == 48 ? "ti2v" : c.in_dim == c.out_dim ? "t2v" : "i2v";
+  // diffusers configs do not name the type: the channels tell it, as for a checkpoint's shapes.
+  if (!typed) c.model_type = model_type_from_channels(c);
   name_preset(c);
   c.validate(origin);
   return c;
@@ -283,7 +293,7 @@ Detected detect(const TensorStore& store) {
     c.num_heads = c.dim / 128;
     d.heads_known = true;
   }
-  c.model_type = c.in_dim == 48 ? "ti2v" : c.in_dim == c.out_dim ? "t2v" : "i2v";
+  c.model_type = model_type_from_channels(c);
   name_preset(c);
   return d;
 }

@@ -116,9 +116,10 @@ TEST(ImageResize, Ti2vImageIsTheOfficialTensor) {
   for (const auto& c : cases) {
     const std::string name = c[0];
     const int64_t area = c[1];
-    // --size W x H with W * H = area (the square root when it is one; any factorisation
-    // gives the same area, which is all the official code uses).
-    const int w = static_cast<int>(std::llround(std::sqrt(static_cast<double>(area))));
+    // --size W x H with W * H = area (the divisor nearest below the square root; any
+    // factorisation gives the same area, which is all the official code uses).
+    int w = static_cast<int>(std::sqrt(static_cast<double>(area)));
+    while (area % w) --w;
     const int h = static_cast<int>(area / w);
     ASSERT_EQ(static_cast<int64_t>(w) * h, area);
     const PreparedImage p = prepare_ti2v_image(from_tensor(f.get(name + ".in")), w, h);

@@ -20,11 +20,11 @@ using test::diff;
 std::string data22(const std::string& rel) { return std::string(T2V_TEST_DATA_DIR) + "/diffusion22/" + rel; }
 
 // Bounds on max |ours - reference| / max |reference|, fp32 CPU, about 5x the measured error:
-//   vs the official WanModel (float64 sinusoid, as the config's default): measured 9.1e-7 (scattered)
-//   vs diffusers (fp32 sinusoid): measured 6.9e-6 (scattered; diffusers' own distance to the official
-//   output is 6.9e-6, ours to it with the float64 sinusoid)
-constexpr double kOfficialTol = 5e-6;
-constexpr double kDiffusersTol = 4e-5;
+//   vs the official WanModel (float64 sinusoid, the config's default): measured 6.3e-7 (scattered)
+//   vs diffusers (its fp32 sinusoid): measured 1.7e-6 (scalar); diffusers and the official model
+//   differ from each other by up to 6.9e-6 (tools/golden/gen_wan22_dit_goldens.py prints it)
+constexpr double kOfficialTol = 3e-6;
+constexpr double kDiffusersTol = 1e-5;
 
 const TensorStore& cases() {
   static const TensorStore s = TensorStore::open(data22("cases.safetensors"));
@@ -40,7 +40,8 @@ WanDiT load(const std::string& weights, const WanDiTConfig& cfg) {
 TEST(Wan22DiT, ConfigIsTi2v) {
   const WanDiTConfig a = WanDiTConfig::from_json(data22("tiny_ti2v/config.json"));
   const WanDiTConfig b = WanDiTConfig::resolve("", data22("tiny_ti2v/diffusers"));
-  const WanDiTConfig c = WanDiTConfig::from_weights(TensorStore::open(data22("tiny_ti2v/original.safetensors")));
+  // A single file: the config.json beside it (dim 48 hides its head count from the shapes).
+  const WanDiTConfig c = WanDiTConfig::resolve("", data22("tiny_ti2v/original.safetensors"));
   for (const WanDiTConfig* x : {&a, &b, &c}) {
     EXPECT_EQ(x->model_type, "ti2v");
     EXPECT_EQ(x->in_dim, 48);
