@@ -53,6 +53,7 @@ int run_bench(const BenchOptions& o) {
                 fmt::format("use one of: {}", fmt::join(presets, ", ")));
   const bool experts = o.model == "wan2.2-t2v-a14b" || o.model == "wan2.2-i2v-a14b";
   WanDiTConfig cfg = WanDiTConfig::preset(o.model == "wan2.2-t2v-a14b" ? "wan2.1-t2v-14b" : o.model);
+  compute_dtype_for(o.dtype, o.device);  // a --dtype the device does not run is 64, --dry-run or not
   // TI2V-5B decodes with the Wan2.2 VAE (16x spatial, 48 channels); the rest with Wan2.1's.
   const bool ti2v = cfg.model_type == "ti2v";
   const int64_t stride = ti2v ? 16 : 8, z = ti2v ? 48 : 16;
@@ -95,19 +96,19 @@ int run_bench(const BenchOptions& o) {
     return 0;
   }
 
-  const Engine engine(EngineOptions{.device = o.device});  // --dtype auto: BF16 on CUDA, F32 on the CPU
+  const Engine engine(EngineOptions{.device = o.device, .dtype = o.dtype});
   const Device dev = engine.device();
   const DType compute = engine.dtype();
 
   // ---- text encode ---------------------------------------------------------------------------
   // The prompt and the negative prompt, 128 tokens each (a long prompt; Wan encodes each at its
-  // own length). On the CPU the embedding table is cut to 4096 rows: a gather costs the same
-  // from any table, and the real one is 4.2 GB in fp32.
+  // own length). Off CUDA (the CPU, the test device: host memory) the embedding table is cut to
+  // 4096 rows: a gather costs the same from any table, and the real one is 4.2 GB in fp32.
   if (o.text_encoder) {
     UMT5Config tcfg = UMT5Config::preset("umt5-xxl");
     const int64_t te_layers = tcfg.num_layers;
     if (o.layers > 0) tcfg.num_layers = std::min<int64_t>(o.layers, tcfg.num_layers);
-    if (dev == Device::CPU) tcfg.vocab_size = 4096;
+    if (dev != Device::CUDA) tcfg.vocab_size = 4096;
     reset_peak_memory(dev);
     RandomSource weights(5000, dev, compute);  // random weights (core/weights.h)
     UMT5Encoder te = UMT5Encoder::bind(WeightScope(weights), tcfg);
@@ -154,7 +155,7 @@ int run_bench(const BenchOptions& o) {
   if (o.vae) {
     reset_peak_memory(dev);
     WanVAEConfig vcfg = WanVAEConfig::preset(ti2v ? "wan2.2-vae" : "wan2.1-vae");
-    RandomSource vae_weights(1000, dev, DType::F32);
+    RandomSource vae_weights(1000, dev, engine.vae_dtype());
     WanVAEParts parts;
     parts.encoder = false;
     WanVAE vae = WanVAE::bind(WeightScope(vae_weights), vcfg, parts);

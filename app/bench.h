@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "app/choices.h"
 #include "core/tensor.h"
 
 namespace t2v {
@@ -16,6 +17,7 @@ struct BenchOptions {
   int frames = 81;
   int steps = 50;              // for the whole-video projection
   Device device = Device::CPU;
+  DTypeChoice dtype = DTypeChoice::kAuto;  // compute dtype, as for generate (auto: BF16 on CUDA, F32 elsewhere)
   int layers = 0;              // > 0: run only this many DiT blocks (CPU runs of real widths)
   int repeat = 3;              // timed runs per stage (median reported)
   bool dry_run = false;

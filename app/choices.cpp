@@ -94,4 +94,6 @@ DType compute_dtype_for(DTypeChoice dtype, Device device) {
   throw Error(kExitSoftware, "unhandled --dtype choice");
 }
 
+DType vae_dtype_for(DTypeChoice, Device) { return DType::F32; }
+
 }  // namespace t2v

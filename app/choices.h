@@ -32,5 +32,9 @@ const char* dtype_option_name(DTypeChoice d);
 // Error(64) for combinations the backends do not run (bf16 on the CPU; fp8 until
 // the fp8 GEMM path exists).
 DType compute_dtype_for(DTypeChoice dtype, Device device);
+// The VAE's compute dtype for --dtype on a device (docs/wan.md §3.1): F32 whatever
+// --dtype says, as the reference decodes in fp32 (call compute_dtype_for first: it
+// refuses the combinations no backend runs).
+DType vae_dtype_for(DTypeChoice dtype, Device device);
 
 }  // namespace t2v

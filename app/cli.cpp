@@ -107,7 +107,7 @@ int run_cli(int argc, char** argv) {
 
   // ---- probe ----------------------------------------------------------------------------
   ProbeOptions popts;
-  std::string probe_device = device_option_name(popts.device);
+  std::string probe_device = device_option_name(popts.device), probe_dtype = dtype_option_name(popts.dtype);
   auto* probe = app.add_subcommand("probe", "Run one model component on named input tensors (for golden tests)");
   probe->add_option("component", popts.component, "text-encoder, dit, vae-decode or vae-encode")->required();
   probe->add_option("--weights", popts.weights, "Weights file or folder")->required();
@@ -115,12 +115,13 @@ int run_cli(int argc, char** argv) {
   probe->add_option("--inputs", popts.inputs, "Input tensors (.safetensors)")->required();
   probe->add_option("--out", popts.out, "Output tensors (.safetensors)")->required();
   probe->add_option("--device", probe_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
+  probe->add_option("--dtype", probe_dtype, "auto, f32, bf16 or fp8: the component's compute dtype, as for generate");
 
   // ---- batch / bench (later) --------------------------------------------------------------
   BatchCli batch;
   add_batch_commands(app, batch);  // batch and gallery
   BenchOptions bopts;
-  std::string bench_device = device_option_name(bopts.device);
+  std::string bench_device = device_option_name(bopts.device), bench_dtype = dtype_option_name(bopts.dtype);
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
   bench->add_option("--model", bopts.model,
                     "wan2.1-t2v-1.3b (default), wan2.1-t2v-14b, wan2.2-ti2v-5b, wan2.2-t2v-a14b, wan2.2-i2v-a14b");
@@ -128,6 +129,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
   bench->add_option("--device", bench_device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
+  bench->add_option("--dtype", bench_dtype, "auto, f32, bf16 or fp8: the compute dtype, as for generate");
   bench->add_option("--layers", bopts.layers, "Run only this many DiT (and umT5) blocks (CPU runs at real widths)");
   bench->add_option("--repeat", bopts.repeat, "Timed runs per stage (default 3; median reported)");
   bench->add_option("--peak-tflops", bopts.peak_tflops, "Device ceiling for the floor (default 798, H100 bf16)");
@@ -173,11 +175,13 @@ int run_cli(int argc, char** argv) {
     if (*insp) return run_inspect(inspect_path, iopts);
     if (*probe) {
       popts.device = parse_device(probe_device);
+      popts.dtype = parse_dtype(probe_dtype);
       return run_probe(popts);
     }
     if (batch.selected()) return run_batch_commands(batch);
     if (*bench) {
       bopts.device = parse_device(bench_device);
+      bopts.dtype = parse_dtype(bench_dtype);
       return run_bench(bopts);
     }
   } catch (const Error& e) {

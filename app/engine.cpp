@@ -15,6 +15,7 @@ EngineOptions engine_options(const GenerateOptions& o) {
 Engine::Engine(const EngineOptions& o) {
   load_.device = open_device(device_option_name(o.device));
   load_.dtype = compute_dtype_for(o.dtype, load_.device);
+  load_.vae_dtype = vae_dtype_for(o.dtype, load_.device);
   load_.strict = o.strict;
   load_.keep_text_encoder = o.keep_text_encoder;
 }

@@ -31,14 +31,16 @@ EngineOptions engine_options(const GenerateOptions& o);
 class Engine {
  public:
   // Starts the device (open_device: Error 69 when this build or machine has none) and
-  // chooses the weight dtype for it (compute_dtype_for: Error 64). Reads no model file.
+  // chooses the compute dtypes for it (compute_dtype_for: Error 64; vae_dtype_for).
+  // Reads no model file.
   explicit Engine(const EngineOptions& o);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   Device device() const { return load_.device; }
-  DType dtype() const { return load_.dtype; }
+  DType dtype() const { return load_.dtype; }          // umT5 and the DiT
+  DType vae_dtype() const { return load_.vae_dtype; }  // the VAE
 
   // Finds the model's parts from --model/--dit/--t5/--vae/--tokenizer, or the default
   // model when none is given (resolve_model_paths: Error 66 naming a missing part). The

@@ -16,11 +16,47 @@
 #include <nlohmann/json.hpp>
 
 #include "diffusion/wan_dit_config.h"
+#include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 
 namespace t2v {
+
+std::optional<std::string> describe_wan_dit(const TensorStore& store) {
+  if (!is_wan_dit(store)) return std::nullopt;
+  const WanDiTShapes d = detect_wan_dit_shapes(store);
+  const WanDiTConfig& c = d.cfg;
+  std::map<std::string, int64_t> dtypes;
+  int64_t params = 0;
+  for (const auto& name : store.names()) {
+    const TensorInfo& info = store.info(name);
+    dtypes[dtype_name(info.dtype)]++;
+    if (!is_marker_key(name)) params += info.shape.numel();
+  }
+  std::string dt;
+  for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
+  // The kind follows from the channels (docs/wan.md §8.5): 48 in and out is TI2V, more in than out I2V.
+  const char* kind = c.model_type == "ti2v"  ? "Wan2.2 TI2V DiT"
+                     : c.model_type == "i2v" ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
+                                             : "Wan2.1 DiT";
+  std::string out = fmt::format("{}, {} layout{}\n", kind, wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  out += fmt::format("  preset: {}{}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name,
+                     c.preset_name == "wan2.1-t2v-14b" ? " (also each expert of Wan2.2 T2V-A14B)" : "");
+  out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
+                     c.dim, c.ffn_dim,
+                     d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)
+                                   : std::string("unknown (needs config.json)"),
+                     c.num_layers, c.in_dim, c.out_dim, c.text_dim, c.freq_dim, c.patch_size[0], c.patch_size[1],
+                     c.patch_size[2]);
+  out += fmt::format("  parameters: {} ({:.3f} B)\n", params, static_cast<double>(params) * 1e-9);
+  out += fmt::format("  dtypes: {}{}\n", dt,
+                     store.contains("scaled_fp8") || store.contains(std::string(kComfyPrefix) + "scaled_fp8")
+                         ? " (scaled fp8: weights x scale_weight)"
+                         : "");
+  return out;
+}
 
 static bool has_any(const TensorStore& s, const std::string& prefix, std::initializer_list<const char*> keys) {
   for (const char* k : keys)

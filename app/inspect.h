@@ -1,6 +1,7 @@
 // `t2v inspect`: what is in a checkpoint file or folder, and what t2v makes of it.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/safetensors.h"
@@ -15,6 +16,12 @@ struct DetectedModel {
 
 // Detects which model a tensor set holds from its key names.
 DetectedModel detect_model(const TensorStore& store);
+
+// The model block `t2v inspect` prints for a Wan DiT checkpoint: layout, preset,
+// dims (heads "unknown (needs config.json)" where shapes cannot tell), parameter
+// count and dtypes; nullopt when the store is not a Wan DiT. Error(65) when a
+// tensor that sets the model size is missing.
+std::optional<std::string> describe_wan_dit(const TensorStore& store);
 
 struct InspectOptions {
   bool all = false;   // list every tensor (default: the first 40)

@@ -45,7 +45,12 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
 
 UMT5Tokenizer ModelLoader::load_tokenizer() const { return UMT5Tokenizer::from_path(paths_.tokenizer); }
 
-UMT5Encoder ModelLoader::load_text_encoder() const { return UMT5Encoder::load(paths_.t5, cfg_.t5, opts_.device); }
+UMT5Encoder ModelLoader::load_text_encoder() const {
+  UMT5LoadOptions to;
+  to.device = opts_.device;
+  to.dtype = opts_.dtype;
+  return UMT5Encoder::load(paths_.t5, cfg_.t5, to);
+}
 
 WanDiT ModelLoader::load_dit() const {
   WanDiTLoadOptions lo;
@@ -69,6 +74,7 @@ WanVAE ModelLoader::load_vae_decoder() const { return load_vae(false); }
 WanVAE ModelLoader::load_vae(bool encoder) const {
   WanVAELoadOptions vo;
   vo.device = opts_.device;
+  vo.dtype = opts_.vae_dtype;
   vo.parts.encoder = encoder;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
 }

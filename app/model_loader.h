@@ -19,7 +19,10 @@ namespace t2v {
 
 struct PipelineLoadOptions {
   Device device = Device::CPU;
-  DType dtype = DType::F32;        // storage of the large GEMM weights: F32 (CPU), BF16 or F32 (CUDA)
+  // The compute dtype of umT5 and the DiT (their GEMM weights; each model keeps its own
+  // fp32 islands): F32 on the CPU, BF16 or F32 on a device (compute_dtype_for).
+  DType dtype = DType::F32;
+  DType vae_dtype = DType::F32;    // the VAE decoder's compute dtype (vae_dtype_for)
   bool strict = false;             // unused weight keys and prompt truncation are errors
   bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch); else freed before the DiT loads
 };
@@ -45,11 +48,11 @@ class ModelLoader {
   const PipelineLoadOptions& options() const { return opts_; }
 
   UMT5Tokenizer load_tokenizer() const;
-  UMT5Encoder load_text_encoder() const;
-  WanDiT load_dit() const;           // in opts.dtype; unused keys are errors with opts.strict
-  WanDiT load_dit_low() const;       // the low-noise expert (configs().dit_low must be set)
-  WanVAE load_vae_decoder() const;   // the decoder half only
-  WanVAE load_vae(bool encoder) const;  // the decoder, and the encoder when `encoder` (image-to-video)
+  UMT5Encoder load_text_encoder() const;  // in opts.dtype
+  WanDiT load_dit() const;                 // in opts.dtype; unused keys are errors with opts.strict
+  WanDiT load_dit_low() const;             // the low-noise expert (configs().dit_low must be set)
+  WanVAE load_vae_decoder() const;         // the decoder half only, in opts.vae_dtype
+  WanVAE load_vae(bool encoder) const;     // the decoder, and the encoder when `encoder` (image-to-video)
   // Bytes of one expert's weights in opts.dtype (for the keep-one-expert decision).
   int64_t dit_weight_bytes() const;
 

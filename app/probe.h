@@ -1,10 +1,12 @@
-// `t2v probe COMPONENT`: runs one model component on named input tensors and
-// writes its outputs (docs/conventions.md §7); tools/ scripts write the same
-// inputs through the upstream reference so the two can be compared.
+// `t2v probe COMPONENT`: runs one model component (app/probe_components.h) on
+// named input tensors and writes its outputs (docs/conventions.md §7); tools/
+// scripts write the same inputs through the upstream reference so the two can
+// be compared.
 #pragma once
 
 #include <string>
 
+#include "app/choices.h"
 #include "core/tensor.h"
 
 namespace t2v {
@@ -13,6 +15,7 @@ struct ProbeOptions {
   std::string component;  // text-encoder | dit | vae-decode | vae-encode
   std::string weights, config, inputs, out;
   Device device = Device::CPU;
+  DTypeChoice dtype = DTypeChoice::kAuto;  // the component's compute dtype, as for generate
 };
 
 int run_probe(const ProbeOptions& o);

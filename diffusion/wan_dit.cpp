@@ -1,10 +1,16 @@
-// Wan2.1 DiT forward on the op set (kernels/ops.h, kernels/dit_ops.h). The
-// order of operations follows the reference WanModel.forward (Wan-Video/Wan2.1
-// wan/modules/model.py) and diffusers' WanTransformer3DModel; docs/wan.md §2.
+// Wan2.1 DiT forward on the op set (kernels/ops.h). The order of operations
+// follows the reference WanModel.forward (Wan-Video/Wan2.1 wan/modules/model.py)
+// and diffusers' WanTransformer3DModel; docs/wan.md §2.
 //
-// Precision (docs/wan.md §2.10): the residual stream x, the modulation (M + e0),
-// the time MLP and the head stay fp32 on every backend; the large GEMMs use the
-// backend's compute dtype (fp32 on the CPU reference).
+// Precision (docs/wan.md §2.10): one setting, the compute dtype of the weights
+// (WanDiTWeights::dtype: F32 on the CPU; BF16 or F32 on a device). The large
+// GEMMs (patch embedding, text MLP, q/k/v/o of both attentions, the FFN) run in
+// it: their input is cast to it once per GEMM group and their output comes back
+// in it. fp32 islands, where the reference runs fp32 under autocast: the time
+// MLP and projection, the modulation (M + e0), the statistics of every norm,
+// the residual stream x (from the patch embedding on: its bf16 output widens
+// exactly), the head (modulation and Linear) and the output. With F32 weights
+// every cast is a no-op and the forward is the fp32 reference.
 #include "diffusion/wan_dit.h"
 
 #include <algorithm>
@@ -14,8 +20,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "diffusion/wan_dit_geometry.h"
 #include "diffusion/wan_dit_timestep.h"
-#include "kernels/dit_ops.h"
 #include "kernels/ops.h"
 
 namespace t2v {
@@ -23,6 +29,10 @@ namespace t2v {
 namespace {
 
 Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.weight, l.bias); }
+Tensor linear_gelu_tanh(const Tensor& x, const Linear& l) { return ops::linear_gelu_tanh(x, l.weight, l.bias); }
+
+// x in dtype dt (no op when it already is): the one place activations change precision.
+Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }
 
 // Modulation chunk i of E [B, K, dim] as [B, 1, dim] (broadcast over tokens); with
 // per-token timesteps (groups > 0, docs/wan.md §8.2) of E [B, G, K, dim] as [B, G, 1, dim],
@@ -44,7 +54,8 @@ Tensor qk_norm(const Tensor& x, const Tensor& weight, float eps) {
   return weight.defined() ? ops::rms_norm(x, weight, eps) : x;
 }
 
-// Self-attention with 3D RoPE on q and k. x [B, N, dim], rope [N, D/2, 2] -> [B, N, dim].
+// Self-attention with 3D RoPE on q and k. x [B, N, dim] and the result in the compute
+// dtype; rope [N, D/2, 2] F32.
 Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope, const WanDiTConfig& cfg) {
   const int64_t B = x.size(0), N = x.size(1), NH = cfg.num_heads, D = cfg.head_dim();
   const Shape heads{B, N, NH, D};
@@ -61,7 +72,8 @@ Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope
 
 // Cross-attention on the text_len context rows (no mask, docs/wan.md §2.7), given as
 // ctx [B, L, dim] and, when L < text_len, `pad_bias` [1, 1, 1, L] that weights the
-// last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim].
+// last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim],
+// x, ctx and the result in the compute dtype.
 Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const Tensor& pad_bias,
                        const WanDiTConfig& cfg) {
   const int64_t B = x.size(0), N = x.size(1), L = ctx.size(1), NH = cfg.num_heads, D = cfg.head_dim();
@@ -88,30 +100,31 @@ Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
   return out;
 }
 
-// One transformer block (docs/wan.md §2.6). x [B, N, dim] fp32, e0 [B, 6, dim] (or per
-// token group [B, G, 6, dim], groups = G).
+// One transformer block (docs/wan.md §2.6). x [B, N, dim] F32 (the residual stream),
+// e0 [B, 6, dim] F32 (or per token group [B, G, 6, dim], groups = G), ctx in the compute dtype `cd`.
 Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, int64_t groups, const Tensor& ctx,
-                     const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, const DumpHook& dump) {
+                     const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, DType cd,
+                     const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
   const int64_t G = groups;
-  // [B, 6, dim] (or [B, G, 6, dim]): shift, scale, gate (self-attn), same (FFN)
+  // [B, 6, dim] (or [B, G, 6, dim]) F32: shift, scale, gate (self-attn), same (FFN)
   const Tensor e = ops::add(G == 0 ? blk.modulation : blk.modulation.reshape(Shape{1, 1, 6, cfg.dim}), e0);
   const Tensor none;
-  // 1-3. modulated self-attention, gated residual
-  Tensor a = ungrouped(
-      ops::modulate(grouped(ops::layer_norm(x, none, none, cfg.eps), G), chunk(e, 0, G), chunk(e, 1, G)), G);
+  // 1-3. modulated self-attention (LN and modulation in fp32, cast once for the GEMMs), gated residual
+  Tensor a = in_dtype(
+      ungrouped(ops::layer_norm_modulate(grouped(x, G), none, none, cfg.eps, chunk(e, 0, G), chunk(e, 1, G)), G), cd);
   Tensor y = self_attention(blk.self_attn, a, rope, cfg);
   if (dump) dump(name + "self_attn.out", y);
   x = ungrouped(ops::add_gated(grouped(x, G), grouped(y, G), chunk(e, 2, G)), G);
   // 4. cross-attention: affine LN (original norm3), no modulation, no gate
-  Tensor xn = cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x;
+  Tensor xn = in_dtype(cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x, cd);
   y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, cfg);
   if (dump) dump(name + "cross_attn.out", y);
   x = ops::add(x, y);
   // 5-7. modulated tanh-GELU FFN, gated residual
-  Tensor b = ungrouped(
-      ops::modulate(grouped(ops::layer_norm(x, none, none, cfg.eps), G), chunk(e, 3, G), chunk(e, 4, G)), G);
-  y = linear(ops::gelu_tanh(linear(b, blk.ffn_0)), blk.ffn_2);
+  Tensor b = in_dtype(
+      ungrouped(ops::layer_norm_modulate(grouped(x, G), none, none, cfg.eps, chunk(e, 3, G), chunk(e, 4, G)), G), cd);
+  y = linear(linear_gelu_tanh(b, blk.ffn_0), blk.ffn_2);
   if (dump) dump(name + "ffn.out", y);
   x = ungrouped(ops::add_gated(grouped(x, G), grouped(y, G), chunk(e, 5, G)), G);
   if (dump) dump(name + "out", x);
@@ -150,6 +163,8 @@ WanDiT::WanDiT(WanDiTConfig cfg, WanDiTWeights weights) : cfg_(std::move(cfg)), 
   cfg_.validate("the Wan DiT config");
   T2V_ASSERT(static_cast<int64_t>(w_.blocks.size()) == cfg_.num_layers, "{} blocks bound for {} layers",
              w_.blocks.size(), cfg_.num_layers);
+  T2V_ASSERT(!w_.patch_embedding.weight.defined() || w_.patch_embedding.weight.dtype() == w_.dtype,
+             "GEMM weights are {}, the compute dtype {}", w_.patch_embedding.weight.str(), dtype_name(w_.dtype));
 }
 
 Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump) const {
@@ -178,9 +193,11 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
                             c.text_dim, c.text_len),
                 "pass the text encoder's output rows for each prompt");
   const Device dev = x.device();
+  const DType cd = w_.dtype;
 
   // ---- patch embedding: a Linear over gathered 1x2x2 patches (== the Conv3d) ----
-  Tensor h = linear(ops::patchify_3d(x, p), w_.patch_embedding);  // [B, N, dim]
+  // Its output starts the fp32 residual stream (a compute-dtype value widens exactly).
+  Tensor h = in_dtype(linear(in_dtype(patchify_3d(x, p), cd), w_.patch_embedding), DType::F32);  // [B, N, dim]
   if (dump) dump("patch_embedding", h);
 
   // ---- time embedding: e [B, dim] (head), e0 [B, 6, dim] (blocks), fp32; per token
@@ -199,36 +216,35 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   // raised by log(text_len - L) (softmax over n equal logits == one logit + log n). The
   // same attention, with L + 1 keys instead of text_len: for a 12-token prompt the
   // cross-attention and text embedding cost 2.5% of the padded ones.
-  Tensor ctx = context.to(dev);
-  if (ctx.dtype() != DType::F32) ctx = ops::cast(ctx, DType::F32);
+  Tensor ctx = in_dtype(context.to(dev), cd);  // the text MLP's input, in the compute dtype
   const int64_t L = ctx.size(1);
   Tensor pad_bias;  // [1, 1, 1, L + 1]: 0 for the given rows, log(text_len - L) for the stand-in
   if (L < c.text_len) {
-    ctx = ops::concat({ctx, Tensor::zeros(Shape{B, 1, c.text_dim}, DType::F32, dev)}, 1);
+    ctx = ops::concat({ctx, Tensor::zeros(Shape{B, 1, c.text_dim}, cd, dev)}, 1);
     pad_bias = Tensor::zeros(Shape{1, 1, 1, L + 1}, DType::F32);
     pad_bias.data<float>()[L] = static_cast<float>(std::log(static_cast<double>(c.text_len - L)));
     pad_bias = pad_bias.to(dev);
   }
-  ctx = linear(ops::gelu_tanh(linear(ctx, w_.text_embedding_0)), w_.text_embedding_2);  // [B, L (+1), dim]
+  ctx = linear(linear_gelu_tanh(ctx, w_.text_embedding_0), w_.text_embedding_2);  // [B, L (+1), dim]
   if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
   // ---- blocks ----
-  const Tensor rope = ops::rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
+  const Tensor rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
   for (int64_t i = 0; i < c.num_layers; ++i)
     h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), tc.e0, tc.groups, ctx,
-                      pad_bias, rope, c, dump);
+                      pad_bias, rope, c, cd, dump);
 
-  // ---- head: (shift, scale) = head.modulation + e, LN, Linear (fp32) ----
+  // ---- head: (shift, scale) = head.modulation + e, LN, Linear, all fp32 ----
   const int64_t G = tc.groups;
   const Tensor hm = G == 0 ? ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}))  // [B, 2, dim]
                            : ops::add(w_.head.modulation.reshape(Shape{1, 1, 2, c.dim}),
                                       e.reshape(Shape{B, G, 1, c.dim}));  // [B, G, 2, dim]
   const Tensor none;
-  Tensor out = ungrouped(
-      ops::modulate(grouped(ops::layer_norm(h, none, none, c.eps), G), chunk(hm, 0, G), chunk(hm, 1, G)), G);
-  out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim]
+  Tensor out =
+      ungrouped(ops::layer_norm_modulate(grouped(h, G), none, none, c.eps, chunk(hm, 0, G), chunk(hm, 1, G)), G);
+  out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim] F32
   if (dump) dump("head.out", out);
-  Tensor sample = ops::unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
+  Tensor sample = unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
   if (dump) dump("sample", sample);
   return sample;
 }

@@ -30,7 +30,8 @@ class WanDiT {
   // scheduler's timestep values, e.g. 999) or [B, N], one per video token in
   // (frame, row, column) order (Wan2.2 TI2V, docs/wan.md §8.2); context [B, L, text_dim] with
   // L <= text_len, zero-padded to text_len rows here before the text MLP
-  // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32.
+  // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32. Runs on
+  // x's device, which must be the weights'; precision policy in wan_dit.cpp.
   Tensor forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump = {}) const;
 
   const WanDiTConfig& config() const { return cfg_; }

@@ -1,5 +1,5 @@
 // Wan DiT configs: presets, config.json parsing (diffusers and original field
-// names), detection from tensor shapes, `t2v inspect` text, FLOP count.
+// names), detection from tensor shapes, FLOP count.
 #include "diffusion/wan_dit_config.h"
 
 #include <algorithm>
@@ -233,16 +233,9 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
 WanDiTConfig WanDiTConfig::from_json(const std::string& path) { return from_json_text(read_text(path), path); }
 
 // ---- detection from shapes ----------------------------------------------------------
-namespace {
 
-struct Detected {
-  WanDiTConfig cfg;
-  WanDiTLayout layout;
-  bool heads_known = false;
-};
-
-Detected detect(const TensorStore& store) {
-  Detected d;
+WanDiTShapes detect_wan_dit_shapes(const TensorStore& store) {
+  WanDiTShapes d;
   d.layout = detect_wan_dit_layout(store);
   auto shape_of = [&](const std::string& canonical) -> Shape {
     const std::string key = wan_dit_file_key(d.layout, canonical);
@@ -298,18 +291,17 @@ Detected detect(const TensorStore& store) {
   return d;
 }
 
-}  // namespace
-
 WanDiTConfig WanDiTConfig::from_weights(const TensorStore& store) {
-  Detected d = detect(store);
+  const WanDiTShapes d = detect_wan_dit_shapes(store);
   if (!d.heads_known)
     throw Error(kExitDataErr,
                 fmt::format("{}: the number of attention heads of a Wan DiT with dim {} cannot be read from its tensor "
                             "shapes",
                             store.description(), d.cfg.dim),
                 "pass the model's config.json with --config");
-  d.cfg.validate(store.description() + " (detected config)");
-  return d.cfg;
+  WanDiTConfig c = d.cfg;
+  c.validate(store.description() + " (detected config)");
+  return c;
 }
 
 WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::string& weights_path,
@@ -342,39 +334,6 @@ int64_t wan_dit_param_count(const WanDiTConfig& cfg) {
   int64_t n = 0;
   for (const auto& r : wan_dit_weight_list(cfg)) n += r.shape.numel();
   return n;
-}
-
-std::optional<std::string> describe_wan_dit(const TensorStore& store) {
-  if (!is_wan_dit(store)) return std::nullopt;
-  Detected d = detect(store);
-  const WanDiTConfig& c = d.cfg;
-  std::map<std::string, int64_t> dtypes;
-  int64_t params = 0;
-  for (const auto& name : store.names()) {
-    const TensorInfo& info = store.info(name);
-    dtypes[dtype_name(info.dtype)]++;
-    if (!is_marker_key(name)) params += info.shape.numel();
-  }
-  std::string dt;
-  for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  const char* kind = c.model_type == "ti2v" ? "Wan2.2 TI2V DiT"
-                     : c.model_type == "i2v" ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
-                                             : "Wan DiT (Wan2.1 T2V, or a Wan2.2 T2V-A14B expert)";
-  std::string out = fmt::format("{}, {} layout{}\n", kind, wan_dit_layout_name(d.layout),
-                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
-  out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
-  out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
-                     c.dim, c.ffn_dim,
-                     d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)
-                                   : std::string("unknown (needs config.json)"),
-                     c.num_layers, c.in_dim, c.out_dim, c.text_dim, c.freq_dim, c.patch_size[0], c.patch_size[1],
-                     c.patch_size[2]);
-  out += fmt::format("  parameters: {} ({:.3f} B)\n", params, static_cast<double>(params) * 1e-9);
-  out += fmt::format("  dtypes: {}{}\n", dt,
-                     store.contains("scaled_fp8") || store.contains(std::string(kComfyPrefix) + "scaled_fp8")
-                         ? " (scaled fp8: weights x scale_weight)"
-                         : "");
-  return out;
 }
 
 // ---- FLOPs ----------------------------------------------------------------------

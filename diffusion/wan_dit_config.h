@@ -5,7 +5,6 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,10 +67,6 @@ struct WanDiTConfig {
   static WanDiTConfig resolve(const std::string& config_arg, const std::string& weights_path,
                               const TensorStore* store = nullptr);
 };
-
-// What `t2v inspect` prints for a Wan DiT checkpoint: layout, preset, dims,
-// parameter count and dtypes; nullopt when the store is not a Wan DiT.
-std::optional<std::string> describe_wan_dit(const TensorStore& store);
 
 // Parameter count implied by a config (T2V-1.3B: 1,418,996,800).
 int64_t wan_dit_param_count(const WanDiTConfig& cfg);

@@ -186,6 +186,7 @@ WanDiTWeights WanDiTWeights::bind(const WeightScope& root, const WanDiTConfig& c
   const auto& p = cfg.patch_size;
   using WP = WeightPrecision;
   WanDiTWeights w;
+  w.dtype = root.source().dtype();
   // Conv3d weight [dim, C, pt, ph, pw]; the forward uses it as a Linear over
   // gathered patches [dim, C*pt*ph*pw] (same memory, channel slowest).
   const Tensor pe = root.get("patch_embedding.weight", Shape{d, cfg.in_dim, p[0], p[1], p[2]}, WP::Compute);

@@ -55,6 +55,9 @@ struct WanDiTHead {
 };
 
 struct WanDiTWeights {
+  // The compute dtype: the dtype of the large GEMM weights (WeightPrecision::Compute),
+  // which the forward computes those GEMMs in; the fp32 islands are bound F32.
+  DType dtype = DType::F32;
   Linear patch_embedding;    // weight viewed as [dim, in_dim * pt * ph * pw] (Conv3d [dim, C, pt, ph, pw])
   Linear text_embedding_0;   // [dim, text_dim]
   Linear text_embedding_2;   // [dim, dim]
@@ -83,6 +86,18 @@ inline constexpr const char* kComfyPrefix = "model.diffusion_model.";
 WanDiTLayout detect_wan_dit_layout(const TensorStore& store);
 // True when the store holds a Wan DiT in any layout (no throw).
 bool is_wan_dit(const TensorStore& store);
+
+// What the tensor shapes of a Wan DiT checkpoint tell (WanDiTConfig::from_weights
+// builds on it): the sizes, the layout, the preset with these sizes, and whether
+// the head count is known (heads are not visible in shapes: from the preset with
+// this dim, else head_dim 128 when dim is a multiple of it). Error(65) when a
+// tensor that sets a size is missing or misshaped.
+struct WanDiTShapes {
+  WanDiTConfig cfg;  // not validated; num_heads meaningful only when heads_known
+  WanDiTLayout layout = WanDiTLayout::Original;
+  bool heads_known = false;
+};
+WanDiTShapes detect_wan_dit_shapes(const TensorStore& store);
 
 // The rename table: canonical (original) key -> diffusers key.
 std::string wan_dit_diffusers_key(const std::string& canonical);

@@ -26,7 +26,6 @@ Backend make_cpu() {
   cpu::register_conv(b);
   cpu::register_rope(b);
   cpu::register_layout(b);
-  cpu::register_dit(b);
   return b;
 }
 
@@ -109,14 +108,12 @@ std::vector<OpEntry> op_entries(const Backend& b) {
       {"contiguous_copy", b.contiguous_copy != nullptr},
       {"embedding", b.embedding != nullptr},
       {"cast", b.cast != nullptr},
-      {"patchify_3d", b.patchify_3d != nullptr},
-      {"unpatchify_3d", b.unpatchify_3d != nullptr},
   };
   return e;
 }
 
 // Every member from `linear` on is one op entry (a function pointer).
-constexpr size_t kOpEntries = 33;
+constexpr size_t kOpEntries = 31;
 static_assert(sizeof(Backend) == offsetof(Backend, linear) + kOpEntries * sizeof(void (*)()),
               "kernels/backend.h gained or lost an op entry: update op_entries() and kOpEntries");
 

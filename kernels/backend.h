@@ -6,9 +6,8 @@
 // every op-family .cpp registers its own entries). An entry left nullptr means
 // "not supported on this device": calling the op throws Error(69) naming the op
 // and the device. Entries receive checked arguments (shapes, devices; see
-// ops.cpp) and have the semantics documented in kernels/ops.h and
-// kernels/dit_ops.h; the dtypes an entry accepts follow the rule at the top of
-// kernels/ops.h. Adding an op: docs/ARCHITECTURE.md, "How to add an op".
+// ops.cpp) and have the semantics documented in kernels/ops.h; the dtypes an
+// entry accepts follow the rule at the top of kernels/ops.h. Adding an op: docs/ARCHITECTURE.md, "How to add an op".
 #pragma once
 
 #include <array>
@@ -73,12 +72,6 @@ struct Backend {
   Tensor (*contiguous_copy)(const Tensor& x) = nullptr;
   Tensor (*embedding)(const Tensor& table, const Tensor& ids) = nullptr;
   Tensor (*cast)(const Tensor& x, DType dt) = nullptr;
-
-  // kernels/dit_ops.h for any patch size (patches with pt = 1 are two permutes
-  // on every backend and do not reach these entries).
-  Tensor (*patchify_3d)(const Tensor& x, const std::array<int64_t, 3>& patch) = nullptr;
-  Tensor (*unpatchify_3d)(const Tensor& y, const std::array<int64_t, 3>& grid, const std::array<int64_t, 3>& patch,
-                          int64_t channels) = nullptr;
 };
 
 // The table of a device. Throws Error(69) with the reason when the backend is

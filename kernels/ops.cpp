@@ -11,7 +11,6 @@
 #include <string>
 
 #include "kernels/backend.h"
-#include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops {
 namespace {
@@ -404,6 +403,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3d
   require_defined(op, "x", x);
   require_defined(op, "w", w);
   check_operands(op, {{"x", &x}, {"w", &w}, {"bias", &bias}});
+  check_gemm_dtypes(op, "x", x, "w", w, bias);
   if (x.dim() != 5 || w.dim() != 5 || w.size(1) != x.size(1))
     shape_error(op, fmt::format("x {} and w {} (expected x [B, Cin, T, H, W], w [Cout, Cin, kt, kh, kw])",
                                 x.shape().str(), w.shape().str()));
@@ -423,6 +423,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   require_defined(op, "x", x);
   require_defined(op, "w", w);
   check_operands(op, {{"x", &x}, {"w", &w}, {"bias", &bias}});
+  check_gemm_dtypes(op, "x", x, "w", w, bias);
   if (x.dim() != 4 || w.dim() != 4 || w.size(1) != x.size(1))
     shape_error(op, fmt::format("x {} and w {} (expected x [B, Cin, H, W], w [Cout, Cin, kh, kw])", x.shape().str(),
                                 w.shape().str()));
@@ -447,14 +448,6 @@ Tensor upsample_nearest2x(const Tensor& x) {
 }
 
 // ---- rotary embedding -------------------------------------------------------------
-
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta) {
-  if (T < 0 || H < 0 || W < 0 || head_dim < 2 || head_dim % 2 != 0 || !(theta > 0.0))
-    shape_error("rope_3d_table", fmt::format("grid {}x{}x{}, head_dim {}, theta {} (need a non-negative grid, an even "
-                                             "head_dim >= 2 and theta > 0)", T, H, W, head_dim, theta));
-  // The table is built on the host (fp64 angles); callers move it to their device once.
-  return cpu::rope_3d_table(T, H, W, head_dim, theta);
-}
 
 Tensor rope_3d(const Tensor& x, const Tensor& table) {
   require_defined("rope_3d", "x", x);

@@ -19,10 +19,11 @@
 //    the first tensor argument. Side tensors (norm weights and biases,
 //    shift/scale/gate, rope tables, attention bias) may be F32 or another float
 //    dtype independently of x.
-//  - linear, linear_gelu_tanh, matmul: the activation and the weight (x and w,
-//    a and b) must have the same dtype, Error(70) naming both otherwise: no op
-//    converts a weight per call, the model stores weights in the dtype it
-//    computes in. A bias may be F32 or that same dtype.
+//  - linear, linear_gelu_tanh, matmul, conv3d, conv2d: the activation and the
+//    weight (x and w, a and b) must have the same dtype, Error(70) naming both
+//    otherwise: no op converts a weight per call, the model stores weights in
+//    the dtype it computes in (and casts activations, once per GEMM group, with
+//    ops::cast). A bias may be F32 or that same dtype.
 //  - Layout ops (concat, slice, permute, contiguous_copy, embedding) move any
 //    dtype bit-exactly; cast converts (CPU: any pair; devices: floats and
 //    I64/I32/U8).
@@ -127,13 +128,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 Tensor upsample_nearest2x(const Tensor& x);
 
 // ---- rotary embedding -------------------------------------------------------------
-// Wan 3D RoPE table for a T x H x W token grid (token n = (f*H + y)*W + x) and head
-// dim D: [N, D/2, 2] F32 holding (cos, sin) per complex pair. Pairs [0, d_t/2) rotate
-// by frame, then d_h/2 by row, then d_w/2 by column, with d_t = D - 4*(D/6),
-// d_h = d_w = 2*(D/6), omega_j = theta^(-2j/d_axis); angles in fp64 (docs/wan.md §2.8).
-// Built on the host (a CPU tensor); callers move it to their device once.
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta = 10000.0);
-// Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2].
+// Rotates interleaved pairs (x[2k], x[2k+1]) of x [B, N, NH, D] by the table [N, D/2, 2]
+// holding (cos, sin) per pair (the Wan DiT builds it: diffusion/wan_dit_geometry.h).
 Tensor rope_3d(const Tensor& x, const Tensor& table);
 
 // ---- layout ---------------------------------------------------------------------

@@ -1,6 +1,15 @@
 // umT5 encoder forward (docs/wan.md §1.3) on kernels/ops.h ops.
 // Follows transformers' models/umt5/modeling_umt5.py (UMT5EncoderModel) and
 // Wan2.1's wan/modules/t5.py, which compute the same function.
+//
+// Precision (docs/wan.md §1.6): one setting, the compute dtype of the weights
+// (F32 on the CPU; BF16 or F32 on a device). The GEMMs (q/k/v/o, wi_0/wi_1/wo)
+// and the token embedding run in it: each GEMM group's input is cast to it once
+// (after the norm) and their outputs come back in it; attention takes q/k/v in
+// it and keeps logits, bias and softmax in fp32. fp32 islands: the residual
+// stream h (the embedding row widens exactly; every residual add is fp32), the
+// RMS norms (statistics and weights) and the relative-position bias tables.
+// With F32 weights every cast is a no-op.
 #include "text_encoder/umt5.h"
 
 #include <algorithm>
@@ -294,9 +303,9 @@ void UMT5FeedForward::bind(const WeightScope& s, const UMT5Config& c) {
 
 void UMT5Block::bind(const WeightScope& s, const UMT5Config& c) {
   const WeightScope attn_layer = s.pp("layer.0"), ffn_layer = s.pp("layer.1");
-  attn_layer_norm = attn_layer.get("layer_norm.weight", Shape{c.d_model});
+  attn_layer_norm = attn_layer.get("layer_norm.weight", Shape{c.d_model}, WeightPrecision::F32);
   attn.bind(attn_layer.pp("SelfAttention"), c);
-  ffn_layer_norm = ffn_layer.get("layer_norm.weight", Shape{c.d_model});
+  ffn_layer_norm = ffn_layer.get("layer_norm.weight", Shape{c.d_model}, WeightPrecision::F32);
   ffn.bind(ffn_layer.pp("DenseReluDense"), c);
 }
 
@@ -305,11 +314,12 @@ UMT5Encoder UMT5Encoder::bind(const WeightScope& root, const UMT5Config& cfg) {
   UMT5Encoder e;
   e.cfg_ = cfg;
   e.dev_ = root.device();
+  e.dtype_ = root.source().dtype();
   e.shared = root.get("shared.weight", Shape{cfg.vocab_size, cfg.d_model});
   e.block.resize(static_cast<size_t>(cfg.num_layers));
   const WeightScope blocks = root.pp("encoder.block");
   for (size_t i = 0; i < e.block.size(); ++i) e.block[i].bind(blocks.pp(static_cast<int64_t>(i)), cfg);
-  e.final_layer_norm = root.get("encoder.final_layer_norm.weight", Shape{cfg.d_model});
+  e.final_layer_norm = root.get("encoder.final_layer_norm.weight", Shape{cfg.d_model}, WeightPrecision::F32);
   return e;
 }
 
@@ -317,15 +327,8 @@ std::vector<WeightRequest> umt5_weight_list(const UMT5Config& cfg) {
   return list_weights([&](const WeightScope& root) { UMT5Encoder::bind(root, cfg); });
 }
 
-UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5Config& cfg, Device dev) {
+UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5Config& cfg, const UMT5LoadOptions& opts) {
   TensorStore store = TensorStore::open(path);
-  return load(store, cfg, dev);
-}
-
-UMT5Encoder UMT5Encoder::load(const TensorStore& store, const UMT5Config& cfg, Device dev) {
-  UMT5LoadOptions opts;
-  opts.device = dev;
-  opts.dtype = dev == Device::CPU ? DType::F32 : DType::BF16;
   return load(store, cfg, opts);
 }
 
@@ -373,6 +376,13 @@ Tensor UMT5Encoder::position_bias(const UMT5Attention& attn, const Tensor& bucke
   return bias.reshape(Shape{1, cfg_.num_heads, L, L});
 }
 
+namespace {
+
+// x in dtype dt (no op when it already is): the one place activations change precision.
+Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }
+
+}  // namespace
+
 Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask, const Tensor& buckets) const {
   const UMT5Block& b = block[i];
   const int64_t B = h.size(0), L = h.size(1), NH = cfg_.num_heads, DK = cfg_.d_kv;
@@ -380,7 +390,7 @@ Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask
   const std::string name = fmt::format("encoder.block.{}", i);
 
   // Self-attention: pre-norm, no 1/sqrt(d_kv) scaling, this layer's own bias table.
-  Tensor n = ops::rms_norm(h, b.attn_layer_norm, eps);                 // [B, L, D]
+  Tensor n = in_dtype(ops::rms_norm(h, b.attn_layer_norm, eps), dtype_);  // [B, L, D]
   Tensor q = ops::linear(n, b.attn.q).reshape(Shape{B, L, NH, DK});    // [B, L, NH, DK]
   Tensor k = ops::linear(n, b.attn.k).reshape(Shape{B, L, NH, DK});
   Tensor v = ops::linear(n, b.attn.v).reshape(Shape{B, L, NH, DK});
@@ -391,11 +401,11 @@ Tensor UMT5Encoder::block_forward(int i, const Tensor& h, const Tensor& key_mask
   Tensor a = ops::attention(q, k, v, ap).reshape(Shape{B, L, NH * DK});  // [B, L, NH*DK]
   Tensor attn_out = ops::linear(a, b.attn.o);                             // [B, L, D]
   dump(name + ".attn_out", attn_out);
-  Tensor x = ops::add(h, attn_out);
+  Tensor x = ops::add(h, attn_out);  // F32
 
-  // Gated FFN: GELU(tanh) on wi_0, linear on wi_1.
-  n = ops::rms_norm(x, b.ffn_layer_norm, eps);
-  Tensor gate = ops::gelu_tanh(ops::linear(n, b.ffn.wi_0));  // [B, L, F]
+  // Gated FFN: GELU(tanh) on wi_0 (fused into its GEMM), linear on wi_1.
+  n = in_dtype(ops::rms_norm(x, b.ffn_layer_norm, eps), dtype_);
+  Tensor gate = ops::linear_gelu_tanh(n, b.ffn.wi_0);       // [B, L, F]
   Tensor lin = ops::linear(n, b.ffn.wi_1);                   // [B, L, F]
   Tensor f = ops::linear(ops::mul(gate, lin), b.ffn.wo);     // [B, L, D]
   dump(name + ".ffn_out", f);
@@ -419,13 +429,12 @@ Tensor UMT5Encoder::forward(const Tensor& input_ids, const Tensor& attention_mas
       fail(kExitDataErr, "text encoder: input_ids[{}] = {} is outside the vocabulary [0, {})", t, idp[t],
            cfg_.vocab_size);
 
-  Tensor h = ops::embedding(shared, input_ids.to(dev_));  // [B, L, D]
+  Tensor h = in_dtype(ops::embedding(shared, input_ids.to(dev_)), DType::F32);  // [B, L, D], the fp32 stream
   dump("encoder.embed_tokens", h);
   Tensor key_mask = attention_mask.defined() ? attention_mask.to(dev_) : Tensor();
   const Tensor buckets = position_buckets(input_ids.size(1));  // [L, L], shared by the layers' tables
   for (int i = 0; i < static_cast<int>(block.size()); ++i) h = block_forward(i, h, key_mask, buckets);
-  Tensor out = ops::rms_norm(h, final_layer_norm, cfg_.layer_norm_epsilon);
-  if (out.dtype() != DType::F32) out = ops::cast(out, DType::F32);
+  Tensor out = ops::rms_norm(h, final_layer_norm, cfg_.layer_norm_epsilon);  // F32
   dump("encoder.final_layer_norm", out);
   return out;
 }

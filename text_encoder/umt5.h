@@ -90,9 +90,9 @@ struct UMT5FeedForward {  // encoder.block.N.layer.1.DenseReluDense
   void bind(const WeightScope& s, const UMT5Config& cfg);
 };
 struct UMT5Block {  // encoder.block.N
-  Tensor attn_layer_norm;  // layer.0.layer_norm.weight [D]
+  Tensor attn_layer_norm;  // layer.0.layer_norm.weight [D] F32
   UMT5Attention attn;      // layer.0.SelfAttention
-  Tensor ffn_layer_norm;   // layer.1.layer_norm.weight [D]
+  Tensor ffn_layer_norm;   // layer.1.layer_norm.weight [D] F32
   UMT5FeedForward ffn;     // layer.1.DenseReluDense
   void bind(const WeightScope& s, const UMT5Config& cfg);
 };
@@ -102,7 +102,7 @@ std::vector<WeightRequest> umt5_weight_list(const UMT5Config& cfg);
 
 struct UMT5LoadOptions {
   Device device = Device::CPU;
-  DType dtype = DType::F32;  // compute dtype (the bias tables stay F32)
+  DType dtype = DType::F32;  // compute dtype of the GEMMs and the embedding (norms and bias tables stay F32)
   bool strict = false;       // unused keys are an error instead of a warning
   // Headers only: names, shapes and dtypes checked (every problem in one
   // Error(65)); the returned encoder has undefined tensors.
@@ -117,14 +117,14 @@ class UMT5Encoder {
  public:
   // Binds the weights of `path` (a .safetensors file, a shard index, or a
   // folder such as diffusers' text_encoder/) for `cfg`: F32, F16, BF16 and
-  // ComfyUI scaled fp8 (fp8 × scale_weight) are accepted and converted to the
-  // compute dtype; a dry run over the headers first, so a wrong file fails in
-  // milliseconds. The `dev` forms compute in F32 on the CPU and BF16 elsewhere.
-  static UMT5Encoder load(const std::string& path, const UMT5Config& cfg, Device dev = Device::CPU);
-  static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, Device dev = Device::CPU);
-  static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, const UMT5LoadOptions& opts);
+  // ComfyUI scaled fp8 (fp8 × scale_weight) are accepted and converted once to
+  // opts.dtype on opts.device (default: F32 on the CPU); a dry run over the
+  // headers first, so a wrong file fails in milliseconds.
+  static UMT5Encoder load(const std::string& path, const UMT5Config& cfg, const UMT5LoadOptions& opts = {});
+  static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, const UMT5LoadOptions& opts = {});
   // Binds every tensor through `root` (at the transformers names) from any
-  // source (a checkpoint, a dry run, random weights); runs on the source's device.
+  // source (a checkpoint, a dry run, random weights); runs on the source's device
+  // in its compute dtype (precision policy in umt5.cpp).
   static UMT5Encoder bind(const WeightScope& root, const UMT5Config& cfg);
 
   // input_ids [B, L] I64, attention_mask [B, L] I64 (1 = token, 0 = padding;
@@ -144,6 +144,7 @@ class UMT5Encoder {
 
   const UMT5Config& config() const { return cfg_; }
   Device device() const { return dev_; }
+  DType dtype() const { return dtype_; }  // the compute dtype
 
  private:
   // Bucket of every (query i, key j) pair: [L, L] I64 on the device.
@@ -157,9 +158,10 @@ class UMT5Encoder {
 
   UMT5Config cfg_;
   Device dev_ = Device::CPU;
+  DType dtype_ = DType::F32;
   Tensor shared;  // [V, D] token embedding
   std::vector<UMT5Block> block;
-  Tensor final_layer_norm;  // [D]
+  Tensor final_layer_norm;  // [D] F32
   TensorDumpHook dump_;
 };
 

@@ -283,6 +283,7 @@ WanVAE WanVAE::bind(const WeightScope& root, const WanVAEConfig& cfg, WanVAEPart
   WanVAE vae;
   vae.config = cfg;
   vae.parts = parts;
+  vae.dtype = root.source().dtype();
   if (parts.encoder) {
     vae.encoder.bind(root.pp("encoder"), cfg);
     vae.conv1.bind(root.pp("conv1"), 2 * cfg.z_dim, 2 * cfg.z_dim, {1, 1, 1}, {0, 0, 0});
@@ -370,7 +371,8 @@ void WanVAE::check_decode_input(const Tensor& mu) const {
 
 Tensor WanVAE::to_compute(const Tensor& x) const {
   const Tensor& w = parts.decoder ? conv2.weight : conv1.weight;
-  return x.to(w.dtype()).to(w.device());  // convert on the host side: Tensor::to(DType) is CPU-only
+  const Tensor on_device = x.to(w.device());
+  return on_device.dtype() == dtype ? on_device : ops::cast(on_device, dtype);
 }
 
 Tensor WanVAE::finish_decode(const Tensor& y) const {

@@ -92,7 +92,7 @@ WanVAELayout detect_wan_vae_layout(const TensorStore& store, std::string* prefix
 
 struct WanVAELoadOptions {
   Device device = Device::CPU;
-  DType dtype = DType::F32;  // compute dtype (CPU: F32)
+  DType dtype = DType::F32;  // compute dtype of the convs and activations (CPU: F32; norms stay F32)
   WanVAEParts parts;         // the half not requested is neither required nor reported unused
   bool strict = false;       // unused keys are an error instead of a warning
   // Headers only: names, shapes and dtypes checked (every problem in one
@@ -102,7 +102,7 @@ struct WanVAELoadOptions {
   WeightReport* report = nullptr;            // if set: layout, unused keys, parameter count
 };
 
-struct WanVAEEncoding {
+struct WanVAEEncoding {  // in the VAE's compute dtype
   Tensor mean;    // [B, z, T, h, w] (VAE space; normalise for the DiT)
   Tensor logvar;  // [B, z, T, h, w], clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution
 };
@@ -116,13 +116,15 @@ struct WanVAETiling {
   int stride_h = 24, stride_w = 24;
 };
 
-// Receives decoded frames in order: [B, 3, f, 8h, 8w] in [-1, 1].
+// Receives decoded frames in order: [B, 3, f, 8h, 8w] in [-1, 1], on the VAE's
+// device in its compute dtype.
 using WanVAEFrameSink = std::function<void(const Tensor& frames)>;
 
 class WanVAE {
  public:
   WanVAEConfig config;
   WanVAEParts parts;
+  DType dtype = DType::F32;  // compute dtype: the conv weights' and the activations' (from the weight source)
   WanVAEEncoder encoder;
   CausalConv3d conv1;  // quant conv: 2z -> 2z, 1^3 (diffusers quant_conv)
   WanVAEDecoder decoder;
@@ -155,7 +157,7 @@ class WanVAE {
   size_t decoder_cache_slots() const;
   size_t encoder_cache_slots() const;
 
-  // x on the weights' device in their dtype (a no-op for CPU F32 inputs).
+  // x on the weights' device in the compute dtype (a no-op for CPU F32 inputs).
   Tensor to_compute(const Tensor& x) const;
   // The decoder's output as video: the Wan2.2 unpatchify (none for Wan2.1), clamped to [-1, 1].
   Tensor finish_decode(const Tensor& y) const;

@@ -79,7 +79,8 @@ Tensor CausalConv3d::forward(const Tensor& x, CausalSlot* slot) const {
 // ---- RMSNorm -----------------------------------------------------------------------
 
 void RMSNorm::bind(const WeightScope& s, int channels, bool images) {
-  gamma = s.get("gamma", images ? Shape{channels, 1, 1} : Shape{channels, 1, 1, 1});
+  // An fp32 island: the op computes the statistics in fp32 and scales by an fp32 gamma.
+  gamma = s.get("gamma", images ? Shape{channels, 1, 1} : Shape{channels, 1, 1, 1}, WeightPrecision::F32);
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm_channels(x, gamma, 1e-12f); }

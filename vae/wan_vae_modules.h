@@ -11,6 +11,10 @@
 // Shapes: [B, C, T, H, W] (PyTorch order). Each module binds through a
 // WeightScope at its original (Wan) key; member names follow those keys, and
 // the diffusers names come from the layout's rename (wan_vae.h).
+//
+// Precision: activations and conv / linear weights in the VAE's compute dtype
+// (wan_vae.h); the RMS norms are fp32 islands (F32 gamma, fp32 statistics, the
+// result rounded once to the activation dtype).
 #pragma once
 
 #include <array>
@@ -71,7 +75,7 @@ struct CausalConv3d {
 
 // docs/wan.md §3.3 RMS_norm: x / max(||x||_2 over C, 1e-12) * sqrt(C) * gamma.
 struct RMSNorm {
-  Tensor gamma;  // [C, 1, 1, 1] (video) or [C, 1, 1] (attention's 2-D norm)
+  Tensor gamma;  // [C, 1, 1, 1] (video) or [C, 1, 1] (attention's 2-D norm), F32
   void bind(const WeightScope& s, int channels, bool images);
   Tensor forward(const Tensor& x) const;  // [B, C, ...] -> same
 };

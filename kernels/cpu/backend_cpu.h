@@ -13,7 +13,7 @@
 // Files: gemm.cpp (linear, linear_gelu_tanh, matmul), norm.cpp (layer/rms norms,
 // layer_norm_modulate, softmax), attention.cpp, elementwise.cpp (activations,
 // broadcast arithmetic, lincomb), conv.cpp (conv3d, conv2d, upsample), rope.cpp,
-// layout.cpp (concat, slice, permute, embedding, cast), dit_ops.cpp (patches).
+// layout.cpp (concat, slice, permute, embedding, cast).
 // Tests: tests/kernels/.
 #pragma once
 
@@ -31,11 +31,6 @@ void register_elementwise(Backend& b);
 void register_conv(Backend& b);
 void register_rope(Backend& b);
 void register_layout(Backend& b);
-void register_dit(Backend& b);
-
-// The Wan 3D RoPE table (kernels/ops.h rope_3d_table), computed on the host for
-// every device; ops::rope_3d_table checks the arguments and calls this.
-Tensor rope_3d_table(int64_t T, int64_t H, int64_t W, int64_t head_dim, double theta);
 
 // GELU, tanh form, of one value: 0.5 v (1 + tanh u) == v / (1 + exp(-2u)), one
 // exp instead of tanh (which costs an expm1 and more: 19% of the default

@@ -1,7 +1,7 @@
 // conv3d / conv2d on CUDA through the implicit-GEMM kernel (conv.cu). The
 // causal front/back time padding of the Wan VAE is asymmetric: the kernel takes
 // the front padding and the output size, so the back padding is implicit (taps
-// past the end read zeros). w is cast to x's dtype when they differ.
+// past the end read zeros). x and w share a dtype (kernels/ops.cpp checks it).
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -24,9 +24,8 @@ int64_t conv_out(int64_t in, int64_t pad_total, int64_t k, int64_t stride, const
 
 // pad_*_back: the bottom/right/back padding (the kernel infers it from the
 // output size; cuDNN needs it to make the padding symmetric).
-Tensor conv_impl(const char* op, const Tensor& x, const Tensor& w_in, const Tensor& bias, ConvArgs a, int pad_t_back,
+Tensor conv_impl(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias, ConvArgs a, int pad_t_back,
                  int pad_h_back, int pad_w_back) {
-  const Tensor w = cast_to(w_in, x.dtype());
   Tensor y = Tensor::empty(Shape{a.B, a.Cout, a.To, a.Ho, a.Wo}, x.dtype(), Device::CUDA);
   if (bias.defined()) {
     require_cuda(bias, op, "bias");

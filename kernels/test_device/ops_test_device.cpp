@@ -195,17 +195,6 @@ Tensor cast(const Tensor& x, DType dt) {
   return cpu().cast(bytes(x, "cast", "x"), dt).to(Device::Test);
 }
 
-// ---- DiT patches (any patch size) ---------------------------------------------------
-
-Tensor patchify_3d(const Tensor& x, const std::array<int64_t, 3>& patch) {
-  return store(cpu().patchify_3d(f32(x, "patchify_3d", "x"), patch), x.dtype());
-}
-
-Tensor unpatchify_3d(const Tensor& y, const std::array<int64_t, 3>& grid, const std::array<int64_t, 3>& patch,
-                     int64_t channels) {
-  return store(cpu().unpatchify_3d(f32(y, "unpatchify_3d", "y"), grid, patch, channels), y.dtype());
-}
-
 // ---- device hooks --------------------------------------------------------------------
 
 size_t peak_bytes() { return test_device_memory_stats().peak_in_use_bytes; }
@@ -247,8 +236,6 @@ void register_backend(Backend& b) {
   b.contiguous_copy = contiguous_copy;
   b.embedding = embedding;
   b.cast = cast;
-  b.patchify_3d = patchify_3d;
-  b.unpatchify_3d = unpatchify_3d;
 }
 
 }  // namespace t2v::ops::test_device

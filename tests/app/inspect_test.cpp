@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/inspect.h"
 #include "cli_test_util.h"
 #include "core/safetensors.h"
 
@@ -129,6 +130,34 @@ TEST(Inspect, JsonSaysCompleteAndStatus) {
   r = run_t2v({"inspect", "--json", kData + "/vae/diffusers"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["complete"], true);
+}
+
+// The model block of a Wan DiT: layout, preset, dims, parameters (marker keys not
+// counted) and dtypes, with the head count it cannot know said so.
+TEST(Inspect, DescribesAWanDit) {
+  const TensorStore original = TensorStore::open(kData + "/diffusion/tiny_dit/original.safetensors");
+  int64_t params = 0;
+  for (const std::string& n : original.names()) params += original.info(n).shape.numel();
+  const std::optional<std::string> text = describe_wan_dit(original);
+  ASSERT_TRUE(text.has_value());
+  std::printf("%s", text->c_str());
+  EXPECT_NE(text->find("Wan2.1 DiT, original layout\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("preset: none (custom dims)"), std::string::npos) << *text;
+  EXPECT_NE(text->find("dim 48, ffn 64, heads unknown (needs config.json), layers 2"), std::string::npos) << *text;
+  EXPECT_NE(text->find(fmt::format("parameters: {} ", params)), std::string::npos) << *text;
+
+  // Comfy's prefix and its scaled-fp8 marker (not a parameter).
+  TempDir dir;
+  auto tensors = tensors_of(kData + "/diffusion/tiny_dit/comfy.safetensors");
+  tensors.emplace_back("model.diffusion_model.scaled_fp8", Tensor::zeros(Shape{2}, DType::F32));
+  save_safetensors(dir.file("fp8.safetensors"), tensors);
+  const std::optional<std::string> fp8 = describe_wan_dit(TensorStore::open(dir.file("fp8.safetensors")));
+  ASSERT_TRUE(fp8.has_value());
+  EXPECT_NE(fp8->find("comfy layout (prefix model.diffusion_model. stripped)"), std::string::npos) << *fp8;
+  EXPECT_NE(fp8->find("(scaled fp8: weights x scale_weight)"), std::string::npos) << *fp8;
+  EXPECT_NE(fp8->find(fmt::format("parameters: {} ", params)), std::string::npos) << *fp8;
+
+  EXPECT_FALSE(describe_wan_dit(TensorStore::open(kData + "/vae/wan_vae_original.safetensors")).has_value());
 }
 
 }  // namespace

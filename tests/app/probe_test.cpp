@@ -71,6 +71,39 @@ TEST(Probe, VaeEncode) {
             "encode_f5.", {{"sample", "sample"}}, "latent_mean", "latent_mean", 3e-6});  // measured 4.1e-7
 }
 
+// --device and --dtype mean what they mean for generate: the test device in F32 writes the
+// CPU's bytes; bf16 on the CPU is refused (64) before any file is read, for bench too.
+TEST(Probe, DeviceAndDtypeAsForGenerate) {
+  TempDir dir;
+  SafetensorsFile golden(kData + "/diffusion/cases.safetensors");
+  save_safetensors(dir.file("in.safetensors"),
+                   {{"hidden_states", golden.get("batch2_cfg.hidden_states").clone()},
+                    {"timestep", golden.get("batch2_cfg.timestep").clone()},
+                    {"encoder_hidden_states", golden.get("batch2_cfg.encoder_hidden_states").clone()}});
+  auto probe = [&](const std::string& out, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"probe", "dit", "--weights", kData + "/diffusion/tiny_dit/diffusers", "--inputs",
+                                     dir.file("in.safetensors"), "--out", dir.file(out)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_t2v(args);
+  };
+  RunResult cpu = probe("cpu.safetensors", {});
+  ASSERT_EQ(cpu.code, 0) << cpu.err;
+  RunResult test = probe("test.safetensors", {"--device", "test", "--dtype", "f32"});
+  ASSERT_EQ(test.code, 0) << test.err;
+  const std::vector<float> a = SafetensorsFile(dir.file("cpu.safetensors")).get("sample").to_vector();
+  const std::vector<float> b = SafetensorsFile(dir.file("test.safetensors")).get("sample").to_vector();
+  EXPECT_EQ(a, b) << "the test device in F32 runs the CPU kernels";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"probe", "dit", "--weights", dir.file("none"), "--inputs", dir.file("none"), "--out",
+                                 dir.file("o"), "--device", "cpu", "--dtype", "bf16"},
+        {"bench", "--dry-run", "--device", "cpu", "--dtype", "bf16"},
+        {"bench", "--dry-run", "--dtype", "fp16"}}) {
+    RunResult r = run_t2v(args);
+    EXPECT_EQ(r.code, 64) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("--dtype"), std::string::npos) << r.err;
+  }
+}
+
 TEST(Probe, BadArguments) {
   TempDir dir;
   EXPECT_EQ(run_t2v({"probe", "unet", "--weights", dir.path(), "--inputs", dir.path(), "--out", dir.file("o")}).code,

@@ -65,6 +65,18 @@ Tensor Rng::small_ints(const Shape& s, int lo, int hi) {
   return t;
 }
 
+Tensor Rng::rotation_table(int64_t n, int64_t pairs) {
+  Tensor t = Tensor::empty(Shape{n, pairs, 2}, DType::F32);
+  std::uniform_real_distribution<double> d(-M_PI, M_PI);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < n * pairs; ++i) {
+    const double phi = d(g_);
+    p[2 * i] = static_cast<float>(std::cos(phi));
+    p[2 * i + 1] = static_cast<float>(std::sin(phi));
+  }
+  return t;
+}
+
 Tensor to_device(const Tensor& cpu_f32, DType dt, Device dev) { return cpu_f32.to(dt).to(dev); }
 
 Tensor rounded(const Tensor& cpu_f32, DType dt) { return dt == DType::F32 ? cpu_f32 : cpu_f32.to(dt).to(DType::F32); }

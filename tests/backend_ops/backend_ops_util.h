@@ -35,6 +35,8 @@ class Rng {
   Tensor normal(const Shape& s, float stddev = 1.0f);                   // CPU F32
   Tensor ints(const Shape& s, int lo, int hi, DType dt);               // CPU integers in [lo, hi]
   Tensor small_ints(const Shape& s, int lo, int hi);                   // CPU F32 holding integers
+  // A rope_3d table [n, pairs, 2]: (cos, sin) of random angles in [-pi, pi] (CPU F32).
+  Tensor rotation_table(int64_t n, int64_t pairs);
   std::mt19937_64& engine() { return g_; }
 
  private:

@@ -298,6 +298,20 @@ TEST(CheckpointSource, UnusedKeysWarnOrFailWhenStrictMarkersAndOnPurposeExcluded
       << e.what();
 }
 
+// The mapping is valid only while the file keeps its size: a file truncated between two
+// tensors (a re-download over it) is an I/O error before the lost pages are touched, not
+// SIGBUS (docs/bad_inputs.md #23).
+TEST(CheckpointSource, FileShrinkingDuringLoadIsAnIOError) {
+  Checkpoint ck({{"a", Tensor::zeros({4}, DType::F32)}, {"b", Tensor::zeros({1024}, DType::F32)}});
+  TensorStore store = TensorStore::open(ck.path);
+  CheckpointSource src(store, {}, {});
+  EXPECT_TRUE(src.get({"a", Shape{4}}).defined());
+  ASSERT_EQ(::truncate(ck.path.c_str(), 100), 0);
+  Error e = expect_error([&] { src.get({"b", Shape{1024}}); });
+  EXPECT_EQ(e.code(), 74);
+  EXPECT_TRUE(contains(e.what(), "file changed while loading")) << e.what();
+}
+
 // bind_checkpoint: the dry pass raises every problem before any data is read
 // (a truncated file gives the mismatch error, not an I/O error), and the real
 // pass runs the same bind.

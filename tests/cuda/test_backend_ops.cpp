@@ -179,8 +179,8 @@ TEST_P(BackendOps, Rope3d) {
   if (large_cases()) grids.push_back({21, 30, 52, 12, 128});
   for (const Grid& g : grids) {
     const int64_t N = g.T * g.H * g.W;
-    const Tensor table = ops::rope_3d_table(g.T, g.H, g.W, g.D);
-    const Tensor table_gpu = table.to(Device::CUDA);  // built on the host for every device (kernels/ops.h)
+    const Tensor table = rng.rotation_table(N, g.D / 2);
+    const Tensor table_gpu = table.to(Device::CUDA);
     const Tensor x = rng.normal(Shape{2, N, g.NH, g.D});
     expect_close(ops::rope_3d(to_gpu(x, dt), table_gpu), ops::rope_3d(rounded(x, dt), table),
                  name("rope_3d", x.shape(), dt));

@@ -19,7 +19,6 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
-#include "kernels/dit_ops.h"
 #include "kernels/ops.h"
 #include "kernels/test_device/test_device.h"
 #include "tests/backend_ops/backend_ops_util.h"
@@ -275,7 +274,7 @@ void upsample_case(DType dt, Rng& rng) {
 void rope_case(DType dt, Rng& rng) {
   struct Grid { int64_t T, H, W, NH, D; };
   for (const Grid& g : std::vector<Grid>{{1, 1, 1, 1, 2}, {3, 5, 7, 2, 12}, {2, 3, 4, 3, 64}}) {
-    const Tensor table = ops::rope_3d_table(g.T, g.H, g.W, g.D);
+    const Tensor table = rng.rotation_table(g.T * g.H * g.W, g.D / 2);
     const Tensor x = rng.normal(Shape{2, g.T * g.H * g.W, g.NH, g.D});
     check(ops::rope_3d(up(x, dt), table.to(Device::Test)), ops::rope_3d(rounded(x, dt), table),
           name("rope_3d", x.shape(), dt));
@@ -342,27 +341,6 @@ void cast_case(DType dt, Rng& rng) {
   expect_exact(ops::cast(u8.to(Device::Test), dt), u8.to(dt), "cast U8 -> " + dtype_str(dt));
 }
 
-// Patches: pt = 2 reaches the table entries; pt = 1 (two permutes) is checked beside it.
-void patch_case(DType dt, Rng& rng, bool inverse) {
-  for (const auto& [x_shape, patch] : std::vector<std::pair<Shape, std::array<int64_t, 3>>>{
-           {Shape{2, 3, 4, 6, 10}, {2, 2, 2}}, {Shape{1, 5, 3, 4, 6}, {1, 2, 2}}, {Shape{1, 2, 2, 3, 5}, {2, 3, 5}}}) {
-    const Tensor x = rounded(rng.uniform(x_shape), dt);
-    const std::array<int64_t, 3> grid = {x_shape[2] / patch[0], x_shape[3] / patch[1], x_shape[4] / patch[2]};
-    const std::string what = fmt::format("{} {} patch {}x{}x{} {}", inverse ? "unpatchify_3d" : "patchify_3d",
-                                         x_shape.str(), patch[0], patch[1], patch[2], dtype_name(dt));
-    if (!inverse) {
-      expect_exact(ops::patchify_3d(x.to(dt).to(Device::Test), patch), ops::patchify_3d(x, patch).to(dt), what);
-    } else {
-      const int64_t C = x_shape[1];
-      const Tensor y = rounded(rng.uniform(Shape{x_shape[0], grid[0] * grid[1] * grid[2], x_shape.numel() / x_shape[0] /
-                                                                                        (grid[0] * grid[1] * grid[2])}),
-                               dt);
-      expect_exact(ops::unpatchify_3d(y.to(dt).to(Device::Test), grid, patch, C),
-                   ops::unpatchify_3d(y, grid, patch, C).to(dt), what);
-    }
-  }
-}
-
 struct OpCase {
   const char* entry;  // the Backend member the case exercises (kernels/backend.h)
   void (*run)(DType dt, Rng& rng);
@@ -401,8 +379,6 @@ const std::vector<OpCase>& op_cases() {
       {"contiguous_copy", contiguous_copy_case},
       {"embedding", embedding_case},
       {"cast", cast_case},
-      {"patchify_3d", [](DType dt, Rng& r) { patch_case(dt, r, false); }},
-      {"unpatchify_3d", [](DType dt, Rng& r) { patch_case(dt, r, true); }},
   };
   return cases;
 }

@@ -148,7 +148,7 @@ TEST(TestDeviceOps, OperandsMustShareTheDevice) {
   EXPECT_THROW(ops::lincomb(dst, {{1.0, &a}}), Error);
 }
 
-// linear/matmul refuse an activation and a weight of different dtypes on every
+// linear/matmul/conv refuse an activation and a weight of different dtypes on every
 // backend (kernels/ops.h); a bias may be F32 or the activation's dtype.
 TEST(TestDeviceOps, GemmRefusesMixedDtypesNamingThem) {
   const Device dev = test_device();
@@ -174,6 +174,14 @@ TEST(TestDeviceOps, GemmRefusesMixedDtypesNamingThem) {
                  {"linear", "'bias'", "BF16"});
   EXPECT_EQ(ops::linear(x16, w16, b32).dtype(), DType::BF16);
   EXPECT_EQ(ops::linear(x16, w16, ops::cast(b32, DType::BF16)).dtype(), DType::BF16);
+  // Convolutions too: the VAE's weights are stored in the dtype it computes in.
+  const Tensor v16 = to_device(rng.normal(Shape{1, 2, 3, 4, 4}), DType::BF16, dev);
+  expect_refused([&] { (void)ops::conv3d(v16, to_device(rng.normal(Shape{2, 2, 1, 3, 3}), DType::F32, dev), Tensor(), {}); },
+                 {"conv3d", "'x' is BF16", "'w' is F32"});
+  expect_refused([&] {
+    (void)ops::conv2d(ops::cast(v16, DType::F32).reshape(Shape{2, 3, 4, 4}),
+                      to_device(rng.normal(Shape{2, 3, 3, 3}), DType::F16, dev), Tensor(), {});
+  }, {"conv2d", "'x' is F32", "'w' is F16"});
   // On the CPU the same call fails on the F32-only rule first, still naming the weight.
   expect_refused([&] { (void)ops::linear(rng.normal(Shape{5, 8}), rng.normal(Shape{3, 8}).to(DType::BF16)); },
                  {"linear", "'w'", "BF16"});

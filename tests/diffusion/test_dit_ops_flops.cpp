@@ -1,5 +1,4 @@
-// patchify_3d / unpatchify_3d against direct index formulas and Conv3d, the
-// timestep sinusoid, the FLOP count, and (opt-in) CPU timings of the forward.
+// The timestep sinusoid, the FLOP count, and (opt-in) CPU timings of the forward.
 #include <time.h>
 
 #include <chrono>
@@ -11,7 +10,6 @@
 
 #include "diffusion/wan_dit.h"
 #include "dit_test_util.h"
-#include "kernels/dit_ops.h"
 #include "kernels/ops.h"
 
 namespace t2v {
@@ -23,58 +21,6 @@ Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.0f) {
   std::vector<float> v(static_cast<size_t>(s.numel()));
   for (auto& x : v) x = nd(rng);
   return Tensor::from_floats(v, s);
-}
-
-// Both implementations: pt = 1 (permute composition, Wan's patch) and pt = 2 (index loops).
-TEST(DitOps, PatchifyLinearEqualsConv3d) {
-  // Odd grid, non-square patch: the gathered-patch GEMM must equal the strided Conv3d.
-  for (const std::array<int64_t, 3> patch : {std::array<int64_t, 3>{1, 3, 2}, std::array<int64_t, 3>{2, 3, 2}}) {
-    const auto [pt, ph, pw] = patch;
-    const Shape xs{2, 3, 4, 6, 10};
-    const int64_t N = (4 / pt) * (6 / ph) * (10 / pw), K = 3 * pt * ph * pw;
-    const Tensor x = random_tensor(xs, 1), w = random_tensor(Shape{5, 3, pt, ph, pw}, 2), b = random_tensor(Shape{5}, 3);
-    ops::Conv3dParams p;
-    p.stride = {static_cast<int>(pt), static_cast<int>(ph), static_cast<int>(pw)};
-    const Tensor conv = ops::conv3d(x, w, b, p);       // [2, 5, T', H', W']
-    const Tensor tokens = ops::patchify_3d(x, patch);  // [2, N, K]
-    ASSERT_EQ(tokens.shape(), (Shape{2, N, K}));
-    const Tensor lin = ops::linear(tokens, w.reshape(Shape{5, K}), b);  // [2, N, 5]
-    const Tensor conv_tokens = ops::permute(conv.reshape(Shape{2, 5, N}), {0, 2, 1});
-    const auto d = test::diff(lin, conv_tokens);
-    EXPECT_LE(d.rel(), 1e-6) << d.max_abs << " patch " << pt << "x" << ph << "x" << pw;
-  }
-}
-
-TEST(DitOps, UnpatchifyIsChannelFastest) {
-  for (const std::array<int64_t, 3> patch : {std::array<int64_t, 3>{1, 2, 2}, std::array<int64_t, 3>{2, 2, 3}}) {
-    const auto [pt, ph, pw] = patch;
-    const std::array<int64_t, 3> grid{2, 3, 4};
-    const int64_t C = 3, N = 24, K = pt * ph * pw * C, T = 2 * pt, H = 3 * ph, W = 4 * pw;
-    std::vector<float> v(static_cast<size_t>(2 * N * K));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
-    const Tensor y = Tensor::from_floats(v, Shape{2, N, K});
-    const Tensor out = ops::unpatchify_3d(y, grid, patch, C);
-    ASSERT_EQ(out.shape(), (Shape{2, C, T, H, W}));
-    const auto o = out.to_vector();
-    int64_t checked = 0;
-    for (int64_t b = 0; b < 2; ++b)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t f = 0; f < T; ++f)
-          for (int64_t yy = 0; yy < H; ++yy)
-            for (int64_t xx = 0; xx < W; ++xx) {
-              const int64_t n = ((f / pt) * 3 + yy / ph) * 4 + xx / pw;
-              const int64_t k = (((f % pt) * ph + yy % ph) * pw + xx % pw) * C + c;
-              ASSERT_EQ(o[static_cast<size_t>((((b * C + c) * T + f) * H + yy) * W + xx)],
-                        v[static_cast<size_t>((b * N + n) * K + k)]);
-              ++checked;
-            }
-    EXPECT_EQ(checked, out.numel());
-  }
-}
-
-TEST(DitOps, RejectsOddLatent) {
-  EXPECT_THROW(ops::patchify_3d(Tensor::zeros(Shape{1, 16, 1, 3, 4}, DType::F32), {1, 2, 2}), Error);
-  EXPECT_THROW(ops::unpatchify_3d(Tensor::zeros(Shape{1, 5, 64}, DType::F32), {1, 2, 2}, {1, 2, 2}, 16), Error);
 }
 
 TEST(DitOps, TimestepSinusoidOrderAndPrecision) {

@@ -51,8 +51,7 @@ TEST(OpErrors, ShapeMismatchesNameOpAndShapes) {
   expect_error([&] { ops::conv3d(x5, random_tensor(Shape{2, 3, 3, 3, 3}, 16), Tensor(), {}); }, 70, {"conv3d", "kernel"});
   expect_error([&] { ops::conv2d(random_tensor(Shape{1, 3, 4, 4}, 17), random_tensor(Shape{2, 3, 3, 3}, 18), Tensor(),
                                  stride0); }, 70, {"conv2d", "stride"});
-  expect_error([&] { ops::rope_3d(q, ops::rope_3d_table(1, 1, 3, 8)); }, 70, {"rope_3d", "[1, 4, 2, 8]", "[3, 4, 2]"});
-  expect_error([&] { ops::rope_3d_table(1, 1, 1, 7); }, 70, {"rope_3d_table", "head_dim 7"});
+  expect_error([&] { ops::rope_3d(q, random_tensor(Shape{3, 4, 2}, 19)); }, 70, {"rope_3d", "[1, 4, 2, 8]", "[3, 4, 2]"});
   expect_error([&] { ops::concat({a, b}, 0); }, 70, {"concat", "[2, 3]", "[4, 5]"});
   expect_error([&] { ops::concat({}, 0); }, 70, {"concat"});
   expect_error([&] { ops::slice(a, 1, 2, 4); }, 70, {"slice", "[2, 4)", "[2, 3]"});
