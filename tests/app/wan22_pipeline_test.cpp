@@ -2,7 +2,8 @@
 // Wan2.2 models (tools/golden/gen_wan22_pipeline_goldens.py) with the noise the official
 // WanTI2V / WanT2V / WanI2V.generate started from must reproduce their frames: TI2V-5B
 // text-to-video and image-to-video, T2V-A14B and I2V-A14B with two experts, unipc and
-// dpm++, both guidance scales, --boundary, --low-memory, diffusers folders and single files.
+// dpm++, both guidance scales, --boundary, --low-memory, diffusers folders and single files;
+// three of them also on the test device.
 // Then the bad inputs of the Wan2.2 models: one line, the exit code, nothing written.
 #include <gtest/gtest.h>
 
@@ -58,35 +59,52 @@ Compare compare(const std::vector<float>& a, const std::vector<float>& b) {
   return c;
 }
 
-class Wan22Pipeline : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(Wan22Pipeline, MatchesTheOfficialPipeline) {
+// Runs one golden case through `t2v generate` (with `extra` arguments) and compares the frames.
+void check_case(const std::string& name, const std::vector<std::string>& extra) {
   const nlohmann::json g = golden_json();
-  const auto it = std::find_if(g["cases"].begin(), g["cases"].end(), [&](const auto& c) { return c["name"] == GetParam(); });
-  ASSERT_NE(it, g["cases"].end()) << GetParam();
+  const auto it = std::find_if(g["cases"].begin(), g["cases"].end(), [&](const auto& c) { return c["name"] == name; });
+  ASSERT_NE(it, g["cases"].end()) << name;
   TempDir dir;
   SafetensorsFile golden(kDir + "/golden.safetensors");
-  save_safetensors(dir.file("noise.safetensors"), {{"noise", golden.get(GetParam() + ".noise").clone()}});
+  save_safetensors(dir.file("noise.safetensors"), {{"noise", golden.get(name + ".noise").clone()}});
   std::vector<std::string> args = case_args(*it, g);
   for (const std::string& a : {std::string("--noise"), dir.file("noise.safetensors"), std::string("-o"),
                                dir.file("out.mp4"), std::string("--dump-frames"), dir.file("frames.safetensors")})
     args.push_back(a);
+  args.insert(args.end(), extra.begin(), extra.end());
   RunResult r = run_t2v(args);
   ASSERT_EQ(r.code, 0) << r.err;
   SafetensorsFile ours(dir.file("frames.safetensors"));
-  const Tensor got = ours.get("frames"), want = golden.get(GetParam() + ".frames");
+  const Tensor got = ours.get("frames"), want = golden.get(name + ".frames");
   ASSERT_EQ(got.shape(), want.shape()) << r.err;
   const Compare c = compare(got.to_vector(), want.to_vector());
-  std::printf("%-24s frames %s: max abs %.2e, PSNR %.1f dB\n", GetParam().c_str(), want.shape().str().c_str(),
-              c.max_abs, c.psnr);
+  std::printf("%-24s%s frames %s: max abs %.2e, PSNR %.1f dB\n", name.c_str(), extra.empty() ? "" : " (test device)",
+              want.shape().str().c_str(), c.max_abs, c.psnr);
   EXPECT_LE(c.max_abs, 1e-3);
   EXPECT_GE(c.psnr, 60.0);
 }
+
+class Wan22Pipeline : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Wan22Pipeline, MatchesTheOfficialPipeline) { check_case(GetParam(), {}); }
 
 INSTANTIATE_TEST_SUITE_P(Cases, Wan22Pipeline,
                          ::testing::Values("ti2v_t2v_unipc", "ti2v_t2v_dpm_files", "ti2v_i2v_unipc",
                                            "ti2v_i2v_dpm_cfg1", "t2v_a14b_unipc", "t2v_a14b_dpm_boundary",
                                            "i2v_a14b_unipc", "i2v_a14b_dpm_files"),
+                         [](const auto& p) { return p.param; });
+
+// The same through the device interface (--device test: the CPU kernels behind it, fp32):
+// the image encoding, the per-token timesteps, the condition channels and the expert swap
+// on device tensors.
+class Wan22PipelineOnTheTestDevice : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Wan22PipelineOnTheTestDevice, MatchesTheOfficialPipeline) {
+  check_case(GetParam(), {"--device", "test", "--dtype", "f32"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, Wan22PipelineOnTheTestDevice,
+                         ::testing::Values("ti2v_i2v_unipc", "t2v_a14b_dpm_boundary", "i2v_a14b_dpm_files"),
                          [](const auto& p) { return p.param; });
 
 // ---- bad inputs: one line, the code, no output file ------------------------------------------
