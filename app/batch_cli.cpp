@@ -7,6 +7,7 @@
 
 #include "app/gallery.h"
 #include "app/model_defaults.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -30,7 +31,14 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--steps", g.steps, "Default denoising steps (50)");
   b->add_option("--cfg", c.cfg, "Default guidance scale (5)");
   b->add_option("--shift", c.shift, "Default flow shift (5)");
-  b->add_option("--sampler", c.sampler, "Default sampler: unipc, dpm++ or euler");
+  b->add_option("--sampler", c.sampler, "Default sampler: unipc, dpm++, euler or distill (with --timesteps)");
+  b->add_option("--timesteps", c.timesteps, "Default timesteps of the distill sampler (e.g. 1000,750,500,250)");
+  b->add_option("--lora", c.loras, "Default LoRA FILE[:STRENGTH] for items without \"loras\" (repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)  // one value per --lora: a later positional is not a LoRA
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  b->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
+              "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");
   b->add_option("--schedule", c.schedule, "reference (official Wan, default) or diffusers");
   b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
@@ -63,9 +71,11 @@ int run_batch_commands(BatchCli& c) {
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);
   g.dtype = parse_dtype(c.dtype);
+  if (c.batch->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(c.timesteps);
+  for (const std::string& l : c.loras) g.loras.push_back(parse_lora_spec(l));
   // Defaults the options did not set come from the model folder's t2v.json (items still win).
   std::set<std::string> given;
-  for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler"})
+  for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "timesteps", "lora"})
     if (c.batch->count("--" + std::string(name)) > 0) given.insert(name);
   apply_model_defaults(g, model_defaults_folder(g), given);
   g.progress_bar = !g.quiet && !g.json && !std::getenv("NO_COLOR") && isatty(STDERR_FILENO);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -12,7 +13,8 @@ namespace t2v {
 
 struct BatchCli {
   BatchOptions o;
-  std::string size, fps, cfg, shift;
+  std::string size, fps, cfg, shift, timesteps;
+  std::vector<std::string> loras;
   // The choices as text until run_batch_commands parses them (defaults: GenerateOptions').
   std::string sampler = sampler_option_name(o.defaults.sampler), schedule = schedule_option_name(o.defaults.schedule);
   std::string device = device_option_name(o.defaults.device), dtype = dtype_option_name(o.defaults.dtype);

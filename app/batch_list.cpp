@@ -15,6 +15,7 @@
 #include "app/sha256.h"
 #include "core/error.h"
 #include "core/utf8.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -25,8 +26,8 @@ using nlohmann::json;
 // File names: the temp file `.<name>.tmp-XXXXXX.mp4` and the lock `<id>.lock` must fit NAME_MAX too.
 constexpr size_t kMaxNameBytes = 200;
 
-const std::set<std::string> kFields = {"prompt", "id",  "negative_prompt", "seed", "size",  "frames",
-                                       "steps",  "cfg", "shift",           "sampler", "fps", "output",
+const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed", "size",   "frames", "steps",
+                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras",
                                        "image"};
 
 std::string lower_ascii(std::string s) {
@@ -154,7 +155,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, fps, output)",
+                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, image)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -190,6 +191,34 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("timesteps", [&](const json& v) {
+      const char* want = "\"timesteps\" must be a list of integers, e.g. [1000, 750, 500, 250]";
+      if (!v.is_array()) throw FieldError{want};
+      o.timesteps.clear();
+      for (const json& e : v) {
+        if (!e.is_number_integer() || e.get<int64_t>() < INT_MIN || e.get<int64_t>() > INT_MAX) throw FieldError{want};
+        o.timesteps.push_back(e.get<int>());
+      }
+      try {
+        check_distill_timesteps(o.timesteps, "\"timesteps\"");
+      } catch (const Error& e) {
+        throw FieldError{e.what()};
+      }
+    });
+    field("loras", [&](const json& v) {
+      const char* want = "\"loras\" must be a list of {\"file\": \"x.safetensors\", \"strength\": 1.0}";
+      if (!v.is_array()) throw FieldError{want};
+      o.loras.clear();  // the line's list replaces the default one
+      for (const json& e : v) {
+        if (!e.is_object() || !e.contains("file")) throw FieldError{want};
+        for (auto f = e.begin(); f != e.end(); ++f)
+          if (f.key() != "file" && f.key() != "strength") throw FieldError{want};
+        LoraSpec l{want_string(e["file"], "loras[].file"), 1.0};
+        if (l.file.empty()) throw FieldError{want};
+        if (e.contains("strength")) l.strength = want_number(e["strength"], "loras[].strength");
+        o.loras.push_back(l);
+      }
+    });
     field("fps", [&](const json& v) {
       o.fps = v.is_string() ? parse_fps(v.get<std::string>()) : parse_fps(fmt::format("{}", want_number(v, "fps")));
     });
@@ -202,7 +231,16 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
-        if (sampler) o.sampler = parse_sampler(*sampler);
+        if (sampler) o.sampler = parse_sampler(*sampler, "\"sampler\"");
+        // The sampler rules at the line's level (the defaults' were applied by the CLI).
+        const bool distill = o.sampler == Sampler::kDistill;
+        if (distill && j.contains("steps"))
+          throw Error(kExitUsage, "\"steps\" with the distill sampler: it runs one step per \"timesteps\" entry");
+        if (!distill && j.contains("timesteps"))
+          throw Error(kExitUsage, fmt::format("\"timesteps\" is for the distill sampler, not {}",
+                                              sampler_option_name(o.sampler)));
+        if (!distill) o.timesteps.clear();  // the defaults' list, for their distill sampler
+        if (distill && sampler && defaults.sampler != Sampler::kDistill && !j.contains("cfg")) o.cfg = 1.0;
         for (const std::string& w : validate_generate_options(o))
           list.warnings.push_back(fmt::format("{}:{}: {}", path, lineno, w));
       } catch (const Error& e) {
@@ -271,6 +309,8 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["cfg"] = o.cfg;
   j["shift"] = o.shift;
   j["sampler"] = sampler_option_name(o.sampler);
+  if (o.sampler == Sampler::kDistill) j["timesteps"] = o.timesteps;
+  for (const LoraSpec& l : o.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;

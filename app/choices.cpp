@@ -18,7 +18,8 @@ Sampler parse_sampler(std::string_view text, std::string_view option) {
   if (text == "unipc") return Sampler::kUniPC;
   if (text == "dpm++") return Sampler::kDPMSolver;
   if (text == "euler") return Sampler::kEuler;
-  throw unknown(option, text, "unipc, dpm++ or euler");
+  if (text == "distill") return Sampler::kDistill;
+  throw unknown(option, text, "unipc, dpm++, euler or distill");
 }
 
 ScheduleKind parse_schedule(std::string_view text, std::string_view option) {
@@ -47,6 +48,7 @@ const char* sampler_option_name(Sampler s) {
     case Sampler::kUniPC: return "unipc";
     case Sampler::kDPMSolver: return "dpm++";
     case Sampler::kEuler: return "euler";
+    case Sampler::kDistill: return "distill";
   }
   return "?";
 }

@@ -15,7 +15,7 @@ enum class DTypeChoice { kAuto, kF32, kBF16, kFP8 };
 
 // Each parser throws Error(64) "<option> '<value>' is unknown" with the accepted names
 // as the hint. `option` names where the value came from ("--sampler", "\"sampler\"").
-Sampler parse_sampler(std::string_view text, std::string_view option = "--sampler");   // unipc, dpm++, euler
+Sampler parse_sampler(std::string_view text, std::string_view option = "--sampler");   // unipc, dpm++, euler, distill
 ScheduleKind parse_schedule(std::string_view text, std::string_view option = "--schedule");  // reference, diffusers
 Device parse_device(std::string_view text, std::string_view option = "--device");     // cpu, cuda
 DTypeChoice parse_dtype(std::string_view text, std::string_view option = "--dtype");  // auto, f32, bf16, fp8

@@ -2,6 +2,8 @@
 
 #include <csignal>
 #include <set>
+#include <string>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "app/options.h"
 #include "app/probe.h"
 #include "core/error.h"
+#include "scheduler/distill.h"
 
 namespace t2v {
 
@@ -74,7 +77,17 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--steps", g.steps, "Denoising steps (default: t2v.json, else 50)");
   gen->add_option("--cfg", cfg, "Classifier-free guidance scale (default: t2v.json, else 5)");
   gen->add_option("--shift", shift, "Flow shift of the sigma schedule (default: t2v.json, else 5)");
-  gen->add_option("--sampler", sampler, "unipc (default), dpm++ or euler");
+  gen->add_option("--sampler", sampler, "unipc (default), dpm++, euler or distill (with --timesteps)");
+  std::string timesteps;
+  gen->add_option("--timesteps", timesteps,
+                  "The distill sampler's training timesteps, strictly decreasing in 1..1000 (e.g. 1000,750,500,250)");
+  std::vector<std::string> loras;
+  gen->add_option("--lora", loras, "LoRA FILE[:STRENGTH] merged into the DiT (repeatable; strength 1 by default)")
+      ->expected(1)
+      ->allow_extra_args(false)  // one value per --lora: a later positional is not a LoRA
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  gen->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
+                "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");
   gen->add_option("--schedule", schedule, "reference (official Wan, default) or diffusers");
   gen->add_option("--seed", seed, "Random seed 0..2^64-1 (random when omitted; printed and stored)");
   gen->add_option("--device", device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
@@ -104,6 +117,8 @@ int run_cli(int argc, char** argv) {
   insp->add_option("path", inspect_path, "A .safetensors file, an index json, or a folder")->required();
   insp->add_flag("--all", iopts.all, "List every tensor");
   insp->add_flag("--json", iopts.json, "JSON output");
+  insp->add_option("--model", iopts.model, "For a LoRA: the model folder to check it against");
+  insp->add_option("--dit", iopts.dit, "For a LoRA: the DiT weights (file or folder) to check it against");
 
   // ---- probe ----------------------------------------------------------------------------
   ProbeOptions popts;
@@ -161,10 +176,13 @@ int run_cli(int argc, char** argv) {
       g.schedule = parse_schedule(schedule);
       g.device = parse_device(device);
       g.dtype = parse_dtype(dtype);
+      if (gen->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(timesteps);
+      for (const std::string& l : loras) g.loras.push_back(parse_lora_spec(l));
       // Settings not given take the model folder's t2v.json values (the shipped
       // default model is 64x64, 17 frames, 8 fps), then the built-in ones.
       std::set<std::string> given;
-      for (const char* name : {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "negative-prompt"})
+      for (const char* name :
+           {"size", "frames", "fps", "steps", "cfg", "shift", "sampler", "timesteps", "lora", "negative-prompt"})
         if (gen->count("--" + std::string(name)) > 0) given.insert(name);
       apply_model_defaults(g, model_defaults_folder(g), given);
       // The progress bar is for people: not when stderr is not a terminal, nor with NO_COLOR.

@@ -1,8 +1,11 @@
-// `t2v inspect`: lists any valid safetensors file, folder or index (tensors, dtypes,
-// parameters, bytes), then says whether it is a model t2v can load. A shard, a LoRA or a
+// `t2v inspect`: lists any valid safetensors or GGUF file, folder or index (tensors,
+// dtypes or block formats, parameters, bytes; a GGUF's metadata), then says whether it
+// is a model t2v can load. A shard, a LoRA or a
 // partial checkpoint is listed like any other file and gets one "not a complete model:
-// ..." line saying why, with exit 0: the file is fine, it is just not a whole model.
-// Exit 65 stays for files that are not valid safetensors (docs/bad_inputs.md #1-20).
+// ..." line saying why, with exit 0: the file is fine, it is just not a whole model. A
+// LoRA is also read as --lora reads it: convention, modules, ranks, alphas and, with
+// --model / --dit, whether it fits that model.
+// Exit 65 stays for files that are not valid safetensors or GGUF (docs/bad_inputs.md #1-20).
 #include "app/inspect.h"
 
 #include <algorithm>
@@ -15,6 +18,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/model_paths.h"
+#include "app/options.h"
+#include "core/error.h"
+#include "diffusion/lora.h"
+#include "core/gguf.h"
 #include "diffusion/wan_dit_config.h"
 #include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
@@ -31,7 +39,7 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   int64_t params = 0;
   for (const auto& name : store.names()) {
     const TensorInfo& info = store.info(name);
-    dtypes[dtype_name(info.dtype)]++;
+    dtypes[tensor_type_name(info)]++;
     if (!is_marker_key(name)) params += info.shape.numel();
   }
   std::string dt;
@@ -40,8 +48,9 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   const char* kind = c.model_type == "ti2v"  ? "Wan2.2 TI2V DiT"
                      : c.model_type == "i2v" ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
                                              : "Wan2.1 DiT";
-  std::string out = fmt::format("{}, {} layout{}\n", kind, wan_dit_layout_name(d.layout),
-                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "");
+  std::string out = fmt::format("{}, {} layout{}{}\n", kind, wan_dit_layout_name(d.layout),
+                                d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "",
+                                store.is_gguf() ? " (GGUF, ComfyUI-GGUF convention)" : "");
   out += fmt::format("  preset: {}{}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name,
                      c.preset_name == "wan2.1-t2v-14b" ? " (also each expert of Wan2.2 T2V-A14B)" : "");
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
@@ -65,6 +74,10 @@ static bool has_any(const TensorStore& s, const std::string& prefix, std::initia
 }
 
 DetectedModel detect_model(const TensorStore& store) {
+  // A GGUF names its family; one t2v does not run is not guessed from its names.
+  const std::string& arch = store.architecture();
+  if (store.is_gguf() && !arch.empty() && arch != "wan" && arch != "t5" && arch != "t5encoder")
+    return {"unknown", "GGUF architecture '" + arch + "'", ""};
   for (const std::string prefix : {"", "model.diffusion_model."}) {
     if (has_any(store, prefix, {"blocks.0.self_attn.q.weight"}) && has_any(store, prefix, {"head.modulation"}))
       return {"wan-dit", prefix.empty() ? "original" : "comfy", prefix};
@@ -79,6 +92,9 @@ DetectedModel detect_model(const TensorStore& store) {
     return {"umt5-encoder", store.contains("spiece_model") ? "comfy" : "transformers", ""};
   if (has_any(store, "", {"blocks.0.attn.q.weight"}) && has_any(store, "", {"token_embedding.weight"}))
     return {"umt5-encoder", "original", ""};
+  if (has_any(store, "", {"enc.blk.0.attn_q.weight"}) && has_any(store, "", {"token_embd.weight"}))
+    return {"umt5-encoder", "llama.cpp GGUF", ""};
+  if (looks_like_lora(store)) return {"lora", "lora", ""};
   return {"unknown", "unknown", ""};
 }
 
@@ -143,14 +159,17 @@ std::string unknown_reason(const TensorStore& store, const std::string& path) {
   const std::vector<std::string>& names = store.names();
   if (names.empty()) return "the file holds no tensors";
   size_t lora = 0;
+  auto ends = [](const std::string& n, std::string_view s) {
+    return n.size() > s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+  };
   for (const std::string& n : names)
-    if (n.find("lora_") != std::string::npos || n.find(".lora.") != std::string::npos ||
-        (n.size() > 6 && n.compare(n.size() - 6, 6, ".alpha") == 0))
+    if (n.find("lora_") != std::string::npos || n.find(".lora.") != std::string::npos || ends(n, ".alpha") ||
+        ends(n, ".diff") || ends(n, ".diff_b") || ends(n, ".diff_m"))
       ++lora;
   if (lora > 0)
     return fmt::format(
-        "a LoRA adapter ({} of {} tensors are LoRA factors or scales); t2v loads whole models and "
-        "does not apply LoRAs",
+        "a LoRA adapter ({} of {} tensors are LoRA factors, deltas or scales); generate and batch merge it "
+        "into a model's DiT with --lora",
         lora, names.size());
   std::smatch m;
   const std::string file = std::filesystem::path(path).filename().string();
@@ -226,10 +245,106 @@ Verdict umt5_verdict(const TensorStore& store) {
   }
 }
 
+// The DiT config a LoRA is checked against (--dit, else --model's DiT), or, with
+// neither, a 14B-named config with enough blocks: names only.
+struct LoraCheckModel {
+  WanDiTConfig cfg;
+  std::string name;  // "" when no model was given
+};
+
+LoraCheckModel lora_target(const InspectOptions& opts, const TensorStore& lora) {
+  LoraCheckModel t;
+  if (opts.model.empty() && opts.dit.empty()) {
+    t.cfg = WanDiTConfig::preset("wan2.1-t2v-14b");
+    for (const std::string& k : lora.names()) {  // blocks named in the file, in any convention
+      for (const char* b : {"blocks.", "blocks_"}) {
+        const size_t at = k.find(b);
+        if (at == std::string::npos) continue;
+        int64_t n = 0;
+        size_t i = at + 7;
+        while (i < k.size() && k[i] >= '0' && k[i] <= '9' && n < 100000) n = n * 10 + (k[i++] - '0');
+        t.cfg.num_layers = std::max(t.cfg.num_layers, n + 1);
+      }
+    }
+    return t;
+  }
+  std::string dit = opts.dit, dit_config;
+  if (dit.empty()) {
+    GenerateOptions g;
+    g.model = opts.model;
+    const ModelPaths p = resolve_model_paths(g);
+    dit = p.dit;
+    dit_config = p.dit_config;
+    t.name = p.name;
+  } else {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(dit, ec)) throw Error(kExitNoInput, fmt::format("--dit {}: no such file or folder", dit));
+    t.name = fs::path(dit).filename().string();
+  }
+  const TensorStore store = TensorStore::open(dit);
+  t.cfg = WanDiTConfig::resolve(dit_config, dit, &store);
+  if (t.name.empty()) t.name = dit;
+  return t;
+}
+
+std::string first_modules(const LoraFile& f, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < f.targets.size() && i < n; ++i) s += fmt::format("{}{}", i ? ", " : "", f.targets[i].module);
+  if (f.targets.size() > n) s += ", ...";
+  return s;
+}
+
+template <class T>
+std::string join_values(const std::vector<T>& v) {
+  std::string s;
+  for (const T& x : v) s += fmt::format("{}{:g}", s.empty() ? "" : ", ", static_cast<double>(x));
+  return s;
+}
+
+// What t2v makes of a LoRA file: convention, modules, ranks, alphas and, with a
+// model, whether it fits (shapes from the headers, values read).
+nlohmann::json lora_report(const std::string& path, const TensorStore& store, const InspectOptions& opts) {
+  const LoraCheckModel target = lora_target(opts, store);
+  const bool with_model = !target.name.empty();
+  LoraReadOptions ro;
+  ro.check_shapes = with_model;
+  ro.check_values = with_model;
+  const LoraFile f = read_lora_file(path, target.cfg, ro);
+  nlohmann::json j;
+  j["convention"] = lora_convention_name(f.convention);
+  j["prefix"] = f.prefix;
+  j["modules"] = f.targets.size();
+  int pairs = 0, diffs = 0, bias = 0;
+  for (const LoraTarget& t : f.targets) {
+    j["module_names"].push_back(t.module);
+    pairs += !t.down.empty();
+    diffs += !t.diff.empty();
+    bias += !t.diff_b.empty();
+  }
+  j["pairs"] = pairs;
+  j["weight_deltas"] = diffs;
+  j["bias_deltas"] = bias;
+  j["ranks"] = f.ranks();
+  j["alphas"] = f.alphas();
+  j["skipped_keys"] = f.skipped_keys;
+  j["unknown_keys"] = f.unknown_keys;
+  for (const LoraProblem& p : f.problems) j["problems"].push_back(p.text);
+  if (with_model) {
+    j["model"] = target.name;
+    j["model_config"] = target.cfg.summary();
+    j["fits"] = f.problems.empty() && f.unknown_keys.empty() && !f.targets.empty();
+  }
+  j["_first_modules"] = first_modules(f, 4);
+  return j;
+}
+
 Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std::string& path) {
   if (det.family == "wan-dit") return wan_dit_verdict(store, path);
   if (det.family == "wan-vae") return wan_vae_verdict(store);
   if (det.family == "umt5-encoder") return umt5_verdict(store);
+  if (det.layout.rfind("GGUF architecture", 0) == 0)
+    return {false, "not a model t2v runs: " + det.layout + " (t2v reads 'wan' DiTs and 't5encoder' umT5 encoders)"};
   return {false, "not a complete model: " + unknown_reason(store, path)};
 }
 
@@ -237,7 +352,7 @@ Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std
 
 int run_inspect(const std::string& path, const InspectOptions& opts) {
   refuse_pickle(path);
-  TensorStore store = TensorStore::open(path);  // Error(65/66) for what is not valid safetensors
+  TensorStore store = TensorStore::open(path);  // Error(65/66) for what is not valid safetensors or GGUF
   const DetectedModel det = detect_model(store);
   const Verdict verdict = verdict_of(store, det, path);
   std::optional<std::string> dit_description;
@@ -256,12 +371,20 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     const TensorInfo& ti = store.info(name);
     params += ti.shape.numel();
     bytes += ti.end - ti.begin;
-    by_dtype[dtype_name(ti.dtype)] += ti.shape.numel();
+    by_dtype[tensor_type_name(ti)] += ti.shape.numel();
   }
+  const auto* gguf = store.files().size() == 1 ? dynamic_cast<const GgufFile*>(store.files()[0].get()) : nullptr;
+
+  nlohmann::json lora;
+  if (det.family == "lora") lora = lora_report(path, store, opts);
 
   if (opts.json) {
     nlohmann::json j;
     j["path"] = path;
+    if (!lora.is_null()) {
+      lora.erase("_first_modules");
+      j["lora"] = lora;
+    }
     j["source"] = store.description();
     j["family"] = det.family;
     j["layout"] = det.layout;
@@ -272,12 +395,18 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     j["parameters"] = params;
     j["bytes"] = bytes;
     for (auto& [dt, n] : by_dtype) j["dtypes"][dt] = n;
+    if (gguf) {
+      const GgufHeader& h = gguf->header();
+      j["format"] = "GGUF";
+      j["gguf"] = {{"version", h.version}, {"alignment", h.alignment}, {"architecture", h.architecture}};
+      for (const GgufKV& kv : h.metadata) j["gguf"]["metadata"][kv.key] = kv.repr();
+    }
     j["list"] = nlohmann::json::array();
     size_t shown = 0;
     for (const auto& name : store.names()) {
       if (!opts.all && shown++ >= 40) break;
       const TensorInfo& ti = store.info(name);
-      j["list"].push_back({{"name", name}, {"dtype", dtype_name(ti.dtype)}, {"shape", ti.shape.vec()}});
+      j["list"].push_back({{"name", name}, {"dtype", tensor_type_name(ti)}, {"shape", ti.shape.vec()}});
     }
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -290,13 +419,61 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
   std::string dts;
   for (auto& [dt, n] : by_dtype) dts += fmt::format("{}{} ({} elements)", dts.empty() ? "" : ", ", dt, n);
   fmt::print("  dtypes      {}\n", dts.empty() ? "-" : dts);
-  fmt::print("  detected    {} ({} layout{})\n", det.family, det.layout,
-             det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
+  if (det.family == "lora")
+    fmt::print("  detected    lora (for the Wan DiT)\n");
+  else
+    fmt::print("  detected    {} ({}{})\n", det.family,
+               det.layout.rfind("GGUF", 0) == 0 || det.layout.find(" GGUF") != std::string::npos ? det.layout
+                                                                                                 : det.layout + " layout",
+               det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
   if (dit_description) {
     while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();
     fmt::print("  model       {}\n", *dit_description);
   }
+  if (!lora.is_null()) {
+    fmt::print("  convention  {} names{}\n", lora["convention"].get<std::string>(),
+               lora["prefix"].get<std::string>().empty() ? ""
+                                                         : fmt::format(" (prefix '{}')", lora["prefix"].get<std::string>()));
+    fmt::print("  modules     {} ({}): {} LoRA pairs, {} weight deltas, {} bias deltas\n", lora["modules"].get<size_t>(),
+               lora["_first_modules"].get<std::string>(), lora["pairs"].get<int>(), lora["weight_deltas"].get<int>(),
+               lora["bias_deltas"].get<int>());
+    const auto ranks = lora["ranks"].get<std::vector<int64_t>>();
+    const auto alphas = lora["alphas"].get<std::vector<double>>();
+    fmt::print("  rank        {}\n", ranks.empty() ? std::string("-") : join_values(ranks));
+    fmt::print("  alpha       {}\n", alphas.empty() ? std::string("none (factor 1)") : join_values(alphas));
+    if (!lora["skipped_keys"].empty())
+      fmt::print("  skipped     {} zero-valued norm deltas\n", lora["skipped_keys"].size());
+    if (!lora["unknown_keys"].empty())
+      fmt::print("  unknown     {} keys match no module: {}{}\n", lora["unknown_keys"].size(),
+                 lora["unknown_keys"][0].get<std::string>(), lora["unknown_keys"].size() > 1 ? ", ..." : "");
+    if (lora.contains("fits")) {
+      std::string why;
+      if (lora.contains("problems")) why = fmt::format(": {}", lora["problems"][0].get<std::string>());
+      else if (!lora["unknown_keys"].empty()) why = ": keys that match no module (--lora-ignore-unknown skips them)";
+      fmt::print("  fits        {} {} ({}){}\n", lora["fits"].get<bool>() ? "yes," : "no,", lora["model"].get<std::string>(),
+                 lora["model_config"].get<std::string>(), why);
+    } else if (lora.contains("problems")) {
+      fmt::print("  problem     {}\n", lora["problems"][0].get<std::string>());
+    }
+  }
   fmt::print("  status      {}\n", verdict.status);
+  if (gguf) {
+    const GgufHeader& h = gguf->header();
+    fmt::print("  gguf        version {}, alignment {}, architecture '{}', {} metadata keys\n", h.version, h.alignment,
+               h.architecture, h.metadata.size());
+    size_t kw = 0;
+    for (const GgufKV& kv : h.metadata) kw = std::max(kw, kv.key.size());
+    kw = std::min<size_t>(kw, 48);
+    size_t listed = 0;
+    for (const GgufKV& kv : h.metadata) {
+      if (!opts.all && listed >= 40) {
+        fmt::print("    ... {} more keys (use --all)\n", h.metadata.size() - listed);
+        break;
+      }
+      fmt::print("    {:<{}}  {}\n", kv.key, kw, kv.repr());
+      ++listed;
+    }
+  }
   size_t width = 0;
   for (const auto& name : store.names()) width = std::max(width, name.size());
   width = std::min<size_t>(width, 72);
@@ -307,7 +484,7 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
       break;
     }
     const TensorInfo& ti = store.info(name);
-    fmt::print("  {:<{}}  {:<7} {}\n", name, width, dtype_name(ti.dtype), ti.shape.str());
+    fmt::print("  {:<{}}  {:<7} {}\n", name, width, tensor_type_name(ti), ti.shape.str());
     ++shown;
   }
   return 0;

@@ -9,8 +9,8 @@
 namespace t2v {
 
 struct DetectedModel {
-  std::string family;  // "wan-dit", "wan-vae", "umt5-encoder", or "unknown"
-  std::string layout;  // "original", "comfy", "diffusers", "transformers", ...
+  std::string family;  // "wan-dit", "wan-vae", "umt5-encoder", "lora", or "unknown"
+  std::string layout;  // "original", "comfy", "diffusers", "transformers", "llama.cpp GGUF", ...
   std::string prefix;  // key prefix to strip (e.g. "model.diffusion_model.")
 };
 
@@ -26,6 +26,9 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store);
 struct InspectOptions {
   bool all = false;   // list every tensor (default: the first 40)
   bool json = false;  // machine-readable output
+  // For a LoRA: the model (folder) or DiT (file or folder) to check it against,
+  // shapes read from the headers. Without either, only its names are matched.
+  std::string model, dit;
 };
 
 // Prints the report to stdout; returns the exit code.

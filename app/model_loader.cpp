@@ -52,11 +52,12 @@ UMT5Encoder ModelLoader::load_text_encoder() const {
   return UMT5Encoder::load(paths_.t5, cfg_.t5, to);
 }
 
-WanDiT ModelLoader::load_dit() const {
+WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
   WanDiTLoadOptions lo;
   lo.device = opts_.device;
   lo.dtype = opts_.dtype;
   lo.strict = opts_.strict;
+  lo.delta = std::move(delta);
   return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
 }
 

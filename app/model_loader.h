@@ -3,6 +3,7 @@
 // and the VAE decoder.
 #pragma once
 
+#include <memory>
 #include <optional>
 
 #include "app/model_paths.h"
@@ -46,13 +47,15 @@ class ModelLoader {
   const ModelConfigs& configs() const { return cfg_; }
   const ModelPaths& paths() const { return paths_; }
   const PipelineLoadOptions& options() const { return opts_; }
+  const TensorStore& dit_store() const { return *dit_store_; }  // headers: dtypes of the DiT's tensors
 
   UMT5Tokenizer load_tokenizer() const;
   UMT5Encoder load_text_encoder() const;  // in opts.dtype
-  WanDiT load_dit() const;                 // in opts.dtype; unused keys are errors with opts.strict
-  WanDiT load_dit_low() const;             // the low-noise expert (configs().dit_low must be set)
-  WanVAE load_vae_decoder() const;         // the decoder half only, in opts.vae_dtype
-  WanVAE load_vae(bool encoder) const;     // the decoder, and the encoder when `encoder` (image-to-video)
+  // In opts.dtype; unused keys are errors with opts.strict; `delta` (LoRAs) merged in fp32 at load.
+  WanDiT load_dit(std::shared_ptr<const WeightDelta> delta = nullptr) const;
+  WanDiT load_dit_low() const;          // the low-noise expert (configs().dit_low must be set), no LoRA
+  WanVAE load_vae_decoder() const;      // the decoder half only, in opts.vae_dtype
+  WanVAE load_vae(bool encoder) const;  // the decoder, and the encoder when `encoder` (image-to-video)
   // Bytes of one expert's weights in opts.dtype (for the keep-one-expert decision).
   int64_t dit_weight_bytes() const;
 

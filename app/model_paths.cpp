@@ -43,13 +43,13 @@ static void require_exists(const std::string& path, const std::string& what) {
   refuse_pickle(path);
 }
 
-// A folder of single files (ComfyUI style): classify each .safetensors by its keys.
+// A folder of single files (ComfyUI style): classify each .safetensors and .gguf by its keys.
 static void scan_single_files(const fs::path& dir, ModelPaths& p) {
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string ext = e.path().extension().string();
     if (ext == ".pth" || ext == ".pt" || ext == ".ckpt" || ext == ".bin") refuse_pickle(e.path().string());
-    if (e.is_regular_file() && ext == ".safetensors") files.push_back(e.path());
+    if (e.is_regular_file() && (ext == ".safetensors" || ext == ".gguf")) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   for (const fs::path& f : files) {
@@ -159,10 +159,10 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
   std::string where = model.empty() ? "the given parts" : fmt::format("'{}'", model);
   if (p.dit.empty())
     throw Error(kExitNoInput, fmt::format("no diffusion transformer in {}", where),
-                "expected transformer/ (diffusers) or a Wan DiT .safetensors; or pass --dit");
+                "expected transformer/ (diffusers) or a Wan DiT .safetensors or .gguf; or pass --dit");
   if (p.t5.empty())
     throw Error(kExitNoInput, fmt::format("no umT5 text encoder in {}", where),
-                "expected text_encoder/ or a umt5 .safetensors; or pass --t5");
+                "expected text_encoder/ or a umt5 .safetensors or .gguf; or pass --t5");
   if (p.vae.empty())
     throw Error(kExitNoInput, fmt::format("no VAE in {}", where),
                 "expected vae/ or wan_2.1_vae.safetensors; or pass --vae");

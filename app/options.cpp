@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "scheduler/distill.h"
 #include "video_io/mp4_writer.h"
 
 namespace t2v {
@@ -92,6 +93,17 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
     throw usage(fmt::format("{} frames at {}x{} is {} transformer tokens, above the limit of {}", o.frames, o.width,
                             o.height, tokens, kMaxTokens),
                 "use fewer frames or a smaller size (81 frames at 832x480 is 32,760 tokens)");
+  if (o.sampler == Sampler::kDistill) {
+    if (o.timesteps.empty())
+      throw usage("--sampler distill needs --timesteps",
+                  "give the distilled model's timesteps, e.g. --timesteps 1000,750,500,250 (4-step LoRAs)");
+    check_distill_timesteps(o.timesteps);
+    o.steps = static_cast<int>(o.timesteps.size());
+  } else if (!o.timesteps.empty()) {
+    throw usage(fmt::format("--timesteps {} is for --sampler distill, not {}", format_distill_timesteps(o.timesteps),
+                            sampler_option_name(o.sampler)),
+                "add --sampler distill, or give --steps instead");
+  }
   if (o.steps < 1 || o.steps > 1000)
     throw usage(fmt::format("--steps {} is out of range", o.steps), "use 1..1000 (Wan uses 50)");
   if (!std::isfinite(o.cfg) || o.cfg < 0)
@@ -107,6 +119,7 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
   check_fps(o.fps);
   if (o.output.empty()) throw usage("-o/--output is empty", "name an .mp4 file");
+  for (const LoraSpec& l : o.loras) check_lora_file_exists(l);
   std::vector<std::string> warnings = sanitize_prompt(o.prompt, "prompt", o.allow_empty_prompt);
   if (o.negative_prompt) {
     auto w = sanitize_prompt(*o.negative_prompt, "negative prompt", true);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/choices.h"
+#include "diffusion/lora.h"
 #include "video_io/frame_rate.h"
 
 namespace t2v {
@@ -33,6 +34,9 @@ struct GenerateOptions {
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;  // --schedule reference (diffusers: kDiffusers)
+  std::vector<int> timesteps;  // --timesteps of the distill sampler (training timesteps, decreasing)
+  std::vector<LoraSpec> loras;  // merged into the DiT at load, in this order
+  bool lora_ignore_unknown = false;
   std::optional<uint64_t> seed;  // random when absent (printed and stored)
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;
@@ -56,11 +60,12 @@ uint64_t parse_seed(const std::string& text);                         // 0 .. 2^
 double parse_finite(const std::string& option, const std::string& text);
 
 // Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift, fps,
-// crf, output) and the prompt text (UTF-8, empty, control
-// characters: bidi overrides are stripped with a warning, other control
-// characters refused). May rewrite `o.prompt`/`o.negative_prompt` when stripping.
-// Throws Error(64) for bad parameters, Error(65) for bad prompt text. Returns
-// warnings to show the user.
+// crf, output, the distill timesteps, the LoRA files' existence) and the prompt
+// text (UTF-8, empty, control characters: bidi overrides are stripped with a
+// warning, other control characters refused). May rewrite `o.prompt`/`o.negative_prompt`
+// when stripping; sets o.steps to the number of timesteps for the distill sampler.
+// Throws Error(64) for bad parameters, Error(65) for bad prompt text, Error(66) for a
+// missing LoRA file. Returns warnings to show the user.
 std::vector<std::string> validate_generate_options(GenerateOptions& o);
 
 // Cleans a prompt for the checks above; returns warnings to print.

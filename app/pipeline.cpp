@@ -14,7 +14,10 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
+#include "diffusion/lora.h"
+#include "diffusion/wan_dit_weights.h"
 #include "kernels/ops.h"
+#include "scheduler/distill.h"
 #include "scheduler/scheduler.h"
 
 namespace t2v {
@@ -75,6 +78,11 @@ struct Pipeline::Impl {
   std::optional<WanVAE> vae;
   bool vae_encoder = false;  // the VAE was loaded with its encoder (image-to-video)
   ConditionImage image;
+  // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
+  bool loras_checked = false;
+  std::vector<LoraSpec> lora_specs;
+  bool lora_ignore_unknown = false;
+  std::shared_ptr<const LoraDelta> lora;
 };
 
 Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
@@ -113,6 +121,10 @@ RenderRequest Pipeline::plan(const RenderRequest& req) {
                 fmt::format("{} needs the two experts of a Wan2.2 A14B model; {} has one transformer",
                             r.boundary ? "--boundary" : "--cfg-low", paths().name),
                 "pass the low-noise expert with --dit-low, or drop the option");
+  if (!r.loras.empty() && c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("--lora with the two experts of {}: a LoRA is merged into one transformer", paths().name),
+                "run Wan2.2 A14B without --lora (LoRAs apply to single-transformer models)");
   if (r.image.empty()) return r;
   // The video size follows the image (docs/wan.md §8.4); both geometries are the official ones.
   const RgbImage8 img = load_image_rgb(r.image);
@@ -148,6 +160,7 @@ PipelineResult Pipeline::render(const RenderRequest& req, Progress& progress, Ca
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
+  prepare_dit(r);  // LoRA files are checked before any weights load
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t);
   stop_if_cancelled(cancel);
@@ -157,6 +170,48 @@ PipelineResult Pipeline::render(const RenderRequest& req, Progress& progress, Ca
   VideoSink sink(r, settings);
   decode_frames(r, latents, sink, cancel, t);
   return write_outputs(r, sink, std::move(settings), t, progress);
+}
+
+void Pipeline::prepare_dit(const RenderRequest& r) {
+  Impl& m = *impl_;
+  if (m.loras_checked && r.loras == m.lora_specs && r.lora_ignore_unknown == m.lora_ignore_unknown) return;
+  std::shared_ptr<const LoraDelta> delta = load_loras(r.loras, m.loader.configs().dit, r.lora_ignore_unknown);
+  m.dit.reset();  // loaded with other LoRAs (or none)
+  m.lora = std::move(delta);
+  m.lora_specs = r.loras;
+  m.lora_ignore_unknown = r.lora_ignore_unknown;
+  m.loras_checked = true;
+  if (!m.lora) return;
+  for (size_t i = 0; i < r.loras.size(); ++i) {
+    const LoraFile& f = m.lora->files()[i];
+    // One value, a few, or the range of many.
+    auto values = [](const char* what, const auto& v) -> std::string {
+      if (v.empty()) return "";
+      if (v.size() > 3) return fmt::format(", {} {:g}..{:g}", what, double(v.front()), double(v.back()));
+      std::string s;
+      for (const auto& x : v) s += fmt::format("{}{:g}", s.empty() ? fmt::format(", {} ", what) : "/", double(x));
+      return s;
+    };
+    const std::string ranks = values("rank", f.ranks()), alphas = values("alpha", f.alphas());
+    say(r, fmt::format("LoRA {} at strength {:g}: {} names, {} modules{}{}{}", f.path, r.loras[i].strength,
+                       lora_convention_name(f.convention), f.targets.size(), ranks, alphas,
+                       f.skipped_keys.empty() ? "" : fmt::format(", {} zero norm deltas skipped", f.skipped_keys.size())));
+    if (!f.unknown_keys.empty())
+      spdlog::warn("LoRA {}: {} key(s) match no module of the DiT and are skipped (--lora-ignore-unknown), e.g. {}",
+                   f.path, f.unknown_keys.size(), f.unknown_keys.front());
+  }
+  // Scaled fp8 weights cannot take a delta in fp8: they are dequantized, merged and kept
+  // in the compute dtype.
+  const TensorStore& store = m.loader.dit_store();
+  const WanDiTLayout layout = detect_wan_dit_layout(store);
+  int fp8 = 0;
+  for (const std::string& key : m.lora->keys()) {
+    const std::string fk = wan_dit_file_key(layout, key);
+    if (store.contains(fk) && (store.info(fk).dtype == DType::F8_E4M3 || store.info(fk).dtype == DType::F8_E5M2)) ++fp8;
+  }
+  if (fp8 > 0)
+    say(r, fmt::format("LoRA: {} fp8 weights of the DiT are dequantized, merged and kept in {} (not fp8)", fp8,
+                       dtype_name(m.loader.options().dtype)));
 }
 
 EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
@@ -195,6 +250,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   const ModelConfigs& c = m.loader.configs();
   const WanDiTConfig& dit_cfg = c.dit;
   const Device dev = m.loader.options().device;
+  prepare_dit(r);
   const WanModelKind kind = model_kind(c);
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
   const int64_t z = c.vae.z_dim;
@@ -233,9 +289,22 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   const bool one_resident =
       two_experts && (r.low_memory || (dev == Device::CPU && available_host_memory() > 0 &&
                                        2 * expert_bytes > available_host_memory()));
-  std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler);
-  sched->set_timesteps(r.steps, r.shift, r.schedule);
-  auto is_high = [&](int i) { return !two_experts || high_noise_step(sched->timesteps()[i], boundary); };
+  // The distilled sampler walks its timestep list; the others a schedule of r.steps.
+  std::optional<DistillScheduler> distill;
+  std::unique_ptr<Scheduler> sched;
+  if (r.sampler == Sampler::kDistill) {
+    distill.emplace(r.timesteps, r.shift);
+    T2V_ASSERT(distill->num_steps() == r.steps, "distill: {} timesteps, {} steps", distill->num_steps(), r.steps);
+  } else {
+    sched = make_scheduler(r.sampler);
+    sched->set_timesteps(r.steps, r.shift, r.schedule);
+  }
+  // The timestep the DiT receives at step i (distill: 1000 * sigma, not rounded; the
+  // others: the schedule's integer timestep); the expert switch compares it.
+  auto dit_timestep = [&](int i) {
+    return distill ? distill->dit_timestep(i) : static_cast<float>(sched->timesteps()[i]);
+  };
+  auto is_high = [&](int i) { return !two_experts || high_noise_step(dit_timestep(i), boundary); };
   auto guidance = [&](bool high) { return high ? r.cfg : r.cfg_low.value_or(r.cfg); };
   auto ensure_expert = [&](bool high) -> const WanDiT& {
     std::optional<WanDiT>& slot = high ? m.dit : m.dit_low;
@@ -247,7 +316,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
                            static_cast<double>(expert_bytes) * 1e-9));
       }
       const auto tl = Clock::now();
-      slot.emplace(high ? m.loader.load_dit() : m.loader.load_dit_low());
+      slot.emplace(high ? m.loader.load_dit(m.lora) : m.loader.load_dit_low());
       t.load_s += seconds_since(tl);
       if (two_experts) say(r, fmt::format("loaded the {}-noise expert in {:.2f} s", high ? "high" : "low", seconds_since(tl)));
     }
@@ -276,7 +345,7 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   double load_in_loop = 0;
   progress.start_steps(r.steps);
   for (int i = 0; i < r.steps; ++i) {
-    const float ts = static_cast<float>(sched->timesteps()[i]);
+    const float ts = dit_timestep(i);
     const bool high = is_high(i);
     const double before = t.load_s;
     const WanDiT& dit = ensure_expert(high);
@@ -293,10 +362,12 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     if (guided) {
       Tensor vv = dit.forward(in, timestep, ctx_pair);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), g);
+      t.dit_forwards += 2;
     } else {
       v = dit.forward(in, timestep, ctx_cond);
+      t.dit_forwards += 1;
     }
-    x = sched->step(v, i, x);
+    x = distill ? distill->step(v, i, x) : sched->step(v, i, x);
     if (first.defined()) x = with_first_frame(x, first);  // the image stays latent frame 0
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
@@ -309,7 +380,8 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");
-  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step)", r.steps, t.denoise_s, t.denoise_s / r.steps));
+  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards)", r.steps, t.denoise_s,
+                     t.denoise_s / r.steps, t.dit_forwards));
   return x;
 }
 
@@ -379,6 +451,7 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
                             {"denoise", t.denoise_s},
                             {"decode", t.decode_s},
                             {"mux", t.mux_s}}},
+                          {"dit_forwards", t.dit_forwards},
                           {"compute_s_per_video_s", compute_s / video_s}});
   PipelineResult result;
   result.output = r.output;

@@ -21,6 +21,7 @@ namespace t2v {
 // Seconds per stage of one render; `load` is weights read on first use (not in the others).
 struct StageTimes {
   double load_s = 0, encode_s = 0, denoise_s = 0, decode_s = 0, mux_s = 0;
+  int dit_forwards = 0;  // transformer evaluations of one sample: 2 per CFG step, 1 with cfg 1
 };
 
 struct PipelineResult {
@@ -61,13 +62,18 @@ class Pipeline {
   RenderRequest plan(const RenderRequest& r);
 
   // ---- the stages ----
+  // Reads and checks the request's LoRAs against the DiT (Error 64/65/66, before any
+  // weights load; render() calls it first) and drops a DiT loaded with other LoRAs.
+  void prepare_dit(const RenderRequest& r);
   // Tokenizes both prompts (Error 65 under strict when one is cut at text_len), loads
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
   EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t);
-  // Loads the DiT on first use (Wan2.2 A14B: each expert when its first step comes, one
-  // resident with r.low_memory) and runs r.steps sampler steps from the seed's (or the
-  // injected) noise, with the image's conditioning for image-to-video. NaN/Inf is Error(70) after step 1 and at the end. Returns the final
-  // latents [1, C, T, h, w] on the device.
+  // Loads the DiT on first use (with the request's LoRAs; Wan2.2 A14B: each expert when
+  // its first step comes, one resident with r.low_memory) and runs r.steps sampler steps
+  // (the distill sampler: one per r.timesteps entry) from the seed's (or the injected)
+  // noise, with the image's conditioning for image-to-video; one DiT forward per step with
+  // cfg 1, else one batch of 2. NaN/Inf is Error(70) after step 1 and at the end. Returns
+  // the final latents [1, C, T, h, w] on the device.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
                  StageTimes& t);
   // Loads the VAE decoder on first use, denormalises `latents` and decodes them one

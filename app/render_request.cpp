@@ -32,8 +32,11 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.shift = o.shift;
   r.sampler = o.sampler;
   r.schedule = o.schedule;
+  r.timesteps = o.timesteps;
   r.seed = seed;
   r.noise_file = o.noise_file;
+  r.loras = o.loras;
+  r.lora_ignore_unknown = o.lora_ignore_unknown;
   r.output = o.output;
   r.overwrite = o.overwrite;
   r.preview = o.preview;
@@ -49,19 +52,21 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
 nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
                                         const std::string& model) {
   nlohmann::json j = {{"prompt", r.prompt},
-          {"negative_prompt", negative},
-          {"seed", r.seed},
-          {"steps", r.steps},
-          {"cfg", r.cfg},
-          {"shift", r.shift},
-          {"sampler", sampler_option_name(r.sampler)},
-          {"schedule", schedule_option_name(r.schedule)},
-          {"size", fmt::format("{}x{}", r.width, r.height)},
-          {"frames", r.frames},
-          {"fps", format_fps(r.fps)},
-          {"model", model},
-          {"device", device_option_name(device)},
-          {"version", T2V_VERSION}};
+                      {"negative_prompt", negative},
+                      {"seed", r.seed},
+                      {"steps", r.steps},
+                      {"cfg", r.cfg},
+                      {"shift", r.shift},
+                      {"sampler", sampler_option_name(r.sampler)},
+                      {"schedule", schedule_option_name(r.schedule)},
+                      {"size", fmt::format("{}x{}", r.width, r.height)},
+                      {"frames", r.frames},
+                      {"fps", format_fps(r.fps)},
+                      {"model", model},
+                      {"device", device_option_name(device)},
+                      {"version", T2V_VERSION}};
+  if (r.sampler == Sampler::kDistill) j["timesteps"] = r.timesteps;
+  for (const LoraSpec& l : r.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
   if (r.cfg_low) j["cfg_low"] = *r.cfg_low;
   if (r.boundary) j["boundary"] = *r.boundary;
   if (!r.image.empty()) j["image"] = r.image;

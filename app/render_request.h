@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,8 +36,12 @@ struct RenderRequest {
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;
+  std::vector<int> timesteps;  // the distill sampler's list (steps == its size)
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+  // LoRAs merged into the DiT when it loads (a different list reloads it).
+  std::vector<LoraSpec> loras;
+  bool lora_ignore_unknown = false;
 
   // ---- outputs ----
   std::string output = "out.mp4";  // written through a temp file and renamed when complete
@@ -60,6 +65,7 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
 
 // The settings stored as JSON in the MP4's `t2v` tag (everything needed to
 // reproduce the video). `negative` is the negative prompt as it is to be stored.
+// "timesteps" (distill) and "loras" ([{file, strength}]) only where they apply.
 nlohmann::json generation_settings_json(const RenderRequest& r, const std::string& negative, Device device,
                                         const std::string& model);
 

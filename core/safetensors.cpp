@@ -26,12 +26,19 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/file_io.h"
+#include "core/gguf.h"
 #include "core/strings.h"
 #include "core/utf8.h"
 
 namespace t2v {
 
 namespace fs = std::filesystem;
+using file_io::Fd;
+using file_io::human_bytes;
+using file_io::open_input;
+using file_io::pread_all;
+using file_io::printable;
 using nlohmann::json;
 
 namespace {
@@ -41,29 +48,6 @@ constexpr const char* kSupportedDtypes = "F32, F16, BF16, F8_E4M3, F8_E5M2, I64,
 
 [[noreturn]] void bad(const std::string& origin, const std::string& what, const char* hint = kCorruptHint) {
   throw Error(kExitDataErr, origin + ": " + what, hint);
-}
-
-// A tensor name or JSON value as it may appear in a one-line message: control
-// characters escaped, very long names shortened.
-std::string printable(std::string_view s, size_t limit = 200) {
-  size_t cut = std::min<size_t>(s.size(), limit);
-  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;  // whole UTF-8 chars
-  std::string out;
-  for (unsigned char c : s.substr(0, cut)) {
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out.push_back(static_cast<char>(c));
-  }
-  if (cut < s.size()) out += fmt::format("... ({} bytes)", s.size());
-  return out;
-}
-
-std::string human_bytes(uint64_t n) {
-  if (n >= 1000000000ull) return fmt::format("{:.1f} GB", n / 1e9);
-  if (n >= 1000000ull) return fmt::format("{:.1f} MB", n / 1e6);
-  if (n >= 1000ull) return fmt::format("{:.1f} kB", n / 1e3);
-  return fmt::format("{} bytes", n);
 }
 
 // A JSON value for a message ("-1", "1.5", "\"x\""), shortened.
@@ -174,40 +158,6 @@ const char* pickle_kind(const unsigned char* p, size_t n) {
                           "sd = sd.get('state_dict', sd); "
                           "save_file({{k: v.contiguous() for k, v in sd.items()}}, '{0}.safetensors')\"",
                           path));
-}
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-int open_input(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    throw Error(kExitNoInput, fmt::format("{}: cannot open: {}", path, std::strerror(e)),
-                e == ENOENT ? "check the path" : "check the file's permissions");
-  }
-  return fd;
-}
-
-// Reads exactly n bytes at `off`; a short read means the file shrank under us.
-void pread_all(int fd, void* buf, size_t n, uint64_t off, const std::string& path) {
-  auto* p = static_cast<char*>(buf);
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0)
-      throw Error(kExitIoErr, fmt::format("{}: read failed at byte {}: {}", path, off, std::strerror(errno)));
-    if (r == 0)
-      throw Error(kExitIoErr, fmt::format("{}: file became shorter while reading (at byte {})", path, off),
-                  "another process is writing the file; wait for it to finish and retry");
-    p += r;
-    n -= static_cast<size_t>(r);
-    off += static_cast<uint64_t>(r);
-  }
 }
 
 }  // namespace
@@ -331,23 +281,17 @@ std::vector<TensorInfo> parse_safetensors_header(const std::string& origin, cons
 }
 
 // ---- SafetensorsFile ----------------------------------------------------------------------
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path) : TensorFile(path) {
   Fd f;
   f.fd = open_input(path);
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0)
-    throw Error(kExitIoErr, fmt::format("{}: fstat failed: {}", path, std::strerror(errno)));
-  if (S_ISDIR(st.st_mode))
-    throw Error(kExitNoInput, fmt::format("{}: is a folder, not a .safetensors file", path),
-                "pass the folder to TensorStore::open or name a file inside it");
-  if (!S_ISREG(st.st_mode)) throw Error(kExitNoInput, fmt::format("{}: not a regular file", path));
-  file_size_ = static_cast<uint64_t>(st.st_size);
+  file_size_ = file_io::regular_file_size(f.fd, path, "a .safetensors file");
 
   unsigned char prefix[9] = {};
   pread_all(f.fd, prefix, std::min<uint64_t>(9, file_size_), 0, path);
   if (const char* kind = pickle_kind(prefix, std::min<uint64_t>(9, file_size_))) throw_pickle(path, kind);
   if (file_size_ >= 4 && std::memcmp(prefix, "GGUF", 4) == 0)
-    bad(path, "this is a GGUF file, not safetensors", "t2v reads safetensors checkpoints; use the safetensors release");
+    bad(path, "this is a GGUF file, not safetensors",
+        "GGUF files are read as model weights (--dit, --t5, a --model folder); this input must be safetensors");
   if (file_size_ < 8)
     bad(path, fmt::format("{} bytes, not a safetensors file (header length missing)", file_size_));
   uint64_t n = 0;
@@ -364,38 +308,44 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   pread_all(f.fd, header.data(), n, 8, path);
   data_start_ = 8 + n;
   tensors_ = parse_safetensors_header(path, header.data(), header.size(), file_size_ - data_start_, &metadata_);
-  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
-
+  build_index();
   // Map the size fstat reported; all tensor accesses were validated against it.
-  void* p = ::mmap(nullptr, file_size_, PROT_READ, MAP_PRIVATE, f.fd, 0);
-  if (p == MAP_FAILED)
-    throw Error(kExitIoErr, fmt::format("{}: mmap of {} failed: {}", path, human_bytes(file_size_), std::strerror(errno)));
-  size_t len = file_size_;
-  map_ = std::make_shared<Storage>(Device::CPU, p, len, [len](void* q) { ::munmap(q, len); });
+  map_ = file_io::map_file(f.fd, file_size_, path);
 }
 
-SafetensorsFile::~SafetensorsFile() = default;
+// ---- TensorFile -----------------------------------------------------------------------------------
+TensorFile::TensorFile(std::string path) : path_(std::move(path)) {}
+TensorFile::~TensorFile() = default;
 
-const TensorInfo* SafetensorsFile::find(const std::string& name) const {
+void TensorFile::build_index() {
+  index_.clear();
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
+
+const TensorInfo* TensorFile::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Tensor SafetensorsFile::get(const std::string& name) const {
+Tensor TensorFile::get(const std::string& name) const {
   const TensorInfo* t = find(name);
   if (!t)
     throw Error(kExitDataErr, fmt::format("{}: no tensor named \"{}\"", path_, printable(name)),
                 "run `t2v inspect` on the file to list its tensors");
   size_t off = static_cast<size_t>(data_start_ + t->begin);
+  // A quantized tensor is handed out as its raw blocks.
+  const Shape shape = t->quant ? Shape{static_cast<int64_t>(t->end - t->begin)} : t->shape;
   // Typed access needs natural alignment; a file may place tensors at any byte
-  // offset (the format does not pad), so misaligned tensors are copied.
+  // offset (safetensors does not pad), so misaligned tensors are copied.
   if (off % dtype_size(t->dtype) != 0) {
-    Tensor c = Tensor::empty(t->shape, t->dtype);
+    Tensor c = Tensor::empty(shape, t->dtype);
     std::memcpy(c.raw(), static_cast<const char*>(map_->data()) + off, t->end - t->begin);
     return c;
   }
-  return Tensor::wrap(map_, off, t->shape, t->dtype);
+  return Tensor::wrap(map_, off, shape, t->dtype);
 }
+
+const char* tensor_type_name(const TensorInfo& t) { return t.quant ? quant_name(*t.quant) : dtype_name(t.dtype); }
 
 // ---- TensorStore ----------------------------------------------------------------------------------
 namespace {
@@ -443,7 +393,7 @@ TensorStore TensorStore::open(const std::string& path) {
       if (!e.is_regular_file(ec)) continue;
       if (ends_with(fn, ".safetensors.index.json"))
         indexes.push_back(e.path().string());
-      else if (ends_with(fn, ".safetensors"))
+      else if (ends_with(fn, ".safetensors") || ends_with(fn, ".gguf"))
         singles.push_back(e.path().string());
       else if (ends_with(fn, ".bin") || ends_with(fn, ".pth") || ends_with(fn, ".pt") || ends_with(fn, ".ckpt"))
         pickles.push_back(fn);
@@ -460,8 +410,8 @@ TensorStore TensorStore::open(const std::string& path) {
     } else if (!singles.empty()) {
       files = singles;
     } else {
-      throw Error(kExitNoInput, fmt::format("{}: folder holds no .safetensors files", path),
-                  pickles.empty() ? "pass the folder that holds the model's .safetensors files"
+      throw Error(kExitNoInput, fmt::format("{}: folder holds no .safetensors or .gguf files", path),
+                  pickles.empty() ? "pass the folder that holds the model's .safetensors (or .gguf) files"
                                   : "it holds pickle checkpoints (" + pickles[0] +
                                         "); convert them with safetensors.torch.save_file first");
     }
@@ -505,7 +455,11 @@ TensorStore TensorStore::open(const std::string& path) {
 
   for (const std::string& fpath : files) {
     refuse_pickle(fpath);
-    auto f = std::make_shared<SafetensorsFile>(fpath);
+    std::shared_ptr<TensorFile> f;
+    if (is_gguf_file(fpath))
+      f = std::make_shared<GgufFile>(fpath);
+    else
+      f = std::make_shared<SafetensorsFile>(fpath);
     size_t fi = st.files_.size();
     st.files_.push_back(f);
     for (const TensorInfo& t : f->tensors()) {
@@ -521,6 +475,21 @@ TensorStore TensorStore::open(const std::string& path) {
       bad(index_path, fmt::format("index places tensor {} in {}, but that shard does not hold it", printable(name),
                                   fs::path(sp).filename().string()),
           "the index and the shards come from different versions; re-download them together");
+  }
+  // GGUF files name their model family; one store holds one family.
+  for (const auto& f : st.files_) {
+    const auto* g = dynamic_cast<const GgufFile*>(f.get());
+    if (!g || g->architecture().empty()) {
+      st.gguf_ = st.gguf_ || g;
+      continue;
+    }
+    if (!st.architecture_.empty() && st.architecture_ != g->architecture())
+      bad(f->path(),
+          fmt::format("GGUF architecture '{}' differs from '{}' of the other files in {}", printable(g->architecture()),
+                      printable(st.architecture_), path),
+          "keep the parts of different models (DiT, text encoder) in separate files and pass them with --dit/--t5");
+    st.architecture_ = g->architecture();
+    st.gguf_ = true;
   }
   st.names_.reserve(st.where_.size());
   for (const auto& kv : st.where_) st.names_.push_back(kv.first);  // std::map: already sorted

@@ -138,7 +138,7 @@ Tensor CheckpointSource::get(const WeightRequest& req) {
     return problem(fmt::format("{} is {}, config expects {}{}{}", named(fk, req.key), info.shape.str(),
                                req.shape.str(), n.note.empty() ? "" : ": ", n.note));
   }
-  if (!is_convertible(info.dtype))
+  if (!info.quant && !is_convertible(info.dtype))
     return problem(fmt::format("{} has dtype {}, expected a float type (F32, F16, BF16, F8_E4M3 or F8_E5M2)",
                                named(fk, req.key), dtype_name(info.dtype)));
   // Scaled fp8 (Comfy `scaled_fp8` checkpoints): the stored value is w / scale,
@@ -162,7 +162,14 @@ Tensor CheckpointSource::get(const WeightRequest& req) {
   check_file_unchanged(store_, fk);
   const Tensor src = store_.get(fk);
   Tensor out;
-  if (scaled || delta) {
+  if (info.quant) {
+    // Quantized blocks (GGUF): dequantized to the reference's fp32 values, then
+    // handled as any fp32 weight.
+    Tensor f = Tensor::empty(info.shape, DType::F32);
+    dequantize(*info.quant, src.raw(), f.data<float>(), f.numel());
+    if (delta) opts_.delta->apply(req.key, f);
+    out = f.to(dt);
+  } else if (scaled || delta) {
     Tensor f = src.to(DType::F32);
     if (f.storage() == src.storage()) f = f.clone();  // never write into the mapping
     if (scaled) {
@@ -182,6 +189,30 @@ Tensor CheckpointSource::get(const WeightRequest& req) {
   // and cannot fault later if the file changes on disk.
   if (out.storage() == src.storage()) out = out.clone();
   return out.to(device());
+}
+
+std::optional<PackedWeight> CheckpointSource::get_packed(const WeightRequest& req) {
+  // Packed weights run in fp32 on the CPU (ops::linear_packed); other backends
+  // get the dequantized weight in their compute dtype.
+  if (!opts_.keep_packed || device() != Device::CPU || dtype() != DType::F32 ||
+      req.precision != WeightPrecision::Compute)
+    return std::nullopt;
+  const std::string fk = file_key(req.key);
+  if (!store_.contains(fk)) return std::nullopt;  // get() records it as missing
+  const TensorInfo& info = store_.info(fk);
+  // Anything else (a shape problem, a row that is not whole blocks after a
+  // ComfyUI reshape, a delta to merge) goes through get().
+  if (!info.quant || info.shape != req.shape || req.shape.ndim() != 2 ||
+      req.shape[1] % quant_traits(*info.quant).block_elems != 0 || (opts_.delta && opts_.delta->touches(req.key)))
+    return std::nullopt;
+  used_.insert(fk);
+  report_.num_tensors += 1;
+  report_.num_params += info.shape.numel();
+  PackedWeight w{*info.quant, info.shape, Tensor()};
+  if (opts_.dry_run) return w;
+  check_file_unchanged(store_, fk);
+  w.data = store_.get(fk).clone();  // owned memory, never a view of the mapping
+  return w;
 }
 
 WeightReport CheckpointSource::finish() {

@@ -18,11 +18,13 @@
 //   RandomSource      deterministic random weights (t2v bench, tests).
 //   ListingSource     records what a bind asks for (key tables, parameter counts).
 //
-// Two hook points for later features:
+// Two hook points:
 //   WeightDelta       a per-key delta applied in fp32 after dequantization and
 //                     before the cast to the compute dtype (LoRA: W += s·up@down).
 //   get_packed()      a source may hand a weight out in its own storage format
-//                     (quantized blocks) to a module that can run on it.
+//                     (quantized blocks) to a module that can run on it:
+//                     CheckpointSource does so for the quantized tensors of a
+//                     GGUF (core/gguf.h) when computing in fp32 on the CPU.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/quant.h"
 #include "core/safetensors.h"
 
 namespace t2v {
@@ -57,13 +60,17 @@ struct WeightRequest {
   bool operator==(const WeightRequest&) const = default;
 };
 
-// A weight in a storage format that is not a plain dtype (quantized blocks, e.g.
-// GGUF Q8_0), for modules whose forward runs on it directly. Interface point
-// only: no source produces one yet.
+// A weight kept in a block-quantized format (core/quant.h; from a GGUF) for
+// modules whose forward runs on it directly (ops::linear_packed,
+// kernels/packed_ops.h). A matrix [N, K] is N rows of K / block_elems blocks,
+// row n at byte n * row_bytes(): exactly the GGUF tensor's data.
 struct PackedWeight {
-  std::string format;  // e.g. "Q8_0"
-  Shape shape;         // logical (dequantized) shape
-  Tensor data;         // the raw blocks, U8 [nbytes], on the device
+  QuantType type = QuantType::Q8_0;
+  Shape shape;  // logical (dequantized) shape [N, K]; K a multiple of the block size
+  Tensor data;  // the raw blocks, U8 [N * row_bytes()], on the CPU; undefined in a dry run
+
+  int64_t row_bytes() const { return quant_bytes(type, shape[shape.ndim() - 1]); }
+  const char* format() const { return quant_name(type); }  // "Q4_K"
 };
 
 // What WeightScope::get_packable returns: the packed form when the source keeps
@@ -166,6 +173,10 @@ struct CheckpointOptions {
   // File keys left unbound on purpose (e.g. the encoder of a decode-only VAE): not "unused".
   std::function<bool(const std::string& file_key)> unbound_on_purpose;
   std::shared_ptr<const WeightDelta> delta;
+  // Quantized (GGUF) weights asked for with get_packed() stay in their blocks
+  // when the compute is fp32 on the CPU; otherwise, and for every get(), they are
+  // dequantized to fp32 at load and converted like any other weight.
+  bool keep_packed = true;
 };
 
 // What a bind found: the layout, the file keys nothing asked for (markers and
@@ -183,6 +194,9 @@ class CheckpointSource : public WeightSource {
 
   bool has(const std::string& key) const override;
   Tensor get(const WeightRequest& request) override;
+  // The blocks of a quantized 2-D tensor (see CheckpointOptions::keep_packed);
+  // nullopt hands the request to get().
+  std::optional<PackedWeight> get_packed(const WeightRequest& request) override;
   bool dry_run() const override { return opts_.dry_run; }
 
   std::string file_key(const std::string& key) const;

@@ -23,13 +23,20 @@
 #include "diffusion/wan_dit_geometry.h"
 #include "diffusion/wan_dit_timestep.h"
 #include "kernels/ops.h"
+#include "kernels/packed_ops.h"
 
 namespace t2v {
 
 namespace {
 
-Tensor linear(const Tensor& x, const Linear& l) { return ops::linear(x, l.weight, l.bias); }
-Tensor linear_gelu_tanh(const Tensor& x, const Linear& l) { return ops::linear_gelu_tanh(x, l.weight, l.bias); }
+Tensor linear(const Tensor& x, const Linear& l) {
+  return l.packed ? ops::linear_packed(x, *l.packed, l.bias) : ops::linear(x, l.weight, l.bias);
+}
+// Packed (GGUF) weights have no fused epilogue: the GEMM, then the activation.
+Tensor linear_gelu_tanh(const Tensor& x, const Linear& l) {
+  return l.packed ? ops::gelu_tanh(ops::linear_packed(x, *l.packed, l.bias))
+                  : ops::linear_gelu_tanh(x, l.weight, l.bias);
+}
 
 // x in dtype dt (no op when it already is): the one place activations change precision.
 Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }

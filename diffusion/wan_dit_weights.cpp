@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/gguf.h"
 #include "core/strings.h"
 
 namespace t2v {
@@ -131,6 +132,7 @@ bool is_wan_dit(const TensorStore& store) {
 }
 
 WanDiTLayout detect_wan_dit_layout(const TensorStore& store) {
+  require_gguf_architecture(store, {"wan"}, "a Wan DiT");
   refuse_image_to_video(store);
   WanDiTLayout best = WanDiTLayout::Original;
   int best_n = 0;
@@ -151,7 +153,13 @@ WanDiTLayout detect_wan_dit_layout(const TensorStore& store) {
 
 // ---- binding --------------------------------------------------------------------
 void Linear::bind(const WeightScope& s, int64_t out, int64_t in, WeightPrecision p) {
-  weight = s.get("weight", Shape{out, in}, p);
+  if (p == WeightPrecision::Compute) {
+    MaybePacked w = s.get_packable("weight", Shape{out, in});
+    weight = std::move(w.dense);
+    packed = std::move(w.packed);
+  } else {
+    weight = s.get("weight", Shape{out, in}, p);
+  }
   bias = s.get("bias", Shape{out}, p);
 }
 
@@ -261,6 +269,7 @@ WanDiTWeights load_wan_dit(const TensorStore& store, const WanDiTConfig& cfg, co
   co.strict = opts.strict;
   co.dry_run = opts.dry_run;
   co.delta = opts.delta;
+  co.keep_packed = opts.keep_packed;
   co.model = "Wan DiT";
   co.config = cfg.summary();
   co.hint = "check that the weights and the config (--config) belong to the same model";

@@ -9,6 +9,7 @@
 //              note diffusers `norm2` is the original `norm3` (cross-attention LN).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,13 @@ namespace t2v {
 
 // ---- modules ------------------------------------------------------------------
 struct Linear {
-  Tensor weight;  // [out, in]
+  Tensor weight;  // [out, in]; undefined when `packed` holds the weight
   Tensor bias;    // [out]
+  // A quantized weight kept in its blocks (GGUF on the CPU, core/weights.h
+  // get_packed); the forward runs ops::linear_packed on it.
+  std::optional<PackedWeight> packed;
   // s: the module's scope ("blocks.0.self_attn.q"); binds `weight` and `bias`.
+  // Compute-precision weights may come packed; fp32 islands are always dense.
   void bind(const WeightScope& s, int64_t out, int64_t in, WeightPrecision p);
 };
 
@@ -82,7 +87,9 @@ const char* wan_dit_layout_name(WanDiTLayout layout);  // "original", "comfy", "
 inline constexpr const char* kComfyPrefix = "model.diffusion_model.";
 
 // Detects the layout from the key names. Error(65) when the store is not a Wan
-// DiT (names a few of its keys) or is an image-to-video checkpoint.
+// DiT (names a few of its keys), is an image-to-video checkpoint, or is a GGUF
+// whose general.architecture is not "wan" (ComfyUI-GGUF's Wan files keep the
+// original names, so they read as the original layout).
 WanDiTLayout detect_wan_dit_layout(const TensorStore& store);
 // True when the store holds a Wan DiT in any layout (no throw).
 bool is_wan_dit(const TensorStore& store);
@@ -115,6 +122,9 @@ struct WanDiTLoadOptions {
   bool dry_run = false;
   std::shared_ptr<const WeightDelta> delta;  // per-key deltas merged at load (core/weights.h)
   WeightReport* report = nullptr;            // if set: layout, unused keys, parameter count
+  // GGUF: keep the quantized block matrices packed when computing in fp32 on the
+  // CPU (false: dequantize everything at load).
+  bool keep_packed = true;
 };
 // A dry run over the headers (a wrong file fails in milliseconds), then every
 // tensor converted, dequantized and moved to the device.

@@ -113,6 +113,9 @@ Schedule make_schedule(Sampler sampler, ScheduleKind kind, int num_steps, double
     throw Error(kExitUsage, fmt::format("shift {} is not a positive finite number", shift),
                 "use a shift > 0 (Wan uses 5.0; 3.0 for 480p in diffusers, 8-12 for the 1.3B model)");
 
+  if (sampler == Sampler::kDistill)
+    throw Error(kExitUsage, "the distill sampler runs the timesteps of --timesteps, not a number of steps",
+                "pass --timesteps, e.g. 1000,750,500,250");
   Schedule out;
   out.sampler = sampler;
   out.kind = kind;
@@ -148,7 +151,8 @@ Sampler sampler_from_name(std::string_view name) {
   if (name == "unipc") return Sampler::kUniPC;
   if (name == "dpm++" || name == "dpmpp") return Sampler::kDPMSolver;
   if (name == "euler") return Sampler::kEuler;
-  throw Error(kExitUsage, fmt::format("unknown sampler '{}'", name), "use unipc, dpm++ or euler");
+  if (name == "distill") return Sampler::kDistill;
+  throw Error(kExitUsage, fmt::format("unknown sampler '{}'", name), "use unipc, dpm++, euler or distill");
 }
 
 const char* sampler_name(Sampler s) {
@@ -156,6 +160,7 @@ const char* sampler_name(Sampler s) {
     case Sampler::kUniPC: return "unipc";
     case Sampler::kDPMSolver: return "dpm++";
     case Sampler::kEuler: return "euler";
+    case Sampler::kDistill: return "distill";
   }
   return "?";
 }

@@ -18,8 +18,10 @@ namespace t2v {
 
 // The update rule. Upstream classes: FlowUniPCMultistepScheduler /
 // UniPCMultistepScheduler (bh2, order 2), FlowDPMSolverMultistepScheduler /
-// DPMSolverMultistepScheduler (dpmsolver++, 2M midpoint), FlowMatchEulerDiscreteScheduler.
-enum class Sampler { kUniPC, kDPMSolver, kEuler };
+// DPMSolverMultistepScheduler (dpmsolver++, 2M midpoint), FlowMatchEulerDiscreteScheduler;
+// kDistill: LightX2V's WanStepDistillScheduler, whose schedule is a list of training
+// timesteps rather than a step count (scheduler/distill.h; not built by make_schedule).
+enum class Sampler { kUniPC, kDPMSolver, kEuler, kDistill };
 
 // Which upstream builds the sigmas. Each upstream builds them a little
 // differently per sampler; both kinds follow their upstream for every sampler:
@@ -48,12 +50,12 @@ struct Schedule {
 constexpr int kNumTrainTimesteps = 1000;
 
 // Builds the schedule of `num_steps` steps. Throws Error(64) naming the value
-// for num_steps outside [1, 1000], a shift that is not a finite number > 0, or a
+// for num_steps outside [1, 1000], a shift that is not a finite number > 0, a
 // shift so extreme that two float32 sigmas coincide (the solvers divide by
-// their log-SNR difference).
+// their log-SNR difference), or kDistill (make_distill_schedule builds that one).
 Schedule make_schedule(Sampler sampler, ScheduleKind kind, int num_steps, double shift);
 
-// Names as the CLI spells them: "unipc", "dpm++", "euler"; "wan", "diffusers".
+// Names as the CLI spells them: "unipc", "dpm++", "euler", "distill"; "wan", "diffusers".
 // Unknown names throw Error(64) listing the accepted ones.
 Sampler sampler_from_name(std::string_view name);
 const char* sampler_name(Sampler s);

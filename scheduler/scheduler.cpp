@@ -32,6 +32,7 @@ std::unique_ptr<Scheduler> make_scheduler(Sampler sampler) {
     case Sampler::kUniPC: return std::make_unique<UniPCScheduler>();
     case Sampler::kDPMSolver: return std::make_unique<DPMSolverScheduler>();
     case Sampler::kEuler: return std::make_unique<EulerScheduler>();
+    case Sampler::kDistill: break;  // a timestep list, not a step count: DistillScheduler (scheduler/distill.h)
   }
   T2V_ASSERT(false, "unknown sampler {}", static_cast<int>(sampler));
   return nullptr;

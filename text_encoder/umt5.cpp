@@ -22,6 +22,7 @@
 
 #include "core/config_check.h"
 #include "core/error.h"
+#include "core/gguf.h"
 #include "core/strings.h"
 #include "core/weights.h"
 #include "kernels/ops.h"
@@ -196,6 +197,34 @@ std::string wan_key_of(const std::string& hf) {
   return hf;
 }
 
+// llama.cpp's T5 names (as city96's umT5-XXL GGUFs carry them; ComfyUI-GGUF's
+// T5_SD_MAP reverses the same table): `enc.blk.N.attn_q.weight`, `token_embd.weight`.
+std::string gguf_key_of(const std::string& hf) {
+  if (hf == "shared.weight") return "token_embd.weight";
+  if (hf == "encoder.final_layer_norm.weight") return "enc.output_norm.weight";
+  const std::string pre = "encoder.block.";
+  if (!starts_with(hf, pre)) return hf;
+  const size_t dot = hf.find('.', pre.size());
+  if (dot == std::string::npos) return hf;
+  const std::string i = hf.substr(pre.size(), dot - pre.size());
+  const std::string rest = hf.substr(dot + 1);
+  static const std::pair<const char*, const char*> kMap[] = {
+      {"layer.0.layer_norm.weight", "attn_norm.weight"},
+      {"layer.0.SelfAttention.q.weight", "attn_q.weight"},
+      {"layer.0.SelfAttention.k.weight", "attn_k.weight"},
+      {"layer.0.SelfAttention.v.weight", "attn_v.weight"},
+      {"layer.0.SelfAttention.o.weight", "attn_o.weight"},
+      {"layer.0.SelfAttention.relative_attention_bias.weight", "attn_rel_b.weight"},
+      {"layer.1.layer_norm.weight", "ffn_norm.weight"},
+      {"layer.1.DenseReluDense.wi_0.weight", "ffn_gate.weight"},
+      {"layer.1.DenseReluDense.wi_1.weight", "ffn_up.weight"},
+      {"layer.1.DenseReluDense.wo.weight", "ffn_down.weight"},
+  };
+  for (const auto& [h, g] : kMap)
+    if (rest == h) return "enc.blk." + i + "." + g;
+  return hf;
+}
+
 ShapeNote shape_note(const UMT5Config& c, const Shape& found, const Shape& expected) {
   if (found.ndim() == 2 && expected.ndim() == 2 && found[1] != expected[1])
     return {fmt::format("the file's model width is {} but the config says d_model {}; pass the matching --config",
@@ -207,13 +236,17 @@ ShapeNote shape_note(const UMT5Config& c, const Shape& found, const Shape& expec
 }  // namespace
 
 std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key) {
-  return layout.name == "wan" ? wan_key_of(hf_key) : hf_key;
+  if (layout.name == "wan") return wan_key_of(hf_key);
+  if (layout.name == "gguf") return gguf_key_of(hf_key);
+  return hf_key;
 }
 
 WeightLayout umt5_weight_layout(const TensorStore& store, const UMT5Layout& layout) {
   const bool embed_alias = layout.name == "hf" && !store.contains(layout.prefix + "shared.weight") &&
                            store.contains(layout.prefix + "encoder.embed_tokens.weight");
-  return {layout.name == "hf" ? "transformers/ComfyUI umT5" : "Wan umT5",
+  return {layout.name == "hf"     ? "transformers/ComfyUI umT5"
+          : layout.name == "gguf" ? "llama.cpp T5 GGUF"
+                                  : "Wan umT5",
           [layout, embed_alias](const std::string& k) {
             if (embed_alias && k == "shared.weight") return layout.prefix + "encoder.embed_tokens.weight";
             return layout.prefix + umt5_file_key(layout, k);
@@ -221,6 +254,8 @@ WeightLayout umt5_weight_layout(const TensorStore& store, const UMT5Layout& layo
 }
 
 UMT5Layout detect_umt5_layout(const TensorStore& store) {
+  require_gguf_architecture(store, {"t5", "t5encoder"}, "a umT5 text encoder");
+  if (store.contains("enc.output_norm.weight") || store.contains("enc.blk.0.attn_q.weight")) return {"gguf", ""};
   for (const std::string& k : store.names()) {
     if (ends_with(k, "encoder.final_layer_norm.weight"))
       return {"hf", k.substr(0, k.size() - std::string("encoder.final_layer_norm.weight").size())};
@@ -231,7 +266,8 @@ UMT5Layout detect_umt5_layout(const TensorStore& store) {
   }
   throw Error(kExitDataErr,
               fmt::format("{} is not a umT5 encoder checkpoint: it has neither 'encoder.final_layer_norm.weight' "
-                          "(transformers/ComfyUI) nor 'token_embedding.weight' (Wan)",
+                          "(transformers/ComfyUI), 'token_embedding.weight' (Wan) nor 'enc.output_norm.weight' "
+                          "(llama.cpp GGUF)",
                           store.description()),
               "pass the text encoder file (e.g. text_encoder/ of the diffusers folder or umt5_xxl_*.safetensors)");
 }

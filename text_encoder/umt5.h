@@ -60,7 +60,10 @@ struct UMT5Config {
 };
 
 // Which naming a checkpoint uses: "hf" (transformers / ComfyUI, optionally under
-// a prefix such as "text_encoders.umt5xxl.transformer.") or "wan" (original).
+// a prefix such as "text_encoders.umt5xxl.transformer."), "wan" (original) or
+// "gguf" (llama.cpp's T5 names: `enc.blk.N.attn_q.weight`, `token_embd.weight`,
+// as in city96's umT5-XXL GGUFs; Error(65) for a GGUF whose general.architecture
+// is not t5/t5encoder).
 struct UMT5Layout {
   std::string name;    // "hf" or "wan"
   std::string prefix;  // stripped from every file key
@@ -115,11 +118,12 @@ using TensorDumpHook = std::function<void(const std::string& name, const Tensor&
 
 class UMT5Encoder {
  public:
-  // Binds the weights of `path` (a .safetensors file, a shard index, or a
-  // folder such as diffusers' text_encoder/) for `cfg`: F32, F16, BF16 and
-  // ComfyUI scaled fp8 (fp8 × scale_weight) are accepted and converted once to
-  // opts.dtype on opts.device (default: F32 on the CPU); a dry run over the
-  // headers first, so a wrong file fails in milliseconds.
+  // Binds the weights of `path` (a .safetensors or .gguf file, a shard index,
+  // or a folder such as diffusers' text_encoder/) for `cfg`: F32, F16, BF16,
+  // ComfyUI scaled fp8 (fp8 × scale_weight) and GGUF quantized blocks
+  // (dequantized at load) are accepted and converted once to opts.dtype on
+  // opts.device (default: F32 on the CPU); a dry run over the headers first,
+  // so a wrong file fails in milliseconds.
   static UMT5Encoder load(const std::string& path, const UMT5Config& cfg, const UMT5LoadOptions& opts = {});
   static UMT5Encoder load(const TensorStore& store, const UMT5Config& cfg, const UMT5LoadOptions& opts = {});
   // Binds every tensor through `root` (at the transformers names) from any

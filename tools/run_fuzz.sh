@@ -2,7 +2,8 @@
 # Bounded libFuzzer run of the file parsers (tests/fuzz/fuzz_*.cpp), as part of the
 # test command. Builds a separate clang tree (build/fuzz, ASan+UBSan+libFuzzer,
 # only the fuzz targets), then runs each target on a copy of its committed seed
-# corpus (tests/fuzz/corpus/<name>/) for its share of the time budget.
+# corpus (tests/fuzz/corpus/<name>/) for its share of the time budget, with the
+# flags of tests/fuzz/<name>.options when there is one.
 #
 # Usage: tools/run_fuzz.sh [total_seconds]     (default 60, or $FUZZ_TIME)
 # Exit: 0 when every target ran clean or fuzzing is unavailable here (clang,
@@ -54,9 +55,12 @@ for t in "${targets[@]}"; do
   mkdir -p "$work"
   dict=()
   [ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="tests/fuzz/${name#fuzz_}.dict")
+  # Per-target libFuzzer flags (a per-input time limit, the largest input), after the defaults so they win.
+  opts=()
+  [ -f "tests/fuzz/${name#fuzz_}.options" ] && read -r -a opts <"tests/fuzz/${name#fuzz_}.options"
   echo "run_fuzz: $name for ${per}s (seeds: $seeds)"
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$t" -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+    "$t" -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "${opts[@]}" \
     -artifact_prefix="$BUILD/artifacts/$name-" "$work" "$seeds" >"$BUILD/$name.log" 2>&1; then
     tail -n 60 "$BUILD/$name.log"
     echo "run_fuzz: $name FAILED; reproducer: $(ls -t "$BUILD/artifacts/$name-"* 2>/dev/null | head -1)"

@@ -141,16 +141,6 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
 
 // ---- Resample ----------------------------------------------------------------------
 
-const char* resample_mode_name(ResampleMode m) {
-  switch (m) {
-    case ResampleMode::Upsample2d: return "upsample2d";
-    case ResampleMode::Upsample3d: return "upsample3d";
-    case ResampleMode::Downsample2d: return "downsample2d";
-    case ResampleMode::Downsample3d: return "downsample3d";
-  }
-  return "?";
-}
-
 void Resample::bind(const WeightScope& s, int dim, ResampleMode m, int up_out) {
   mode = m;
   const bool up = m == ResampleMode::Upsample2d || m == ResampleMode::Upsample3d;

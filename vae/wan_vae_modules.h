@@ -107,7 +107,6 @@ struct AttentionBlock {
 };
 
 enum class ResampleMode { Upsample2d, Upsample3d, Downsample2d, Downsample3d };
-const char* resample_mode_name(ResampleMode m);
 
 // Resample(dim, mode) (docs/wan.md §3.3, cache rules §3.6):
 //   upsample2d:   nearest x2 in H, W -> conv2d 3x3 pad 1, dim -> dim/2

@@ -11,6 +11,7 @@
 #include "app/gallery.h"
 #include "app/sha256.h"
 #include "cli_test_util.h"
+#include "diffusion/lora.h"
 #include "core/error.h"
 
 namespace t2v::test {
@@ -60,6 +61,22 @@ TEST(BatchValidation, EachBadLineIsReportedAsFileLineBeforeAnyModelLoads) {
       {"long output", "{\"prompt\": \"x\", \"output\": \"" + long_name + ".mp4\"}\n", "is 234 bytes long (at most 200)"},
       {"not mp4", "{\"prompt\": \"x\", \"output\": \"x.avi\"}\n", "list.jsonl:1: \"output\" must end in .mp4"},
       {"empty prompt", "{\"prompt\": \"\"}\n", "list.jsonl:1:"},
+      {"timesteps type", "{\"prompt\": \"x\", \"sampler\": \"distill\", \"timesteps\": \"1000,500\"}\n",
+       "list.jsonl:1: \"timesteps\" must be a list of integers"},
+      {"timesteps order", "{\"prompt\": \"x\", \"sampler\": \"distill\", \"timesteps\": [500, 1000]}\n",
+       "list.jsonl:1: \"timesteps\": 1000 follows 500"},
+      {"timesteps 0", "{\"prompt\": \"x\", \"sampler\": \"distill\", \"timesteps\": [1000, 0]}\n", "outside 1..1000"},
+      {"distill without timesteps", "{\"prompt\": \"x\", \"sampler\": \"distill\"}\n",
+       "list.jsonl:1: --sampler distill needs --timesteps"},
+      {"distill with steps", "{\"prompt\": \"x\", \"sampler\": \"distill\", \"timesteps\": [1000], \"steps\": 4}\n",
+       "list.jsonl:1: \"steps\" with the distill sampler"},
+      {"timesteps without distill", "{\"prompt\": \"x\", \"timesteps\": [1000, 500]}\n",
+       "list.jsonl:1: \"timesteps\" is for the distill sampler, not unipc"},
+      {"loras type", "{\"prompt\": \"x\", \"loras\": \"a.safetensors\"}\n", "list.jsonl:1: \"loras\" must be a list"},
+      {"lora strength", "{\"prompt\": \"x\", \"loras\": [{\"file\": \"a.safetensors\", \"strength\": \"abc\"}]}\n",
+       "\"loras[].strength\" must be a number"},
+      {"lora missing", "{\"prompt\": \"x\", \"loras\": [{\"file\": \"/nonexistent/a.safetensors\"}]}\n",
+       "list.jsonl:1: --lora /nonexistent/a.safetensors: no such file"},
   };
   TempDir dir;
   for (const BadList& c : cases) {
@@ -247,6 +264,38 @@ TEST(BatchList, SeedsExpandIdsAndDerivedSeedsAreStable) {
   // The same list read again gives the same seeds (reruns and other shards agree).
   BatchList again = read_batch_list(dir.file("l.jsonl"), d, 2);
   EXPECT_EQ(again.items[1].seed, l.items[1].seed);
+}
+
+// "loras" replace the default list; "timesteps" go with the distill sampler, which
+// runs without guidance unless the line gives a cfg; items record both.
+TEST(BatchList, LorasAndDistillPerItem) {
+  TempDir dir;
+  const std::string lora = std::string(T2V_TEST_DATA_DIR) + "/lora/original.safetensors";
+  write_text(dir.file("l.jsonl"),
+             "{\"prompt\": \"a\"}\n"
+             "{\"prompt\": \"b\", \"loras\": [{\"file\": \"" + lora + "\", \"strength\": 0.6}, {\"file\": \"" + lora +
+                 "\"}]}\n"
+             "{\"prompt\": \"c\", \"loras\": [], \"sampler\": \"distill\", \"timesteps\": [1000, 750, 500, 250]}\n"
+             "{\"prompt\": \"d\", \"sampler\": \"distill\", \"timesteps\": [1000, 500], \"cfg\": 2.5}\n");
+  GenerateOptions d;
+  d.loras = {{lora, 0.3}};
+  const BatchList l = read_batch_list(dir.file("l.jsonl"), d, 1);
+  ASSERT_TRUE(l.errors.empty()) << l.errors.front();
+  ASSERT_EQ(l.items.size(), 4u);
+  EXPECT_EQ(l.items[0].opts.loras, (std::vector<LoraSpec>{{lora, 0.3}}));
+  EXPECT_EQ(l.items[1].opts.loras, (std::vector<LoraSpec>{{lora, 0.6}, {lora, 1.0}}));
+  EXPECT_TRUE(l.items[2].opts.loras.empty());
+  EXPECT_EQ(l.items[2].opts.sampler, Sampler::kDistill);
+  EXPECT_EQ(l.items[2].opts.steps, 4);
+  EXPECT_EQ(l.items[2].opts.cfg, 1.0);
+  EXPECT_EQ(l.items[3].opts.cfg, 2.5);
+  const nlohmann::json s1 = item_settings(l.items[1], "m"), s2 = item_settings(l.items[2], "m");
+  EXPECT_EQ(s1["loras"][0]["strength"], 0.6);
+  EXPECT_FALSE(s1.contains("timesteps"));
+  EXPECT_EQ(s2["timesteps"], nlohmann::json::array({1000, 750, 500, 250}));
+  EXPECT_FALSE(s2.contains("loras"));
+  // A list without the new fields keeps the settings records it always had.
+  EXPECT_FALSE(item_settings(l.items[0], "m").contains("timesteps"));
 }
 
 TEST(Sha256, KnownVectors) {

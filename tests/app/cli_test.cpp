@@ -153,28 +153,30 @@ TEST(Cli, InspectRefusesPickleAndCorruptFiles) {
 namespace t2v::test {
 namespace {
 
-// Every corrupt fixture through the program: exit 65, one line on stderr that
-// names the file, and the distinctive words the library test expects.
+// Every corrupt fixture (safetensors and GGUF) through the program: exit 65, one
+// line on stderr that names the file, and the distinctive words the library test expects.
 TEST(Cli, InspectCorruptFixturesExit65WithOneLine) {
-  std::string dir = std::string(T2V_TEST_DATA_DIR) + "/core/corrupt";
-  std::ifstream tsv(dir + "/EXPECTED.tsv");
-  ASSERT_TRUE(tsv.good()) << "missing " << dir << "/EXPECTED.tsv";
-  std::string line;
-  int checked = 0;
-  while (std::getline(tsv, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::string file = line.substr(0, line.find('\t'));
-    std::string needle = line.find('\t') == std::string::npos ? "" : line.substr(line.find('\t') + 1);
-    RunResult r = run_t2v({"inspect", dir + "/" + file});
-    EXPECT_EQ(r.code, 65) << file << ": " << r.err;
-    EXPECT_EQ(count_lines(r.err), 1) << file << ": " << r.err;
-    EXPECT_NE(r.err.find(file), std::string::npos) << file << ": " << r.err;
-    if (!needle.empty()) {
-      EXPECT_NE(r.err.find(needle), std::string::npos) << file << " wants '" << needle << "': " << r.err;
+  for (const char* folder : {"/core/corrupt", "/core/gguf_corrupt"}) {
+    std::string dir = std::string(T2V_TEST_DATA_DIR) + folder;
+    std::ifstream tsv(dir + "/EXPECTED.tsv");
+    ASSERT_TRUE(tsv.good()) << "missing " << dir << "/EXPECTED.tsv";
+    std::string line;
+    int checked = 0;
+    while (std::getline(tsv, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      std::string file = line.substr(0, line.find('\t'));
+      std::string needle = line.find('\t') == std::string::npos ? "" : line.substr(line.find('\t') + 1);
+      RunResult r = run_t2v({"inspect", dir + "/" + file});
+      EXPECT_EQ(r.code, 65) << file << ": " << r.err;
+      EXPECT_EQ(count_lines(r.err), 1) << file << ": " << r.err;
+      EXPECT_NE(r.err.find(file), std::string::npos) << file << ": " << r.err;
+      if (!needle.empty()) {
+        EXPECT_NE(r.err.find(needle), std::string::npos) << file << " wants '" << needle << "': " << r.err;
+      }
+      ++checked;
     }
-    ++checked;
+    EXPECT_GE(checked, 30) << dir;
   }
-  EXPECT_GE(checked, 30);
 }
 
 }  // namespace

@@ -172,4 +172,14 @@ TEST(Inspect, DescribesAWanDit) {
 }
 
 }  // namespace
+TEST(Inspect, DescribesAGgufDit) {
+  // The mixed ComfyUI-GGUF file: no hyper-parameters, heads from dim / 128, quant types per tensor.
+  const std::optional<std::string> text =
+      describe_wan_dit(TensorStore::open(kData + "/diffusion/gguf/wan_tiny256_mixed.gguf"));
+  ASSERT_TRUE(text.has_value());
+  EXPECT_NE(text->find("(GGUF, ComfyUI-GGUF convention)"), std::string::npos) << *text;
+  EXPECT_NE(text->find("Q4_K x7"), std::string::npos) << *text;
+  EXPECT_NE(text->find("heads 2 x 128"), std::string::npos) << *text;
+}
+
 }  // namespace t2v::test

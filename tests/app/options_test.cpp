@@ -159,14 +159,15 @@ TEST(Choices, SamplerNamesRoundTripAndUnknownOnesAreRefused) {
   EXPECT_EQ(parse_sampler("unipc"), Sampler::kUniPC);
   EXPECT_EQ(parse_sampler("dpm++"), Sampler::kDPMSolver);
   EXPECT_EQ(parse_sampler("euler"), Sampler::kEuler);
-  for (Sampler s : {Sampler::kUniPC, Sampler::kDPMSolver, Sampler::kEuler})
+  EXPECT_EQ(parse_sampler("distill"), Sampler::kDistill);
+  for (Sampler s : {Sampler::kUniPC, Sampler::kDPMSolver, Sampler::kEuler, Sampler::kDistill})
     EXPECT_EQ(parse_sampler(sampler_option_name(s)), s);
   // The scheduler also reads "dpmpp"; the command line never did.
-  for (const char* bad : {"ddim", "", "UniPC", "dpmpp", "euler "})
-    expect_unknown([](const std::string& v) { parse_sampler(v); }, "--sampler", bad, "unipc, dpm++ or euler");
+  for (const char* bad : {"ddim", "", "UniPC", "dpmpp", "euler ", "Distill"})
+    expect_unknown([](const std::string& v) { parse_sampler(v); }, "--sampler", bad, "unipc, dpm++, euler or distill");
   // Where the value came from is named: a list line's field, not the option.
   expect_unknown([](const std::string& v) { parse_sampler(v, "\"sampler\""); }, "\"sampler\"", "lms",
-                 "unipc, dpm++ or euler");
+                 "unipc, dpm++, euler or distill");
 }
 
 TEST(Choices, ScheduleNamesRoundTripAndUnknownOnesAreRefused) {

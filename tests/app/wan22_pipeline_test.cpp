@@ -107,7 +107,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, Wan22PipelineOnTheTestDevice,
                          ::testing::Values("ti2v_i2v_unipc", "t2v_a14b_dpm_boundary", "i2v_a14b_dpm_files"),
                          [](const auto& p) { return p.param; });
 
-// ---- bad inputs: one line, the code, no output file ------------------------------------------
+// ---- bad inputs (docs/bad_inputs.md #92-98): one line, the code, no output file ------------
 
 void expect_refused(std::vector<std::string> extra, int code, const std::string& needle) {
   TempDir dir;
@@ -172,6 +172,12 @@ TEST(Wan22BadInput, ImageForATextOnlyModelAndNoneForAnI2vModel) {
 
 TEST(Wan22BadInput, ExpertOptionsWithOneTransformer) {
   expect_refused({"--model", kDir + "/ti2v", "--size", "64x32", "--cfg-low", "3"}, 64, "--dit-low");
+}
+
+TEST(Wan22BadInput, LoraWithTwoExperts) {
+  expect_refused({"--model", kDir + "/t2v_a14b", "--vae", kData + "/pipeline/tiny_wan/vae", "--size", "48x32",
+                  "--lora", kData + "/lora/original.safetensors"},
+                 64, "--lora");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Every file under tests/data says which tools/ script wrote it, with which library
-// versions and seed (docs/conventions.md §4): safetensors in __metadata__, JSON in a
-// "provenance" object, anything else through tests/data/PROVENANCE.tsv.
+// versions and seed (docs/conventions.md §4): safetensors in __metadata__, GGUF in its
+// provenance.* metadata keys, JSON in a "provenance" object, anything else through
+// tests/data/PROVENANCE.tsv.
 #include <fnmatch.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/gguf.h"
 #include "core/safetensors.h"
 
 using namespace t2v;
@@ -66,6 +68,18 @@ std::string safetensors_problem(const fs::path& path) {
   return check_fields(m.at("generator"), m.at("versions"), m.at("seed"));
 }
 
+std::string gguf_problem(const fs::path& path) {
+  const GgufFile f(path.string());
+  std::string v[3];
+  const char* const keys[3] = {"provenance.generator", "provenance.versions", "provenance.seed"};
+  for (int i = 0; i < 3; ++i) {
+    const GgufKV* kv = f.header().find(keys[i]);
+    if (!kv || !kv->string()) return std::string("GGUF metadata has no string '") + keys[i] + "'";
+    v[i] = *kv->string();
+  }
+  return check_fields(v[0], v[1], v[2]);
+}
+
 std::string json_problem(const fs::path& path) {
   std::ifstream f(path);
   const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
@@ -83,6 +97,7 @@ std::string own_provenance_problem(const fs::path& path) {
   const std::string ext = path.extension().string();
   if (ext == ".safetensors") return safetensors_problem(path);
   if (ext == ".json") return json_problem(path);
+  if (ext == ".gguf") return gguf_problem(path);
   return "a " + (ext.empty() ? std::string("file without extension") : ext + " file") + " cannot carry provenance";
 }
 

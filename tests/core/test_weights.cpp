@@ -425,7 +425,7 @@ class PackingSource : public WeightSource {
   std::optional<PackedWeight> get_packed(const WeightRequest& r) override {
     if (r.key != "blocks.0.ffn.0.weight") return std::nullopt;
     const int64_t blocks = r.shape.numel() / 32;
-    return PackedWeight{"Q8_0", r.shape, Tensor::zeros({blocks * 34}, DType::U8)};
+    return PackedWeight{QuantType::Q8_0, r.shape, Tensor::zeros({blocks * 34}, DType::U8)};
   }
 };
 
@@ -437,14 +437,14 @@ TEST(WeightHooks, SourceMayHandOutAPackedWeight) {
   const MaybePacked packed = blk.get_packable("ffn.0.weight", {64, 32});
   ASSERT_TRUE(packed.packed.has_value());
   EXPECT_FALSE(packed.dense.defined());
-  EXPECT_EQ(packed.packed->format, "Q8_0");
+  EXPECT_STREQ(packed.packed->format(), "Q8_0");
   EXPECT_EQ(packed.packed->shape, (Shape{64, 32}));
   EXPECT_EQ(packed.packed->data.numel(), 64 * 34);
   const MaybePacked dense = blk.get_packable("ffn.2.weight", {32, 64});
   EXPECT_FALSE(dense.packed.has_value());
   ASSERT_TRUE(dense.dense.defined());
   EXPECT_EQ(dense.dense.shape(), (Shape{32, 64}));
-  // The checkpoint source always hands out dense tensors.
+  // The checkpoint source hands out dense tensors for everything but GGUF blocks.
   Checkpoint ck({{"w", Tensor::zeros({2, 2}, DType::F16)}});
   TensorStore store = TensorStore::open(ck.path);
   CheckpointSource cs(store, {}, {});
