@@ -107,7 +107,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, Wan22PipelineOnTheTestDevice,
                          ::testing::Values("ti2v_i2v_unipc", "t2v_a14b_dpm_boundary", "i2v_a14b_dpm_files"),
                          [](const auto& p) { return p.param; });
 
-// ---- bad inputs (docs/bad_inputs.md #92-98): one line, the code, no output file ------------
+// ---- bad inputs (docs/bad_inputs.md #95-101): one line, the code, no output file ------------
 
 void expect_refused(std::vector<std::string> extra, int code, const std::string& needle) {
   TempDir dir;
