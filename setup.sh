@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package t2v needs to build and test. Idempotent and quiet;
 # works as root or through sudo. Usage: ./setup.sh [--test-tools]
-#   --test-tools  also Slurm (slurm-wlm, munge) and Chromium, which the batch tests run
-#                 against (a one-node cluster, the gallery page); if they cannot be
-#                 installed those tests skip and say so.
+#   --test-tools  also Slurm (slurm-wlm, munge) and Chromium, which the batch and serve
+#                 tests run against (a one-node cluster, the gallery page, the serve page);
+#                 if they cannot be installed those tests skip and say so.
 set -euo pipefail
 
 PKGS=(
@@ -11,7 +11,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libx264-dev ffmpeg
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libsentencepiece-dev libcli11-dev libgtest-dev libgmock-dev
-  libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
+  libopenblas-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libcpp-httplib-dev
   clang libclang-rt-14-dev libomp-dev
 )
 TEST_PKGS=(slurm-wlm munge chromium)

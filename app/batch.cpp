@@ -105,8 +105,18 @@ Check check_item(const BatchItem& item, const std::string& dir, Manifest& manife
   Check c;
   const std::string path = dir + "/" + item.file;
   std::error_code ec;
-  const bool exists = fs::exists(path, ec);
+  const fs::file_status st = fs::symlink_status(path, ec);
+  const bool exists = fs::exists(st);
   std::optional<json> rec = manifest.last_done(item.id);
+  if (exists && !fs::is_regular_file(st)) {
+    // A link, FIFO or folder under the item's name is never read, followed or replaced
+    // (docs/bad_inputs.md #69): someone else put it there.
+    c.state = ItemState::kKeep;
+    c.note = fmt::format("{} is a {}, not a video file; leaving it alone (remove it to render item {})", item.file,
+                         fs::is_symlink(st) ? "symbolic link" : fs::is_directory(st) ? "folder" : "special file",
+                         item.id);
+    return c;
+  }
   if (!exists) {
     if (rec) c.note = fmt::format("{} is in the manifest but its file is gone; rendering it again", item.file);
     return c;
@@ -123,7 +133,7 @@ Check check_item(const BatchItem& item, const std::string& dir, Manifest& manife
   }
   const json settings = item_settings(item, model);
   if (rec) {
-    if ((*rec).value("sha256", "") != sha256_file(path)) {
+    if ((*rec)["sha256"] != sha256_file(path)) {  // a string: Manifest checked each record
       c.state = ItemState::kKeep;
       c.note = fmt::format("{} changed since it was rendered (SHA-256 differs from the manifest); keeping it, "
                            "--force renders it again",
@@ -289,6 +299,15 @@ void BatchRun::open_folder() {
   check_h264_encoder();
   if (!engine_->resolve_model(o_.defaults).any())
     throw Error(kExitNoInput, "no model to render with", "pass --model FOLDER (a diffusers Wan2.1 folder)");
+  // A step cache the model cannot run fails the batch before any item renders.
+  for (const BatchItem& it : list_.items) {
+    if (it.opts.cache.kind == StepCacheKind::kNone) continue;
+    try {
+      engine_->pipeline().resolve_cache(render_request(it.opts, it.seed).cache);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("{}:{}: {}", o_.list, it.line, e.what()));
+    }
+  }
 }
 
 void BatchRun::open_manifest() {
@@ -383,6 +402,7 @@ PipelineResult BatchRun::render(const BatchItem& item, const Check& check, size_
   r.output = o_.out_dir + "/" + item.file;
   r.overwrite = check.overwrite;
   r.preview = o_.defaults.preview;
+  r.preview_overwrite = true;  // an item's previews belong to it
   r.quiet = o_.defaults.quiet;
   r.json = o_.defaults.json;
   r.progress_bar = o_.defaults.progress_bar;

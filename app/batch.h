@@ -80,13 +80,23 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model);
 
 // DIR/manifest.jsonl: one JSON record per line ("done", "interrupted", "failed"). Appends are
 // whole lines with O_APPEND + fsync under an flock on the manifest, so shards sharing the
-// folder can append; a damaged line (power loss mid-append) is dropped by rewriting the file
-// atomically, keeping every intact record.
+// folder can append. An append cut short by a crash (an unterminated last line, or a
+// truncated JSON prefix that a later append continued after) is dropped by rewriting the
+// file atomically, keeping every intact record; any other damaged line is an Error(65)
+// naming the file and line (docs/bad_inputs.md #47, #84).
+//
+// The manifest and the lock files are opened relative to a descriptor of the output folder
+// with O_NOFOLLOW: a symbolic link (or a hard-linked file) planted under their names in a
+// shared folder is refused, never written through (docs/bad_inputs.md #69).
 class Manifest {
  public:
   explicit Manifest(std::string dir);
+  ~Manifest();
+  Manifest(const Manifest&) = delete;
+  Manifest& operator=(const Manifest&) = delete;
   // Re-reads the file (records appended by other workers included). Returns warnings;
-  // throws (73) when the manifest is not a file or cannot be appended to.
+  // throws (73) when the manifest is not a regular file or cannot be appended to, (65)
+  // for a damaged line that no crash can leave.
   std::vector<std::string> load();
   void append(const nlohmann::json& record);
   // The last "done" record of `id`, if any.
@@ -95,19 +105,24 @@ class Manifest {
   const std::string& path() const { return path_; }
 
  private:
-  void check_appendable() const;
+  int dir_fd();
+  void check_appendable();
   std::string dir_, path_;
+  int dfd_ = -1;
   std::vector<nlohmann::json> records_;
 };
 
-// Reads the records of DIR/manifest.jsonl (damaged lines skipped); for `t2v gallery`.
+// Reads the records of DIR/manifest.jsonl (torn appends skipped; a damaged line or a
+// manifest that is a symbolic link is an Error(65)); for `t2v gallery`.
 std::vector<nlohmann::json> read_manifest_records(const std::string& dir);
 
 // ---- claiming -------------------------------------------------------------------------------
 
 // DIR/.locks/<id>.lock, created atomically (link of a complete temp file) and flocked while
 // held. A lock is live while its flock is held, or while its process (same host) is alive
-// and it is younger than the timeout; otherwise it is stale and taken over.
+// and it is younger than the timeout; otherwise it is stale and taken over. `.locks` and the
+// lock files must be a real folder and regular files with one link: anything else is an
+// Error(73), never followed or truncated.
 class ItemLock {
  public:
   ItemLock() = default;
@@ -119,7 +134,8 @@ class ItemLock {
   void release() noexcept;
 
  private:
-  std::string path_;
+  std::string name_;  // inside the lock folder
+  int dir_fd_ = -1;   // DIR/.locks
   int fd_ = -1;
 };
 

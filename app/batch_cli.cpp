@@ -7,6 +7,7 @@
 
 #include "app/gallery.h"
 #include "app/model_defaults.h"
+#include "core/error.h"
 #include "scheduler/distill.h"
 
 namespace t2v {
@@ -23,6 +24,7 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_option("--t5", g.t5, "umT5 text encoder weights");
   b->add_option("--vae", g.vae, "VAE weights");
   b->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
+  b->add_option("--clip", g.clip, "CLIP image encoder of image-to-video models");
   b->add_option("--device", c.device, "cpu, cuda, or test (the CPU kernels behind the device interface; for tests)");
   b->add_option("--dtype", c.dtype, "auto, f32, bf16 or fp8");
   b->add_option("--size", c.size, "Default WIDTHxHEIGHT for items without \"size\" (the model's t2v.json, else 832x480)");
@@ -40,11 +42,12 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_flag("--lora-ignore-unknown", g.lora_ignore_unknown,
               "Merge the LoRA keys that match the DiT and skip the others (default: refuse the LoRA)");
   b->add_option("--schedule", c.schedule, "reference (official Wan, default) or diffusers");
+  b->add_option("--cache", c.cache, "Default step cache: none, teacache or first-block, optionally :THRESHOLD");
   b->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   b->add_option("--seeds", o.seeds, "Render N seeds per prompt (ids and file names get -s<seed>)");
   b->add_option("--shard", o.shard, "Render shard I of N (0-based, I/N); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX");
   b->add_option("--shards", o.shards, "Shard count with JOB_COMPLETION_INDEX (Kubernetes Indexed Job completions)");
-  b->add_option("--lock-timeout", o.lock_timeout_s, "Seconds after which another worker's lock is taken over (43200)");
+  b->add_option("--lock-timeout", c.lock_timeout, "Seconds after which another worker's lock is taken over (43200)");
   b->add_flag("--force", o.force, "Render items again even when they are done");
   b->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF per video");
   b->add_flag("--skip-invalid", o.skip_invalid, "Render the valid lines of a list that has invalid ones (exit 65 at the end)");
@@ -67,10 +70,18 @@ int run_batch_commands(BatchCli& c) {
   if (!c.fps.empty()) g.fps = parse_fps(c.fps);
   if (!c.cfg.empty()) g.cfg = parse_finite("--cfg", c.cfg);
   if (!c.shift.empty()) g.shift = parse_finite("--shift", c.shift);
+  if (!c.lock_timeout.empty()) {
+    // NaN would make every lock look live, a negative value every lock stale.
+    c.o.lock_timeout_s = parse_finite("--lock-timeout", c.lock_timeout);
+    if (c.o.lock_timeout_s <= 0)
+      throw Error(kExitUsage, fmt::format("--lock-timeout {} must be a number of seconds > 0", c.lock_timeout),
+                  "the default is 43200 (12 h); use more than the longest render takes");
+  }
   g.sampler = parse_sampler(c.sampler);
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);
   g.dtype = parse_dtype(c.dtype);
+  g.cache = parse_cache(c.cache);
   if (c.batch->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(c.timesteps);
   for (const std::string& l : c.loras) g.loras.push_back(parse_lora_spec(l));
   // Defaults the options did not set come from the model folder's t2v.json (items still win).

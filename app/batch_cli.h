@@ -13,11 +13,12 @@ namespace t2v {
 
 struct BatchCli {
   BatchOptions o;
-  std::string size, fps, cfg, shift, timesteps;
+  std::string size, fps, cfg, shift, lock_timeout, timesteps;
   std::vector<std::string> loras;
   // The choices as text until run_batch_commands parses them (defaults: GenerateOptions').
   std::string sampler = sampler_option_name(o.defaults.sampler), schedule = schedule_option_name(o.defaults.schedule);
   std::string device = device_option_name(o.defaults.device), dtype = dtype_option_name(o.defaults.dtype);
+  std::string cache = "none";
   std::string gallery_dir;
   bool gallery_quiet = false;
   CLI::App* batch = nullptr;

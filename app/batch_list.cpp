@@ -1,10 +1,9 @@
 // The JSONL prompt list: reading, validation (docs/bad_inputs.md #36-39), seed expansion and
 // sharding (41). Every problem is collected as "file:line: message" so the user sees them
 // all at once, before any model is loaded.
-#include <filesystem>
 #include <climits>
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -12,8 +11,12 @@
 
 #include "app/batch.h"
 #include "app/choices.h"
+#include "app/json_fields.h"
 #include "app/sha256.h"
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_strict.h"
+#include "core/unicode.h"
 #include "core/utf8.h"
 #include "scheduler/distill.h"
 
@@ -25,10 +28,14 @@ using nlohmann::json;
 
 // File names: the temp file `.<name>.tmp-XXXXXX.mp4` and the lock `<id>.lock` must fit NAME_MAX too.
 constexpr size_t kMaxNameBytes = 200;
+// The list and its lines: far above any real list (a line holds two prompts of at most
+// 64 KiB each, JSON-escaped), far below what would exhaust memory.
+constexpr uint64_t kMaxListBytes = 256u << 20;
+constexpr size_t kMaxLineBytes = 1u << 20;
 
-const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed", "size",   "frames", "steps",
-                                       "cfg",    "shift",   "sampler",         "fps",  "output", "timesteps", "loras",
-                                       "image"};
+const std::set<std::string> kFields = {"prompt", "id",      "negative_prompt", "seed",      "size",  "frames",
+                                       "steps",  "cfg",     "shift",           "sampler",   "fps",   "output",
+                                       "timesteps", "loras", "cache",          "image",     "last_image"};
 
 std::string lower_ascii(std::string s) {
   for (char& c : s)
@@ -37,53 +44,6 @@ std::string lower_ascii(std::string s) {
 }
 
 bool ends_with_mp4(const std::string& s) { return s.size() > 4 && lower_ascii(s.substr(s.size() - 4)) == ".mp4"; }
-
-std::string type_name(const json& v) {
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
-}
-
-// One field check: throws a message (caught per line) naming the field and what it needs.
-struct FieldError {
-  std::string message;
-};
-
-const std::string& want_string(const json& v, const char* field) {
-  if (!v.is_string()) throw FieldError{fmt::format("\"{}\" must be a string, not {}", field, type_name(v))};
-  return v.get_ref<const std::string&>();
-}
-
-int want_int(const json& v, const char* field) {
-  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)) return v.get<int>();
-  if (v.is_number_integer() && v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX) return v.get<int>();
-  if (v.is_number_integer() || v.is_number_unsigned())
-    throw FieldError{fmt::format("\"{}\" is out of range: {}", field, v.dump())};
-  throw FieldError{fmt::format("\"{}\" must be an integer, not {}", field, type_name(v))};
-}
-
-double want_number(const json& v, const char* field) {
-  if (!v.is_number() || v.is_boolean())
-    throw FieldError{fmt::format("\"{}\" must be a number, not {}", field, type_name(v))};
-  return v.get<double>();
-}
-
-uint64_t want_seed(const json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer()) throw FieldError{fmt::format("\"seed\" must be 0 .. 2^64-1, not {}", v.dump())};
-  if (v.is_string()) {
-    try {
-      return parse_seed(v.get<std::string>());
-    } catch (const Error& e) {
-      throw FieldError{fmt::format("\"seed\": {}", e.what())};
-    }
-  }
-  throw FieldError{fmt::format("\"seed\" must be an integer, not {}", type_name(v))};
-}
 
 std::string want_id(const json& v) {
   if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) return v.dump();
@@ -116,19 +76,31 @@ uint64_t derive_seed(const std::string& id, int k) {
 }
 
 BatchList read_batch_list(const std::string& path, const GenerateOptions& defaults, int seeds) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(kExitNoInput, fmt::format("cannot read the prompt list {}", path), "check the path");
+  // A regular file (a folder, FIFO or /dev/zero is refused: 66) of bounded size (65), read
+  // at once; each line is bounded too (docs/bad_inputs.md #73).
+  const std::string data = read_input_file(path, "prompt list", kMaxListBytes, kExitDataErr);
   BatchList list;
-  std::string line;
   int lineno = 0;
   // Items per line before expansion, to check uniqueness over the expanded list afterwards.
-  std::map<std::string, int> ids_seen, files_seen;  // lower-cased -> line
+  std::map<std::string, std::pair<int, std::string>> ids_seen, files_seen;  // collision key -> line, name
   auto err = [&](int ln, const std::string& msg) {
     list.errors.push_back(fmt::format("{}:{}: {}", path, ln, msg));
     list.error_lines.emplace_back(ln, msg);
   };
-  while (std::getline(in, line)) {
+  StrictJsonOptions jo;
+  jo.what = "line";
+  for (size_t pos = 0; pos < data.size();) {
+    const size_t nl = data.find('\n', pos);
+    const size_t end = nl == std::string::npos ? data.size() : nl;
     ++lineno;
+    if (end - pos > kMaxLineBytes) {
+      err(lineno, fmt::format("the line is {} bytes, above the limit of {} bytes", end - pos, kMaxLineBytes));
+      ++list.invalid_lines;
+      pos = end + 1;
+      continue;
+    }
+    std::string line = data.substr(pos, end - pos);
+    pos = end + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos || line[first] == '#') continue;
@@ -140,14 +112,19 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     }
     json j;
     try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      err(lineno, fmt::format("invalid JSON at byte {}: {}", e.byte, e.what()));
+      // Strict: duplicate keys and numbers beyond double range ("cfg": 1e999) are errors of
+      // this line, like any other invalid JSON (docs/bad_inputs.md #15, #75).
+      j = parse_json_strict("", line, jo);
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.rfind(": ", 0) == 0) msg = msg.substr(2);  // the origin is the file:line prefix
+      if (msg.rfind("line is not valid JSON", 0) == 0) msg = "invalid JSON" + msg.substr(22);
+      err(lineno, msg);
       ++list.invalid_lines;
       continue;
     }
     if (!j.is_object()) {
-      err(lineno, fmt::format("expected a JSON object like {{\"prompt\": \"...\"}}, got {}", type_name(j)));
+      err(lineno, fmt::format("expected a JSON object like {{\"prompt\": \"...\"}}, got {}", json_type_name(j)));
       ++list.invalid_lines;
       continue;
     }
@@ -155,7 +132,7 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     for (auto it = j.begin(); it != j.end(); ++it)
       if (!kFields.count(it.key()))
         problems.push_back(fmt::format("unknown field \"{}\" (known: prompt, id, negative_prompt, seed, size, frames, "
-                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, image)",
+                                       "steps, cfg, shift, sampler, timesteps, loras, fps, output, cache, image, last_image)",
                                        it.key()));
     GenerateOptions o = defaults;
     std::string id = std::to_string(lineno), file;
@@ -184,13 +161,9 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
     field("steps", [&](const json& v) { o.steps = want_int(v, "steps"); });
     field("cfg", [&](const json& v) { o.cfg = want_number(v, "cfg"); });
     field("shift", [&](const json& v) { o.shift = want_number(v, "shift"); });
-    // Image-to-video: the first frame; a relative path is relative to the list file.
-    field("image", [&](const json& v) {
-      const std::filesystem::path p(want_string(v, "image"));
-      o.image = p.is_absolute() ? p.string() : (std::filesystem::path(path).parent_path() / p).string();
-    });
     std::optional<std::string> sampler;  // parsed with the other settings below
     field("sampler", [&](const json& v) { sampler = want_string(v, "sampler"); });
+    field("cache", [&](const json& v) { o.cache = parse_cache(want_string(v, "cache"), "\"cache\""); });
     field("timesteps", [&](const json& v) {
       const char* want = "\"timesteps\" must be a list of integers, e.g. [1000, 750, 500, 250]";
       if (!v.is_array()) throw FieldError{want};
@@ -228,6 +201,18 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
       if (!p.empty()) throw FieldError{fmt::format("\"output\" {}", p)};
       if (!ends_with_mp4(file)) throw FieldError{"\"output\" must end in .mp4"};
     });
+    // Image-to-video: input images, relative to the list's folder; they must exist now
+    // (a missing one fails the whole list before any model loads).
+    for (const char* key : {"image", "last_image"}) {
+      field(key, [&](const json& v) {
+        std::filesystem::path p = want_string(v, key);
+        if (p.is_relative()) p = std::filesystem::path(path).parent_path() / p;
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(p, ec))
+          throw FieldError{fmt::format("\"{}\": {} is not a file", key, p.string())};
+        (std::string(key) == "image" ? o.image : o.last_image) = std::filesystem::absolute(p).lexically_normal().string();
+      });
+    }
     if (problems.empty()) {
       o.output = "check.mp4";
       try {
@@ -274,16 +259,25 @@ BatchList read_batch_list(const std::string& path, const GenerateOptions& defaul
           line_ok = false;
         }
       }
-      auto [iid, id_new] = ids_seen.emplace(lower_ascii(it.id), lineno);
+      // Ids name the lock files and outputs: two that one file system takes for the same
+      // name (case, Unicode normalisation, ignorable characters) collide (docs/bad_inputs.md #76).
+      auto [iid, id_new] = ids_seen.emplace(name_collision_key(it.id), std::make_pair(lineno, it.id));
       if (!id_new) {
-        err(lineno, fmt::format("duplicate id \"{}\" (line {} has the same id{})", it.id, iid->second,
-                                iid->second == lineno ? "" : ", compared case-insensitively"));
+        const auto& [other_line, other] = iid->second;
+        err(lineno, other == it.id ? fmt::format("duplicate id \"{}\" (line {} has the same id)", it.id, other_line)
+                                   : fmt::format("duplicate id \"{}\": line {} has \"{}\", the same name on file "
+                                                 "systems that ignore case or normalise Unicode",
+                                                 it.id, other_line, other));
         line_ok = false;
       }
-      auto [ifile, file_new] = files_seen.emplace(lower_ascii(it.file), lineno);
+      auto [ifile, file_new] = files_seen.emplace(name_collision_key(it.file), std::make_pair(lineno, it.file));
       if (!file_new) {
-        err(lineno, fmt::format("output \"{}\" is also the output of line {} (names are compared case-insensitively)",
-                                it.file, ifile->second));
+        err(lineno, fmt::format("output \"{}\" is also the output of line {}{}", it.file, ifile->second.first,
+                                ifile->second.second == it.file
+                                    ? ""
+                                    : fmt::format(" (\"{}\": the same name on file systems that ignore case or "
+                                                  "normalise Unicode)",
+                                                  ifile->second.second)));
         line_ok = false;
       }
       expanded.push_back(std::move(it));
@@ -314,7 +308,9 @@ nlohmann::json item_settings(const BatchItem& item, const std::string& model) {
   j["schedule"] = schedule_option_name(o.schedule);
   j["fps"] = format_fps(o.fps);
   j["model"] = model;
+  if (o.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(o.cache);  // absent: no caching
   if (!o.image.empty()) j["image"] = o.image;
+  if (!o.last_image.empty()) j["last_image"] = o.last_image;
   return j;
 }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/philox.h"
 #include "core/weights.h"
+#include "diffusion/step_cache.h"
 #include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_config.h"
 #include "diffusion/wan_dit_weights.h"
@@ -43,6 +44,50 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// The step cache on the same inputs: a step it computes (the check and the residual it
+// keeps, on top of the forward), a step it skips, and the check alone.
+nlohmann::json bench_step_cache(const BenchOptions& o, const WanDiT& dit, const Tensor& x, const Tensor& ts,
+                                const Tensor& ctx, double plain_s) {
+  StepCacheSettings s = o.cache;
+  if (s.kind == StepCacheKind::kTeaCache) s.coefficients = {1.0, 0.0};  // the cost does not depend on them
+  auto time_steps = [&](StepCacheSettings st, int first_timed) {
+    StepCache cache(st, 2);
+    std::vector<double> t;
+    for (int r = 0; r < first_timed + o.repeat; ++r) {
+      const auto t0 = Clock::now();
+      cache.forward(dit, x, ts, ctx, r).to(Device::CPU);  // synchronises
+      if (r >= first_timed) t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return std::pair{median(t), cache.forwards_skipped()};
+  };
+  StepCacheSettings compute = s, skip = s;
+  compute.threshold = -1;        // every distance is above: every step computed, every check made
+  compute.retain_steps = 1;
+  skip.threshold = 1e30;         // every step after the first reuses the residual
+  skip.retain_steps = 1;
+  const auto [computed_s, computed_skips] = time_steps(compute, 1);
+  const auto [skipped_s, skipped_skips] = time_steps(skip, 1);
+  T2V_ASSERT(computed_skips == 0 && skipped_skips == 2 * o.repeat, "bench cache: {} / {} skips", computed_skips,
+             skipped_skips);
+  // The check alone: the relative L1 change of the signal the kind decides on, both branches.
+  const WanDiTEmbedded in = dit.embed(x, ts, ctx);
+  const Tensor signal = s.kind == StepCacheKind::kTeaCache ? in.e0 : in.h;
+  const Tensor other = ops::scale(signal, 1.01f);
+  std::vector<double> ct;
+  for (int r = 0; r < o.repeat + 1; ++r) {
+    const auto t0 = Clock::now();
+    for (int64_t b = 0; b < 2; ++b) relative_l1_rows(signal.narrow0(b, 1), other.narrow0(b, 1));
+    if (r > 0) ct.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const double check_s = median(ct);
+  return {{"kind", cache_kind_name(s.kind)},
+          {"computed_step_ms", computed_s * 1e3},
+          {"skipped_step_ms", skipped_s * 1e3},
+          {"check_ms", check_s * 1e3},
+          {"computed_step_overhead_ms", (computed_s - plain_s) * 1e3},
+          {"check_share_of_step", check_s / plain_s}};
+}
+
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
@@ -55,7 +100,7 @@ int run_bench(const BenchOptions& o) {
   WanDiTConfig cfg = WanDiTConfig::preset(o.model == "wan2.2-t2v-a14b" ? "wan2.1-t2v-14b" : o.model);
   compute_dtype_for(o.dtype, o.device);  // a --dtype the device does not run is 64, --dry-run or not
   // TI2V-5B decodes with the Wan2.2 VAE (16x spatial, 48 channels); the rest with Wan2.1's.
-  const bool ti2v = cfg.model_type == "ti2v";
+  const bool ti2v = cfg.ti2v();
   const int64_t stride = ti2v ? 16 : 8, z = ti2v ? 48 : 16;
   int W = 0, H = 0;
   parse_size(o.size, &W, &H);
@@ -81,13 +126,15 @@ int run_bench(const BenchOptions& o) {
   j["latent"] = {z, T, h, w};
   if (experts) j["experts"] = "two of this shape, one per step: per-step cost as one, weights twice";
   j["tokens"] = tokens;
+  j["image_tokens"] = wan_dit_image_tokens(cfg);  // image-to-video: CLIP tokens beside the 512 text rows
   j["dit_step_flops"] = full_flops;
   j["dit_step_floor_ms"] = floor_s * 1e3;
   j["video_floor_s"] = floor_s * o.steps;
   j["peak_tflops_assumed"] = o.peak_tflops;
 
   if (!o.json) {
-    fmt::print("t2v bench: {} at {}x{}x{} ({} latent frames, {} tokens)\n", o.model, W, H, o.frames, T, tokens);
+    fmt::print("t2v bench: {} at {}x{}x{} ({} latent frames, {} tokens{})\n", o.model, W, H, o.frames, T, tokens,
+               cfg.image_to_video() ? fmt::format(", {} image tokens", wan_dit_image_tokens(cfg)) : "");
     fmt::print("  DiT step with CFG (batch 2): {:.4g} FLOP; floor {:.1f} ms at {:.0f} TFLOP/s; {} steps >= {:.1f} s\n",
                full_flops, floor_s * 1e3, o.peak_tflops, o.steps, floor_s * o.steps);
   }
@@ -136,10 +183,14 @@ int run_bench(const BenchOptions& o) {
   Tensor x = randn_philox({2, cfg.in_dim, T, h, w}, 7).to(dev);
   Tensor ctx = ops::scale(randn_philox({2, cfg.text_len, cfg.text_dim}, 8), 0.1f).to(dev);
   Tensor ts = Tensor::from_floats({999.0f, 999.0f}, {2});
+  // Image-to-video: CLIP features of the input image(s) (x already has the 36 channels).
+  Tensor image_features;
+  if (cfg.image_to_video())
+    image_features = randn_philox({2, wan_dit_image_tokens(cfg), cfg.image_dim}, 10).to(dev);
   std::vector<double> times;
   for (int r = 0; r < o.repeat + 1; ++r) {  // first run is warm-up
     auto t0 = Clock::now();
-    Tensor v = dit.forward(x, ts, ctx);
+    Tensor v = dit.forward(x, ts, ctx, image_features);
     v.to(Device::CPU);  // synchronises
     double s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (r > 0) times.push_back(s);
@@ -150,6 +201,7 @@ int run_bench(const BenchOptions& o) {
               {"tflops", run_flops / dit_s / 1e12}, {"device", device_option_name(dev)},
               {"peak_memory_gb", peak_memory_bytes(dev) / kGB}};
   if (o.layers > 0) j["dit"]["projected_full_step_ms"] = dit_s * 1e3 * cfg.num_layers / run_cfg.num_layers;
+  if (o.cache.kind != StepCacheKind::kNone) j["dit_cache"] = bench_step_cache(o, dit, x, ts, ctx, dit_s);
 
   // ---- VAE decode -----------------------------------------------------------------------------
   if (o.vae) {
@@ -194,6 +246,14 @@ int run_bench(const BenchOptions& o) {
       fmt::print("  VAE decode of {} latent frames: {:.1f} ms ({} frames); peak {:.2f} GB\n", T,
                  double(j["vae_decode"]["ms"]), int64_t(j["vae_decode"]["frames"]),
                  double(j["vae_decode"]["peak_memory_gb"]));
+    if (j.contains("dit_cache")) {
+      const nlohmann::json& c = j["dit_cache"];
+      fmt::print("  step cache {}: computed step {:.1f} ms ({:+.1f} ms against the plain step), skipped step {:.1f} "
+                 "ms; the check alone {:.3f} ms ({:.3f}% of a step)\n",
+                 c["kind"].get<std::string>(), c["computed_step_ms"].get<double>(),
+                 c["computed_step_overhead_ms"].get<double>(), c["skipped_step_ms"].get<double>(),
+                 c["check_ms"].get<double>(), 100 * c["check_share_of_step"].get<double>());
+    }
     fmt::print("  DiT step peak {:.2f} GB; peak over the stages ({}): {:.2f} GB\n", double(j["dit"]["peak_memory_gb"]),
                mem_kind, peak_gb);
   }

@@ -24,6 +24,7 @@ struct BenchOptions {
   bool json = false;
   bool vae = true;             // also time the VAE decode
   bool text_encoder = true;    // also time the umT5 text encoder
+  StepCacheSettings cache;     // --cache: also time the step cache's steps and its check
   double peak_tflops = 798.0;  // device ceiling for the floor (H100 dense bf16, measured)
 };
 

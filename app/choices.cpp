@@ -1,5 +1,8 @@
 #include "app/choices.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -41,6 +44,42 @@ DTypeChoice parse_dtype(std::string_view text, std::string_view option) {
   if (text == "bf16") return DTypeChoice::kBF16;
   if (text == "fp8") return DTypeChoice::kFP8;
   throw unknown(option, text, "auto, f32, bf16 or fp8");
+}
+
+StepCacheSettings parse_cache(std::string_view text, std::string_view option) {
+  const size_t colon = text.find(':');
+  const std::string_view kind = text.substr(0, colon);
+  StepCacheSettings c;
+  if (kind == "none") c.kind = StepCacheKind::kNone;
+  else if (kind == "teacache") c.kind = StepCacheKind::kTeaCache;
+  else if (kind == "first-block") c.kind = StepCacheKind::kFirstBlock;
+  else throw unknown(option, text, "none, teacache or first-block, optionally with :THRESHOLD (teacache:0.1)");
+  c.threshold = default_cache_threshold(c.kind);
+  if (colon == std::string_view::npos) return c;
+  const std::string value(text.substr(colon + 1));
+  if (c.kind == StepCacheKind::kNone)
+    throw Error(kExitUsage, fmt::format("{} '{}': none takes no threshold", option, text), "use none");
+  char* end = nullptr;
+  const double v = value.empty() ? std::nan("") : std::strtod(value.c_str(), &end);
+  if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(v) || v < 0)
+    throw Error(kExitUsage, fmt::format("{} '{}': the threshold must be a finite number >= 0", option, text),
+                fmt::format("e.g. {}:{}", kind, default_cache_threshold(c.kind)));
+  c.threshold = v;
+  return c;
+}
+
+std::string cache_option_text(const StepCacheSettings& c) {
+  if (c.kind == StepCacheKind::kNone) return "none";
+  return fmt::format("{}:{}", cache_kind_name(c.kind), c.threshold);
+}
+
+const char* cache_kind_name(StepCacheKind k) {
+  switch (k) {
+    case StepCacheKind::kNone: return "none";
+    case StepCacheKind::kTeaCache: return "teacache";
+    case StepCacheKind::kFirstBlock: return "first-block";
+  }
+  return "?";
 }
 
 const char* sampler_option_name(Sampler s) {

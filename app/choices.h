@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/tensor.h"
+#include "diffusion/step_cache.h"
 #include "scheduler/schedule.h"
 
 namespace t2v {
@@ -19,6 +20,15 @@ Sampler parse_sampler(std::string_view text, std::string_view option = "--sample
 ScheduleKind parse_schedule(std::string_view text, std::string_view option = "--schedule");  // reference, diffusers
 Device parse_device(std::string_view text, std::string_view option = "--device");     // cpu, cuda
 DTypeChoice parse_dtype(std::string_view text, std::string_view option = "--dtype");  // auto, f32, bf16, fp8
+
+// --cache KIND[:THRESHOLD]: none (default), teacache, first-block; the kind's default
+// threshold (default_cache_threshold) when none is given. Error(64) for an unknown kind,
+// a threshold that is not a finite number >= 0, or a threshold after `none`. The
+// result has no coefficients yet (the model's come with the pipeline).
+StepCacheSettings parse_cache(std::string_view text, std::string_view option = "--cache");
+// "none", "teacache:0.1", "first-block:0.05": what parse_cache reads back.
+std::string cache_option_text(const StepCacheSettings& c);
+const char* cache_kind_name(StepCacheKind k);  // none, teacache, first-block
 
 // The names as the parsers accept them (and as the MP4 settings and the batch manifest
 // store them): "unipc"/"dpm++"/"euler", "reference"/"diffusers", "cpu"/"cuda",

@@ -45,6 +45,16 @@ std::string url_path(const std::string& name) {
   return out;
 }
 
+// An input image (an absolute path on this machine, as batch records it) as a file://
+// URL, each path segment escaped like a file name: the gallery shows it when opened
+// from disk.
+std::string input_url(const std::string& path) {
+  std::vector<std::string> parts;
+  for (const auto& part : fs::absolute(fs::path(path)).lexically_normal())
+    if (part.string() != "/" && !part.empty()) parts.push_back(url_path(part.string()));
+  return fmt::format("file:///{}", fmt::join(parts, "/"));
+}
+
 std::string text_of(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
@@ -55,6 +65,7 @@ constexpr const char* kStyle = R"(body{font-family:system-ui,sans-serif;margin:1
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:1.2em}
 figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em}
 video{width:100%;background:#000}
+img.input{width:30%;margin:0 .4em .4em 0;border:1px solid #ddd}
 figcaption p{margin:.4em 0}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.1em .8em;font-size:.85em;color:#555;margin:.3em 0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere})";
@@ -66,7 +77,9 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
   std::vector<std::string> order;
   std::map<std::string, json> last;
   for (const json& r : records) {
-    if (r.value("status", "") != "done" || !r["id"].is_string() || !r.value("file", json()).is_string()) continue;
+    if (!r.is_object() || r.value("status", json()) != "done" || !r.value("id", json()).is_string() ||
+        !r.value("file", json()).is_string())
+      continue;
     const std::string id = r["id"].get<std::string>();
     if (!last.count(id)) order.push_back(id);
     last[id] = r;
@@ -79,11 +92,18 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
   for (const std::string& id : order) {
     const json& r = last[id];
     const std::string file = r["file"].get<std::string>();
-    const json settings = r.value("settings", json::object());
+    json settings = r.value("settings", json::object());
+    if (!settings.is_object()) settings = json::object();
     std::string poster = fs::path(file).replace_extension(".png").string();
     h += fmt::format("<figure id=\"{}\">\n", html_escape("item-" + id));
+    // Image-to-video: the input frame(s) beside the video.
+    for (const char* k : {"image", "last_image"}) {
+      if (!settings.contains(k) || !settings[k].is_string()) continue;
+      h += fmt::format("<img class=\"input\" alt=\"{} of {}\" src=\"{}\">\n", k, html_escape(id),
+                       html_escape(input_url(settings[k].get<std::string>())));
+    }
     h += fmt::format("<video controls preload=\"metadata\" src=\"{}\"", html_escape(url_path(file)));
-    if (r.value("preview", false)) h += fmt::format(" poster=\"{}\"", html_escape(url_path(poster)));
+    if (r.value("preview", json()) == true) h += fmt::format(" poster=\"{}\"", html_escape(url_path(poster)));
     h += "></video>\n<figcaption>\n";
     h += fmt::format("<p>{}</p>\n<dl>\n", html_escape(text_of(settings.value("prompt", json("")))));
     h += fmt::format("<dt>id</dt><dd>{}</dd>\n<dt>file</dt><dd>{}</dd>\n", html_escape(id), html_escape(file));
@@ -104,14 +124,20 @@ std::string gallery_html(const std::vector<json>& records, const std::string& ti
 int write_gallery(const std::string& dir) {
   std::vector<json> records = read_manifest_records(dir);
   // Only files that are there (a gallery of a folder copied without some videos still loads).
+  // Only names of files directly inside the folder, and only regular files there: a record
+  // naming "../x", "/etc/x" or a symbolic link is not listed (docs/bad_inputs.md #69).
+  auto regular_file_inside = [&](const std::string& name) {
+    if (!unsafe_file_name_problem(name).empty()) return false;
+    std::error_code ec;
+    return fs::symlink_status(fs::path(dir) / name, ec).type() == fs::file_type::regular;
+  };
   std::vector<json> present;
   for (const json& r : records) {
-    if (r.value("status", "") != "done" || !r.value("file", json()).is_string()) continue;
-    std::error_code ec;
-    if (!fs::exists(fs::path(dir) / r["file"].get<std::string>(), ec)) continue;
+    if (r.value("status", json()) != "done" || !r.value("file", json()).is_string()) continue;
+    const std::string file = r["file"].get<std::string>();
+    if (!regular_file_inside(file)) continue;
     json c = r;
-    std::string png = fs::path(r["file"].get<std::string>()).replace_extension(".png").string();
-    c["preview"] = fs::exists(fs::path(dir) / png, ec);
+    c["preview"] = regular_file_inside(fs::path(file).replace_extension(".png").string());
     present.push_back(std::move(c));
   }
   std::string title = "t2v: " + fs::path(dir).lexically_normal().filename().string();

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -9,9 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include "app/engine.h"
+#include "app/latent_preview.h"
+#include "app/model_defaults.h"
 #include "app/model_paths.h"
 #include "app/progress.h"
 #include "app/render_request.h"
+#include "app/video_sink.h"
 #include "core/error.h"
 #include "video_io/atomic_file.h"
 #include "video_io/mp4_writer.h"
@@ -26,17 +30,33 @@ static uint64_t random_seed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-// Output checks that must pass before any model is loaded (docs/bad_inputs.md #42-45).
-static void prepare_output(const GenerateOptions& o) {
-  fs::path out(o.output);
-  std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
+// Output checks that must pass before any model is loaded (docs/bad_inputs.md #42-45, #71,
+// #72): every file the run will write (the MP4, the previews, the frames dump) has a
+// writable folder and a usable name, and is absent unless --overwrite; an existing link,
+// device, FIFO or folder under one of the names is refused even with --overwrite.
+static void prepare_output(const GenerateOptions& o, const std::string& frames_dump = "") {
+  auto folder_of = [](const std::string& path) {
+    fs::path p(path);
+    return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  };
+  const std::string dir = folder_of(o.output);
   check_output_writable(dir);
   check_free_space(dir, estimate_output_bytes(o.width, o.height, o.frames));
   int cleaned = clean_stale_temp_files(dir);
   if (cleaned > 0) spdlog::info("removed {} temp file(s) left by an interrupted run in {}", cleaned, dir);
-  std::error_code ec;
-  if (fs::exists(out, ec) && !o.overwrite)
-    throw Error(kExitCantCreate, fmt::format("{} already exists", o.output), "pass --overwrite or choose another -o");
+  check_output_target(o.output, o.overwrite);
+  if (o.preview) {
+    const std::string base = preview_base(o.output);
+    check_output_target(base + ".png", o.overwrite);
+    check_output_target(base + ".gif", o.overwrite);
+  }
+  if (!frames_dump.empty()) {
+    check_output_writable(folder_of(frames_dump));
+    check_output_target(frames_dump, o.overwrite);
+    if (fs::path(frames_dump).lexically_normal() == fs::path(o.output).lexically_normal())
+      throw Error(kExitUsage, fmt::format("--dump-frames {} is also the -o output", frames_dump),
+                  "name another file");
+  }
 }
 
 // Writes the synthetic test pattern through the real MP4 writer (--test-pattern), so the
@@ -67,9 +87,11 @@ static uint64_t choose_seed(const GenerateOptions& o) {
   return seed;
 }
 
-int run_generate(GenerateOptions& o, const std::string& frames_dump) {
+int run_generate(GenerateOptions& o, const std::string& frames_dump, const LivePreviewOptions& live) {
   // Everything a user can get wrong is checked before any weights are read.
   for (const std::string& w : validate_generate_options(o)) spdlog::warn("{}", w);
+  if (!live.path.empty() && live.every < 1)
+    throw Error(kExitUsage, fmt::format("--live-preview-every {} must be at least 1", live.every));
   check_h264_encoder();
   if (o.test_pattern) {  // needs neither a device nor a model
     prepare_output(o);
@@ -78,18 +100,26 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump) {
   // The device and the dtype before any model file: no GPU is one line, at once.
   Engine engine(engine_options(o));
   const ModelPaths& paths = engine.resolve_model(o);
-  prepare_output(o);
+  prepare_output(o, frames_dump);
   if (!paths.any())
     throw Error(kExitNoInput,
                 "no model: the default model models/t2v-tiny was not found (T2V_DEFAULT_MODEL, the source tree, "
                 "./models)",
                 "pass --model FOLDER (a diffusers Wan2.1 folder or a folder of ComfyUI files), or --test-pattern to "
                 "check the video toolchain alone");
+  if (o.cache.kind != StepCacheKind::kNone) engine.pipeline().resolve_cache(render_request(o, 0).cache);
   const uint64_t seed = choose_seed(o);
   if (o.model.empty() && o.dit.empty() && o.t5.empty() && o.vae.empty() && !o.quiet && !o.json)
     fmt::print(stderr, "t2v: model {} (the default; --model selects another)\n", default_model_folder());
   Progress progress(o.progress_bar, o.json);
-  engine.pipeline().render(render_request(o, seed, frames_dump), progress);
+  std::optional<LivePreview> preview;
+  if (!live.path.empty()) {
+    fs::path p(live.path);
+    check_output_writable(p.has_parent_path() ? p.parent_path().string() : ".");
+    preview.emplace(find_latent_rgb_map(model_defaults_folder(o), paths.vae), live.path, live.every);
+  }
+  engine.pipeline().render(render_request(o, seed, frames_dump), progress, nullptr,
+                           preview ? preview->observer() : StepObserver{});
   return 0;
 }
 

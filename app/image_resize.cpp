@@ -108,6 +108,10 @@ Coeffs precompute(int in_size, int out_size) {
   return c;
 }
 
+uint8_t pixel(const InputImage& img, int x, int y, int c) {
+  return img.rgb[(static_cast<size_t>(y) * img.width + x) * 3 + c];
+}
+
 uint8_t clip8(int32_t v) {
   const int32_t s = v >> kPrecisionBits;  // arithmetic shift: floor
   return static_cast<uint8_t>(std::clamp(s, 0, 255));
@@ -115,7 +119,7 @@ uint8_t clip8(int32_t v) {
 
 }  // namespace
 
-RgbImage8 resize_lanczos_pil(const RgbImage8& in, int width, int height) {
+InputImage resize_lanczos_pil(const InputImage& in, int width, int height) {
   if (width == in.width && height == in.height) return in;  // PIL returns a copy
   const Coeffs cv = precompute(in.height, height);
   const int ybox_first = cv.bounds[0];
@@ -123,7 +127,7 @@ RgbImage8 resize_lanczos_pil(const RgbImage8& in, int width, int height) {
   const bool need_h = width != in.width;   // box[2] != xsize with the default box
   const bool need_v = height != in.height;
   // Horizontal pass over rows [ybox_first, ybox_last), rounded to uint8.
-  RgbImage8 tmp = in;
+  InputImage tmp = in;
   int row0 = 0;
   if (need_h) {
     const Coeffs ch = precompute(in.width, width);
@@ -136,14 +140,15 @@ RgbImage8 resize_lanczos_pil(const RgbImage8& in, int width, int height) {
         const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
         for (int c = 0; c < 3; ++c) {
           int32_t ss = 1 << (kPrecisionBits - 1);
-          for (int x = 0; x < n; ++x) ss += static_cast<int32_t>(in.at(x + xmin, yy + ybox_first, c)) * k[x];
+          for (int x = 0; x < n; ++x) ss += static_cast<int32_t>(pixel(in, x + xmin, yy + ybox_first, c)) * k[x];
           tmp.rgb[(static_cast<size_t>(yy) * width + xx) * 3 + c] = clip8(ss);
         }
       }
     row0 = ybox_first;  // the vertical bounds are shifted by the first row used
   }
   if (!need_v) return tmp;
-  RgbImage8 out;
+  InputImage out;
+  out.path = in.path;
   out.width = tmp.width;
   out.height = height;
   out.rgb.assign(static_cast<size_t>(out.width) * height * 3, 0);
@@ -153,16 +158,17 @@ RgbImage8 resize_lanczos_pil(const RgbImage8& in, int width, int height) {
     for (int xx = 0; xx < out.width; ++xx)
       for (int c = 0; c < 3; ++c) {
         int32_t ss = 1 << (kPrecisionBits - 1);
-        for (int y = 0; y < n; ++y) ss += static_cast<int32_t>(tmp.at(xx, y + ymin, c)) * k[y];
+        for (int y = 0; y < n; ++y) ss += static_cast<int32_t>(pixel(tmp, xx, y + ymin, c)) * k[y];
         out.rgb[(static_cast<size_t>(yy) * out.width + xx) * 3 + c] = clip8(ss);
       }
   }
   return out;
 }
 
-RgbImage8 crop(const RgbImage8& in, int x0, int y0, int width, int height) {
+InputImage crop(const InputImage& in, int x0, int y0, int width, int height) {
   T2V_ASSERT(x0 >= 0 && y0 >= 0 && x0 + width <= in.width && y0 + height <= in.height, "crop outside the image");
-  RgbImage8 out;
+  InputImage out;
+  out.path = in.path;
   out.width = width;
   out.height = height;
   out.rgb.resize(static_cast<size_t>(width) * height * 3);
@@ -172,105 +178,19 @@ RgbImage8 crop(const RgbImage8& in, int x0, int y0, int width, int height) {
   return out;
 }
 
-Tensor image_to_video_tensor(const RgbImage8& img) {
-  const int64_t H = img.height, W = img.width;
-  Tensor t = Tensor::empty(Shape{1, 3, 1, H, W}, DType::F32);
-  float* p = t.data<float>();
-  for (int c = 0; c < 3; ++c)
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) {
-        // to_tensor: float(u8) / 255 (a division, in fp32); then (x - 0.5) / 0.5.
-        const float u = static_cast<float>(img.at(static_cast<int>(x), static_cast<int>(y), c)) / 255.0f;
-        p[(c * H + y) * W + x] = (u - 0.5f) / 0.5f;
-      }
-  return t;
-}
+// ---- the TI2V-5B geometry ---------------------------------------------------------------
 
-// ---- torch bicubic ----------------------------------------------------------------------
-namespace {
-
-// aten/src/ATen/native/UpSample.h, in the kernel's float (opmath) arithmetic.
-float cubic1(float x, float a) { return ((a + 2) * x - (a + 3)) * x * x + 1; }
-float cubic2(float x, float a) { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a; }
-
-struct Taps {
-  std::vector<int64_t> idx;  // [out * 4]
-  std::vector<float> w;      // [out * 4]
-};
-
-Taps bicubic_taps(int64_t in_size, int64_t out_size) {
-  Taps t;
-  t.idx.resize(static_cast<size_t>(out_size) * 4);
-  t.w.resize(static_cast<size_t>(out_size) * 4);
-  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
-  const float a = -0.75f;
-  for (int64_t o = 0; o < out_size; ++o) {
-    const float real = scale * (static_cast<float>(o) + 0.5f) - 0.5f;  // cubic: no clamp at 0
-    // guard_index_and_lambda: the index capped at the last sample, the fraction in [0, 1].
-    const int64_t i0 = std::min(static_cast<int64_t>(std::floor(real)), in_size - 1);
-    const float x = std::clamp(real - static_cast<float>(i0), 0.0f, 1.0f);
-    const float x2 = 1.0f - x;
-    const float w[4] = {cubic2(x + 1.0f, a), cubic1(x, a), cubic1(x2, a), cubic2(x2 + 1.0f, a)};
-    for (int j = 0; j < 4; ++j) {
-      t.idx[static_cast<size_t>(o) * 4 + j] = std::clamp<int64_t>(i0 - 1 + j, 0, in_size - 1);
-      t.w[static_cast<size_t>(o) * 4 + j] = w[j];
-    }
-  }
-  return t;
-}
-
-}  // namespace
-
-Tensor resize_bicubic_torch(const Tensor& x, int out_h, int out_w) {
-  T2V_ASSERT(x.dim() == 3 && x.dtype() == DType::F32 && x.device() == Device::CPU, "bicubic: x is {}", x.str());
-  const int64_t C = x.size(0), H = x.size(1), W = x.size(2);
-  const Taps ty = bicubic_taps(H, out_h), tx = bicubic_taps(W, out_w);
-  Tensor out = Tensor::empty(Shape{C, out_h, out_w}, DType::F32);
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t oy = 0; oy < out_h; ++oy)
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        // The generic separable kernel: each row interpolated in x, then the rows in y,
-        // accumulated left to right.
-        float acc = 0.0f;
-        for (int j = 0; j < 4; ++j) {
-          const float* row = src + (c * H + ty.idx[static_cast<size_t>(oy) * 4 + j]) * W;
-          float r = row[tx.idx[static_cast<size_t>(ox) * 4]] * tx.w[static_cast<size_t>(ox) * 4];
-          for (int i = 1; i < 4; ++i)
-            r += row[tx.idx[static_cast<size_t>(ox) * 4 + i]] * tx.w[static_cast<size_t>(ox) * 4 + i];
-          acc = j == 0 ? r * ty.w[static_cast<size_t>(oy) * 4] : acc + r * ty.w[static_cast<size_t>(oy) * 4 + j];
-        }
-        dst[(c * out_h + oy) * out_w + ox] = acc;
-      }
-  return out;
-}
-
-// ---- the two geometries -------------------------------------------------------------------
-
-PreparedImage prepare_ti2v_image(const RgbImage8& img, int width, int height) {
+PreparedImage prepare_ti2v_image(const InputImage& img, int width, int height) {
   PreparedImage p;
   const auto [ow, oh] = best_output_size(img.width, img.height, 32, 32, static_cast<int64_t>(width) * height);
   const double s = std::max(static_cast<double>(ow) / img.width, static_cast<double>(oh) / img.height);
   p.resized_w = static_cast<int>(py_round(img.width * s));
   p.resized_h = static_cast<int>(py_round(img.height * s));
-  const RgbImage8 r = resize_lanczos_pil(img, p.resized_w, p.resized_h);
+  const InputImage r = resize_lanczos_pil(img, p.resized_w, p.resized_h);
   p.image = crop(r, (r.width - ow) / 2, (r.height - oh) / 2, ow, oh);
   p.width = ow;
   p.height = oh;
   return p;
-}
-
-std::pair<int, int> a14b_i2v_size(int iw, int ih, int64_t max_area) {
-  const double ar = static_cast<double>(ih) / iw;
-  const double area = static_cast<double>(max_area);
-  // round(np.sqrt(A * ar) // 8 // 2 * 2): float floor divisions, then an integer.
-  const int64_t lat_h = py_round(py_floordiv(py_floordiv(std::sqrt(area * ar), 8), 2) * 2);
-  const int64_t lat_w = py_round(py_floordiv(py_floordiv(std::sqrt(area / ar), 8), 2) * 2);
-  if (lat_h <= 0 || lat_w <= 0)
-    throw Error(kExitUsage, fmt::format("the area {} is too small for a {}x{} image", max_area, iw, ih),
-                "use a larger --size");
-  return {static_cast<int>(lat_w * 8), static_cast<int>(lat_h * 8)};
 }
 
 }  // namespace t2v

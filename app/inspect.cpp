@@ -26,6 +26,7 @@
 #include "diffusion/wan_dit_config.h"
 #include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
+#include "image_encoder/clip_vision.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 
@@ -44,10 +45,14 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  // The kind follows from the channels (docs/wan.md §8.5): 48 in and out is TI2V, more in than out I2V.
-  const char* kind = c.model_type == "ti2v"  ? "Wan2.2 TI2V DiT"
-                     : c.model_type == "i2v" ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
-                                             : "Wan2.1 DiT";
+  // The kind follows from the channels and the image embedder (docs/wan.md §8.5): 48 in and
+  // out is TI2V, more in than out without an embedder Wan2.2 I2V, with one Wan2.1 I2V/FLF2V.
+  const std::string kind = c.image_to_video() ? (c.first_last_frame() ? "Wan2.1 first-last-frame-to-video DiT"
+                                                                      : "Wan2.1 image-to-video DiT")
+                           : c.ti2v()         ? "Wan2.2 TI2V DiT"
+                           : c.image_latent_input()
+                               ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
+                               : "Wan2.1 DiT";
   std::string out = fmt::format("{}, {} layout{}{}\n", kind, wan_dit_layout_name(d.layout),
                                 d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "",
                                 store.is_gguf() ? " (GGUF, ComfyUI-GGUF convention)" : "");
@@ -59,6 +64,9 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
                                    : std::string("unknown (needs config.json)"),
                      c.num_layers, c.in_dim, c.out_dim, c.text_dim, c.freq_dim, c.patch_size[0], c.patch_size[1],
                      c.patch_size[2]);
+  if (c.image_to_video())  // docs/wan.md §5.1
+    out += fmt::format("  image: CLIP features of width {}, {} image tokens; input = noise {} + mask 4 + image latents\n",
+                       c.image_dim, wan_dit_image_tokens(c), c.out_dim);
   out += fmt::format("  parameters: {} ({:.3f} B)\n", params, static_cast<double>(params) * 1e-9);
   out += fmt::format("  dtypes: {}{}\n", dt,
                      store.contains("scaled_fp8") || store.contains(std::string(kComfyPrefix) + "scaled_fp8")
@@ -92,6 +100,11 @@ DetectedModel detect_model(const TensorStore& store) {
     return {"umt5-encoder", store.contains("spiece_model") ? "comfy" : "transformers", ""};
   if (has_any(store, "", {"blocks.0.attn.q.weight"}) && has_any(store, "", {"token_embedding.weight"}))
     return {"umt5-encoder", "original", ""};
+  if (is_clip_vision(store)) {
+    std::string prefix;
+    const ClipVisionLayout layout = detect_clip_vision_layout(store, &prefix);
+    return {"clip-vision", clip_vision_layout_name(layout), prefix};
+  }
   if (has_any(store, "", {"enc.blk.0.attn_q.weight"}) && has_any(store, "", {"token_embd.weight"}))
     return {"umt5-encoder", "llama.cpp GGUF", ""};
   if (looks_like_lora(store)) return {"lora", "lora", ""};
@@ -245,6 +258,23 @@ Verdict umt5_verdict(const TensorStore& store) {
   }
 }
 
+Verdict clip_vision_verdict(const TensorStore& store, const std::string& path) {
+  try {
+    const ClipVisionConfig cfg = ClipVisionConfig::resolve("", path, &store);
+    ClipVisionLoadOptions dry;
+    dry.dry_run = true;
+    WeightReport report;
+    dry.report = &report;
+    ClipVisionEncoder::load(store, cfg, dry);
+    return {true, fmt::format("CLIP vision encoder ({} layout, {}{}; image-to-video uses the output of block {} of "
+                              "{}), loads as it is",
+                              report.layout, cfg.summary(), cfg.preset_name.empty() ? "" : ", " + cfg.preset_name,
+                              cfg.layers_run(), cfg.num_layers)};
+  } catch (const Error& e) {
+    return {false, "not a complete model: " + reason_of(e)};
+  }
+}
+
 // The DiT config a LoRA is checked against (--dit, else --model's DiT), or, with
 // neither, a 14B-named config with enough blocks: names only.
 struct LoraCheckModel {
@@ -340,6 +370,7 @@ nlohmann::json lora_report(const std::string& path, const TensorStore& store, co
 }
 
 Verdict verdict_of(const TensorStore& store, const DetectedModel& det, const std::string& path) {
+  if (det.family == "clip-vision") return clip_vision_verdict(store, path);
   if (det.family == "wan-dit") return wan_dit_verdict(store, path);
   if (det.family == "wan-vae") return wan_vae_verdict(store);
   if (det.family == "umt5-encoder") return umt5_verdict(store);
@@ -423,8 +454,7 @@ int run_inspect(const std::string& path, const InspectOptions& opts) {
     fmt::print("  detected    lora (for the Wan DiT)\n");
   else
     fmt::print("  detected    {} ({}{})\n", det.family,
-               det.layout.rfind("GGUF", 0) == 0 || det.layout.find(" GGUF") != std::string::npos ? det.layout
-                                                                                                 : det.layout + " layout",
+               det.layout.rfind("GGUF", 0) == 0 ? det.layout : det.layout + " layout",
                det.prefix.empty() ? "" : fmt::format(", prefix '{}'", det.prefix));
   if (dit_description) {
     while (!dit_description->empty() && dit_description->back() == '\n') dit_description->pop_back();

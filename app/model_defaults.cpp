@@ -3,20 +3,43 @@
 #include <climits>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/model_paths.h"
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_strict.h"
+#include "core/utf8.h"
 #include "scheduler/distill.h"
 
 namespace t2v {
 
 namespace fs = std::filesystem;
 
+std::vector<double> teacache_coefficients_from_json(const nlohmann::json& v, const std::string& where) {
+  auto bad = [&](const std::string& what) {
+    return Error(kExitConfig, fmt::format("'{}': \"teacache\" {}", where, what),
+                 "run `t2v calibrate-cache --model FOLDER --write` to write it again, or delete the key");
+  };
+  if (!v.is_object()) throw bad("must be an object {\"coefficients\": [5 numbers], ...}");
+  std::vector<double> c;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it.key() == "coefficients") {
+      if (!it.value().is_array() || it.value().size() != 5) throw bad("\"coefficients\" must be an array of 5 numbers");
+      for (const auto& x : it.value()) {
+        if (!x.is_number() || !std::isfinite(x.get<double>()))
+          throw bad("\"coefficients\" must be an array of 5 finite numbers");
+        c.push_back(x.get<double>());
+      }
+    } else if (it.key() != "calibration") {  // "calibration": how the fit was made (free-form)
+      throw bad(fmt::format("has an unknown key \"{}\" (known: coefficients, calibration)", it.key()));
+    }
+  }
+  if (c.empty()) throw bad("has no \"coefficients\"");
+  return c;
+}
 namespace {
 // The values of <folder>/t2v.json for the settings not in `given`; the names applied.
 std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string& folder,
@@ -59,25 +82,34 @@ std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string&
   if (folder.empty()) return applied;
   const fs::path path = fs::path(folder) / "t2v.json";
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return applied;
+  if (!fs::exists(fs::symlink_status(path, ec))) return applied;
   const std::string where = path.string();
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  // A regular file (a FIFO would block the read), parsed strictly: a key given twice is
+  // refused rather than the last one silently winning (docs/bad_inputs.md #68, #15).
+  const std::string text = read_input_file(where, "model defaults file", kMaxConfigBytes, kExitConfig);
+  if (auto bad = utf8_first_invalid(text))
+    throw Error(kExitConfig, fmt::format("'{}' is not valid UTF-8 at byte {}", where, *bad), "fix or delete the file");
+  StrictJsonOptions jo;
+  jo.code = kExitConfig;
+  jo.what = "t2v.json";
+  jo.hint = "fix or delete the file";
+  nlohmann::json j = parse_json_strict("'" + where + "'", text, jo);
+  if (!j.is_object())
     throw Error(kExitConfig, fmt::format("'{}' is not a JSON object", where), "fix or delete the file");
   auto bad = [&](const std::string& key, const char* want) {
     return Error(kExitConfig, fmt::format("'{}': \"{}\" must be {}", where, key, want), "fix the value or delete the key");
   };
   auto want_int = [&](const std::string& key) {
     const auto& v = j[key];
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > 1000000) throw bad(key, "a positive integer");
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > 1000000) || v.get<int64_t>() <= 0 ||
+        v.get<int64_t>() > 1000000)
+      throw bad(key, "a positive integer");
     return v.get<int>();
   };
-  auto want_num = [&](const std::string& key) {
+  auto want_num = [&](const std::string& key, bool zero_ok) {
     const auto& v = j[key];
-    if (!v.is_number()) throw bad(key, "a number");
+    if (!v.is_number() || v.get<double>() < 0 || (!zero_ok && v.get<double>() == 0) || v.get<double>() > 1e6)
+      throw bad(key, zero_ok ? "a number in 0..1e6" : "a number in (0, 1e6]");
     return v.get<double>();
   };
   auto want_str = [&](const std::string& key) {
@@ -100,14 +132,20 @@ std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string&
       int v = want_int(key);
       if (!given.count("steps")) o.steps = v, applied.insert(key);
     } else if (key == "cfg") {
-      double v = want_num(key);
+      double v = want_num(key, true);
       if (!given.count("cfg")) o.cfg = v, applied.insert(key);
     } else if (key == "shift") {
-      double v = want_num(key);
+      double v = want_num(key, false);
       if (!given.count("shift")) o.shift = v, applied.insert(key);
     } else if (key == "sampler") {
       const std::string v = want_str(key);
-      if (!given.count("sampler")) o.sampler = parse_sampler(v), applied.insert(key);
+      Sampler sampler{};
+      try {
+        sampler = parse_sampler(v);
+      } catch (const Error&) {
+        throw bad(key, "unipc, dpm++ or euler");
+      }
+      if (!given.count("sampler")) o.sampler = sampler, applied.insert(key);
     } else if (key == "negative_prompt") {
       std::string v = want_str(key);
       if (!given.count("negative-prompt")) o.negative_prompt = v, applied.insert("negative-prompt");
@@ -147,10 +185,12 @@ std::set<std::string> read_model_defaults(GenerateOptions& o, const std::string&
         loras.push_back(l);
       }
       if (!given.count("lora")) o.loras = loras, applied.insert("lora");
+    } else if (key == "teacache") {
+      o.teacache_coefficients = teacache_coefficients_from_json(it.value(), where);
     } else {
       throw Error(kExitConfig, fmt::format("'{}': unknown key \"{}\"", where, key),
                   "known keys: width, height, frames, fps, steps, cfg, shift, sampler, timesteps, loras, "
-                  "negative_prompt");
+                  "negative_prompt, teacache");
     }
   }
   return applied;

@@ -5,6 +5,9 @@
 
 #include <set>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "app/options.h"
 
@@ -16,7 +19,8 @@ std::string model_defaults_folder(const GenerateOptions& o);
 
 // Reads <folder>/t2v.json when present and sets the fields not named in `given`
 // (option names without dashes: size, frames, fps, steps, cfg, shift, sampler,
-// timesteps, lora, negative-prompt). "loras" name files relative to the folder.
+// timesteps, lora, negative-prompt) and o.teacache_coefficients from "teacache". "loras"
+// name files relative to the folder.
 // Then the sampler rules (apply_sampler_rules). Returns the names applied. A
 // malformed file is Error(78) naming the file and key.
 std::set<std::string> apply_model_defaults(GenerateOptions& o, const std::string& folder,
@@ -30,5 +34,9 @@ std::set<std::string> apply_model_defaults(GenerateOptions& o, const std::string
 //   distill and cfg not given: cfg 1 (one forward per step), unless the same
 //   t2v.json chose both the distill sampler and its cfg.
 void apply_sampler_rules(GenerateOptions& o, const std::set<std::string>& given, const std::set<std::string>& applied);
+
+// The "teacache" entry of a t2v.json ({"coefficients": [5 numbers], "calibration": ...}):
+// its coefficients, highest power first. Error(78) naming `where` when malformed.
+std::vector<double> teacache_coefficients_from_json(const nlohmann::json& v, const std::string& where);
 
 }  // namespace t2v

@@ -11,13 +11,12 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
   // Without a config.json the VAE's structure is read off its tensors (Wan2.1 or Wan2.2).
   cfg_.vae = WanVAEConfig::resolve(paths_.vae_config, paths_.vae);
   dit_store_.emplace(TensorStore::open(paths_.dit));
-  // No config given: the config.json beside the weights when there is one, else the shapes.
-  cfg_.dit = paths_.dit_config.empty() ? WanDiTConfig::resolve("", paths_.dit, &*dit_store_)
-                                       : WanDiTConfig::from_json(paths_.dit_config);
+  // The config.json given or beside the weights (the official checkpoint folders keep
+  // one), else the sizes read off the tensor shapes.
+  cfg_.dit = WanDiTConfig::resolve(paths_.dit_config, paths_.dit, &*dit_store_);
   if (!paths_.dit_low.empty()) {
     dit_low_store_.emplace(TensorStore::open(paths_.dit_low));
-    cfg_.dit_low = paths_.dit_low_config.empty() ? WanDiTConfig::resolve("", paths_.dit_low, &*dit_low_store_)
-                                                 : WanDiTConfig::from_json(paths_.dit_low_config);
+    cfg_.dit_low = WanDiTConfig::resolve(paths_.dit_low_config, paths_.dit_low, &*dit_low_store_);
     const WanDiTConfig& a = cfg_.dit;
     const WanDiTConfig& b = *cfg_.dit_low;
     if (a.summary() != b.summary())
@@ -26,14 +25,14 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                               paths_.dit_low, b.summary(), paths_.dit, a.summary()),
                   "pass the two experts of one Wan2.2 A14B model (--dit high-noise, --dit-low low-noise)");
   }
-  cfg_.t5 = UMT5Config::resolve(paths_.t5_config.empty() ? "umt5-xxl" : paths_.t5_config, paths_.t5);
+  cfg_.t5 = UMT5Config::resolve(paths_.t5_config, paths_.t5);
   if (cfg_.t5.d_model != cfg_.dit.text_dim)
     throw Error(kExitDataErr,
                 fmt::format("text encoder width {} does not match the transformer's text_dim {}", cfg_.t5.d_model,
                             cfg_.dit.text_dim),
                 "use the text encoder that belongs to this model");
-  // The DiT reads z channels (t2v, ti2v) or [noise z, mask 4, image latent z] (Wan2.2 I2V-A14B)
-  // and writes z (docs/wan.md §8).
+  // The DiT writes z channels and reads z (t2v, ti2v) or [noise z, mask 4, image latent z]
+  // (Wan2.1 I2V/FLF2V, Wan2.2 I2V-A14B) (docs/wan.md §5.1, §8).
   const int64_t z = cfg_.vae.z_dim;
   if (cfg_.dit.out_dim != z || (cfg_.dit.in_dim != z && cfg_.dit.in_dim != 2 * z + 4))
     throw Error(kExitDataErr,
@@ -41,6 +40,28 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                             paths_.dit, cfg_.dit.in_dim, cfg_.dit.out_dim),
                 "use the VAE that belongs to this model: Wan2.2 TI2V-5B (48 channels) needs the Wan2.2 VAE, Wan2.1 "
                 "and Wan2.2 A14B (16 channels) the Wan2.1 VAE");
+  if (cfg_.dit.image_to_video()) {  // docs/wan.md §5.1
+    if (paths_.clip.empty())
+      throw Error(kExitNoInput,
+                  fmt::format("the transformer is a Wan2.1 {} model and needs the CLIP image encoder, but none was "
+                              "found",
+                              cfg_.dit.model_type()),
+                  "pass --clip clip_vision_h.safetensors (or use a diffusers folder with image_encoder/)");
+    cfg_.clip = ClipVisionConfig::resolve(paths_.clip_config, paths_.clip);
+    if (cfg_.clip->hidden != cfg_.dit.image_dim)
+      throw Error(kExitDataErr,
+                  fmt::format("image encoder {} is {} wide, but the transformer's image embedder takes {}-wide CLIP "
+                              "features",
+                              paths_.clip, cfg_.clip->hidden, cfg_.dit.image_dim),
+                  "use the image encoder that belongs to this model (Wan2.1 I2V/FLF2V: CLIP ViT-H/14, "
+                  "clip_vision_h.safetensors)");
+    if (cfg_.dit.in_dim != 2 * z + 4)
+      throw Error(kExitDataErr,
+                  fmt::format("the image-to-video transformer takes {} input channels; noise {} + mask 4 + image "
+                              "latents {} would be {}",
+                              cfg_.dit.in_dim, cfg_.dit.out_dim, z, cfg_.dit.out_dim + 4 + z),
+                  "use the VAE and transformer of one Wan2.1 image-to-video model");
+  }
 }
 
 UMT5Tokenizer ModelLoader::load_tokenizer() const { return UMT5Tokenizer::from_path(paths_.tokenizer); }
@@ -70,13 +91,27 @@ WanDiT ModelLoader::load_dit_low() const {
   return WanDiT(*cfg_.dit_low, load_wan_dit(*dit_low_store_, *cfg_.dit_low, lo));
 }
 
-WanVAE ModelLoader::load_vae_decoder() const { return load_vae(false); }
-
-WanVAE ModelLoader::load_vae(bool encoder) const {
+WanVAE ModelLoader::load_vae() const {
   WanVAELoadOptions vo;
   vo.device = opts_.device;
   vo.dtype = opts_.vae_dtype;
-  vo.parts.encoder = encoder;
+  return WanVAE::load(paths_.vae, cfg_.vae, vo);
+}
+
+ClipVisionEncoder ModelLoader::load_image_encoder() const {
+  T2V_ASSERT(cfg_.clip.has_value(), "no image encoder for a text-to-video model");
+  ClipVisionLoadOptions co;
+  co.device = opts_.device;
+  co.dtype = opts_.dtype;
+  co.strict = opts_.strict;
+  return ClipVisionEncoder::load(paths_.clip, *cfg_.clip, co);
+}
+
+WanVAE ModelLoader::load_vae_decoder() const {
+  WanVAELoadOptions vo;
+  vo.device = opts_.device;
+  vo.dtype = opts_.vae_dtype;
+  vo.parts.encoder = false;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
 }
 

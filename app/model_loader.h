@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_config.h"
+#include "image_encoder/clip_vision.h"
 #include "text_encoder/tokenizer.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
@@ -20,7 +21,7 @@ namespace t2v {
 
 struct PipelineLoadOptions {
   Device device = Device::CPU;
-  // The compute dtype of umT5 and the DiT (their GEMM weights; each model keeps its own
+  // The compute dtype of umT5, the DiT and the CLIP image encoder (their GEMM weights; each model keeps its own
   // fp32 islands): F32 on the CPU, BF16 or F32 on a device (compute_dtype_for).
   DType dtype = DType::F32;
   DType vae_dtype = DType::F32;    // the VAE decoder's compute dtype (vae_dtype_for)
@@ -33,15 +34,18 @@ struct ModelConfigs {
   std::optional<WanDiTConfig> dit_low;  // Wan2.2 A14B's low-noise expert
   UMT5Config t5;
   WanVAEConfig vae;
+  std::optional<ClipVisionConfig> clip;  // image-to-video models only
 };
 
 class ModelLoader {
  public:
   // Reads the configs (cheap: a mismatch is found in milliseconds, before any weights):
   // the VAE's (config.json, else read off its shapes: Wan2.1 or Wan2.2), the DiT's and the
-  // low-noise expert's (config.json, else detected from the weights' shapes) and umT5's
-  // (preset umt5-xxl when none). Error(65) when the text width or the latent channels of
-  // the parts differ (a Wan2.2 VAE with a Wan2.1 DiT, or the reverse) or the experts differ.
+  // low-noise expert's and umT5's (each from its config.json, else detected from the
+  // weights' shapes) and, for a Wan2.1 image-to-video DiT, the CLIP image encoder's (Error
+  // 66 when there is none). Error(65) when the text width, the latent channels (a Wan2.2
+  // VAE with a Wan2.1 DiT, or the reverse), the image width (CLIP width vs the DiT's
+  // image_dim) of the parts or the two experts differ.
   ModelLoader(ModelPaths paths, PipelineLoadOptions opts);
 
   const ModelConfigs& configs() const { return cfg_; }
@@ -53,9 +57,10 @@ class ModelLoader {
   UMT5Encoder load_text_encoder() const;  // in opts.dtype
   // In opts.dtype; unused keys are errors with opts.strict; `delta` (LoRAs) merged in fp32 at load.
   WanDiT load_dit(std::shared_ptr<const WeightDelta> delta = nullptr) const;
-  WanDiT load_dit_low() const;          // the low-noise expert (configs().dit_low must be set), no LoRA
-  WanVAE load_vae_decoder() const;      // the decoder half only, in opts.vae_dtype
-  WanVAE load_vae(bool encoder) const;  // the decoder, and the encoder when `encoder` (image-to-video)
+  WanDiT load_dit_low() const;      // the low-noise expert (configs().dit_low must be set), no LoRA
+  WanVAE load_vae_decoder() const;  // the decoder half only, in opts.vae_dtype
+  WanVAE load_vae() const;          // encoder and decoder in opts.vae_dtype (image-to-video encodes its input)
+  ClipVisionEncoder load_image_encoder() const;  // Wan2.1 image-to-video models only, in opts.dtype
   // Bytes of one expert's weights in opts.dtype (for the keep-one-expert decision).
   int64_t dit_weight_bytes() const;
 

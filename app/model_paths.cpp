@@ -35,6 +35,12 @@ static bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
 }
+// A config file is used when anything is there under its name: a FIFO or device is then
+// refused when read (docs/bad_inputs.md #68), not silently passed over for another config.
+static bool is_present(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec) && !fs::is_directory(p, ec);
+}
 
 static void require_exists(const std::string& path, const std::string& what) {
   std::error_code ec;
@@ -63,6 +69,7 @@ static void scan_single_files(const fs::path& dir, ModelPaths& p) {
       if (!low && p.dit.empty()) p.dit = f.string();
     }
     if (d.family == "wan-vae" && p.vae.empty()) p.vae = f.string();
+    if (d.family == "clip-vision" && p.clip.empty()) p.clip = f.string();
     if (d.family == "umt5-encoder" && p.t5.empty()) {
       p.t5 = f.string();
       if (store.contains("spiece_model") && p.tokenizer.empty()) p.tokenizer = f.string();
@@ -120,9 +127,12 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
       p.t5 = part("text_encoder");
       p.vae = part("vae");
       p.tokenizer = part("tokenizer");
-      if (!p.dit.empty() && is_file(m / "transformer" / "config.json")) p.dit_config = (m / "transformer" / "config.json").string();
-      if (!p.t5.empty() && is_file(m / "text_encoder" / "config.json")) p.t5_config = (m / "text_encoder" / "config.json").string();
-      if (!p.vae.empty() && is_file(m / "vae" / "config.json")) p.vae_config = (m / "vae" / "config.json").string();
+      p.clip = part("image_encoder");  // image-to-video pipelines
+      if (!p.clip.empty() && is_present(m / "image_encoder" / "config.json"))
+        p.clip_config = (m / "image_encoder" / "config.json").string();
+      if (!p.dit.empty() && is_present(m / "transformer" / "config.json")) p.dit_config = (m / "transformer" / "config.json").string();
+      if (!p.t5.empty() && is_present(m / "text_encoder" / "config.json")) p.t5_config = (m / "text_encoder" / "config.json").string();
+      if (!p.vae.empty() && is_present(m / "vae" / "config.json")) p.vae_config = (m / "vae" / "config.json").string();
       if (is_file(m / "scheduler" / "scheduler_config.json"))
         p.scheduler_config = (m / "scheduler" / "scheduler_config.json").string();
       read_model_index(m, p);
@@ -145,14 +155,16 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
   override_part(o.t5, "--t5", p.t5, &p.t5_config);
   override_part(o.vae, "--vae", p.vae, &p.vae_config);
   override_part(o.tokenizer, "--tokenizer", p.tokenizer, nullptr);
+  override_part(o.clip, "--clip", p.clip, &p.clip_config);
   // A part given as a folder carries its own config.json.
   auto folder_config = [](const std::string& part, std::string& cfg) {
-    if (cfg.empty() && is_dir(part) && is_file(fs::path(part) / "config.json")) cfg = (fs::path(part) / "config.json").string();
+    if (cfg.empty() && is_dir(part) && is_present(fs::path(part) / "config.json")) cfg = (fs::path(part) / "config.json").string();
   };
   folder_config(p.dit, p.dit_config);
   folder_config(p.dit_low, p.dit_low_config);
   folder_config(p.t5, p.t5_config);
   folder_config(p.vae, p.vae_config);
+  folder_config(p.clip, p.clip_config);
   if (p.name.empty()) p.name = fs::path(p.dit.empty() ? p.t5 : p.dit).filename().string();
 
   if (!p.any()) return p;

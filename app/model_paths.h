@@ -22,6 +22,7 @@ struct ModelPaths {
   std::string t5, t5_config;    // config "" = preset umt5-xxl
   std::string vae, vae_config;  // config "" = preset wan2.1-vae
   std::string tokenizer;        // folder, spiece.model, or the umT5 .safetensors with `spiece_model`
+  std::string clip, clip_config;  // CLIP image encoder of image-to-video models ("" for text-to-video)
   std::string scheduler_config; // diffusers scheduler_config.json, if any
   bool any() const { return !dit.empty() || !t5.empty() || !vae.empty(); }
   bool complete() const { return !dit.empty() && !t5.empty() && !vae.empty() && !tokenizer.empty(); }

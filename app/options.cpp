@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/unicode.h"
 #include "core/utf8.h"
 #include "scheduler/distill.h"
 #include "video_io/mp4_writer.h"
@@ -44,6 +45,12 @@ double parse_finite(const std::string& option, const std::string& text) {
 
 std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string& what, bool allow_empty) {
   std::vector<std::string> warnings;
+  // Checked first: everything after this (cleaning, tokenizing) is then bounded.
+  if (prompt.size() > kMaxPromptBytes)
+    throw Error(kExitDataErr,
+                fmt::format("{} is {} bytes, above the limit of {} bytes", what, prompt.size(), kMaxPromptBytes),
+                fmt::format("the text encoder reads only the first {} tokens (a few thousand bytes); shorten it",
+                            UMT5Tokenizer::kTextLen));
   utf8_require_valid(prompt, what);
   std::u32string cps = utf8_decode(prompt);
   std::u32string kept;
@@ -68,8 +75,8 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
   if (stripped)
     warnings.push_back(fmt::format("{}: removed {} bidirectional-override character(s)", what, stripped));
   prompt = utf8_encode(kept);
-  bool blank = prompt.find_first_not_of(' ') == std::string::npos;
-  if (blank && !allow_empty)
+  // Spaces of any kind and zero-width characters show nothing: such a prompt is empty too.
+  if (is_blank_text(prompt) && !allow_empty)
     throw Error(kExitDataErr, fmt::format("{} is empty", what),
                 "write a description of the video, or pass --allow-empty-prompt");
   return warnings;
@@ -77,8 +84,7 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
 
 std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
-  // Multiples of 16: the VAE divides by 8 and the DiT patches 2x2 latents.
-  check_frame_size(o.width, o.height, 16);
+  check_frame_size(o.width, o.height, kSizeMultiple);
   if (o.frames <= 0 || (o.frames - 1) % 4 != 0) {
     int lo = o.frames <= 1 ? 1 : (o.frames - 1) / 4 * 4 + 1;
     int hi = lo + 4;
@@ -88,7 +94,7 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   // Memory bound: the DiT sees T*(H/16)*(W/16) tokens; beyond this the largest
   // activations no longer fit an 80 GB GPU even with flash attention.
   int64_t tokens = static_cast<int64_t>((o.frames - 1) / 4 + 1) * (o.height / 16) * (o.width / 16);
-  constexpr int64_t kMaxTokens = 400'000;
+  constexpr int64_t kMaxTokens = kMaxTransformerTokens;
   if (tokens > kMaxTokens)
     throw usage(fmt::format("{} frames at {}x{} is {} transformer tokens, above the limit of {}", o.frames, o.width,
                             o.height, tokens, kMaxTokens),
@@ -119,6 +125,8 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");
   check_fps(o.fps);
   if (o.output.empty()) throw usage("-o/--output is empty", "name an .mp4 file");
+  if (!o.last_image.empty() && o.image.empty())
+    throw usage("--last-image needs --image (the first frame)", "pass both frames of a first-last-frame video");
   for (const LoraSpec& l : o.loras) check_lora_file_exists(l);
   std::vector<std::string> warnings = sanitize_prompt(o.prompt, "prompt", o.allow_empty_prompt);
   if (o.negative_prompt) {

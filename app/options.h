@@ -12,6 +12,7 @@
 
 #include "app/choices.h"
 #include "diffusion/lora.h"
+#include "text_encoder/tokenizer.h"
 #include "video_io/frame_rate.h"
 
 namespace t2v {
@@ -19,9 +20,14 @@ namespace t2v {
 struct GenerateOptions {
   std::string prompt;
   std::optional<std::string> negative_prompt;  // Wan's default when absent
-  // Model location: a diffusers folder or a folder of Comfy files; per-part overrides.
-  std::string model, dit, t5, vae, tokenizer;
+  // Model location: a diffusers folder or a folder of Comfy files; per-part overrides
+  // (clip: the CLIP image encoder of Wan2.1 image-to-video models).
+  std::string model, dit, t5, vae, tokenizer, clip;
   std::string dit_low;  // Wan2.2 A14B: the low-noise expert (--dit is then the high-noise one)
+  // Image-to-video: the first frame (and, for first-last-frame models, the last one).
+  // With an image, --size is an area budget: the video takes the image's size or aspect
+  // ratio (Wan2.1 I2V/FLF2V, Wan2.2 TI2V-5B and I2V-A14B).
+  std::string image, last_image;
   int width = 832, height = 480;
   int frames = 81;
   Rational fps{16, 1};
@@ -29,7 +35,6 @@ struct GenerateOptions {
   double cfg = 5.0;
   std::optional<double> cfg_low;   // A14B: guidance on the low-noise expert's steps (default: cfg)
   std::optional<double> boundary;  // A14B: switch ratio, 0 < R <= 1 (default: the model's)
-  std::string image;               // image-to-video: the first frame (TI2V-5B, I2V-A14B)
   bool low_memory = false;         // A14B: keep one expert resident (also chosen by available memory)
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
@@ -40,6 +45,10 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;  // random when absent (printed and stored)
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;
+  StepCacheSettings cache;  // --cache (coefficients stay empty here)
+  // TeaCache's rescale polynomial from the model folder's t2v.json ("teacache"), empty
+  // when it has none (the published ones of the 1.3B and 14B presets apply then).
+  std::vector<double> teacache_coefficients;
   std::string output = "out.mp4";
   bool preview = false;
   std::string noise_file;
@@ -53,6 +62,18 @@ struct GenerateOptions {
   bool test_pattern = false;    // write the synthetic test pattern instead of generating (no model needed)
   int crf = 18;
 };
+
+// Prompts longer than UMT5Tokenizer::kMaxPromptBytes are refused (Error 65) before
+// anything else looks at them (docs/bad_inputs.md #70).
+constexpr size_t kMaxPromptBytes = UMT5Tokenizer::kMaxPromptBytes;
+
+// The most transformer tokens a video may need: beyond this the largest activations no
+// longer fit an 80 GB GPU even with flash attention. Checked here with Wan2.1's 16x
+// compression, and again against the loaded model's own (app/memory_estimate.h).
+constexpr int64_t kMaxTransformerTokens = 400'000;
+
+// --size takes multiples of this: the VAE divides by 8 and the DiT patches 2x2 latents.
+constexpr int kSizeMultiple = 16;
 
 // Parsers for option values; each throws Error(64) naming the option and value.
 void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"

@@ -9,9 +9,13 @@
 #include <spdlog/spdlog.h>
 
 #include "app/image_input.h"
+#include "app/choices.h"
 #include "app/image_resize.h"
+#include "app/memory_estimate.h"
+#include "app/noise_input.h"
 #include "app/wan22_sampling.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/philox.h"
 #include "core/safetensors.h"
 #include "diffusion/lora.h"
@@ -38,18 +42,16 @@ void stop_if_cancelled(CancelFlag cancel) {
 // The noise the denoising starts from: injected (parity tests) or Philox from the seed.
 Tensor initial_noise(const RenderRequest& r, const Shape& shape) {
   if (r.noise_file.empty()) return randn_philox(shape, r.seed);
-  SafetensorsFile f(r.noise_file);
-  const TensorInfo* ti = f.find("noise");
-  if (!ti && f.tensors().size() == 1) ti = &f.tensors()[0];
-  if (!ti)
-    throw Error(kExitDataErr, fmt::format("{}: no tensor named 'noise'", r.noise_file),
-                "save the starting latents under the key 'noise'");
-  Tensor t = f.get(ti->name).to(DType::F32);
-  if (t.numel() != shape.numel())
-    throw Error(kExitDataErr,
-                fmt::format("{}: noise has shape {}, this video needs {}", r.noise_file, t.shape().str(), shape.str()),
-                "match --size and --frames to the noise tensor");
-  return t.reshape(shape).clone();
+  return read_noise(r.noise_file, shape);
+}
+
+// A stage's output must be finite: NaN or Inf here means the weights (scanned at load)
+// were fine but the computation overflowed, so the error names the stage (exit 70) and the
+// render stops before anything is written (docs/bad_inputs.md #19).
+void check_stage_output(const Tensor& t, const char* what) {
+  if (const int64_t bad = first_non_finite_anywhere(t); bad >= 0)
+    throw Error(kExitSoftware, fmt::format("NaN or Inf in {} (element {} of {})", what, bad, t.numel()),
+                "the weights overflow in this dtype or are broken; try --dtype f32, or check the model files");
 }
 
 bool all_finite(const Tensor& t) {
@@ -61,13 +63,6 @@ bool all_finite(const Tensor& t) {
 
 }  // namespace
 
-// The input image of an image-to-video render, prepared once for its video size.
-struct ConditionImage {
-  std::string path;
-  int width = 0, height = 0;  // the video size it was prepared for
-  Tensor pixels;              // [1, 3, 1, height, width] F32 in [-1, 1] (CPU)
-};
-
 struct Pipeline::Impl {
   explicit Impl(ModelPaths paths, PipelineLoadOptions opts) : loader(std::move(paths), opts) {}
   ModelLoader loader;
@@ -76,8 +71,10 @@ struct Pipeline::Impl {
   std::optional<WanDiT> dit;      // the only transformer, or Wan2.2 A14B's high-noise expert
   std::optional<WanDiT> dit_low;  // Wan2.2 A14B's low-noise expert
   std::optional<WanVAE> vae;
-  bool vae_encoder = false;  // the VAE was loaded with its encoder (image-to-video)
-  ConditionImage image;
+  std::optional<ClipVisionEncoder> clip;  // Wan2.1 image-to-video
+  // The input images of the current image-to-video render ([3, h, w] in [-1, 1]; TI2V-5B:
+  // the first one already resized and cropped to the video size).
+  Tensor first_image, last_image;
   // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
   bool loras_checked = false;
   std::vector<LoraSpec> lora_specs;
@@ -105,71 +102,55 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
-RenderRequest Pipeline::plan(const RenderRequest& req) {
-  Impl& m = *impl_;
-  const ModelConfigs& c = m.loader.configs();
-  const WanModelKind kind = model_kind(c);
-  RenderRequest r = req;
-  if (!r.image.empty() && kind == WanModelKind::T2V)
-    throw Error(kExitUsage, fmt::format("--image {}: {} is a text-to-video model", r.image, paths().name),
-                "use an image-to-video model (Wan2.2 TI2V-5B or I2V-A14B), or drop --image");
-  if (r.image.empty() && kind == WanModelKind::I2V)
-    throw Error(kExitUsage, fmt::format("{} is an image-to-video model (Wan2.2 I2V-A14B)", paths().name),
-                "pass the first frame with --image FILE");
-  if ((r.boundary || r.cfg_low) && !c.dit_low)
-    throw Error(kExitUsage,
-                fmt::format("{} needs the two experts of a Wan2.2 A14B model; {} has one transformer",
-                            r.boundary ? "--boundary" : "--cfg-low", paths().name),
-                "pass the low-noise expert with --dit-low, or drop the option");
-  if (!r.loras.empty() && c.dit_low)
-    throw Error(kExitUsage,
-                fmt::format("--lora with the two experts of {}: a LoRA is merged into one transformer", paths().name),
-                "run Wan2.2 A14B without --lora (LoRAs apply to single-transformer models)");
-  if (r.image.empty()) return r;
-  // The video size follows the image (docs/wan.md §8.4); both geometries are the official ones.
-  const RgbImage8 img = load_image_rgb(r.image);
-  const int64_t area = static_cast<int64_t>(r.width) * r.height;
-  ConditionImage ci;
-  ci.path = r.image;
-  if (kind == WanModelKind::TI2V) {
-    const PreparedImage p = prepare_ti2v_image(img, r.width, r.height);
-    ci.width = p.width, ci.height = p.height;
-    ci.pixels = image_to_video_tensor(p.image);
-  } else {
-    const auto [w, h] = a14b_i2v_size(img.width, img.height, area);
-    ci.width = w, ci.height = h;
-    const Tensor x = image_to_video_tensor(img);  // [1, 3, 1, ih, iw]
-    ci.pixels = resize_bicubic_torch(x.reshape(Shape{3, img.height, img.width}), h, w).reshape(Shape{1, 3, 1, h, w});
+StepCacheSettings Pipeline::resolve_cache(const StepCacheSettings& c) const {
+  StepCacheSettings out = c;
+  const WanDiTConfig& dit = impl_->loader.configs().dit;
+  if (c.kind == StepCacheKind::kTeaCache && out.coefficients.empty()) {
+    out.coefficients = teacache_published_coefficients(dit.preset_name);
+    if (out.coefficients.empty())
+      throw Error(kExitUsage,
+                  fmt::format("--cache teacache: model {} has no TeaCache coefficients (published ones exist for the "
+                              "Wan2.1 1.3B and 14B DiTs only)",
+                              paths().name),
+                  "calibrate them with `t2v calibrate-cache --model FOLDER --prompts FILE --write` (stored in its "
+                  "t2v.json), or use --cache first-block");
   }
-  if (ci.width != r.width || ci.height != r.height)
-    say(r, fmt::format("image {} is {}x{}: video size {}x{} (the {} best fit for the area of --size {}x{})", r.image,
-                       img.width, img.height, ci.width, ci.height, model_kind_name(kind), r.width, r.height));
-  else
-    say(r, fmt::format("image {} is {}x{}: video size {}x{}", r.image, img.width, img.height, ci.width, ci.height));
-  r.width = ci.width;
-  r.height = ci.height;
-  m.image = std::move(ci);
-  return r;
+  if (c.kind == StepCacheKind::kFirstBlock && dit.num_layers < 2)
+    throw Error(kExitUsage, fmt::format("--cache first-block: model {} has {} DiT block", paths().name, dit.num_layers),
+                "first-block caching needs at least 2 blocks; use --cache teacache or none");
+  return out;
 }
 
-PipelineResult Pipeline::render(const RenderRequest& req, Progress& progress, CancelFlag cancel) {
+PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress, CancelFlag cancel,
+                                const StepObserver& on_step) {
   const ModelConfigs& c = impl_->loader.configs();
-  const RenderRequest r = plan(req);
-  latent_grid(r.width, r.height, r.frames);  // a size the model cannot take fails before any work
+  RenderRequest r = request;
+  prepare_images(r);  // image-to-video: the output size comes from the image
+  // Before any weights load: a size the model cannot take, one that does not fit in memory
+  // (docs/bad_inputs.md #74), and a --noise file that does not fit the video (#77). The
+  // noise has the output's channels (image-to-video's DiT takes the conditioning besides).
+  const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
+  check_render_fits(c, impl_->loader.options(), r);
+  if (!r.noise_file.empty()) read_noise(r.noise_file, Shape{1, c.dit.out_dim, T, h, w});
+  resolve_cache(r.cache);  // and a cache the model cannot run
   if (c.dit.preset_name == "wan2.1-t2v-1.3b" && static_cast<int64_t>(r.width) * r.height > 832 * 480 * 5 / 4)
     spdlog::warn("the 1.3B model was trained at 832x480; {}x{} may look worse", r.width, r.height);
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
   prepare_dit(r);  // LoRA files are checked before any weights load
   StageTimes t;
-  EncodedPrompts text = encode_prompts(r, t);
+  EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
-  Tensor latents = denoise(r, text, progress, cancel, t);
+  std::optional<I2VCondition> cond;
+  if (!r.image.empty()) cond = condition_on_images(r, t, cancel);  // prepare_images checked the model takes it
+  stop_if_cancelled(cancel);
+  DenoiseStats stats;
+  Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr, on_step, &stats);
   nlohmann::json settings =
       generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
   VideoSink sink(r, settings);
   decode_frames(r, latents, sink, cancel, t);
-  return write_outputs(r, sink, std::move(settings), t, progress);
+  return write_outputs(r, sink, std::move(settings), t, progress, stats);
 }
 
 void Pipeline::prepare_dit(const RenderRequest& r) {
@@ -204,22 +185,34 @@ void Pipeline::prepare_dit(const RenderRequest& r) {
   // in the compute dtype.
   const TensorStore& store = m.loader.dit_store();
   const WanDiTLayout layout = detect_wan_dit_layout(store);
-  int fp8 = 0;
+  // So are GGUF blocks: the touched matrices leave their quantized form, the rest keep it.
+  int fp8 = 0, quantized = 0;
   for (const std::string& key : m.lora->keys()) {
     const std::string fk = wan_dit_file_key(layout, key);
-    if (store.contains(fk) && (store.info(fk).dtype == DType::F8_E4M3 || store.info(fk).dtype == DType::F8_E5M2)) ++fp8;
+    if (!store.contains(fk)) continue;
+    const TensorInfo& info = store.info(fk);
+    if (info.quant)
+      ++quantized;
+    else if (info.dtype == DType::F8_E4M3 || info.dtype == DType::F8_E5M2)
+      ++fp8;
   }
   if (fp8 > 0)
     say(r, fmt::format("LoRA: {} fp8 weights of the DiT are dequantized, merged and kept in {} (not fp8)", fp8,
                        dtype_name(m.loader.options().dtype)));
+  if (quantized > 0)
+    say(r, fmt::format("LoRA: {} quantized GGUF weights of the DiT are dequantized, merged and kept in {}", quantized,
+                       dtype_name(m.loader.options().dtype)));
 }
 
-EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
+EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
   Impl& m = *impl_;
   const WanDiTConfig& dit_cfg = m.loader.configs().dit;
   const auto t0 = Clock::now();
+  stop_if_cancelled(cancel);
   TokenizedPrompt pos_ids = m.tok->encode(r.prompt, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   TokenizedPrompt neg_ids = m.tok->encode(r.negative_or_default(), dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   for (const auto* tp : {&pos_ids, &neg_ids})
     if (tp->dropped > 0 && m.loader.options().strict)
       throw Error(kExitDataErr, fmt::format("prompt is {} tokens; {} were cut at the limit of {}", tp->text_tokens + 1,
@@ -231,9 +224,13 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
     m.t5.emplace(m.loader.load_text_encoder());
     load_s = seconds_since(tl);
   }
+  stop_if_cancelled(cancel);
   EncodedPrompts e;
   e.positive = m.t5->encode_context(pos_ids.ids, dit_cfg.text_len);
+  stop_if_cancelled(cancel);
   e.negative = m.t5->encode_context(neg_ids.ids, dit_cfg.text_len);
+  check_stage_output(e.positive, "the text encoder's output (prompt)");
+  check_stage_output(e.negative, "the text encoder's output (negative prompt)");
   e.positive_tokens = pos_ids.ids.size();
   e.negative_tokens = neg_ids.ids.size();
   if (!m.loader.options().keep_text_encoder) m.t5.reset();  // free its weights before the DiT loads
@@ -244,8 +241,145 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t) {
   return e;
 }
 
+void Pipeline::prepare_images(RenderRequest& r) {
+  Impl& m = *impl_;
+  const ModelConfigs& c = m.loader.configs();
+  const WanDiTConfig& dit = c.dit;
+  const WanModelKind kind = model_kind(c);
+  if ((r.boundary || r.cfg_low) && !c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("{} needs the two experts of a Wan2.2 A14B model; {} has one transformer",
+                            r.boundary ? "--boundary" : "--cfg-low", paths().name),
+                "pass the low-noise expert with --dit-low, or drop the option");
+  if (!r.loras.empty() && c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("--lora with the two experts of {}: a LoRA is merged into one transformer", paths().name),
+                "run Wan2.2 A14B without --lora (LoRAs apply to single-transformer models)");
+  if (kind == WanModelKind::T2V) {
+    if (!r.image.empty())
+      throw Error(kExitUsage,
+                  fmt::format("--image was given, but the transformer {} is a text-to-video model", paths().dit),
+                  "drop --image, or pass an image-to-video model (Wan2.1 I2V-14B / FLF2V-14B, Wan2.2 TI2V-5B / "
+                  "I2V-A14B)");
+    return;
+  }
+  // TI2V-5B is text-to-video without an image, image-to-video with one (docs/wan.md §8.2).
+  if (kind == WanModelKind::TI2V && r.image.empty()) {
+    if (!r.last_image.empty())
+      throw Error(kExitUsage, "--last-image needs --image (the first frame)", "pass both frames, or neither");
+    return;
+  }
+  if (r.image.empty())
+    throw Error(kExitUsage,
+                fmt::format("the transformer {} is a {} model: it needs an input image", paths().dit,
+                            kind == WanModelKind::I2VA14B ? std::string("Wan2.2 I2V-A14B")
+                                                          : fmt::format("Wan2.1 {}", dit.model_type())),
+                dit.first_last_frame() ? "pass --image FIRST.png --last-image LAST.png" : "pass --image FIRST.png");
+  if (!r.last_image.empty() && !dit.first_last_frame())
+    throw Error(kExitUsage,
+                fmt::format("--last-image was given, but the transformer {} has no first-last-frame weights (it is "
+                            "{} model)",
+                            paths().dit, kind == WanModelKind::Wan21I2V ? "an " + dit.model_type()
+                                                                        : std::string("a ") + model_kind_name(kind)),
+                "drop --last-image, or pass the Wan2.1 FLF2V-14B transformer");
+  if (dit.first_last_frame() && r.last_image.empty())
+    throw Error(kExitUsage, "the first-last-frame model needs --last-image as well as --image",
+                "pass the last frame with --last-image");
+  // The reference builds the FLF2V mask for exactly 81 frames (wan/first_last_frame2video.py).
+  if (dit.first_last_frame() && r.frames != 81)
+    throw Error(kExitUsage,
+                fmt::format("--frames {}: the first-last-frame model runs at exactly 81 frames (the reference "
+                            "supports no other count)",
+                            r.frames),
+                "use --frames 81");
+  const InputImage first = load_rgb_image(r.image, "--image");
+  m.last_image = Tensor();
+  if (kind == WanModelKind::TI2V) {
+    // Lanczos to cover the size, centre crop (docs/wan.md §8.4).
+    const PreparedImage p = prepare_ti2v_image(first, r.width, r.height);
+    m.first_image = rgb_image_to_tensor(p.image);
+    if (p.width != r.width || p.height != r.height)
+      say(r, fmt::format("TI2V: input {}x{}, video {}x{} (the best fit for the area of --size {}x{})", first.width,
+                         first.height, p.width, p.height, r.width, r.height));
+    else
+      say(r, fmt::format("TI2V: input {}x{}, video {}x{}", first.width, first.height, p.width, p.height));
+    r.width = p.width;
+    r.height = p.height;
+    return;
+  }
+  m.first_image = rgb_image_to_tensor(first);
+  if (!r.last_image.empty()) {
+    const InputImage last = load_rgb_image(r.last_image, "--last-image");
+    if (last.width != first.width || last.height != first.height)
+      throw Error(kExitDataErr,
+                  fmt::format("--last-image {} is {}x{}, --image {} is {}x{}: the two frames must have one size",
+                              r.last_image, last.width, last.height, r.image, first.width, first.height),
+                  "resize or crop the last frame to the first one's size");
+    m.last_image = rgb_image_to_tensor(last);
+  }
+  // --size is the area budget; the video takes the image's aspect ratio (docs/wan.md §5.1;
+  // Wan2.2 I2V-A14B sizes it the same way).
+  const I2VSize size = i2v_output_size(static_cast<int64_t>(r.width) * r.height, first.width, first.height,
+                                       c.vae.spatial_factor(), static_cast<int>(dit.patch_size[1]));
+  const std::string name = kind == WanModelKind::I2VA14B ? "I2V-A14B" : dit.model_type();
+  say(r, fmt::format("{}: input {}x{}, video {}x{} (the area of --size {}x{} at the image's aspect ratio)", name,
+                     first.width, first.height, size.width, size.height, r.width, r.height));
+  r.width = size.width;
+  r.height = size.height;
+  // Wan2.1's I2V/FLF2V configs prefix their negative prompt; Wan2.2's keep the shared one.
+  if (!r.negative_prompt && kind == WanModelKind::Wan21I2V)
+    r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
+}
+
+I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
+  Impl& m = *impl_;
+  const ModelConfigs& c = m.loader.configs();
+  const WanModelKind kind = model_kind(c);
+  const auto tl = Clock::now();
+  if (kind == WanModelKind::Wan21I2V && !m.clip) m.clip.emplace(m.loader.load_image_encoder());
+  stop_if_cancelled(cancel);
+  if (!m.vae || !m.vae->parts.encoder) m.vae.emplace(m.loader.load_vae());
+  stop_if_cancelled(cancel);
+  const double load_s = seconds_since(tl);
+  t.load_s += load_s;
+  const auto t0 = Clock::now();
+  I2VCondition cond;
+  if (kind == WanModelKind::TI2V) {
+    // The image's normalised latent: latent frame 0 throughout (docs/wan.md §8.2).
+    const Tensor pixels = m.first_image.reshape(Shape{1, 3, 1, r.height, r.width});
+    Tensor first = wan_vae_normalize_latents(m.vae->encode(m.vae->to_compute(pixels)).mean, c.vae);
+    if (first.dtype() != DType::F32) first = ops::cast(first, DType::F32);
+    check_stage_output(first, "the VAE encoder's output (image latent)");
+    cond.first_latent = std::move(first);
+    const double s = seconds_since(t0);
+    t.encode_s += s;
+    say(r, fmt::format("encoded the input image (VAE) in {:.2f} s", s));
+    return cond;
+  }
+  I2VSize size;
+  size.width = r.width, size.height = r.height;
+  size.lat_w = r.width / c.vae.spatial_factor(), size.lat_h = r.height / c.vae.spatial_factor();
+  const Tensor* last = m.last_image.defined() ? &m.last_image : nullptr;
+  if (kind == WanModelKind::Wan21I2V) {
+    cond = i2v_condition(*m.clip, *m.vae, m.first_image, last, r.frames, size);
+    check_stage_output(cond.features, "the image encoder's output (CLIP features)");
+  } else {
+    cond.y = i2v_image_latents(*m.vae, m.first_image, last, r.frames, size);  // I2V-A14B: no CLIP
+  }
+  check_stage_output(cond.y, "the VAE encoder's output (image latents)");
+  const double s = seconds_since(t0);
+  t.encode_s += s;
+  if (cond.features.defined())
+    say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s", last ? "s" : "",
+                       cond.features.size(1), r.frames, s));
+  else
+    say(r, fmt::format("encoded the input image (VAE {} frames) in {:.2f} s", r.frames, s));
+  return cond;
+}
+
 Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
-                         StageTimes& t) {
+                         StageTimes& t, const I2VCondition* cond, const StepObserver& on_step,
+                         DenoiseStats* stats) {
   Impl& m = *impl_;
   const ModelConfigs& c = m.loader.configs();
   const WanDiTConfig& dit_cfg = c.dit;
@@ -253,31 +387,13 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   prepare_dit(r);
   const WanModelKind kind = model_kind(c);
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
-  const int64_t z = c.vae.z_dim;
-  Tensor x = initial_noise(r, Shape{1, z, T, h, w}).to(dev);
-
-  // ---- image conditioning (docs/wan.md §8.2, §8.3) ----
-  Tensor first;  // TI2V: the image's normalised latent [1, z, 1, h, w]; latent frame 0 throughout
-  Tensor cond;   // I2V-A14B: [mask 4, image latent z] channels [1, 4 + z, T, h, w]
-  if (!r.image.empty()) {
-    T2V_ASSERT(m.image.path == r.image && m.image.width == r.width, "the image was not planned for this request");
-    const auto te = Clock::now();
-    if (!m.vae || !m.vae_encoder) {
-      const auto tl = Clock::now();
-      m.vae.emplace(m.loader.load_vae(/*encoder=*/true));
-      m.vae_encoder = true;
-      t.load_s += seconds_since(tl);
-    }
-    if (kind == WanModelKind::TI2V) {
-      first = wan_vae_normalize_latents(m.vae->encode(m.image.pixels).mean, c.vae).to(dev);
-      x = with_first_frame(x, first);
-    } else {
-      // [image, F - 1 zero frames] through the Wan2.1 VAE.
-      const Tensor zeros = Tensor::zeros(Shape{1, 3, r.frames - 1, r.height, r.width}, DType::F32);
-      const Tensor video = r.frames > 1 ? ops::concat({m.image.pixels, zeros}, 2) : m.image.pixels;
-      cond = i2v_condition(wan_vae_normalize_latents(m.vae->encode(video).mean, c.vae)).to(dev);
-    }
-    say(r, fmt::format("encoded the image in {:.2f} s", seconds_since(te)));
+  // Noise has the output's channels; image-to-video appends the conditioning.
+  Tensor x = initial_noise(r, Shape{1, dit_cfg.out_dim, T, h, w}).to(dev);
+  // TI2V with an image: its latent is latent frame 0 before the loop and after every step.
+  Tensor first;
+  if (cond && cond->first_latent.defined()) {
+    first = cond->first_latent.to(dev);
+    x = with_first_frame(x, first);
   }
 
   // ---- experts (docs/wan.md §8.3) ----
@@ -340,6 +456,26 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   const Tensor ctx_cond = rows(text.positive).to(dev);
   const Tensor ctx_pair = any_guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0).to(dev) : Tensor();
   const int64_t tokens_per_frame = (h / dit_cfg.patch_size[1]) * (w / dit_cfg.patch_size[2]);
+  // Image-to-video: the same conditioning and CLIP features in both guidance passes.
+  const Tensor y = cond && cond->y.defined() ? cond->y.to(dev) : Tensor();
+  const Tensor features = cond && cond->features.defined() ? cond->features.to(dev) : Tensor();
+  const Tensor y_pair = y.defined() && any_guided ? ops::concat({y, y}, 0) : Tensor();
+  const Tensor features_pair = features.defined() && any_guided ? ops::concat({features, features}, 0) : Tensor();
+
+  // The step cache keeps residuals of one transformer: a fresh one for each expert, so
+  // nothing computed by the high-noise expert stands in for the low-noise one's blocks
+  // (docs/PERFORMANCE.md). Its counts are summed over the experts.
+  const StepCacheSettings cache_settings = resolve_cache(r.cache);
+  std::optional<StepCache> cache;
+  DenoiseStats st;
+  auto retire_cache = [&]() {
+    if (!cache) return;
+    st.dit_forwards += cache->forwards_run();
+    st.dit_forwards_skipped += cache->forwards_skipped();
+    st.records.insert(st.records.end(), cache->records().begin(), cache->records().end());
+    cache.reset();
+  };
+  std::optional<bool> cache_expert;  // the expert the cache belongs to (high: true)
 
   const auto t0 = Clock::now();
   double load_in_loop = 0;
@@ -356,16 +492,23 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     // TI2V with an image: the tokens of latent frame 0 (the image) get the timestep 0.
     const Tensor timestep = first.defined() ? ti2v_token_timesteps(ts, B, T, tokens_per_frame)
                                             : Tensor::full(Shape{B}, ts);
-    Tensor in = cond.defined() ? ops::concat({x, cond}, 1) : x;  // I2V-A14B: [noise, mask, image latent]
-    if (guided) in = ops::concat({in, in}, 0);                   // cond and uncond as one batch of 2
+    if (!cache || cache_expert != high) {  // the first step, or the expert switch
+      retire_cache();
+      cache.emplace(cache_settings, static_cast<int>(B));
+      cache_expert = high;
+    }
     Tensor v;
     if (guided) {
-      Tensor vv = dit.forward(in, timestep, ctx_pair);
+      Tensor xx = ops::concat({x, x}, 0);                  // cond and uncond as one batch of 2
+      if (y.defined()) xx = ops::concat({xx, y_pair}, 1);  // [noise | mask 4 | image latents]
+      Tensor vv = cache->forward(dit, xx, timestep, ctx_pair, i, features_pair);
       v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), g);
-      t.dit_forwards += 2;
     } else {
-      v = dit.forward(in, timestep, ctx_cond);
-      t.dit_forwards += 1;
+      v = cache->forward(dit, y.defined() ? ops::concat({x, y}, 1) : x, timestep, ctx_cond, i, features);
+    }
+    if (on_step) {
+      const double sigma = distill ? distill->schedule().sigmas[i] : sched->sigmas()[i];
+      on_step(DenoiseStep{i + 1, r.steps, sigma, &x, &v});
     }
     x = distill ? distill->step(v, i, x) : sched->step(v, i, x);
     if (first.defined()) x = with_first_frame(x, first);  // the image stays latent frame 0
@@ -380,8 +523,24 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");
-  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards)", r.steps, t.denoise_s,
-                     t.denoise_s / r.steps, t.dit_forwards));
+  retire_cache();
+  t.dit_forwards = static_cast<int>(st.dit_forwards);  // the forwards that ran (a skipped one costs no blocks)
+  // A step is reused when every branch of it is (the records come in step order).
+  for (size_t k = 0; k < st.records.size();) {
+    bool reused = true;
+    size_t e = k;
+    for (; e < st.records.size() && st.records[e].step == st.records[k].step; ++e)
+      reused = reused && !st.records[e].computed;
+    st.steps_reused += reused ? 1 : 0;
+    k = e;
+  }
+  std::string reuse;
+  if (r.cache.kind != StepCacheKind::kNone)
+    reuse = fmt::format("; cache {} reused {} of {} steps ({} forwards skipped)", cache_option_text(r.cache),
+                        st.steps_reused, r.steps, st.dit_forwards_skipped);
+  say(r, fmt::format("denoised {} steps in {:.2f} s ({:.2f} s/step, {} DiT forwards){}", r.steps, t.denoise_s,
+                     t.denoise_s / r.steps, t.dit_forwards, reuse));
+  if (stats) *stats = std::move(st);
   return x;
 }
 
@@ -403,6 +562,7 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
     // chunk [1, 3, f, H, W] in [-1, 1] -> RGB24 frames. Round to nearest (the reference truncates;
     // rounding halves the quantisation error and removes its bias).
     Tensor c = chunk.to(Device::CPU).to(DType::F32);
+    check_stage_output(c, "the decoded frames (VAE output)");
     const float* p = c.data<float>();
     const int64_t f = c.size(2);
     for (int64_t k = 0; k < f; ++k) {
@@ -425,8 +585,7 @@ void Pipeline::decode_frames(const RenderRequest& r, const Tensor& latents, Vide
 }
 
 PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, nlohmann::json settings, StageTimes t,
-                                       const Progress& progress) const {
-  if (sink.wants_unit_frames()) sink.save_frames_dump();
+                                       const Progress& progress, const DenoiseStats& stats) const {
   const auto t0 = Clock::now();
   const double video_s = sink.frames() / r.fps.value();
   const double compute_s = t.encode_s + t.denoise_s + t.decode_s;
@@ -434,8 +593,7 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
     settings["timings_s"] = {{"load", t.load_s}, {"encode", t.encode_s}, {"denoise", t.denoise_s}, {"decode", t.decode_s}};
     settings["compute_s_per_video_s"] = compute_s / video_s;
   }
-  sink.finish(r.timing_metadata ? &settings : nullptr);
-  if (r.preview) sink.write_previews();
+  sink.finish(r.timing_metadata ? &settings : nullptr);  // the dump, the previews, then the MP4
   t.mux_s = sink.mux_s() + seconds_since(t0);
   const Device dev = impl_->loader.options().device;
   say(r, fmt::format("wrote {} ({} frames, {}x{}, {} fps) — encode {:.2f} s, denoise {:.2f} s, decode {:.2f} s, "
@@ -452,12 +610,14 @@ PipelineResult Pipeline::write_outputs(const RenderRequest& r, VideoSink& sink, 
                             {"decode", t.decode_s},
                             {"mux", t.mux_s}}},
                           {"dit_forwards", t.dit_forwards},
+                          {"dit_forwards_skipped", stats.dit_forwards_skipped},
                           {"compute_s_per_video_s", compute_s / video_s}});
   PipelineResult result;
   result.output = r.output;
   result.seed = r.seed;
   result.frames = sink.frames();
   result.times = t;
+  result.denoise = stats;
   return result;
 }
 

@@ -12,10 +12,11 @@
 namespace t2v {
 
 struct ProbeOptions {
-  std::string component;  // text-encoder | dit | vae-decode | vae-encode
+  std::string component;  // text-encoder | dit | vae-decode | vae-encode | clip-vision
   std::string weights, config, inputs, out;
   Device device = Device::CPU;
   DTypeChoice dtype = DTypeChoice::kAuto;  // the component's compute dtype, as for generate
+  bool overwrite = false;                  // replace an existing --out (a regular file only)
 };
 
 int run_probe(const ProbeOptions& o);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "diffusion/wan_dit.h"
+#include "image_encoder/clip_vision.h"
 #include "text_encoder/umt5.h"
 #include "vae/wan_vae.h"
 
@@ -102,6 +103,9 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
   const Tensor x = dit_input(in, "hidden_states", 5).to(target.device);
   const Tensor t = dit_input(in, "timestep", 1, 2);
   const Tensor ctx = dit_input(in, "encoder_hidden_states", 3).to(target.device);
+  // Image-to-video models: the CLIP features (diffusers' name for them).
+  const Tensor img =
+      cfg.image_to_video() ? dit_input(in, "encoder_hidden_states_image", 3).to(target.device) : Tensor();
 
   std::vector<std::pair<std::string, Tensor>> outputs;
   DumpHook dump;
@@ -109,7 +113,7 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
     dump = [&](const std::string& name, const Tensor& v) {
       if (name != "sample") outputs.emplace_back(name, host_f32(v).clone());
     };
-  const Tensor sample = host_f32(model.forward(x, t, ctx, dump));
+  const Tensor sample = host_f32(model.forward(x, t, ctx, img, dump));
   outputs.insert(outputs.begin(), {"sample", sample});
   save_safetensors(out, outputs, {{"component", "dit"}, {"config", cfg.summary()}});
 }
@@ -129,6 +133,28 @@ void probe_vae_encode(const std::string& weights, const std::string& config, con
   const Tensor sample = vae_input(in, "sample", inputs).to(target.device);
   const WanVAEEncoding enc = vae.encode(sample);
   save_safetensors(out, {{"latent_mean", host_f32(enc.mean)}, {"latent_logvar", host_f32(enc.logvar)}});
+}
+
+void probe_clip_vision(const std::string& weights, const std::string& config, const std::string& inputs,
+                       const std::string& out, const ProbeTarget& target) {
+  const TensorStore store = TensorStore::open(weights);
+  const ClipVisionConfig cfg = ClipVisionConfig::resolve(config, weights, &store);
+  ClipVisionLoadOptions lo;
+  lo.device = target.device;
+  lo.dtype = target.dtype;
+  const ClipVisionEncoder enc = ClipVisionEncoder::load(store, cfg, lo);
+  const SafetensorsFile in(inputs);
+  Tensor pixels;
+  if (in.find("pixel_values")) {
+    pixels = in.get("pixel_values").to(DType::F32).clone();
+  } else if (in.find("image")) {
+    pixels = clip_vision_preprocess(in.get("image").to(DType::F32).clone(), cfg);
+  } else {
+    throw Error(kExitDataErr, fmt::format("{}: no tensor named 'pixel_values' or 'image'", inputs),
+                "save the preprocessed input as 'pixel_values', or images in [-1, 1] as 'image'");
+  }
+  save_safetensors(out, {{"hidden_states", host_f32(enc.forward(pixels))}, {"pixel_values", pixels}},
+                   {{"component", "clip-vision"}, {"config", cfg.summary()}});
 }
 
 }  // namespace t2v

@@ -32,7 +32,8 @@ void probe_text_encoder(const std::string& weights, const std::string& config, c
 // beside the weights, else from tensor shapes). inputs: a .safetensors with
 // `hidden_states` F32 [B, C, T, H, W], `timestep` F32 [B] (or [B, N], one per token in
 // (frame, row, column) order: Wan2.2 TI2V, docs/wan.md §8.2), `encoder_hidden_states`
-// F32 [B, L, D]. Writes `sample` F32 [B, C, T, H, W] to `out`; with
+// F32 [B, L, D] and, for a Wan2.1 image-to-video DiT, `encoder_hidden_states_image` F32
+// [B, I, image_dim] (the CLIP features; diffusers' name). Writes `sample` F32 [B, C, T, H, W] to `out`; with
 // `dump_intermediates` also every named intermediate (diffusion/wan_dit.h), as F32.
 void probe_dit(const std::string& weights, const std::string& config, const std::string& inputs,
                const std::string& out, const ProbeTarget& target = {}, bool dump_intermediates = false);
@@ -49,5 +50,15 @@ void probe_vae_decode(const std::string& weights, const std::string& config, con
                       const std::string& out, const ProbeTarget& target = {});
 void probe_vae_encode(const std::string& weights, const std::string& config, const std::string& inputs,
                       const std::string& out, const ProbeTarget& target = {});
+
+// weights: a CLIP vision tower (diffusers image_encoder/ folder, ComfyUI
+// clip_vision_h.safetensors, or Wan's open_clip checkpoint converted to safetensors);
+// config: a config.json, a folder holding one, a preset, or empty (ClipVisionConfig::resolve).
+// inputs: `pixel_values` F32 [B, 3, S, S] (already preprocessed) or `image` F32
+// [B, 3, H, W] in [-1, 1] (preprocessed here as Wan does: clip_vision_preprocess).
+// Writes `hidden_states` F32 [B, N, D] (the second-to-last block) and the
+// `pixel_values` it ran on.
+void probe_clip_vision(const std::string& weights, const std::string& config, const std::string& inputs,
+                       const std::string& out, const ProbeTarget& target = {});
 
 }  // namespace t2v

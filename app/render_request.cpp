@@ -11,6 +11,10 @@ const char* const kWanDefaultNegativePrompt =
     "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
     "三条腿，背景人很多，倒着走";
 
+std::string wan_i2v_default_negative_prompt(bool first_last_frame) {
+  return std::string(first_last_frame ? "镜头切换，" : "") + "镜头晃动，" + kWanDefaultNegativePrompt;
+}
+
 std::string RenderRequest::negative_or_default() const {
   return negative_prompt ? *negative_prompt : std::string(kWanDefaultNegativePrompt);
 }
@@ -35,6 +39,10 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.timesteps = o.timesteps;
   r.seed = seed;
   r.noise_file = o.noise_file;
+  r.cache = o.cache;
+  if (r.cache.kind == StepCacheKind::kTeaCache) r.cache.coefficients = o.teacache_coefficients;
+  r.image = o.image;
+  r.last_image = o.last_image;
   r.loras = o.loras;
   r.lora_ignore_unknown = o.lora_ignore_unknown;
   r.output = o.output;
@@ -65,11 +73,13 @@ nlohmann::json generation_settings_json(const RenderRequest& r, const std::strin
                       {"model", model},
                       {"device", device_option_name(device)},
                       {"version", T2V_VERSION}};
+  if (!r.image.empty()) j["image"] = r.image;
+  if (!r.last_image.empty()) j["last_image"] = r.last_image;
   if (r.sampler == Sampler::kDistill) j["timesteps"] = r.timesteps;
   for (const LoraSpec& l : r.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
   if (r.cfg_low) j["cfg_low"] = *r.cfg_low;
   if (r.boundary) j["boundary"] = *r.boundary;
-  if (!r.image.empty()) j["image"] = r.image;
+  if (r.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(r.cache);  // absent: no caching
   return j;
 }
 

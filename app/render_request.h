@@ -19,6 +19,9 @@ namespace t2v {
 
 // Wan2.1's default negative prompt (docs/wan.md §4.1), used when none is given.
 extern const char* const kWanDefaultNegativePrompt;
+// The image-to-video models' defaults: Wan's with "镜头晃动，" (camera shake) in front,
+// and for first-last-frame models also "镜头切换，" (cut) (wan/configs).
+std::string wan_i2v_default_negative_prompt(bool first_last_frame);
 
 struct RenderRequest {
   // ---- the video ----
@@ -31,7 +34,6 @@ struct RenderRequest {
   double cfg = 5.0;  // 1.0: the conditional prediction alone; A14B: on the high-noise expert's steps
   std::optional<double> cfg_low;   // A14B: on the low-noise expert's steps (default cfg)
   std::optional<double> boundary;  // A14B: overrides the model's boundary ratio
-  std::string image;               // image-to-video: the first frame's image file
   bool low_memory = false;         // A14B: one expert resident at a time
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
@@ -39,6 +41,12 @@ struct RenderRequest {
   std::vector<int> timesteps;  // the distill sampler's list (steps == its size)
   uint64_t seed = 0;
   std::string noise_file;  // start from this tensor (key "noise") instead of the seed's noise
+  // Step caching (--cache); TeaCache's coefficients from t2v.json when it has them, else
+  // empty and the pipeline takes the DiT preset's published ones.
+  StepCacheSettings cache;
+  // Image-to-video: the input image(s). Then width x height is the area budget the
+  // pipeline turns into the output size (docs/wan.md §5.1).
+  std::string image, last_image;
   // LoRAs merged into the DiT when it loads (a different list reloads it).
   std::vector<LoraSpec> loras;
   bool lora_ignore_unknown = false;
@@ -47,6 +55,7 @@ struct RenderRequest {
   std::string output = "out.mp4";  // written through a temp file and renamed when complete
   bool overwrite = false;
   bool preview = false;  // also <output>.png (contact sheet) and <output>.gif
+  bool preview_overwrite = false;  // replace existing previews even without `overwrite` (batch: they belong to the item)
   int crf = 18;
   bool timing_metadata = true;  // stage timings in the MP4's settings tag (they make files differ run to run)
   std::string frames_dump;      // when set: the decoded frames in [0, 1] as F32 [F, H, W, 3] safetensors

@@ -14,6 +14,9 @@
 
 namespace t2v {
 
+// The previews' path without extension: "out/ball.mp4" -> "out/ball" (+ ".png", ".gif").
+std::string preview_base(const std::string& output);
+
 class VideoSink {
  public:
   // Opens the MP4's temp file for r.output, `settings` in its `t2v` tag and the prompt
@@ -31,19 +34,21 @@ class VideoSink {
   int frames() const { return frames_; }
   double mux_s() const { return mux_s_; }  // seconds spent in the MP4 writer so far
 
-  // Saves the float frames as F32 [F, H, W, 3] under the key "frames".
-  void save_frames_dump() const;
-  // Replaces the settings tag when `settings` is given (timings known only now), writes
-  // the index and renames the MP4 into place.
+  // Writes every output: the frames dump (F32 [F, H, W, 3] under the key "frames"), the
+  // previews (<output>.png contact sheet and <output>.gif), then the MP4 (its settings tag
+  // replaced when `settings` is given: timings are known only now), renamed into place
+  // last. A failure removes what this call already put in place, so a failed render
+  // leaves nothing behind and the same command can run again (docs/bad_inputs.md #83).
   void finish(const nlohmann::json* settings);
-  // <output>.png (contact sheet) and <output>.gif next to the MP4.
-  void write_previews() const;
 
  private:
+  void save_frames_dump() const;
+
   std::string output_, dump_path_;
   int width_ = 0, height_ = 0;
   Rational fps_;
   bool keep_frames_ = false;
+  bool overwrite_ = false, preview_overwrite_ = false;
   Mp4Writer writer_;
   std::vector<uint8_t> kept_;  // every frame, only for --preview
   std::vector<float> unit_;    // every frame in [0, 1], only for --dump-frames

@@ -12,22 +12,24 @@ const char* model_kind_name(WanModelKind k) {
   switch (k) {
     case WanModelKind::T2V: return "text-to-video";
     case WanModelKind::TI2V: return "TI2V";
-    case WanModelKind::I2V: return "I2V-A14B";
+    case WanModelKind::I2VA14B: return "I2V-A14B";
+    case WanModelKind::Wan21I2V: return "Wan2.1 I2V";
   }
   return "?";
 }
 
 WanModelKind model_kind(const ModelConfigs& c) {
   const int64_t z = c.vae.z_dim;
-  if (c.dit.in_dim == 2 * z + 4) return WanModelKind::I2V;
-  if (c.dit.model_type == "ti2v" || (c.vae.is_residual && c.dit.in_dim == z)) return WanModelKind::TI2V;
+  if (c.dit.image_to_video()) return WanModelKind::Wan21I2V;
+  if (c.dit.in_dim == 2 * z + 4) return WanModelKind::I2VA14B;
+  if (c.dit.ti2v() || (c.vae.is_residual && c.dit.in_dim == z)) return WanModelKind::TI2V;
   return WanModelKind::T2V;
 }
 
 double expert_boundary(WanModelKind kind, std::optional<double> option, std::optional<double> model_index) {
   if (option) return *option;
   if (model_index) return *model_index;
-  return kind == WanModelKind::I2V ? 0.9 : 0.875;  // Wan2.2 wan/configs/wan_{i2v,t2v}_A14B.py
+  return kind == WanModelKind::I2VA14B ? 0.9 : 0.875;  // Wan2.2 wan/configs/wan_{i2v,t2v}_A14B.py
 }
 
 bool high_noise_step(double t, double boundary) { return t >= boundary * 1000.0; }
@@ -38,15 +40,6 @@ Tensor ti2v_token_timesteps(float t, int64_t batch, int64_t T, int64_t tokens_pe
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t n = 0; n < tokens_per_frame; ++n) p[b * T * tokens_per_frame + n] = 0.0f;  // the image's frame
   return ts;
-}
-
-Tensor i2v_condition(const Tensor& y) {
-  const int64_t T = y.size(2), h = y.size(3), w = y.size(4);
-  Tensor mask = Tensor::zeros(Shape{1, 4, T, h, w}, DType::F32);
-  float* m = mask.data<float>();
-  for (int64_t c = 0; c < 4; ++c)
-    for (int64_t i = 0; i < h * w; ++i) m[c * T * h * w + i] = 1.0f;  // latent frame 0
-  return ops::concat({mask.to(y.device()), y}, 1);
 }
 
 Tensor with_first_frame(const Tensor& x, const Tensor& frame) {

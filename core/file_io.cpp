@@ -19,13 +19,28 @@ Fd::~Fd() {
   if (fd >= 0) ::close(fd);
 }
 
+// Opens without blocking (a FIFO would wait for a writer) and refuses anything that is
+// not a regular file on the descriptor itself (docs/bad_inputs.md #68).
 int open_input(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
     throw Error(kExitNoInput, fmt::format("{}: cannot open: {}", path, std::strerror(e)),
                 e == ENOENT ? "check the path" : "check the file's permissions");
   }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    const bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (dir)
+      throw Error(kExitNoInput, fmt::format("{}: is a folder, not a model file", path),
+                  "pass the folder to TensorStore::open or name a file inside it");
+    throw Error(kExitNoInput,
+                fmt::format("{}: not a regular file ({})", path, S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket"),
+                "name a regular .safetensors or .gguf file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   return fd;
 }
 

@@ -7,6 +7,7 @@
 #include "core/gguf.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -438,12 +439,20 @@ GgufHeader parse_gguf(const std::string& origin, const uint8_t* data, size_t siz
     if (n_dims > static_cast<uint32_t>(kMaxGgufDims) && t.quant)
       bad(origin, fmt::format("tensor {} has {} dimensions and type {}; only unquantized tensors may exceed {}", tn,
                               n_dims, quant_name(*t.quant), kMaxGgufDims));
+    // The non-zero dimensions' product must fit whatever their order: a zero
+    // dimension does not excuse absurd others ([2^40, 0, 2^40] is refused).
     uint64_t numel = 1;
+    bool empty = false;
     for (uint32_t d = 0; d < n_dims; ++d) {
-      if (ne[d] != 0 && numel > static_cast<uint64_t>(INT64_MAX) / ne[d])
+      if (ne[d] == 0) {
+        empty = true;
+        continue;
+      }
+      if (numel > static_cast<uint64_t>(INT64_MAX) / ne[d])
         bad(origin, fmt::format("tensor {}: element count overflows", tn));
       numel *= ne[d];
     }
+    if (empty) numel = 0;
     uint64_t nbytes;
     if (t.quant) {
       const QuantTraits& q = quant_traits(*t.quant);
@@ -536,8 +545,14 @@ GgufFile::GgufFile(const std::string& path) : TensorFile(path) {
 
 bool is_gguf_file(const std::string& path) {
   if (ends_with(path, ".gguf") || ends_with(path, ".GGUF")) return true;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking, regular files only: a FIFO must not hang the sniffing.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return false;
+  }
   char magic[4] = {};
   const ssize_t n = ::pread(fd, magic, 4, 0);
   ::close(fd);

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -26,6 +27,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_strict.h"
 #include "core/file_io.h"
 #include "core/gguf.h"
 #include "core/strings.h"
@@ -55,55 +57,14 @@ std::string json_repr(const json& v) {
   return printable(v.dump(-1, ' ', false, json::error_handler_t::replace), 60);
 }
 
-// Parses JSON text strictly: valid UTF-8 (checked by the caller), no duplicate
-// keys in any object (nlohmann keeps the last one silently), nesting at most
-// `max_depth` containers deep (so a hostile header cannot build a huge tree).
+// The strict parser (core/json_strict.h) with this reader's hint.
 json parse_json_strict(const std::string& origin, const char* text, size_t len, int max_depth, const char* what) {
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  int depth = 0;
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) -> bool {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_start:
-        if (++depth > max_depth)
-          bad(origin, fmt::format("{} JSON nests deeper than {} levels, which no valid file does", what, max_depth));
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        [[fallthrough]];
-      case json::parse_event_t::array_end:
-        --depth;
-        break;
-      case json::parse_event_t::key: {
-        const std::string& k = parsed.get_ref<const std::string&>();
-        if (!keys.back().insert(k).second)
-          bad(origin, fmt::format("duplicate key \"{}\" in the {} JSON", printable(k), what),
-              "a name may appear only once; the file was written by a broken tool");
-        break;
-      }
-      case json::parse_event_t::value:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, text + len, cb);
-  } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    if (msg.find("expected end of input") != std::string::npos)
-      bad(origin, fmt::format("trailing data after the closing brace of the {} JSON at byte {}", what, e.byte - 1));
-    // Keep nlohmann's reason ("syntax error while parsing object key - ...") without its prefix.
-    size_t p = msg.find("syntax error");
-    std::string reason = p == std::string::npos ? msg : msg.substr(p);
-    bad(origin, fmt::format("{} is not valid JSON at byte {}: {}", what, e.byte == 0 ? 0 : e.byte - 1, printable(reason)));
-  } catch (const json::exception& e) {
-    // out_of_range.406: a number beyond double range ("1e400"); no byte offset is kept.
-    std::string msg = e.what();
-    size_t p = msg.find("] ");
-    bad(origin, fmt::format("{} is not valid JSON: {}", what, printable(p == std::string::npos ? msg : msg.substr(p + 2))));
-  }
+  StrictJsonOptions o;
+  o.code = kExitDataErr;
+  o.max_depth = max_depth;
+  o.what = what;
+  o.hint = kCorruptHint;
+  return t2v::parse_json_strict(origin, std::string_view(text, len), o);
 }
 
 // A non-negative integer JSON value (reject negative, fractional, > 2^64-1,
@@ -217,21 +178,27 @@ std::vector<TensorInfo> parse_safetensors_header(const std::string& origin, cons
     if (js.size() > static_cast<size_t>(kMaxDims))
       bad(origin, fmt::format("tensor {}: shape has {} dimensions; t2v supports at most {}", tn, js.size(), kMaxDims),
           "this is not a Wan/umT5 tensor; pass the right model file");
+    // The non-zero dimensions' product must fit whatever their order: a zero
+    // dimension does not excuse absurd others ([2^40, 0, 2^40] is refused).
     std::vector<int64_t> dims;
     uint64_t numel = 1;
+    bool empty = false;
     for (size_t d = 0; d < js.size(); ++d) {
       uint64_t v;
       if (!json_u64(js[d], &v))
         bad(origin, fmt::format("tensor {}: shape[{}] = {} is not a non-negative integer", tn, d, json_repr(js[d])));
-      if (v != 0 && numel > UINT64_MAX / v)
-        bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
-      numel *= v;
       if (v > static_cast<uint64_t>(INT64_MAX))
         bad(origin, fmt::format("tensor {}: shape[{}] = {} is too large", tn, d, v));
       dims.push_back(static_cast<int64_t>(v));
+      if (v == 0) {
+        empty = true;
+        continue;
+      }
+      if (numel > static_cast<uint64_t>(INT64_MAX) / v)
+        bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
+      numel *= v;
     }
-    if (numel > static_cast<uint64_t>(INT64_MAX))
-      bad(origin, fmt::format("tensor {}: element count overflows for shape {}", tn, json_repr(js)));
+    if (empty) numel = 0;
     uint64_t itemsize = dtype_size(info.dtype);
     if (numel > UINT64_MAX / itemsize)
       bad(origin, fmt::format("tensor {}: byte count overflows for shape {} {}", tn, json_repr(js), ds));
@@ -545,8 +512,26 @@ void write_all(int fd, const void* buf, size_t n, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Error(73) when `path` exists and may not be replaced.
+void check_replaceable(const std::string& path, bool overwrite) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISREG(st.st_mode))
+    throw Error(kExitCantCreate,
+                fmt::format("{}: exists and is {}, not a regular file", path,
+                            S_ISDIR(st.st_mode) ? "a folder" : S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file"),
+                "t2v replaces only regular files; choose another output path");
+  if (!overwrite)
+    throw Error(kExitCantCreate, fmt::format("{}: already exists", path), "pass --overwrite or choose another name");
+}
+
+}  // namespace
+
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, bool overwrite) {
+  check_replaceable(path, overwrite);
   // Header: metadata first (as the reference writer does), tensors in the given
   // order with contiguous offsets, padded with spaces to a multiple of 8 bytes.
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
@@ -600,7 +585,15 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     int rc = ::close(fd);
     fd = -1;
     if (rc != 0) throw Error(kExitIoErr, fmt::format("{}: close failed: {}", path, std::strerror(errno)));
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
+    // Checked again just before the rename: the target may have appeared meanwhile.
+    check_replaceable(path, overwrite);
+    rc = overwrite ? ::rename(tmp.c_str(), path.c_str())
+                   : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && !overwrite && (errno == EINVAL || errno == ENOSYS)) {
+      rc = ::link(tmp.c_str(), path.c_str());  // file systems without RENAME_NOREPLACE
+      if (rc == 0) ::unlink(tmp.c_str());
+    }
+    if (rc != 0)
       throw Error(kExitCantCreate, fmt::format("{}: cannot rename the temporary file into place: {}", path,
                                                std::strerror(errno)));
   } catch (...) {
@@ -620,8 +613,13 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 }
 
 void refuse_pickle(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return;  // opening it for real reports the problem
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {  // folders, FIFOs, devices: not read here
+    ::close(fd);
+    return;
+  }
   unsigned char buf[9] = {};
   ssize_t n = ::pread(fd, buf, sizeof buf, 0);
   ::close(fd);

@@ -107,9 +107,11 @@ class TensorStore {
 };
 
 // Writes tensors (any device; copied to CPU) to `path` atomically: a temp file in
-// the same folder, fsync, rename, fsync of the folder. Order is kept.
+// the same folder, fsync, rename, fsync of the folder. Order is kept. An existing
+// `path` that is not a regular file (a link, device, FIFO, folder) is never replaced,
+// and with overwrite = false neither is a regular one: Error(73) (docs/bad_inputs.md #71).
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {}, bool overwrite = true);
 
 // Detects pickle/zip checkpoints (.pth/.pt/.ckpt/.bin) by magic bytes and throws
 // Error(65) with conversion instructions; no-op for anything else.

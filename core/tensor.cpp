@@ -31,6 +31,10 @@ Shape::Shape(const std::vector<int64_t>& dims) {
 }
 
 int64_t Shape::numel() const {
+  // A zero dimension makes the count 0 whatever the others are; only then is the
+  // product of the rest checked, so [2^40, 2^40, 0] is 0 elements, not an overflow.
+  for (int i = 0; i < n_; ++i)
+    if (d_[i] == 0) return 0;
   int64_t n = 1;
   for (int i = 0; i < n_; ++i) {
     if (d_[i] != 0 && n > INT64_MAX / d_[i]) fail(kExitSoftware, "element count of shape {} overflows", str());

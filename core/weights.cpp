@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/finite.h"
 #include "core/philox.h"
 #include "core/strings.h"
 
@@ -188,6 +189,14 @@ Tensor CheckpointSource::get(const WeightRequest& req) {
   // Never hand out a view of the mapping: the model then owns writable memory
   // and cannot fault later if the file changes on disk.
   if (out.storage() == src.storage()) out = out.clone();
+  // One vectorised pass over the converted weight: a NaN or Inf in a checkpoint would
+  // otherwise surface as a black video (docs/bad_inputs.md #19). Overflow in the
+  // conversion (fp8 x scale, a narrower dtype) is caught too.
+  if (const int64_t bad = first_non_finite(out); bad >= 0)
+    throw Error(kExitDataErr,
+                fmt::format("{}: tensor {} holds NaN or Inf (element {} of {})", store_.file_of(fk), named(fk, req.key),
+                            bad, out.numel()),
+                "the checkpoint is damaged or was saved from a diverged run; re-download or re-export it");
   return out.to(device());
 }
 

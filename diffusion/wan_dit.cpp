@@ -9,8 +9,10 @@
 // in it. fp32 islands, where the reference runs fp32 under autocast: the time
 // MLP and projection, the modulation (M + e0), the statistics of every norm,
 // the residual stream x (from the patch embedding on: its bf16 output widens
-// exactly), the head (modulation and Linear) and the output. With F32 weights
-// every cast is a no-op and the forward is the fp32 reference.
+// exactly), the head (modulation and Linear) and the output. Image-to-video: the
+// image embedder's LayerNorms (and FLF2V's positions) are fp32, its two Linears and
+// the image key/value projections run in the compute dtype (diffusion/wan_dit_image.h).
+// With F32 weights every cast is a no-op and the forward is the fp32 reference.
 #include "diffusion/wan_dit.h"
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 
 #include "core/error.h"
 #include "diffusion/wan_dit_geometry.h"
+#include "diffusion/wan_dit_image.h"
 #include "diffusion/wan_dit_timestep.h"
 #include "kernels/ops.h"
 #include "kernels/packed_ops.h"
@@ -79,10 +82,12 @@ Tensor self_attention(const WanAttention& a, const Tensor& x, const Tensor& rope
 
 // Cross-attention on the text_len context rows (no mask, docs/wan.md §2.7), given as
 // ctx [B, L, dim] and, when L < text_len, `pad_bias` [1, 1, 1, L] that weights the
-// last row as the zero rows it stands for (see WanDiT::forward). x [B, N, dim] -> [B, N, dim],
-// x, ctx and the result in the compute dtype.
+// last row as the zero rows it stands for (see WanDiT::forward). Image-to-video: the
+// same queries also attend to the image tokens img [B, I, dim] (unmasked, their own
+// keys and values), and the two results are summed before `o` (docs/wan.md §5.1).
+// x [B, N, dim] -> [B, N, dim]; x, ctx, img and the result in the compute dtype.
 Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx, const Tensor& pad_bias,
-                       const WanDiTConfig& cfg) {
+                       const Tensor& img, const WanDiTConfig& cfg) {
   const int64_t B = x.size(0), N = x.size(1), L = ctx.size(1), NH = cfg.num_heads, D = cfg.head_dim();
   Tensor q = qk_norm(linear(x, a.q), a.norm_q, cfg.eps).reshape(Shape{B, N, NH, D});
   Tensor k = qk_norm(linear(ctx, a.k), a.norm_k, cfg.eps).reshape(Shape{B, L, NH, D});
@@ -90,8 +95,9 @@ Tensor cross_attention(const WanAttention& a, const Tensor& x, const Tensor& ctx
   ops::AttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.bias = pad_bias;
-  Tensor o = ops::attention(q, k, v, p).reshape(Shape{B, N, cfg.dim});
-  return linear(o, a.o);
+  Tensor o = ops::attention(q, k, v, p);  // [B, N, NH, D]
+  if (img.defined()) o = ops::add(o, wan_image_attention(a, q, img, cfg));
+  return linear(o.reshape(Shape{B, N, cfg.dim}), a.o);
 }
 
 // For dumps: the text embedding as text_len rows, the last (padding) row repeated.
@@ -110,7 +116,7 @@ Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
 // One transformer block (docs/wan.md §2.6). x [B, N, dim] F32 (the residual stream),
 // e0 [B, 6, dim] F32 (or per token group [B, G, 6, dim], groups = G), ctx in the compute dtype `cd`.
 Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, int64_t groups, const Tensor& ctx,
-                     const Tensor& pad_bias, const Tensor& rope, const WanDiTConfig& cfg, DType cd,
+                     const Tensor& pad_bias, const Tensor& img, const Tensor& rope, const WanDiTConfig& cfg, DType cd,
                      const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
   const int64_t G = groups;
@@ -125,7 +131,7 @@ Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& 
   x = ungrouped(ops::add_gated(grouped(x, G), grouped(y, G), chunk(e, 2, G)), G);
   // 4. cross-attention: affine LN (original norm3), no modulation, no gate
   Tensor xn = in_dtype(cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x, cd);
-  y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, cfg);
+  y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, img, cfg);
   if (dump) dump(name + "cross_attn.out", y);
   x = ops::add(x, y);
   // 5-7. modulated tanh-GELU FFN, gated residual
@@ -174,7 +180,28 @@ WanDiT::WanDiT(WanDiTConfig cfg, WanDiTWeights weights) : cfg_(std::move(cfg)), 
              "GEMM weights are {}, the compute dtype {}", w_.patch_embedding.weight.str(), dtype_name(w_.dtype));
 }
 
+WanDiTEmbedded WanDiTEmbedded::row(int64_t b) const {
+  WanDiTEmbedded r = *this;
+  r.h = h.narrow0(b, 1);
+  r.e = e.narrow0(b, 1);
+  r.e0 = e0.narrow0(b, 1);
+  r.ctx = ctx.narrow0(b, 1);
+  if (img.defined()) r.img = img.narrow0(b, 1);
+  return r;
+}
+
 Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const DumpHook& dump) const {
+  return forward(x, timestep, context, Tensor(), dump);
+}
+
+Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& context, const Tensor& image_features,
+                       const DumpHook& dump) const {
+  const WanDiTEmbedded in = embed(x, timestep, context, image_features, dump);
+  return head(in, run_blocks(in, in.h, 0, cfg_.num_layers, dump), dump);
+}
+
+WanDiTEmbedded WanDiT::embed(const Tensor& x, const Tensor& timestep, const Tensor& context,
+                             const Tensor& image_features, const DumpHook& dump) const {
   const WanDiTConfig& c = cfg_;
   const auto& p = c.patch_size;
   // ---- input checks (user-visible: the probe feeds arbitrary files) ----
@@ -199,6 +226,17 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
                 fmt::format("DiT encoder_hidden_states is {}, expected [{}, L, {}] with 1 <= L <= {}", context.str(), B,
                             c.text_dim, c.text_len),
                 "pass the text encoder's output rows for each prompt");
+  if (c.image_to_video() != image_features.defined() ||
+      (image_features.defined() && (image_features.dim() != 3 || image_features.size(0) != B ||
+                                    image_features.size(2) != c.image_dim || image_features.size(1) == 0)))
+    throw Error(kExitDataErr,
+                c.image_to_video()
+                    ? fmt::format("DiT image features are {}, this {} model takes [{}, I, {}] CLIP features",
+                                  image_features.defined() ? image_features.str() : std::string("missing"),
+                                  c.model_type(), B, c.image_dim)
+                    : std::string("DiT image features given to a text-to-video model"),
+                c.image_to_video() ? "pass the image encoder's features of the input image(s)"
+                                   : "image features are for image-to-video checkpoints only");
   const Device dev = x.device();
   const DType cd = w_.dtype;
 
@@ -235,23 +273,52 @@ Tensor WanDiT::forward(const Tensor& x, const Tensor& timestep, const Tensor& co
   ctx = linear(linear_gelu_tanh(ctx, w_.text_embedding_0), w_.text_embedding_2);  // [B, L (+1), dim]
   if (dump) dump("text_embedding", L < c.text_len ? expand_padding(ctx, c.text_len) : ctx);
 
-  // ---- blocks ----
-  const Tensor rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
-  for (int64_t i = 0; i < c.num_layers; ++i)
-    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), tc.e0, tc.groups, ctx,
-                      pad_bias, rope, c, cd, dump);
+  // ---- image tokens (image-to-video): attended to beside the text in every block ----
+  Tensor img;  // [B, I, dim]
+  if (image_features.defined()) {
+    Tensor f = image_features.to(dev);
+    if (f.dtype() != DType::F32) f = ops::cast(f, DType::F32);
+    img = wan_image_embedding(w_.img_emb, f, c, cd);
+    if (dump) dump("image_embedding", img);
+  }
 
-  // ---- head: (shift, scale) = head.modulation + e, LN, Linear, all fp32 ----
-  const int64_t G = tc.groups;
-  const Tensor hm = G == 0 ? ops::add(w_.head.modulation, e.reshape(Shape{B, 1, c.dim}))  // [B, 2, dim]
+  WanDiTEmbedded in;
+  in.h = std::move(h);
+  in.e = tc.e;
+  in.e0 = tc.e0;
+  in.groups = tc.groups;
+  in.ctx = std::move(ctx);
+  in.img = std::move(img);
+  in.pad_bias = std::move(pad_bias);
+  in.rope = rope_3d_table(Tp, Hp, Wp, c.head_dim(), c.rope_theta).to(dev);  // [N, D/2, 2]
+  in.grid = {Tp, Hp, Wp};
+  return in;
+}
+
+Tensor WanDiT::run_blocks(const WanDiTEmbedded& in, Tensor h, int64_t first, int64_t last,
+                          const DumpHook& dump) const {
+  T2V_ASSERT(0 <= first && first <= last && last <= cfg_.num_layers, "blocks [{}, {}) of {}", first, last,
+             cfg_.num_layers);
+  for (int64_t i = first; i < last; ++i)
+    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.groups, in.ctx,
+                      in.pad_bias, in.img, in.rope, cfg_, w_.dtype, dump);
+  return h;
+}
+
+Tensor WanDiT::head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& dump) const {
+  // (shift, scale) = head.modulation + e, LN, Linear, all fp32
+  const WanDiTConfig& c = cfg_;
+  const int64_t B = h.size(0);
+  const int64_t G = in.groups;
+  const Tensor hm = G == 0 ? ops::add(w_.head.modulation, in.e.reshape(Shape{B, 1, c.dim}))  // [B, 2, dim]
                            : ops::add(w_.head.modulation.reshape(Shape{1, 1, 2, c.dim}),
-                                      e.reshape(Shape{B, G, 1, c.dim}));  // [B, G, 2, dim]
+                                      in.e.reshape(Shape{B, G, 1, c.dim}));  // [B, G, 2, dim]
   const Tensor none;
   Tensor out =
       ungrouped(ops::layer_norm_modulate(grouped(h, G), none, none, c.eps, chunk(hm, 0, G), chunk(hm, 1, G)), G);
   out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim] F32
   if (dump) dump("head.out", out);
-  Tensor sample = unpatchify_3d(out, {Tp, Hp, Wp}, p, c.out_dim);  // [B, out_dim, T, H, W]
+  Tensor sample = unpatchify_3d(out, in.grid, c.patch_size, c.out_dim);  // [B, out_dim, T, H, W]
   if (dump) dump("sample", sample);
   return sample;
 }

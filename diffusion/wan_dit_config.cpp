@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
+#include "core/file_read.h"
 #include "core/error.h"
 #include "core/weights.h"
 #include "diffusion/wan_dit_weights.h"
@@ -51,6 +53,9 @@ void WanDiTConfig::validate(const std::string& origin) const {
   for (int64_t p : patch_size) c.range("patch_size entry", p, 1, kMaxPatch);
   c.range("rope_max_seq_len", rope_max_seq_len, 1, kMaxRopeLen);
   c.open_range("eps", eps, 0.0, 1.0);
+  c.range("image_dim", image_dim, 0, kMaxDim);
+  c.range("image_pos_len", image_pos_len, 0, kMaxTextLen);
+  if (image_pos_len > 0 && image_dim == 0) c.fail("image_pos_len is set without image_dim");
   if (dim % num_heads != 0) c.fail(fmt::format("dim {} is not divisible by num_heads {}", dim, num_heads));
   if (head_dim() % 2 != 0 || head_dim() < 6)
     c.fail(fmt::format("head dim {} must be even and at least 6 for the 3D RoPE split", head_dim()));
@@ -62,15 +67,19 @@ void WanDiTConfig::validate(const std::string& origin) const {
 }
 
 std::string WanDiTConfig::summary() const {
-  return fmt::format(
+  std::string s = fmt::format(
       "dim {}, ffn {}, heads {} x {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}", dim,
       ffn_dim, num_heads, num_heads > 0 ? dim / num_heads : 0, num_layers, in_dim, out_dim, text_dim, freq_dim,
       patch_size[0], patch_size[1], patch_size[2]);
+  if (image_to_video()) s += fmt::format(", {} image_dim {}", model_type(), image_dim);
+  if (first_last_frame()) s += fmt::format(", image positions {}", image_pos_len);
+  return s;
 }
 
 // ---- presets (docs/wan.md §2.1) ----------------------------------------------------
 std::vector<std::string> WanDiTConfig::preset_names() {
-  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-i2v-a14b"};
+  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b", "wan2.2-ti2v-5b",
+          "wan2.2-i2v-a14b"};
 }
 
 WanDiTConfig WanDiTConfig::preset(const std::string& name) {
@@ -80,13 +89,15 @@ WanDiTConfig WanDiTConfig::preset(const std::string& name) {
   } else if (name == "wan2.1-t2v-14b") {
     // Also each expert of Wan2.2 T2V-A14B (docs/wan.md §8.3).
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
+  } else if (name == "wan2.1-i2v-14b" || name == "wan2.1-flf2v-14b") {
+    // 16 noise + 4 mask + 16 image-latent channels in; CLIP ViT-H/14 features (docs/wan.md §5.1).
+    c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36, c.image_dim = 1280;
+    if (name == "wan2.1-flf2v-14b") c.image_pos_len = 514;
   } else if (name == "wan2.2-ti2v-5b") {
     c.dim = 3072, c.ffn_dim = 14336, c.num_heads = 24, c.num_layers = 30, c.in_dim = 48, c.out_dim = 48;
-    c.model_type = "ti2v";
   } else if (name == "wan2.2-i2v-a14b") {
-    // Each expert: noise 16 + mask 4 + image latent 16 channels in, no image encoder.
+    // Each expert: noise 16 + mask 4 + image latent 16 channels in, no image embedder.
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36;
-    c.model_type = "i2v";
   } else {
     throw Error(kExitUsage, fmt::format("unknown Wan DiT preset '{}'", name),
                 fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
@@ -120,24 +131,14 @@ void name_preset(WanDiTConfig& c) {
     const WanDiTConfig p = WanDiTConfig::preset(name);
     if (p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads && p.num_layers == c.num_layers &&
         p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim && p.freq_dim == c.freq_dim &&
-        p.patch_size == c.patch_size)
+        p.patch_size == c.patch_size && p.image_dim == c.image_dim && p.image_pos_len == c.image_pos_len)
       c.preset_name = name;
   }
 }
 
-// 48 latent channels in and out: TI2V-5B (the Wan2.2 VAE); more in than out: the I2V
-// experts' [noise, mask, image latent]; else text-to-video.
-std::string model_type_from_channels(const WanDiTConfig& c) {
-  if (c.in_dim == 48 && c.out_dim == 48) return "ti2v";
-  return c.in_dim == c.out_dim ? "t2v" : "i2v";
-}
-
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(kExitNoInput, fmt::format("{}: cannot open the config file", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "DiT config file", kMaxConfigBytes, kExitConfig);
 }
 
 }  // namespace
@@ -152,7 +153,6 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
   if (!j.is_object()) throw Error(kExitConfig, fmt::format("{}: expected a JSON object", origin), "fix the config.json");
   const ConfigCheck check(origin, kConfigHint);
   WanDiTConfig c;
-  bool typed = false;  // model_type given by the config
   const bool diffusers = j.contains("num_attention_heads") || j.contains("attention_head_dim");
   if (diffusers) {
     // diffusers WanTransformer3DModel: inner dim = heads x head dim.
@@ -176,10 +176,15 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
                     "Wan2.1 uses \"rms_norm_across_heads\"");
       }
     }
-    for (const char* k : {"added_kv_proj_dim", "image_dim", "pos_embed_seq_len"})
-      if (j.contains(k) && !j[k].is_null())
-        throw Error(kExitConfig, fmt::format("{}: \"{}\" is set: an image-to-video / Wan2.2 model", origin, k),
-                    "t2v runs the Wan2.1 text-to-video DiT");
+    // Image-to-video: image_dim is the CLIP width; the image key/value projections
+    // (added_kv_proj_dim) read the embedded image tokens, which have the model's width.
+    c.image_dim = get_int(j, "image_dim", 0, check, 0, kMaxDim);
+    const int64_t added_kv = get_int(j, "added_kv_proj_dim", 0, check, 0, kMaxDim);
+    if ((c.image_dim > 0) != (added_kv > 0) || (added_kv > 0 && added_kv != c.dim))
+      check.fail(fmt::format("image_dim {} and added_kv_proj_dim {} do not describe a Wan2.1 image-to-video "
+                             "model (both set, added_kv_proj_dim = the inner dim {})",
+                             c.image_dim, added_kv, c.dim));
+    c.image_pos_len = get_int(j, "pos_embed_seq_len", 0, check, 0, kMaxTextLen);
   } else if (j.contains("dim")) {
     // Original Wan config.json (WanModel).
     c.dim = get_int(j, "dim", 1536, check, 1, kMaxDim);
@@ -191,16 +196,16 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     c.text_dim = get_int(j, "text_dim", 4096, check, 1, kMaxDim);
     c.text_len = get_int(j, "text_len", 512, check, 1, kMaxTextLen);
     c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
-    if (j.contains("model_type") && j["model_type"].is_string()) {
-      // t2v (Wan2.1, Wan2.2 A14B experts), ti2v (Wan2.2 TI2V-5B), i2v (Wan2.2 I2V-A14B experts:
-      // image latent and mask as input channels; image encoders are refused by their tensors).
-      const std::string mt = j["model_type"];
-      if (mt != "t2v" && mt != "ti2v" && mt != "i2v")
-        throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, mt),
-                    "t2v runs model_type t2v, ti2v and i2v (Wan2.2 A14B) DiTs");
-      c.model_type = mt;
-      typed = true;
-    }
+    const std::string type = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>()
+                                                                                     : "t2v";
+    if (type != "t2v" && type != "i2v" && type != "flf2v" && type != "ti2v")
+      throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, type),
+                  "t2v runs the Wan DiT of model_type t2v, i2v, flf2v (Wan2.1) or ti2v (Wan2.2)");
+    // The reference builds the image embedder for 1280-wide CLIP features (ViT-H/14) and,
+    // for flf2v, positions for 2 x 257 image tokens (wan/modules/model.py MLPProj). Wan2.2's
+    // I2V-A14B experts say "i2v" too but have no embedder: resolve() asks their weights.
+    if (type == "i2v" || type == "flf2v") c.image_dim = 1280;
+    if (type == "flf2v") c.image_pos_len = 514;
     if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
   } else {
@@ -223,8 +228,6 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     check.open_range("eps", j["eps"].get<double>(), 0.0, 1.0);
     c.eps = j["eps"].get<float>();
   }
-  // diffusers configs do not name the type: the channels tell it, as for a checkpoint's shapes.
-  if (!typed) c.model_type = model_type_from_channels(c);
   name_preset(c);
   c.validate(origin);
   return c;
@@ -272,6 +275,18 @@ WanDiTShapes detect_wan_dit_shapes(const TensorStore& store) {
   c.num_layers = 0;
   while (store.contains(wan_dit_file_key(d.layout, fmt::format("blocks.{}.modulation", c.num_layers)))) ++c.num_layers;
   c.cross_attn_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.norm3.weight"));
+  // Image-to-video: the image embedder's first LayerNorm is [image_dim]; FLF2V adds
+  // positions [1, image tokens, image_dim].
+  if (store.contains(wan_dit_file_key(d.layout, "img_emb.proj.0.weight"))) {
+    const Shape n = shape_of("img_emb.proj.0.weight");
+    expect_dims("img_emb.proj.0.weight", n, 1);
+    c.image_dim = n[0];
+    if (store.contains(wan_dit_file_key(d.layout, "img_emb.emb_pos"))) {
+      const Shape pos = shape_of("img_emb.emb_pos");
+      expect_dims("img_emb.emb_pos", pos, 3);
+      c.image_pos_len = pos[1];
+    }
+  }
   c.qk_norm = store.contains(wan_dit_file_key(d.layout, "blocks.0.self_attn.norm_q.weight"));
   // Heads are invisible in shapes: take them from the preset with these dims,
   // else assume Wan's head dim of 128.
@@ -286,7 +301,6 @@ WanDiTShapes detect_wan_dit_shapes(const TensorStore& store) {
     c.num_heads = c.dim / 128;
     d.heads_known = true;
   }
-  c.model_type = model_type_from_channels(c);
   name_preset(c);
   return d;
 }
@@ -304,16 +318,42 @@ WanDiTConfig WanDiTConfig::from_weights(const TensorStore& store) {
   return c;
 }
 
+namespace {
+
+// The original config.json of Wan2.1 I2V-14B and of a Wan2.2 I2V-A14B expert are the same
+// (model_type "i2v", in_dim 36); only the weights tell whether there is an image embedder
+// (docs/wan.md §8.5). A diffusers config states image_dim itself.
+WanDiTConfig settle_image_embedder(WanDiTConfig c, const std::string& text, const std::string& weights_path,
+                                   const TensorStore* store) {
+  const bool original = text.find("\"num_attention_heads\"") == std::string::npos;
+  if (!original || !c.image_to_video() || c.first_last_frame()) return c;
+  std::optional<TensorStore> opened;
+  if (!store) {
+    if (weights_path.empty()) return c;
+    opened.emplace(TensorStore::open(weights_path));
+    store = &*opened;
+  }
+  if (!store->contains(wan_dit_file_key(detect_wan_dit_layout(*store), "img_emb.proj.0.weight"))) {
+    c.image_dim = 0;
+    name_preset(c);
+  }
+  return c;
+}
+
+}  // namespace
+
 WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::string& weights_path,
                                    const TensorStore* store) {
   if (!config_arg.empty()) {
     const auto names = preset_names();
     if (std::find(names.begin(), names.end(), config_arg) != names.end()) return preset(config_arg);
-    if (fs::is_directory(config_arg)) return from_json((fs::path(config_arg) / "config.json").string());
-    if (!fs::exists(config_arg))
+    const bool dir = fs::is_directory(config_arg);
+    const std::string path = dir ? (fs::path(config_arg) / "config.json").string() : config_arg;
+    if (!dir && !fs::exists(path))
       throw Error(kExitUsage, fmt::format("config \"{}\" is neither a preset nor an existing file", config_arg),
                   fmt::format("use a config.json path or one of: {}", fmt::join(names, ", ")));
-    return from_json(config_arg);
+    const std::string text = read_text(path);
+    return settle_image_embedder(from_json_text(text, path), text, weights_path, store);
   }
   // A diffusers folder (or a file inside one) carries its config.json.
   std::error_code ec;
@@ -324,10 +364,15 @@ WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::str
     // Only when it is a DiT config (a folder may hold other components' configs).
     const std::string text = read_text(cfg.string());
     if (text.find("\"num_attention_heads\"") != std::string::npos || text.find("\"dim\"") != std::string::npos)
-      return from_json_text(text, cfg.string());
+      return settle_image_embedder(from_json_text(text, cfg.string()), text, weights_path, store);
   }
   if (store) return from_weights(*store);
   return from_weights(TensorStore::open(weights_path));
+}
+
+int64_t wan_dit_image_tokens(const WanDiTConfig& c) {
+  if (!c.image_to_video()) return 0;
+  return c.first_last_frame() ? c.image_pos_len : 257;  // CLIP ViT-H/14 at 224: class token + 16 x 16 patches
 }
 
 int64_t wan_dit_param_count(const WanDiTConfig& cfg) {
@@ -352,11 +397,15 @@ WanDiTFlops wan_dit_flops(const WanDiTConfig& c, int64_t T, int64_t h, int64_t w
   f.patch_embedding = B * gemm(N, d, static_cast<double>(c.in_dim * c.patch_numel()));
   f.embeddings = B * (gemm(1, d, static_cast<double>(c.freq_dim)) + gemm(1, d, d) + gemm(1, 6 * d, d) +
                       gemm(L, d, static_cast<double>(c.text_dim)) + gemm(L, d, d));
+  // Image-to-video: the image embedder (image_dim -> image_dim -> dim) on the image tokens,
+  // and in every block k_img, v_img on them and a second attention over them.
+  const double I = static_cast<double>(wan_dit_image_tokens(c)), id = static_cast<double>(c.image_dim);
+  f.embeddings += B * (gemm(I, id, id) + gemm(I, d, id));
   f.self_attn_proj = layers * B * 4 * gemm(N, d, d);
   // Per head 2·N·N·D for Q·Kᵀ and as much for P·V; summed over heads D·NH = dim.
   f.self_attn_sdpa = layers * B * 4.0 * N * N * d;
-  f.cross_attn_proj = layers * B * (2 * gemm(N, d, d) + 2 * gemm(L, d, d));
-  f.cross_attn_sdpa = layers * B * 4.0 * N * L * d;
+  f.cross_attn_proj = layers * B * (2 * gemm(N, d, d) + 2 * gemm(L, d, d) + 2 * gemm(I, d, d));
+  f.cross_attn_sdpa = layers * B * 4.0 * N * (L + I) * d;
   f.ffn = layers * B * 2 * gemm(N, static_cast<double>(c.ffn_dim), d);
   f.head = B * gemm(N, static_cast<double>(c.out_dim * c.patch_numel()), d);
   return f;

@@ -34,10 +34,30 @@ struct WanDiTConfig {
   int64_t rope_max_seq_len = 1024;  // positions per axis with a RoPE table
   double rope_theta = 10000.0;
   TimestepSinusoid sinusoid = TimestepSinusoid::Float64;
+  // Image-to-video (docs/wan.md §5.1): the width of the CLIP image features the image
+  // embedder takes (1280 for Wan2.1 I2V / FLF2V-14B); 0 for text-to-video.
+  int64_t image_dim = 0;
+  // First-last-frame (FLF2V): the image tokens of both frames carry a learned position
+  // embedding over this many tokens (514 = 2 x 257); 0 otherwise.
+  int64_t image_pos_len = 0;
   std::string preset_name;  // the preset these dims equal ("wan2.1-t2v-1.3b", ...), or ""
-  // "t2v" (Wan2.1, Wan2.2 A14B T2V experts), "ti2v" (Wan2.2 TI2V-5B: 48 channels,
-  // per-token timesteps) or "i2v" (Wan2.2 I2V-A14B experts: [noise, mask, image latent] in).
-  std::string model_type = "t2v";
+  // Wan2.1 I2V / FLF2V: an image embedder reading CLIP features (a CLIP encoder is needed).
+  bool image_to_video() const { return image_dim > 0; }
+  bool first_last_frame() const { return image_pos_len > 0; }
+  // [noise, mask 4, image latent] in (Wan2.1 I2V/FLF2V, Wan2.2 I2V-A14B experts, which
+  // have no image embedder).
+  bool image_latent_input() const { return in_dim > out_dim; }
+  // Wan2.2 TI2V-5B: 48 latent channels in and out (the Wan2.2 VAE), per-token timesteps.
+  bool ti2v() const { return in_dim == 48 && out_dim == 48; }
+  // The reference's model_type: "t2v" (Wan2.1, Wan2.2 T2V-A14B experts), "i2v" (Wan2.1
+  // I2V-14B, Wan2.2 I2V-A14B experts), "flf2v" or "ti2v". Follows from the channels and
+  // the image embedder (docs/wan.md §8.5).
+  std::string model_type() const {
+    return first_last_frame()                       ? "flf2v"
+           : image_to_video() || image_latent_input() ? "i2v"
+           : ti2v()                                   ? "ti2v"
+                                                      : "t2v";
+  }
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
@@ -47,8 +67,8 @@ struct WanDiTConfig {
   std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
 
   // ---- where a config comes from (the same calls for every model) ----
-  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b" (also a Wan2.2 T2V-A14B expert), "wan2.2-ti2v-5b",
-  // "wan2.2-i2v-a14b" (one expert).
+  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b" (also a Wan2.2 T2V-A14B expert), "wan2.1-i2v-14b",
+  // "wan2.1-flf2v-14b", "wan2.2-ti2v-5b", "wan2.2-i2v-a14b" (one expert).
   static std::vector<std::string> preset_names();
   // The named preset; Error(64) listing the names for any other.
   static WanDiTConfig preset(const std::string& name);
@@ -68,6 +88,11 @@ struct WanDiTConfig {
                               const TensorStore* store = nullptr);
 };
 
+// Image tokens the DiT attends to besides the text: 0 for T2V, 257 (ViT-H/14's class
+// token and 16 x 16 patches) for I2V, image_pos_len (514) for FLF2V. For FLOP counts;
+// the forward takes whatever the image encoder gives.
+int64_t wan_dit_image_tokens(const WanDiTConfig& cfg);
+
 // Parameter count implied by a config (T2V-1.3B: 1,418,996,800).
 int64_t wan_dit_param_count(const WanDiTConfig& cfg);
 
@@ -77,11 +102,11 @@ int64_t wan_dit_param_count(const WanDiTConfig& cfg);
 // are left out (< 0.1% of the total at real sizes).
 struct WanDiTFlops {
   double patch_embedding = 0;
-  double embeddings = 0;        // time MLP, time projection, text MLP (512 rows)
+  double embeddings = 0;        // time MLP, time projection, text MLP (512 rows), image embedder
   double self_attn_proj = 0;    // q, k, v, o on N tokens, all blocks
   double self_attn_sdpa = 0;    // Q·Kᵀ and P·V over N keys, all blocks
-  double cross_attn_proj = 0;   // q, o on N tokens + k, v on text_len rows, all blocks
-  double cross_attn_sdpa = 0;   // Q·Kᵀ and P·V over text_len keys, all blocks
+  double cross_attn_proj = 0;   // q, o on N tokens + k, v on text_len rows (+ k_img, v_img on the image tokens)
+  double cross_attn_sdpa = 0;   // Q·Kᵀ and P·V over text_len keys (+ the image tokens), all blocks
   double ffn = 0;
   double head = 0;
   double total() const;

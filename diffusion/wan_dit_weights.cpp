@@ -50,6 +50,12 @@ std::string wan_dit_diffusers_key(const std::string& canonical) {
       {"time_projection.1.", "condition_embedder.time_proj."},
       {"head.head.", "proj_out."},
       {"head.modulation", "scale_shift_table"},
+      // image-to-video: the image embedder
+      {"img_emb.proj.0.", "condition_embedder.image_embedder.norm1."},
+      {"img_emb.proj.1.", "condition_embedder.image_embedder.ff.net.0.proj."},
+      {"img_emb.proj.3.", "condition_embedder.image_embedder.ff.net.2."},
+      {"img_emb.proj.4.", "condition_embedder.image_embedder.norm2."},
+      {"img_emb.emb_pos", "condition_embedder.image_embedder.pos_embed"},
   };
   static const std::vector<std::pair<std::string, std::string>> block = {
       {"modulation", "scale_shift_table"},
@@ -65,6 +71,9 @@ std::string wan_dit_diffusers_key(const std::string& canonical) {
       {"cross_attn.o.", "attn2.to_out.0."},
       {"cross_attn.norm_q.", "attn2.norm_q."},
       {"cross_attn.norm_k.", "attn2.norm_k."},
+      {"cross_attn.k_img.", "attn2.add_k_proj."},  // image-to-video
+      {"cross_attn.v_img.", "attn2.add_v_proj."},
+      {"cross_attn.norm_k_img.", "attn2.norm_added_k."},
       {"norm3.", "norm2."},  // cross-attention affine LN
       {"ffn.0.", "ffn.net.0.proj."},
       {"ffn.2.", "ffn.net.2."},
@@ -112,17 +121,6 @@ std::string first_names(const TensorStore& store, size_t n) {
   return s;
 }
 
-void refuse_image_to_video(const TensorStore& store) {
-  for (const char* k : {"img_emb.proj.0.weight", "blocks.0.cross_attn.k_img.weight",
-                        "model.diffusion_model.img_emb.proj.0.weight", "condition_embedder.image_embedder.norm1.weight",
-                        "blocks.0.attn2.add_k_proj.weight"}) {
-    if (store.contains(k))
-      throw Error(kExitDataErr,
-                  fmt::format("{}: holds an image-to-video Wan DiT (tensor {} present)", store.description(), k),
-                  "t2v runs the text-to-video DiT (Wan2.1 T2V-1.3B / T2V-14B); pass a T2V checkpoint");
-  }
-}
-
 }  // namespace
 
 bool is_wan_dit(const TensorStore& store) {
@@ -133,7 +131,6 @@ bool is_wan_dit(const TensorStore& store) {
 
 WanDiTLayout detect_wan_dit_layout(const TensorStore& store) {
   require_gguf_architecture(store, {"wan"}, "a Wan DiT");
-  refuse_image_to_video(store);
   WanDiTLayout best = WanDiTLayout::Original;
   int best_n = 0;
   for (auto layout : {WanDiTLayout::Original, WanDiTLayout::Comfy, WanDiTLayout::Diffusers}) {
@@ -163,7 +160,7 @@ void Linear::bind(const WeightScope& s, int64_t out, int64_t in, WeightPrecision
   bias = s.get("bias", Shape{out}, p);
 }
 
-void WanAttention::bind(const WeightScope& s, const WanDiTConfig& cfg) {
+void WanAttention::bind(const WeightScope& s, const WanDiTConfig& cfg, bool image) {
   const int64_t d = cfg.dim;
   q.bind(s.pp("q"), d, d, WeightPrecision::Compute);
   k.bind(s.pp("k"), d, d, WeightPrecision::Compute);
@@ -172,6 +169,11 @@ void WanAttention::bind(const WeightScope& s, const WanDiTConfig& cfg) {
   if (cfg.qk_norm) {
     norm_q = s.get("norm_q.weight", Shape{d}, WeightPrecision::F32);
     norm_k = s.get("norm_k.weight", Shape{d}, WeightPrecision::F32);
+  }
+  if (image) {
+    k_img.bind(s.pp("k_img"), d, d, WeightPrecision::Compute);
+    v_img.bind(s.pp("v_img"), d, d, WeightPrecision::Compute);
+    if (cfg.qk_norm) norm_k_img = s.get("norm_k_img.weight", Shape{d}, WeightPrecision::F32);
   }
 }
 
@@ -183,7 +185,7 @@ void WanDiTBlock::bind(const WeightScope& s, const WanDiTConfig& cfg) {
     norm3.weight = s.get("norm3.weight", Shape{d}, WeightPrecision::F32);
     norm3.bias = s.get("norm3.bias", Shape{d}, WeightPrecision::F32);
   }
-  cross_attn.bind(s.pp("cross_attn"), cfg);
+  cross_attn.bind(s.pp("cross_attn"), cfg, cfg.image_to_video());
   ffn_0.bind(s.pp("ffn.0"), cfg.ffn_dim, d, WeightPrecision::Compute);
   ffn_2.bind(s.pp("ffn.2"), d, cfg.ffn_dim, WeightPrecision::Compute);
 }
@@ -213,6 +215,17 @@ WanDiTWeights WanDiTWeights::bind(const WeightScope& root, const WanDiTConfig& c
   w.head.modulation = head.get("modulation", Shape{1, 2, d}, WP::F32);
   // The head Linear is fp32 in the reference (docs/wan.md §2.9).
   w.head.head.bind(head.pp("head"), cfg.out_dim * cfg.patch_numel(), d, WP::F32);
+  if (cfg.image_to_video()) {  // docs/wan.md §5.1
+    const int64_t id = cfg.image_dim;
+    const WeightScope ie = root.pp("img_emb");
+    w.img_emb.proj_0.weight = ie.get("proj.0.weight", Shape{id}, WP::F32);
+    w.img_emb.proj_0.bias = ie.get("proj.0.bias", Shape{id}, WP::F32);
+    w.img_emb.proj_1.bind(ie.pp("proj.1"), id, id, WP::Compute);
+    w.img_emb.proj_3.bind(ie.pp("proj.3"), d, id, WP::Compute);
+    w.img_emb.proj_4.weight = ie.get("proj.4.weight", Shape{d}, WP::F32);
+    w.img_emb.proj_4.bias = ie.get("proj.4.bias", Shape{d}, WP::F32);
+    if (cfg.first_last_frame()) w.img_emb.emb_pos = ie.get("emb_pos", Shape{1, cfg.image_pos_len, id}, WP::F32);
+  }
   return w;
 }
 

@@ -41,7 +41,22 @@ struct WanAttention {
   Linear q, k, v, o;  // [dim, dim] / [dim]
   Tensor norm_q;      // [dim]  (`norm_q.weight`)
   Tensor norm_k;      // [dim]
-  void bind(const WeightScope& s, const WanDiTConfig& cfg);
+  // Image-to-video cross-attention only (docs/wan.md §5.1): keys and values of the
+  // image tokens, from the same queries (diffusers add_k_proj, add_v_proj, norm_added_k).
+  Linear k_img, v_img;  // [dim, dim] / [dim]
+  Tensor norm_k_img;    // [dim]
+  void bind(const WeightScope& s, const WanDiTConfig& cfg, bool image = false);
+};
+
+// The image embedder of image-to-video models (`img_emb`, diffusers
+// condition_embedder.image_embedder): LN -> Linear -> GELU (erf) -> Linear -> LN, the
+// LayerNorms with eps 1e-5; FLF2V adds learned positions before the first LN.
+struct WanImageEmbedding {
+  LayerNormAffine proj_0;  // [image_dim]
+  Linear proj_1;           // [image_dim, image_dim]
+  Linear proj_3;           // [dim, image_dim]
+  LayerNormAffine proj_4;  // [dim]
+  Tensor emb_pos;          // [1, image_pos_len, image_dim] (FLF2V), else undefined
 };
 
 struct WanDiTBlock {
@@ -71,6 +86,7 @@ struct WanDiTWeights {
   Linear time_projection_1;  // [6 * dim, dim]
   std::vector<WanDiTBlock> blocks;
   WanDiTHead head;
+  WanImageEmbedding img_emb;  // image-to-video only
 
   // The one place that names every tensor with its shape and precision. `root`
   // is at the canonical (original) names; any source works (a checkpoint, a dry
@@ -87,9 +103,9 @@ const char* wan_dit_layout_name(WanDiTLayout layout);  // "original", "comfy", "
 inline constexpr const char* kComfyPrefix = "model.diffusion_model.";
 
 // Detects the layout from the key names. Error(65) when the store is not a Wan
-// DiT (names a few of its keys), is an image-to-video checkpoint, or is a GGUF
-// whose general.architecture is not "wan" (ComfyUI-GGUF's Wan files keep the
-// original names, so they read as the original layout).
+// DiT (names a few of its keys), or is a GGUF whose general.architecture is not
+// "wan" (ComfyUI-GGUF's Wan files keep the original names, so they read as the
+// original layout).
 WanDiTLayout detect_wan_dit_layout(const TensorStore& store);
 // True when the store holds a Wan DiT in any layout (no throw).
 bool is_wan_dit(const TensorStore& store);

@@ -5,13 +5,13 @@
 #include <sentencepiece_processor.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_strict.h"
 #include "core/safetensors.h"
 #include "core/utf8.h"
 #include "text_encoder/prompt_clean.h"
@@ -21,12 +21,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// umT5's spiece.model is 4.5 MB and its tokenizer.json 16 MB: the caps leave room
+// and keep a wrong file (or /dev/zero) from being read without end.
+constexpr uint64_t kMaxTokenizerFileBytes = 256u << 20;
+
 std::string read_file_bytes(const std::string& path, const std::string& what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(kExitNoInput, "cannot read {} '{}'", what, path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  // Regular files only: a FIFO or device would block or never end (docs/bad_inputs.md #68).
+  return read_input_file(path, what, kMaxTokenizerFileBytes, kExitDataErr);
 }
 
 bool has_suffix(const std::string& s, std::string_view suffix) {
@@ -37,21 +38,44 @@ bool has_suffix(const std::string& s, std::string_view suffix) {
 // flag of the Unigram model and the added tokens (matched in the raw text).
 void read_tokenizer_json(const std::string& path, bool* byte_fallback,
                          std::vector<std::pair<std::string, int64_t>>* added) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file_bytes(path, "tokenizer file"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(kExitDataErr, fmt::format("tokenizer file '{}' is not valid JSON: {}", path, e.what()),
-                "restore it from the model repository, or delete it to tokenize with spiece.model alone");
+  const std::string hint = "restore it from the model repository, or delete it to tokenize with spiece.model alone";
+  const std::string text = read_file_bytes(path, "tokenizer file");
+  if (auto bad = utf8_first_invalid(text))
+    throw Error(kExitDataErr, fmt::format("tokenizer file '{}' is not valid UTF-8 at byte {}", path, *bad), hint);
+  StrictJsonOptions jo;
+  jo.what = "tokenizer";
+  jo.hint = hint;
+  const nlohmann::json j = parse_json_strict("tokenizer file '" + path + "'", text, jo);
+  // Every field is type-checked before it is read: a wrong type is a one-line data error
+  // naming the file and key, not a library exception (docs/bad_inputs.md #75).
+  auto wrong = [&](const std::string& key, const char* want, const nlohmann::json& v) {
+    return Error(kExitDataErr,
+                 fmt::format("tokenizer file '{}': \"{}\" is {}, expected {}", path, key, json_type_name(v), want), hint);
+  };
+  if (!j.is_object()) throw wrong("(top level)", "an object", j);
+  nlohmann::json model = nlohmann::json::object();
+  if (j.contains("model") && !j["model"].is_null()) {
+    if (!j["model"].is_object()) throw wrong("model", "an object", j["model"]);
+    model = j["model"];
   }
-  const auto& model = j.value("model", nlohmann::json::object());
-  if (model.value("type", std::string("Unigram")) != "Unigram")
-    fail(kExitDataErr, "tokenizer file '{}' holds a {} model; umT5 uses a Unigram (SentencePiece) model", path,
-         model.value("type", std::string("?")));
-  *byte_fallback = model.value("byte_fallback", false);
-  for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
-    if (!t.contains("content") || !t.contains("id") || !t["content"].is_string() || !t["id"].is_number_integer())
-      fail(kExitDataErr, "tokenizer file '{}': an added_tokens entry lacks a string content or integer id", path);
+  std::string type = "Unigram";
+  if (model.contains("type")) {
+    if (!model["type"].is_string()) throw wrong("model.type", "a string", model["type"]);
+    type = model["type"].get<std::string>();
+  }
+  if (type != "Unigram")
+    fail(kExitDataErr, "tokenizer file '{}' holds a {} model; umT5 uses a Unigram (SentencePiece) model", path, type);
+  *byte_fallback = false;
+  if (model.contains("byte_fallback") && !model["byte_fallback"].is_null()) {
+    if (!model["byte_fallback"].is_boolean()) throw wrong("model.byte_fallback", "true or false", model["byte_fallback"]);
+    *byte_fallback = model["byte_fallback"].get<bool>();
+  }
+  if (!j.contains("added_tokens") || j["added_tokens"].is_null()) return;
+  if (!j["added_tokens"].is_array()) throw wrong("added_tokens", "an array", j["added_tokens"]);
+  for (const auto& t : j["added_tokens"]) {
+    if (!t.is_object() || !t.contains("content") || !t.contains("id") || !t["content"].is_string() ||
+        !t["id"].is_number_integer() || t["id"].get<int64_t>() < 0 || t["id"].get<int64_t>() > (1 << 24))
+      fail(kExitDataErr, "tokenizer file '{}': an added_tokens entry lacks a string content or an id in 0..2^24", path);
     added->emplace_back(t["content"].get<std::string>(), t["id"].get<int64_t>());
   }
 }
@@ -206,6 +230,9 @@ std::vector<int64_t> UMT5Tokenizer::encode_cleaned(std::string_view text) const 
 
 TokenizedPrompt UMT5Tokenizer::encode(std::string_view prompt, int64_t max_length) const {
   T2V_ASSERT(max_length >= 1, "max_length {} must leave room for EOS", max_length);
+  if (prompt.size() > kMaxPromptBytes)
+    throw Error(kExitDataErr, fmt::format("prompt is {} bytes, above the limit of {} bytes", prompt.size(), kMaxPromptBytes),
+                "the text encoder reads only the first 512 tokens (a few thousand bytes); shorten it");
   utf8_require_valid(prompt, "prompt");
   TokenizedPrompt r;
   std::string warning;

@@ -44,6 +44,9 @@ class UMT5Tokenizer {
   static constexpr int64_t kEosId = 1;
   static constexpr int64_t kUnkId = 2;
   static constexpr int64_t kTextLen = 512;  // Wan's text_len, EOS included
+  // Longer prompts are refused (Error 65): 512 tokens are a few thousand bytes, and the
+  // cap bounds the time cleaning and SentencePiece take on hostile text.
+  static constexpr size_t kMaxPromptBytes = 64 * 1024;
 
   // `path`: a tokenizer folder (spiece.model, optional tokenizer.json /
   // tokenizer_config.json), a spiece.model file, or a .safetensors file with the

@@ -13,6 +13,7 @@
 #include "text_encoder/umt5.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
+#include "core/file_read.h"
 #include "core/error.h"
 #include "core/gguf.h"
 #include "core/strings.h"
@@ -45,12 +47,9 @@ constexpr int64_t kMaxDistance = 1 << 20;
 
 const char* kConfigHint = "use the config.json of the text_encoder/ folder, or --config umt5-xxl";
 
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(kExitNoInput, "cannot read text-encoder config '{}'", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "text-encoder config", kMaxConfigBytes, kExitConfig);
 }
 
 }  // namespace
@@ -169,59 +168,53 @@ UMT5Config UMT5Config::resolve(const std::string& config_arg, const std::string&
 
 namespace {
 
-// Original Wan (wan/modules/t5.py) names of the transformers keys; anything
-// else keeps its name (and is then reported missing).
-std::string wan_key_of(const std::string& hf) {
-  if (hf == "shared.weight") return "token_embedding.weight";
-  if (hf == "encoder.final_layer_norm.weight") return "norm.weight";
-  const std::string pre = "encoder.block.";
-  if (!starts_with(hf, pre)) return hf;
-  const size_t dot = hf.find('.', pre.size());
-  if (dot == std::string::npos) return hf;
-  const std::string i = hf.substr(pre.size(), dot - pre.size());
-  const std::string rest = hf.substr(dot + 1);
-  static const std::pair<const char*, const char*> kMap[] = {
-      {"layer.0.layer_norm.weight", "norm1.weight"},
-      {"layer.0.SelfAttention.q.weight", "attn.q.weight"},
-      {"layer.0.SelfAttention.k.weight", "attn.k.weight"},
-      {"layer.0.SelfAttention.v.weight", "attn.v.weight"},
-      {"layer.0.SelfAttention.o.weight", "attn.o.weight"},
-      {"layer.0.SelfAttention.relative_attention_bias.weight", "pos_embedding.embedding.weight"},
-      {"layer.1.layer_norm.weight", "norm2.weight"},
-      {"layer.1.DenseReluDense.wi_0.weight", "ffn.gate.0.weight"},
-      {"layer.1.DenseReluDense.wi_1.weight", "ffn.fc1.weight"},
-      {"layer.1.DenseReluDense.wo.weight", "ffn.fc2.weight"},
-  };
-  for (const auto& [h, w] : kMap)
-    if (rest == h) return "blocks." + i + "." + w;
-  return hf;
-}
+// The transformers umT5 keys under another naming: the embedding, the final norm,
+// and per block `<block_prefix>N.<name>` for the ten per-block tensors (in the order
+// of kBlockKeys). Anything else keeps its name (and is then reported missing).
+struct T5Naming {
+  const char* shared;
+  const char* final_norm;
+  const char* block_prefix;
+  std::array<const char*, 10> block;
+};
+
+constexpr std::array<const char*, 10> kBlockKeys = {
+    "layer.0.layer_norm.weight",
+    "layer.0.SelfAttention.q.weight",
+    "layer.0.SelfAttention.k.weight",
+    "layer.0.SelfAttention.v.weight",
+    "layer.0.SelfAttention.o.weight",
+    "layer.0.SelfAttention.relative_attention_bias.weight",
+    "layer.1.layer_norm.weight",
+    "layer.1.DenseReluDense.wi_0.weight",
+    "layer.1.DenseReluDense.wi_1.weight",
+    "layer.1.DenseReluDense.wo.weight",
+};
+
+// Original Wan (wan/modules/t5.py).
+constexpr T5Naming kWanNames = {"token_embedding.weight", "norm.weight", "blocks.",
+                                {"norm1.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight",
+                                 "pos_embedding.embedding.weight", "norm2.weight", "ffn.gate.0.weight",
+                                 "ffn.fc1.weight", "ffn.fc2.weight"}};
 
 // llama.cpp's T5 names (as city96's umT5-XXL GGUFs carry them; ComfyUI-GGUF's
 // T5_SD_MAP reverses the same table): `enc.blk.N.attn_q.weight`, `token_embd.weight`.
-std::string gguf_key_of(const std::string& hf) {
-  if (hf == "shared.weight") return "token_embd.weight";
-  if (hf == "encoder.final_layer_norm.weight") return "enc.output_norm.weight";
+constexpr T5Naming kGgufNames = {"token_embd.weight", "enc.output_norm.weight", "enc.blk.",
+                                 {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
+                                  "attn_o.weight", "attn_rel_b.weight", "ffn_norm.weight", "ffn_gate.weight",
+                                  "ffn_up.weight", "ffn_down.weight"}};
+
+std::string renamed_key(const T5Naming& names, const std::string& hf) {
+  if (hf == "shared.weight") return names.shared;
+  if (hf == "encoder.final_layer_norm.weight") return names.final_norm;
   const std::string pre = "encoder.block.";
   if (!starts_with(hf, pre)) return hf;
   const size_t dot = hf.find('.', pre.size());
   if (dot == std::string::npos) return hf;
   const std::string i = hf.substr(pre.size(), dot - pre.size());
   const std::string rest = hf.substr(dot + 1);
-  static const std::pair<const char*, const char*> kMap[] = {
-      {"layer.0.layer_norm.weight", "attn_norm.weight"},
-      {"layer.0.SelfAttention.q.weight", "attn_q.weight"},
-      {"layer.0.SelfAttention.k.weight", "attn_k.weight"},
-      {"layer.0.SelfAttention.v.weight", "attn_v.weight"},
-      {"layer.0.SelfAttention.o.weight", "attn_o.weight"},
-      {"layer.0.SelfAttention.relative_attention_bias.weight", "attn_rel_b.weight"},
-      {"layer.1.layer_norm.weight", "ffn_norm.weight"},
-      {"layer.1.DenseReluDense.wi_0.weight", "ffn_gate.weight"},
-      {"layer.1.DenseReluDense.wi_1.weight", "ffn_up.weight"},
-      {"layer.1.DenseReluDense.wo.weight", "ffn_down.weight"},
-  };
-  for (const auto& [h, g] : kMap)
-    if (rest == h) return "enc.blk." + i + "." + g;
+  for (size_t k = 0; k < kBlockKeys.size(); ++k)
+    if (rest == kBlockKeys[k]) return names.block_prefix + i + "." + names.block[k];
   return hf;
 }
 
@@ -236,8 +229,8 @@ ShapeNote shape_note(const UMT5Config& c, const Shape& found, const Shape& expec
 }  // namespace
 
 std::string umt5_file_key(const UMT5Layout& layout, const std::string& hf_key) {
-  if (layout.name == "wan") return wan_key_of(hf_key);
-  if (layout.name == "gguf") return gguf_key_of(hf_key);
+  if (layout.name == "wan") return renamed_key(kWanNames, hf_key);
+  if (layout.name == "gguf") return renamed_key(kGgufNames, hf_key);
   return hf_key;
 }
 

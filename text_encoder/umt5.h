@@ -5,7 +5,7 @@
 // Symbols: B batch, L tokens, D d_model, NH heads, DK d_kv, F d_ff, NB buckets.
 // Weights follow the transformers `UMT5EncoderModel` keys (also ComfyUI's);
 // the original Wan names (`token_embedding.weight`, `blocks.N.attn.q.weight`,
-// ...) map onto them in one table (umt5.cpp, `wan_key_of`).
+// ...) map onto them in one table (umt5.cpp, `kWanNames`).
 #pragma once
 
 #include <cstdint>

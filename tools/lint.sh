@@ -90,6 +90,7 @@ include_rules() {
     [text_encoder]="core kernels text_encoder"
     [diffusion]="core kernels diffusion"
     [vae]="core kernels vae"
+    [image_encoder]="core kernels image_encoder"
     [scheduler]="core kernels scheduler"
   )
   local checked=0

@@ -316,6 +316,9 @@ def corrupt_fixtures():
     add("huge_ne.gguf", gguf_file(base_kvs(), [tinfo("w", [2 ** 63], 0, 0)], data2), "is too large")
     add("numel_overflow.gguf", gguf_file(base_kvs(), [tinfo("w", [2 ** 32, 2 ** 32], 0, 0)], data2),
         "element count overflows")
+    # A zero dimension does not excuse the others: their product must still fit.
+    add("numel_overflow_zero_dim.gguf", gguf_file(base_kvs(), [tinfo("w", [2, 2 ** 33, 0, 2 ** 33], 0, 0)], data2),
+        "element count overflows")
     add("unknown_type.gguf", gguf_file(base_kvs(), [tinfo("w", [4, 2], 99, 0)], data2), "unknown ggml type 99")
     add("unsupported_type.gguf", gguf_file(base_kvs(), [tinfo("w", [256], 23, 0)], data2),
         "has type IQ4_XS, which t2v does not read")
@@ -374,7 +377,8 @@ def fuzz_seeds(cases):
         write(os.path.join(CORPUS, f"one_{qtype.name.lower()}"), blob)
     for name, _ in cases:
         if name in ("truncated_header.gguf", "overlap.gguf", "misaligned_offset.gguf", "nested_array.gguf",
-                    "orig_shape_mismatch.gguf", "huge_array.gguf", "duplicate_tensor.gguf"):
+                    "orig_shape_mismatch.gguf", "huge_array.gguf", "duplicate_tensor.gguf",
+                    "numel_overflow_zero_dim.gguf"):
             shutil.copy(os.path.join(CORRUPT, name), os.path.join(CORPUS, name.replace(".gguf", "")))
 
 

@@ -115,7 +115,11 @@ def corrupt_fixtures():
          "shape[0] = 1.8446744073709552e+19 is not a non-negative integer"),
         ("number_overflow", raw(obj(entry("n", "F32", "[2, 1e400]", 0, 8)), b"\0" * 8),
          "not valid JSON: number overflow parsing '1e400'"),
-        ("huge_shape", raw(obj(entry("n", "F32", [2, 18446744073709551614], 0, 8)), b"\0" * 8),
+        ("huge_shape", raw(obj(entry("n", "F32", [2, 4611686018427387904], 0, 8)), b"\0" * 8),
+         "element count overflows"),
+        ("huge_dim", raw(obj(entry("n", "F32", [2, 18446744073709551614], 0, 8)), b"\0" * 8),
+         "shape[1] = 18446744073709551614 is too large"),
+        ("zero_dim_overflow", raw(obj(entry("n", "F32", [0, 4294967296, 4294967296], 0, 0)), b""),
          "element count overflows"),
         ("byte_overflow", raw(obj(entry("n", "F32", [4611686018427387905], 0, 8)), b"\0" * 8),
          "byte count overflows"),
@@ -170,7 +174,7 @@ def corpus(fixture):
     with open(os.path.join(CORPUS, "zero_size"), "wb") as f:
         f.write(raw(obj(entry("z", "BF16", [0, 4], 0, 0), entry("s", "F8_E4M3", [], 0, 1)), b"\x38"))
     for name in ["overlap", "gap", "duplicate_name", "negative_shape", "huge_shape", "bad_metadata", "truncated",
-                 "number_overflow"]:
+                 "number_overflow", "zero_dim_overflow"]:
         shutil.copy(os.path.join(CORRUPT, name + ".safetensors"), os.path.join(CORPUS, name))
 
 

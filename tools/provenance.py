@@ -19,11 +19,14 @@ import struct
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-def versions(*libs):
-    """{"python": ..., lib: lib.__version__, ...} for the libraries that computed the data."""
+def versions(*libs, extra=None):
+    """{"python": ..., lib: lib.__version__, ...} for the libraries that computed the data;
+    `extra` adds entries for code that is not an installed library (an upstream
+    repository at a commit: {"Wan-Video/Wan2.1": "<commit>"})."""
     v = {"python": platform.python_version()}
     for name in libs:
         v[name] = importlib.import_module(name).__version__
+    v.update(extra or {})
     return v
 
 
@@ -31,15 +34,15 @@ def generator_path(script):
     return os.path.relpath(os.path.abspath(script), ROOT).replace(os.sep, "/")
 
 
-def metadata(script, seed, libs):
+def metadata(script, seed, libs, extra=None):
     """safetensors __metadata__ entries (all strings)."""
-    return {"generator": generator_path(script), "versions": json.dumps(versions(*libs), sort_keys=True),
+    return {"generator": generator_path(script), "versions": json.dumps(versions(*libs, extra=extra), sort_keys=True),
             "seed": str(seed)}
 
 
-def json_field(script, seed, libs):
+def json_field(script, seed, libs, extra=None):
     """The "provenance" object of a JSON golden."""
-    return {"generator": generator_path(script), "versions": versions(*libs), "seed": str(seed)}
+    return {"generator": generator_path(script), "versions": versions(*libs, extra=extra), "seed": str(seed)}
 
 
 def stamp_safetensors(path, meta):

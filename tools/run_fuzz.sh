@@ -46,10 +46,45 @@ mapfile -t targets < <(find "$BUILD/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_
 per=$((TOTAL / ${#targets[@]}))
 [ "$per" -ge 1 ] || per=1
 
+# Regression inputs too large to keep in git or to fuzz from (they would raise libFuzzer's
+# max_len for every mutation), generated here and each run once under a per-input time
+# limit: a parser that turned quadratic again fails this step (docs/bad_inputs.md #2-9, #78).
+REGRESS_TIMEOUT="${REGRESS_TIMEOUT:-20}"
+# A safetensors file of $1 zero-size tensors ({"t0": {"dtype": "F32", "shape": [0],
+# "data_offsets": [0, 0]}, ...}): 100,000 of them are a 6.6 MB header.
+many_tensors() {
+  local n=$1 out=$2 len pad
+  awk -v n="$n" 'BEGIN { printf "{"; for (i = 0; i < n; i++) { if (i) printf ","; printf "\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}", i }; printf "}" }' >"$out.json"
+  len=$(stat -c %s "$out.json")
+  pad=$(((8 - len % 8) % 8))
+  printf '%*s' "$pad" '' >>"$out.json"
+  len=$((len + pad))
+  printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x00\\x00\\x00\\x00' $((len & 255)) $((len >> 8 & 255)) $((len >> 16 & 255)) $((len >> 24 & 255)))" >"$out"
+  cat "$out.json" >>"$out"
+  rm -f "$out.json"
+}
+mkdir -p "$BUILD/regress/safetensors"
+many_tensors 100000 "$BUILD/regress/safetensors/zero_size_100k.safetensors"
+
 failed=0
 mkdir -p "$BUILD/artifacts"
 for t in "${targets[@]}"; do
   name=$(basename "$t")
+  regress="$BUILD/regress/${name#fuzz_}"
+  if [ -d "$regress" ]; then
+    for input in "$regress"/*; do
+      echo "run_fuzz: $name on $(basename "$input") ($(stat -c %s "$input") bytes, limit ${REGRESS_TIMEOUT}s)"
+      start=$(date +%s%N)
+      if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$t" -timeout="$REGRESS_TIMEOUT" -rss_limit_mb=4096 "$input" >"$BUILD/$name.regress.log" 2>&1; then
+        tail -n 30 "$BUILD/$name.regress.log"
+        echo "run_fuzz: $name FAILED on $input (over ${REGRESS_TIMEOUT}s, or a crash)"
+        failed=1
+      else
+        echo "run_fuzz: $name ok on $(basename "$input") in $((($(date +%s%N) - start) / 1000000)) ms"
+      fi
+    done
+  fi
   seeds="tests/fuzz/corpus/${name#fuzz_}"
   work="$BUILD/corpus/${name#fuzz_}"  # grows here; the committed seeds stay as they are
   mkdir -p "$work"

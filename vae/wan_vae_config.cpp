@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config_check.h"
+#include "core/file_read.h"
 #include "kernels/ops.h"
 
 namespace t2v {
@@ -97,12 +98,9 @@ int count_true(const std::vector<bool>& v) {
   return n;
 }
 
+// Regular files only, size-capped (docs/bad_inputs.md #68).
 std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error(kExitNoInput, fmt::format("cannot read VAE config '{}'", path), "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_input_file(path, "VAE config", kMaxConfigBytes, kExitConfig);
 }
 
 }  // namespace

@@ -124,14 +124,14 @@ int create_temp(const std::string& dir, const std::string& name, std::string& te
               "another process keeps deleting files there; use a separate output folder");
 }
 
+}  // namespace
+
 void fsync_folder(const std::string& dir) {
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return;  // the rename happened; durability of the entry is best effort here
   ::fsync(dfd);         // EINVAL on file systems without directory fsync: nothing more to do
   ::close(dfd);
 }
-
-}  // namespace
 
 AtomicFile::~AtomicFile() { discard(); }
 
@@ -142,14 +142,7 @@ void AtomicFile::create(const std::string& path, bool overwrite) {
     throw Error(kExitCantCreate, fmt::format("output path '{}' does not name a file", path),
                 "give a file name such as out/video.mp4");
   require_folder(dir);
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode))
-      throw Error(kExitCantCreate, fmt::format("output path '{}' is a folder", path), "give a file name inside it");
-    if (!overwrite)
-      throw Error(kExitCantCreate, fmt::format("output file '{}' already exists", path),
-                  "pass --overwrite to replace it or choose another name");
-  }
+  check_output_target(path, overwrite);
   fd_ = create_temp(dir, name, temp_path_);
   path_ = path;
   overwrite_ = overwrite;
@@ -196,6 +189,35 @@ void AtomicFile::discard() noexcept {
   ::close(fd_);
   fd_ = -1;
   temp_path_.clear();
+}
+
+void check_output_target(const std::string& path, bool overwrite) {
+  auto [dir, name] = split_path(path);
+  if (name.empty() || name == "." || name == "..")
+    throw Error(kExitCantCreate, fmt::format("output path '{}' does not name a file", path),
+                "give a file name such as out/video.mp4");
+  long name_max = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+  if (name_max <= 0) name_max = 255;
+  if (name.size() > static_cast<size_t>(name_max))
+    throw Error(kExitCantCreate,
+                fmt::format("output file name '{}...' is {} bytes; the file system takes at most {}", name.substr(0, 40),
+                            name.size(), name_max),
+                "choose a shorter name");
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode))
+    throw Error(kExitCantCreate, fmt::format("output path '{}' is a folder", path), "give a file name inside it");
+  if (!S_ISREG(st.st_mode))
+    throw Error(kExitCantCreate,
+                fmt::format("output path '{}' exists and is {}", path,
+                            S_ISLNK(st.st_mode)    ? "a symbolic link"
+                            : S_ISFIFO(st.st_mode) ? "a FIFO"
+                            : S_ISSOCK(st.st_mode) ? "a socket"
+                                                   : "a device"),
+                "t2v replaces only regular files, never writes through links or devices; choose another name");
+  if (!overwrite)
+    throw Error(kExitCantCreate, fmt::format("output file '{}' already exists", path),
+                "pass --overwrite to replace it or choose another name");
 }
 
 void write_file_atomic(const std::string& path, const void* data, size_t size, bool overwrite) {

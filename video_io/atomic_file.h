@@ -21,8 +21,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   // Creates the temp file next to `path`. Throws Error(73) when the folder is missing, not a
-  // folder or not writable, or when `path` exists and `overwrite` is false; Error(74) when
-  // the file system is full.
+  // folder or not writable, when `path` exists and `overwrite` is false, or when it exists
+  // and is not a regular file (check_output_target); Error(74) when the file system is full.
   void create(const std::string& path, bool overwrite);
 
   // fsyncs the temp file, renames it to path() (RENAME_NOREPLACE unless overwrite: a file
@@ -44,8 +44,19 @@ class AtomicFile {
   bool overwrite_ = false;
 };
 
+// Checks, before any work, that `path` can be written as a new file: its name fits the
+// file system (NAME_MAX), it does not name a folder, and an existing entry is a regular
+// file that `overwrite` allows replacing. A symbolic link (dangling or not), FIFO, socket
+// or device there is never replaced or written through. Error(73) says which
+// (docs/bad_inputs.md #71, #72). The folder itself is check_output_writable's job.
+void check_output_target(const std::string& path, bool overwrite);
+
 // Writes `size` bytes to `path` through an AtomicFile. Error(74) names `path` on a write error.
 void write_file_atomic(const std::string& path, const void* data, size_t size, bool overwrite);
+
+// fsyncs a folder so the names created or renamed in it survive a power loss (best effort:
+// file systems without directory fsync are left as they are).
+void fsync_folder(const std::string& dir);
 
 // Checks, before any model is loaded, that files can be created in `dir` by creating and
 // deleting a temp file there. Error(73) says what is wrong and how to fix it.

@@ -37,6 +37,15 @@ void check_frames(const std::vector<RgbImage>& frames, const char* what) {
     T2V_ASSERT(f.width == frames[0].width && f.height == frames[0].height, "{}: frames differ in size", what);
 }
 
+std::vector<uint8_t> encode_png(const cv::Mat& rgb, const std::string& what) {
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);  // imencode expects BGR
+  std::vector<uint8_t> png;
+  if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 6}))
+    throw Error(kExitSoftware, fmt::format("cannot encode the {} as PNG", what));
+  return png;
+}
+
 // round(100 * i / fps) in hundredths of a second, exactly, for fps = num/den.
 int64_t centiseconds(int64_t i, Rational fps) { return (200 * i * fps.den + fps.num) / (2 * int64_t{fps.num}); }
 
@@ -85,13 +94,24 @@ std::vector<int> write_contact_sheet(const std::string& path, const std::vector<
                 cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
   }
 
-  cv::Mat bgr;
-  cv::cvtColor(sheet, bgr, cv::COLOR_RGB2BGR);  // imencode expects BGR
-  std::vector<uint8_t> png;
-  if (!cv::imencode(".png", bgr, png, {cv::IMWRITE_PNG_COMPRESSION, 6}))
-    throw Error(kExitSoftware, fmt::format("cannot encode the contact sheet '{}' as PNG", path));
+  std::vector<uint8_t> png = encode_png(sheet, fmt::format("contact sheet '{}'", path));
   write_file_atomic(path, png.data(), png.size(), options.overwrite);
   return shown;
+}
+
+std::vector<uint8_t> png_bytes(const RgbImage& frame) { return encode_png(as_mat(frame), "frame"); }
+
+std::vector<uint8_t> frame_strip_png(const std::vector<RgbImage>& frames, int tile_width, int tile_height, int gap) {
+  check_frames(frames, "frame strip");
+  T2V_ASSERT(tile_width >= 1 && tile_height >= 1 && gap >= 0, "bad strip tile {}x{} gap {}", tile_width, tile_height,
+             gap);
+  const int n = static_cast<int>(frames.size());
+  cv::Mat strip(tile_height + 2 * gap, n * tile_width + (n + 1) * gap, CV_8UC3, cv::Scalar(32, 32, 32));
+  for (int k = 0; k < n; ++k) {
+    cv::Mat tile = strip(cv::Rect(gap + k * (tile_width + gap), gap, tile_width, tile_height));
+    cv::resize(as_mat(frames[k]), tile, cv::Size(tile_width, tile_height), 0, 0, cv::INTER_LINEAR);
+  }
+  return encode_png(strip, "frame strip");
 }
 
 int write_animated_gif(const std::string& path, const std::vector<RgbImage>& frames, Rational fps,

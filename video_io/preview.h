@@ -47,4 +47,11 @@ struct GifOptions {
 int write_animated_gif(const std::string& path, const std::vector<RgbImage>& frames, Rational fps,
                        const GifOptions& options = {});
 
+// One frame as PNG bytes, unscaled (video thumbnails).
+std::vector<uint8_t> png_bytes(const RgbImage& frame);
+
+// Frames side by side, each scaled (bilinear) to tile_width x tile_height, `gap` pixels apart on
+// a dark background, as PNG bytes (live previews of a render in progress).
+std::vector<uint8_t> frame_strip_png(const std::vector<RgbImage>& frames, int tile_width, int tile_height, int gap = 2);
+
 }  // namespace t2v

@@ -32,6 +32,18 @@ void register_conv(Backend& b);
 void register_rope(Backend& b);
 void register_layout(Backend& b);
 
+// The output of a Linear for x [..., K] and N outputs: y [..., N] F32 holding the
+// bias rows (beta 1: the GEMM adds x·Wᵀ onto them, one rounding, as addmm) or,
+// without a bias, beta 0 and y uninitialised unless K = 0 (then zeros: y is
+// complete). rows = the product of x's leading dims. Shared by linear and
+// linear_packed so both treat empty and bias-only shapes alike.
+struct LinearOutput {
+  Tensor y;
+  int64_t rows = 0;
+  float beta = 0.0f;
+};
+LinearOutput linear_output(const Tensor& x, int64_t n, const Tensor& bias);
+
 // GELU, tanh form, of one value: 0.5 v (1 + tanh u) == v / (1 + exp(-2u)), one
 // exp instead of tanh (which costs an expm1 and more: 19% of the default
 // model's generation time went here), and no cancellation in 1 + tanh u for

@@ -6,37 +6,46 @@
 #include <cblas.h>
 
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/backend_cpu.h"
 
 namespace t2v::ops::cpu {
+
+LinearOutput linear_output(const Tensor& x, int64_t n, const Tensor& bias) {
+  LinearOutput out;
+  out.rows = 1;  // also when K = 0: y is then the bias or zeros
+  for (int i = 0; i + 1 < x.dim(); ++i) out.rows *= x.size(i);
+  std::vector<int64_t> out_dims = x.shape().vec();
+  out_dims.back() = n;
+  out.y = Tensor::empty(Shape(out_dims), DType::F32);
+  const int64_t M = out.rows;
+  if (M == 0 || n == 0) return out;
+  float* yp = out.y.data<float>();
+  if (bias.defined()) {
+    const float* bp = bias.data<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; ++m) std::memcpy(yp + m * n, bp, sizeof(float) * n);
+    out.beta = 1.0f;
+  } else if (x.size(-1) == 0) {
+    std::memset(yp, 0, sizeof(float) * M * n);
+  }
+  return out;
+}
+
 namespace {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const int64_t K = x.size(-1), N = w.size(0);
-  int64_t M = 1;  // rows: the product of x's leading dims (also when K = 0: y is then the bias or zeros)
-  for (int i = 0; i + 1 < x.dim(); ++i) M *= x.size(i);
-  std::vector<int64_t> out_dims = x.shape().vec();
-  out_dims.back() = N;
-  Tensor y = Tensor::empty(Shape(out_dims), DType::F32);
-  float* yp = y.data<float>();
-  if (M == 0 || N == 0) return y;
-  float beta = 0.0f;
-  if (bias.defined()) {
-    // C = x·wᵀ + C with C pre-filled by the bias rows: one rounding, as addmm.
-    const float* bp = bias.data<float>();
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m) std::memcpy(yp + m * N, bp, sizeof(float) * N);
-    beta = 1.0f;
-  }
-  if (K == 0) {
-    if (!bias.defined()) std::memset(yp, 0, sizeof(float) * M * N);
-    return y;
-  }
+  LinearOutput out = linear_output(x, N, bias);
+  const int64_t M = out.rows;
+  if (M == 0 || N == 0 || K == 0) return out.y;
+  float* yp = out.y.data<float>();
+  const float beta = out.beta;
   // [M, K] · [N, K]ᵀ: w is "K-major" (PyTorch Linear layout), hence CblasTrans.
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x.data<float>(), (int)K,
               w.data<float>(), (int)K, beta, yp, (int)N);
-  return y;
+  return out.y;
 }
 
 Tensor linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor& bias) {

@@ -6,9 +6,9 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/quant.h"
+#include "kernels/cpu/backend_cpu.h"
 #include "kernels/cpu/quant_gemm.h"
 
 namespace t2v::ops::cpu {
@@ -21,24 +21,12 @@ constexpr int64_t kTileFloats = int64_t{1} << 20;
 }  // namespace
 
 Tensor linear_packed(const Tensor& x, const PackedWeight& w, const Tensor& bias) {
-  const int64_t K = x.size(-1), N = w.shape[0], M = K == 0 ? 0 : x.numel() / K;
-  std::vector<int64_t> out_dims = x.shape().vec();
-  out_dims.back() = N;
-  Tensor y = Tensor::empty(Shape(out_dims), DType::F32);
-  float* yp = y.data<float>();
-  if (M == 0 || N == 0) return y;
-  float beta = 0.0f;
-  if (bias.defined()) {
-    // C = x·Wᵀ + C with C pre-filled by the bias rows, as cpu::linear does.
-    const float* bp = bias.data<float>();
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m) std::memcpy(yp + m * N, bp, sizeof(float) * N);
-    beta = 1.0f;
-  }
-  if (K == 0) {
-    if (!bias.defined()) std::memset(yp, 0, sizeof(float) * M * N);
-    return y;
-  }
+  const int64_t K = x.size(-1), N = w.shape[0];
+  LinearOutput out = linear_output(x, N, bias);
+  const int64_t M = out.rows;
+  if (M == 0 || N == 0 || K == 0) return out.y;
+  float* yp = out.y.data<float>();
+  const float beta = out.beta;
   const int64_t tile = std::clamp<int64_t>(kTileFloats / K, 1, N);
   const int64_t row_bytes = w.row_bytes();
   const auto* blocks = w.data.data<uint8_t>();
@@ -52,7 +40,7 @@ Tensor linear_packed(const Tensor& x, const PackedWeight& w, const Tensor& bias)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)nt, (int)K, 1.0f, x.data<float>(), (int)K, wt,
                 (int)K, beta, yp + n0, (int)N);
   }
-  return y;
+  return out.y;
 }
 
 }  // namespace t2v::ops::cpu

@@ -79,7 +79,7 @@ TEST(BatchFilesystem, AManifestThatCannotBeWrittenStopsTheBatchBeforeRendering) 
   fs::create_directories(out + "/manifest.jsonl");  // a folder where the manifest should be
   RunResult r = run_t2v(batch_args(dir.file("list.jsonl"), out));
   EXPECT_EQ(r.code, 73) << r.err;
-  expect_one_error_line(r.err, "manifest.jsonl is not a file");
+  expect_one_error_line(r.err, "manifest.jsonl is not a regular file");
   EXPECT_FALSE(fs::exists(out + "/item0.mp4"));
 }
 

@@ -48,7 +48,7 @@ TEST(BatchValidation, EachBadLineIsReportedAsFileLineBeforeAnyModelLoads) {
       {"invalid utf-8", ok + ok + "{\"prompt\": \"a\xff\"}\n", "list.jsonl:3: invalid UTF-8 at byte 13"},
       {"bad size", "{\"prompt\": \"x\", \"size\": \"33x32\"}\n", "list.jsonl:1:"},
       {"duplicate id", "{\"prompt\": \"x\", \"id\": \"A\"}\n{\"prompt\": \"y\", \"id\": \"a\"}\n",
-       "list.jsonl:2: duplicate id \"a\" (line 1"},
+       "list.jsonl:2: duplicate id \"a\": line 1 has \"A\""},
       {"duplicate output", "{\"prompt\": \"x\", \"output\": \"V.mp4\"}\n{\"prompt\": \"y\", \"output\": \"v.MP4\"}\n",
        "list.jsonl:2: output \"v.MP4\" is also the output of line 1"},
       {"id clashes with output", "{\"prompt\": \"x\", \"id\": \"v\"}\n{\"prompt\": \"y\", \"output\": \"V.mp4\"}\n",

@@ -56,12 +56,19 @@ int wait_code(pid_t pid) {
 }
 
 std::vector<std::string> with_exe(const std::vector<std::string>& args) {
-  std::vector<std::string> a = {T2V_EXE};
+  std::vector<std::string> a = {t2v_exe()};
   a.insert(a.end(), args.begin(), args.end());
   return a;
 }
 
 }  // namespace
+
+// T2V_TEST_EXE runs the tests against another build of t2v (e.g. to see a new test fail on
+// the program before a fix).
+std::string t2v_exe() {
+  const char* other = std::getenv("T2V_TEST_EXE");
+  return other && *other ? other : T2V_EXE;
+}
 
 RunResult run_program(const std::vector<std::string>& argv,
                       const std::vector<std::pair<std::string, std::string>>& env) {

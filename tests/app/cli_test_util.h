@@ -19,6 +19,9 @@ struct RunResult {
   std::string err;  // stderr
 };
 
+// The t2v program the tests run: T2V_EXE, or $T2V_TEST_EXE when set (another build).
+std::string t2v_exe();
+
 // Runs T2V_EXE with `args` (no shell; arguments passed verbatim) in `cwd` (if non-empty).
 RunResult run_t2v(const std::vector<std::string>& args, const std::string& cwd = "");
 

@@ -236,6 +236,53 @@ TEST(Gguf, PipelineRendersTheSameFramesWithGgufParts) {
   EXPECT_EQ(run("folder", {"--model", m.string()}), gguf) << "the folder renders what --dit/--t5 render";
 }
 
+// A LoRA on a GGUF DiT: `t2v generate --dit <folder with the Q8_0 GGUF and its
+// config.json> --lora` reports the LoRA and the quantized weights it makes dense, and
+// renders the frames of the package-dequantized weights as safetensors with the same
+// LoRA; another strength renders other frames.
+TEST(Gguf, GenerateMergesALoraIntoAGgufDit) {
+  TempDir dir;
+  const std::string q8 = kData + "/diffusion/gguf/wan_tiny48_q8_0.gguf";
+  const std::string lora = kData + "/lora/original_f16.safetensors";
+  for (const char* sub : {"dit_gguf", "dit_deq"}) {
+    fs::create_directory(dir.file(sub));
+    fs::copy_file(kTinyWan + "/transformer/config.json", dir.file(std::string(sub) + "/config.json"));
+  }
+  fs::copy_file(q8, dir.file("dit_gguf/wan_tiny48_q8_0.gguf"));
+  save_safetensors(dir.file("dit_deq/model.safetensors"), package_dequantized(q8));
+
+  auto run = [&](const std::string& name, const std::string& dit, const std::string& spec) {
+    std::vector<std::string> args = generate_args(dir, name);
+    args.insert(args.end(), {"--model", kTinyWan, "--dit", dir.file(dit)});
+    if (!spec.empty()) args.insert(args.end(), {"--lora", spec});
+    const RunResult r = run_t2v(args);
+    EXPECT_EQ(r.code, 0) << name << ": " << r.err;
+    return std::make_pair(r.err, frames_of(dir, name));
+  };
+  const auto [log, gguf] = run("gguf", "dit_gguf", lora + ":1");
+  EXPECT_NE(log.find("LoRA " + lora + " at strength 1: original names, "), std::string::npos) << log;
+  // original_f16 touches blocks.1.ffn.2, one of the two Q8_0 matrices of the file.
+  EXPECT_NE(log.find("LoRA: 1 quantized GGUF weights of the DiT are dequantized, merged and kept in F32"),
+            std::string::npos)
+      << log;
+  const std::vector<float> deq = run("deq", "dit_deq", lora + ":1").second;
+  const std::vector<float> half = run("half", "dit_gguf", lora + ":0.5").second;
+  const std::vector<float> none = run("none", "dit_gguf", "").second;
+  ASSERT_FALSE(gguf.empty());
+  ASSERT_EQ(gguf.size(), deq.size());
+  double max_abs = 0;
+  for (size_t i = 0; i < gguf.size(); ++i) max_abs = std::max(max_abs, std::fabs(static_cast<double>(gguf[i]) - deq[i]));
+  std::printf("  GGUF + LoRA vs dequantized safetensors + LoRA: max |diff| %.2e; PSNR vs strength 0.5 %.1f dB, "
+              "vs no LoRA %.1f dB\n",
+              max_abs, psnr(gguf, half), psnr(gguf, none));
+  // The DiT forwards are equal bit for bit (tests/diffusion/test_lora_gguf.cpp), so are the frames.
+  EXPECT_EQ(max_abs, 0.0);
+  EXPECT_LT(psnr(gguf, half), 60.0) << "the strength changes the frames";
+  EXPECT_LT(psnr(gguf, none), 60.0) << "the LoRA changes the frames";
+  const auto [lo, hi] = std::minmax_element(gguf.begin(), gguf.end());
+  EXPECT_GT(*hi - *lo, 0.1f) << "the frames are not flat";
+}
+
 TEST(Gguf, InspectListsTensorsMetadataAndWhatItDetected) {
   RunResult r = run_t2v({"inspect", kMixed});
   ASSERT_EQ(r.code, 0) << r.err;

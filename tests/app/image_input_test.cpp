@@ -1,16 +1,20 @@
-// Image input for image-to-video: decoding as PIL's convert("RGB"), PIL's Lanczos
-// resize (bit-exact), torch's bicubic interpolate, the official size formulas and the
-// whole TI2V image preparation, against tools/golden/gen_image_goldens.py.
+// Image input for image-to-video: decoding as PIL's convert("RGB") (app/image_input,
+// every model), PIL's Lanczos resize (bit-exact), torch's bicubic interpolate
+// (core/image_resize), the official size formulas and the whole TI2V image preparation,
+// against tools/golden/gen_image_goldens.py.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "app/i2v_conditioning.h"
 #include "app/image_input.h"
 #include "app/image_resize.h"
 #include "core/error.h"
+#include "core/image_resize.h"
 #include "core/safetensors.h"
 
 namespace t2v {
@@ -18,8 +22,8 @@ namespace {
 
 const std::string kDir = std::string(T2V_TEST_DATA_DIR) + "/image";
 
-RgbImage8 from_tensor(const Tensor& t) {  // U8 [H, W, 3]
-  RgbImage8 img;
+InputImage from_tensor(const Tensor& t) {  // U8 [H, W, 3]
+  InputImage img;
   img.height = static_cast<int>(t.size(0));
   img.width = static_cast<int>(t.size(1));
   const uint8_t* p = t.data<uint8_t>();
@@ -28,10 +32,12 @@ RgbImage8 from_tensor(const Tensor& t) {  // U8 [H, W, 3]
 }
 
 TEST(ImageInput, DecodesEveryColourTypeAsPilConvertRgb) {
+  ImageLimits small;  // the fixtures are 10x6, under the CLI's minimum side
+  small.min_side = 1;
   for (const char* name : {"rgb", "gray", "rgba", "gray_alpha", "palette"}) {
-    const RgbImage8 got = load_image_rgb(kDir + "/" + name + ".png");
+    const InputImage got = load_rgb_image(kDir + "/" + name + ".png", "--image", small);
     SafetensorsFile want(kDir + "/" + name + ".rgb.safetensors");
-    const RgbImage8 w = from_tensor(want.get("rgb"));
+    const InputImage w = from_tensor(want.get("rgb"));
     ASSERT_EQ(got.width, w.width) << name;
     ASSERT_EQ(got.height, w.height) << name;
     EXPECT_EQ(got.rgb, w.rgb) << name;
@@ -40,14 +46,14 @@ TEST(ImageInput, DecodesEveryColourTypeAsPilConvertRgb) {
 
 TEST(ImageInput, RefusesWhatIsNotAnImage) {
   try {
-    load_image_rgb(kDir + "/not_an_image.png");
+    load_rgb_image(kDir + "/not_an_image.png", "--image");
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), kExitDataErr) << e.what();
     EXPECT_NE(std::string(e.what()).find("not_an_image.png"), std::string::npos) << e.what();
   }
   try {
-    load_image_rgb(kDir + "/missing.png");
+    load_rgb_image(kDir + "/missing.png", "--image");
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), kExitNoInput) << e.what();
@@ -61,9 +67,9 @@ TEST(ImageResize, LanczosIsBitExactWithPil) {
     const std::string& n = info.name;
     if (n.size() < 3 || n.substr(n.size() - 3) != ".in") continue;
     const std::string name = n.substr(0, n.size() - 3);
-    const RgbImage8 in = from_tensor(f.get(n));
-    const RgbImage8 want = from_tensor(f.get(name + ".out"));
-    const RgbImage8 got = resize_lanczos_pil(in, want.width, want.height);
+    const InputImage in = from_tensor(f.get(n));
+    const InputImage want = from_tensor(f.get(name + ".out"));
+    const InputImage got = resize_lanczos_pil(in, want.width, want.height);
     ASSERT_EQ(got.width, want.width);
     ASSERT_EQ(got.height, want.height);
     int64_t diff = 0;
@@ -81,7 +87,7 @@ TEST(ImageResize, BicubicMatchesTorch) {
   for (const char* name : {"up", "down", "same", "mixed"}) {
     const Tensor in = f.get(std::string(name) + ".in").clone();
     const Tensor want = f.get(std::string(name) + ".out").clone();
-    const Tensor got = resize_bicubic_torch(in, static_cast<int>(want.size(1)), static_cast<int>(want.size(2)));
+    const Tensor got = resize_bicubic(in, want.size(1), want.size(2));
     ASSERT_EQ(got.shape(), want.shape());
     double err = 0;
     for (int64_t i = 0; i < got.numel(); ++i)
@@ -100,9 +106,10 @@ TEST(ImageResize, SizesAreTheOfficialOnes) {
     const auto ti2v = best_output_size(iw, ih, 32, 32, area);
     EXPECT_EQ(ti2v.first, c["ti2v"][0].get<int>()) << c.dump();
     EXPECT_EQ(ti2v.second, c["ti2v"][1].get<int>()) << c.dump();
-    const auto a14b = a14b_i2v_size(iw, ih, area);
-    EXPECT_EQ(a14b.first, c["a14b"][0].get<int>()) << c.dump();
-    EXPECT_EQ(a14b.second, c["a14b"][1].get<int>()) << c.dump();
+    // Wan2.2 I2V-A14B sizes its video as Wan2.1 I2V does (app/i2v_conditioning).
+    const I2VSize a14b = i2v_output_size(area, iw, ih);
+    EXPECT_EQ(a14b.width, c["a14b"][0].get<int>()) << c.dump();
+    EXPECT_EQ(a14b.height, c["a14b"][1].get<int>()) << c.dump();
   }
   EXPECT_EQ(py_round(2.5), 2);
   EXPECT_EQ(py_round(3.5), 4);
@@ -127,7 +134,7 @@ TEST(ImageResize, Ti2vImageIsTheOfficialTensor) {
     EXPECT_EQ(p.height, c[3].get<int>()) << name;
     EXPECT_EQ(p.resized_w, c[4].get<int>()) << name;
     EXPECT_EQ(p.resized_h, c[5].get<int>()) << name;
-    const Tensor got = image_to_video_tensor(p.image);
+    const Tensor got = rgb_image_to_tensor(p.image);
     const Tensor want = f.get(name + ".out").clone();
     ASSERT_EQ(got.numel(), want.numel()) << name;
     // The uint8 image is bit-exact; (u/255 - 0.5)/0.5 is the same fp32 arithmetic.

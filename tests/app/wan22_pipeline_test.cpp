@@ -10,9 +10,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "app/model_paths.h"
+#include "app/pipeline.h"
+#include "app/progress.h"
 #include "cli_test_util.h"
 #include "core/safetensors.h"
 
@@ -107,6 +111,65 @@ INSTANTIATE_TEST_SUITE_P(Cases, Wan22PipelineOnTheTestDevice,
                          ::testing::Values("ti2v_i2v_unipc", "t2v_a14b_dpm_boundary", "i2v_a14b_dpm_files"),
                          [](const auto& p) { return p.param; });
 
+// ---- the step cache with two experts (docs/PERFORMANCE.md): a fresh cache at the switch ----
+
+// Denoises T2V-A14B (tiny) with a first-block cache that reuses whenever it can (threshold
+// 1e30): per expert only its first step runs the blocks. Returns the records; `observed`
+// counts the observer's calls.
+DenoiseStats denoise_a14b_cached(double cfg_low, int* observed) {
+  GenerateOptions g;
+  g.model = kDir + "/t2v_a14b";
+  g.vae = kData + "/pipeline/tiny_wan/vae";
+  g.t5 = kData + "/pipeline/tiny_wan/text_encoder";
+  g.tokenizer = kData + "/pipeline/tiny_wan/tokenizer";
+  Pipeline p(resolve_model_paths(g), PipelineLoadOptions{});
+  RenderRequest r;
+  r.prompt = "a red ball";
+  r.negative_prompt = std::string("blurry");
+  r.width = 48, r.height = 32, r.frames = 5, r.steps = 6, r.shift = 5.0, r.seed = 1;
+  r.cfg = 4.0;
+  r.cfg_low = cfg_low;
+  r.boundary = 0.9;  // 6 steps at shift 5: t = 1000, 961, 909 high-noise, then low-noise
+  r.quiet = true;
+  r.cache.kind = StepCacheKind::kFirstBlock;
+  r.cache.threshold = 1e30;
+  StageTimes t;
+  Progress progress(false, false);
+  const EncodedPrompts text = p.encode_prompts(r, t);
+  DenoiseStats stats;
+  *observed = 0;
+  const Tensor x = p.denoise(r, text, progress, nullptr, t, nullptr,
+                             [&](const DenoiseStep& s) { *observed += s.step == *observed + 1 ? 1 : 1000; }, &stats);
+  EXPECT_TRUE(std::isfinite(x.to(Device::CPU).to_vector()[0]));
+  return stats;
+}
+
+TEST(Wan22StepCache, EachExpertStartsWithAFreshCache) {
+  int observed = 0;
+  // cfg-low 1: the low-noise steps have one branch, which tells the experts apart.
+  const DenoiseStats a = denoise_a14b_cached(1.0, &observed);
+  EXPECT_EQ(observed, 6);
+  std::map<int, int> branches;
+  for (const StepCacheRecord& rec : a.records) ++branches[rec.step];
+  ASSERT_EQ(branches.size(), 6u);
+  int first_low = -1;
+  for (const auto& [step, n] : branches)
+    if (n == 1 && first_low < 0) first_low = step;
+  ASSERT_GT(first_low, 0) << "no high-noise or no low-noise step";
+  for (const StepCacheRecord& rec : a.records)
+    EXPECT_EQ(rec.computed, rec.step == 0 || rec.step == first_low) << "step " << rec.step << " branch " << rec.branch;
+  EXPECT_EQ(a.dit_forwards, 3);  // 2 branches at step 0, 1 at the first low-noise step
+  EXPECT_EQ(a.dit_forwards_skipped, 2 * (first_low - 1) + (6 - first_low - 1));
+  // The same guidance on both experts: one cache carried across would reuse the high-noise
+  // residual at the first low-noise step; each expert's first step runs instead.
+  const DenoiseStats b = denoise_a14b_cached(4.0, &observed);
+  ASSERT_EQ(b.records.size(), 12u);
+  for (const StepCacheRecord& rec : b.records)
+    EXPECT_EQ(rec.computed, rec.step == 0 || rec.step == first_low) << "step " << rec.step << " branch " << rec.branch;
+  EXPECT_EQ(b.dit_forwards, 4);
+  EXPECT_EQ(b.steps_reused, 4);
+}
+
 // ---- bad inputs (docs/bad_inputs.md #95-101): one line, the code, no output file ------------
 
 void expect_refused(std::vector<std::string> extra, int code, const std::string& needle) {
@@ -153,7 +216,7 @@ TEST(Wan22BadInput, BoundaryOutsideTheRange) {
 
 TEST(Wan22BadInput, ImageThatCannotBeDecoded) {
   expect_refused({"--model", kDir + "/ti2v", "--size", "64x32", "--image", kData + "/image/not_an_image.png"}, 65,
-                 "cannot be decoded");
+                 "header is cut short or damaged");
   expect_refused({"--model", kDir + "/ti2v", "--size", "64x32", "--image", kData + "/image/missing.png"}, 66,
                  "does not exist");
 }

@@ -1,11 +1,12 @@
 // What sampling does differently for Wan2.2 (app/wan22_sampling.h), element by element on
 // random latents: the expert switch at the boundary (inclusive), the per-token timesteps of
-// TI2V image-to-video, the I2V-A14B condition channels and the first-frame replacement.
+// TI2V image-to-video, the I2V-A14B mask and the first-frame replacement.
 // The end-to-end goldens (wan22_pipeline_test) cover the same through the official pipelines.
 #include <gtest/gtest.h>
 
 #include <random>
 
+#include "app/i2v_conditioning.h"
 #include "app/wan22_sampling.h"
 
 namespace t2v {
@@ -30,7 +31,7 @@ TEST(Wan22Sampling, HighNoiseExpertWhileTAtOrAboveTheBoundary) {
   EXPECT_EQ(expert_boundary(WanModelKind::T2V, 0.5, 0.875), 0.5);
   EXPECT_EQ(expert_boundary(WanModelKind::T2V, std::nullopt, 0.8), 0.8);
   EXPECT_EQ(expert_boundary(WanModelKind::T2V, std::nullopt, std::nullopt), 0.875);
-  EXPECT_EQ(expert_boundary(WanModelKind::I2V, std::nullopt, std::nullopt), 0.9);
+  EXPECT_EQ(expert_boundary(WanModelKind::I2VA14B, std::nullopt, std::nullopt), 0.9);
 }
 
 TEST(Wan22Sampling, Ti2vImageTokensGetTimestepZero) {
@@ -43,17 +44,17 @@ TEST(Wan22Sampling, Ti2vImageTokensGetTimestepZero) {
   }
 }
 
-TEST(Wan22Sampling, I2vConditionIsTheMaskThenTheImageLatent) {
-  for (const auto& [z, T, h, w] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{16, 3, 2, 3}, {5, 1, 3, 1}}) {
-    const Tensor y = random_tensor(Shape{1, z, T, h, w}, 7);
-    const Tensor c = i2v_condition(y);
-    ASSERT_EQ(c.shape(), (Shape{1, 4 + z, T, h, w}));
-    const float* p = c.data<float>();
-    const int64_t frame = h * w;
+TEST(Wan22Sampling, I2vA14bMaskIsOneOnLatentFrameZero) {
+  // I2V-A14B builds its mask as Wan2.1 I2V does (app/i2v_conditioning): all 4 channels 1 on
+  // latent frame 0 only (no last frame).
+  for (const auto& [F, h, w] : {std::tuple<int64_t, int64_t, int64_t>{9, 2, 3}, {1, 3, 1}, {5, 1, 4}}) {
+    const Tensor m = i2v_mask(F, h, w, /*last_frame=*/false);
+    const int64_t T = (F - 1) / 4 + 1;
+    ASSERT_EQ(m.shape(), (Shape{4, T, h, w}));
+    const float* p = m.data<float>();
     for (int64_t ch = 0; ch < 4; ++ch)
       for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < frame; ++i) EXPECT_EQ(p[(ch * T + t) * frame + i], t == 0 ? 1.0f : 0.0f);
-    for (int64_t i = 0; i < y.numel(); ++i) ASSERT_EQ(p[4 * T * frame + i], y.data<float>()[i]) << i;
+        for (int64_t i = 0; i < h * w; ++i) EXPECT_EQ(p[(ch * T + t) * h * w + i], t == 0 ? 1.0f : 0.0f);
   }
 }
 

@@ -17,6 +17,9 @@ TEST(Tensor, ShapeBasics) {
   EXPECT_THROW(Shape({1, 1, 1, 1, 1, 1}), Error);
   EXPECT_THROW(Shape({2, -1}), Error);
   EXPECT_THROW((Shape{INT64_MAX, 2}).numel(), Error);
+  // A zero anywhere makes the count 0, even after dimensions whose product overflows.
+  EXPECT_EQ((Shape{int64_t{1} << 40, int64_t{1} << 40, 0}).numel(), 0);
+  EXPECT_EQ((Shape{int64_t{1} << 23, int64_t{1} << 40, 0, int64_t{1} << 32, 2}).numel(), 0);
 }
 
 TEST(Tensor, ViewsShareStorage) {

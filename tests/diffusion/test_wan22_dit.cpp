@@ -43,13 +43,32 @@ TEST(Wan22DiT, ConfigIsTi2v) {
   // A single file: the config.json beside it (dim 48 hides its head count from the shapes).
   const WanDiTConfig c = WanDiTConfig::resolve("", data22("tiny_ti2v/original.safetensors"));
   for (const WanDiTConfig* x : {&a, &b, &c}) {
-    EXPECT_EQ(x->model_type, "ti2v");
+    EXPECT_EQ(x->model_type(), "ti2v");
     EXPECT_EQ(x->in_dim, 48);
     EXPECT_EQ(x->out_dim, 48);
   }
   const WanDiTConfig p = WanDiTConfig::preset("wan2.2-ti2v-5b");
   EXPECT_EQ(wan_dit_param_count(p), 4999787712);  // docs/wan.md §2.1
-  EXPECT_EQ(p.model_type, "ti2v");
+  EXPECT_EQ(p.model_type(), "ti2v");
+}
+
+// Wan2.1 I2V-14B and a Wan2.2 I2V-A14B expert have the same original config.json (model_type
+// "i2v", in_dim 36): the weights decide whether there is an image embedder (docs/wan.md §8.5).
+TEST(Wan22DiT, OriginalI2vConfigIsSettledByTheWeights) {
+  const std::string data = std::string(T2V_TEST_DATA_DIR);
+  // The A14B expert fixture: a config.json with model_type i2v beside weights without img_emb.
+  const WanDiTConfig a14b = WanDiTConfig::resolve("", data + "/pipeline22/a14b_files/i2v_high.safetensors");
+  EXPECT_EQ(a14b.image_dim, 0);
+  EXPECT_FALSE(a14b.image_to_video());
+  EXPECT_EQ(a14b.in_dim, 36);
+  EXPECT_EQ(a14b.model_type(), "i2v");
+  // The same config given for weights that have an image embedder keeps Wan2.1's CLIP width.
+  const WanDiTConfig wan21 = WanDiTConfig::resolve(data + "/pipeline22/a14b_files/config.json",
+                                                   data + "/diffusion/tiny_dit_i2v/i2v.safetensors");
+  EXPECT_EQ(wan21.image_dim, 1280);
+  EXPECT_TRUE(wan21.image_to_video());
+  // Without weights to ask (a config alone) the config's reading stands: Wan2.1 I2V.
+  EXPECT_EQ(WanDiTConfig::resolve(data + "/pipeline22/a14b_files/config.json", "").image_dim, 1280);
 }
 
 TEST(Wan22DiT, MatchesTheOfficialModelAndDiffusers) {

@@ -355,6 +355,47 @@ TEST(ContactSheet, GridOfEvenlySpacedLabelledFrames) {
   EXPECT_EQ(small.rows, 48 + 2 * gap);
 }
 
+// Random RGB frames: every pixel of png_bytes and of an unscaled frame strip decoded back,
+// the strip's gaps the dark background, at odd sizes.
+TEST(PngBytes, FrameAndStripDecodeToTheirPixels) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto [w, h] : {std::pair{7, 5}, {1, 1}, {33, 18}}) {
+    std::vector<std::vector<uint8_t>> frames(3, std::vector<uint8_t>(size_t(w) * h * 3));
+    for (auto& f : frames)
+      for (uint8_t& b : f) b = uint8_t(byte(rng));
+    std::vector<uint8_t> png = png_bytes(views(frames, w, h)[0]);
+    cv::Mat img = cv::imdecode(png, cv::IMREAD_COLOR);  // BGR
+    ASSERT_EQ(img.cols, w);
+    ASSERT_EQ(img.rows, h);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c)
+          ASSERT_EQ(img.at<cv::Vec3b>(y, x)[2 - c], frames[0][(size_t(y) * w + x) * 3 + c]) << w << "x" << h;
+
+    const int gap = 3;
+    png = frame_strip_png(views(frames, w, h), w, h, gap);
+    img = cv::imdecode(png, cv::IMREAD_COLOR);
+    ASSERT_EQ(img.cols, 3 * w + 4 * gap);
+    ASSERT_EQ(img.rows, h + 2 * gap);
+    for (int y = 0; y < img.rows; ++y)
+      for (int x = 0; x < img.cols; ++x) {
+        const int k = (x - gap) / (w + gap), tx = (x - gap) % (w + gap), ty = y - gap;
+        const bool in_tile = x >= gap && tx < w && ty >= 0 && ty < h;
+        for (int c = 0; c < 3; ++c) {
+          const int want = in_tile ? frames[size_t(k)][(size_t(ty) * w + tx) * 3 + c] : 32;
+          ASSERT_EQ(img.at<cv::Vec3b>(y, x)[2 - c], want) << w << "x" << h << " at " << x << "," << y;
+        }
+      }
+  }
+  // Scaled tiles: the strip has the asked size.
+  std::vector<std::vector<uint8_t>> one(1, std::vector<uint8_t>(size_t(9) * 4 * 3, 200));
+  cv::Mat big = cv::imdecode(frame_strip_png(views(one, 9, 4), 36, 16, 0), cv::IMREAD_COLOR);
+  EXPECT_EQ(big.cols, 36);
+  EXPECT_EQ(big.rows, 16);
+  EXPECT_EQ(big.at<cv::Vec3b>(8, 18), cv::Vec3b(200, 200, 200));
+}
+
 TEST(TestPattern, DeterministicMovingAndCounted) {
   for (auto [w, h, n] : {std::tuple{128, 96, 17}, std::tuple{832, 480, 81}, std::tuple{32, 16, 3}}) {
     SCOPED_TRACE(w);

@@ -1,0 +1,68 @@
+// Will a render fit? Checked from the loaded model's configs before any weights are read
+// (docs/bad_inputs.md #74): the transformer-token count with the model's real compression
+// (VAE spatial factor x DiT patch, temporal factor), and an estimate of the peak memory
+// against what the process can get. A refusal names the predicted figure and the largest
+// size (same aspect ratio) that fits.
+//
+// The estimate (bytes; e = bytes per activation element: 4 on the CPU, the compute dtype's
+// size on CUDA, the VAE's own for the VAE terms), per stage, the peak being the largest; on the host each stage also counts
+// the process's resident memory at the time of the check (VmRSS: libraries, buffers):
+//   encode   text-encoder weights (umT5 parameter count from its config x e)
+//   denoise  DiT weights (wan_dit_param_count x weight dtype size) [+ umT5 when kept]
+//            + latents and scheduler state: 8 x C x T x h x w x 4
+//            + one DiT step: B x N x (10 dim + 2 ffn_dim) x e   (B = 2 with CFG, N tokens:
+//              hidden states, modulated input, q, k, v, roped q/k, attention and projection
+//              outputs, the FFN hidden state and its GELU)
+//            + the attention working set: CPU threads x 256 x N x 4 (one query block of
+//              scores per thread); none on CUDA (flash attention)
+//            + cross-attention keys/values of every block: layers x B x text_len x dim x 2 x e
+//   decode   DiT weights + VAE decoder weights (72.5M parameters for base width 96, scaled by
+//            width^2) + the chunked decode of docs/perf_vae.md, written for the Wan2.1 VAE
+//            (P latent pixels): the causal cache 151,328 x P x r and one chunk's working set
+//            110,592 x P x f / 4, both x e x (width / 96) x (spatial factor / 8)^2 (the top
+//            level's channels and pixels), r = (2 (num_res_blocks + 1) + 1) / 7 (its temporal
+//            convs), f = the frames of a chunk (the temporal factor, 1 for a one-frame video)
+//            + 32 MiB of im2col columns on the CPU + the frames kept for --preview (x 3 bytes)
+//            and --dump-frames (x 12 bytes)
+// Image-to-video adds the CLIP image encoder (parameter count from its config x e) and the VAE
+// encoder (54.5M parameters for base width 96) to denoise and decode (they stay loaded), the
+// image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both
+// of those, the VAE decoder, the input video (F x H x W x 3 in fp32 and in the VAE's dtype)
+// and the VAE encoder's chunk working set (taken as the decoder's). These terms are not yet
+// measured against real image-to-video runs. Wan2.2 I2V-A14B and TI2V-5B with an image count
+// the VAE encoder without CLIP; the two A14B experts count twice on CUDA unless --low-memory
+// (on the host the pipeline keeps one when two do not fit, so one is what must fit).
+// Every term is taken at its largest at once; against the peak resident memory of real runs
+// of the default model it measured 0.74x-1.07x (MemoryEstimate.IsCloseToThePeakOfRealRuns),
+// so a suggested size keeps 35% to spare (1 / 0.74).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "app/model_loader.h"
+#include "app/render_request.h"
+
+namespace t2v {
+
+struct MemoryEstimate {
+  uint64_t encode = 0, denoise = 0, decode = 0;  // each stage's peak (weights included)
+  int64_t tokens = 0;                            // transformer tokens per sample
+  uint64_t peak() const;
+};
+
+// The estimate for rendering `r` with the configs and load options of a pipeline.
+MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadOptions& o, const RenderRequest& r);
+
+// What the process can still allocate on `dev`: for the CPU (and the test device) the
+// smallest of /proc/meminfo's MemAvailable, the cgroup's memory.max - memory.current and
+// `ulimit -v` minus the address space in use; for CUDA the device's free memory. `source`
+// names the binding limit. 0 when unknown (then nothing is refused).
+uint64_t available_memory_bytes(Device dev, std::string* source);
+
+// Error(64) when the video needs more transformer tokens than t2v allows (400,000) for this
+// model's compression; Error(69) when the estimate exceeds the available memory. Both name
+// the figures and the largest size of the same aspect ratio that fits.
+void check_render_fits(const ModelConfigs& c, const PipelineLoadOptions& o, const RenderRequest& r);
+
+}  // namespace t2v
