@@ -1,6 +1,7 @@
 // The JSONL prompt list: reading, validation (docs/bad_inputs.md #36-39), seed expansion and
 // sharding (41). Every problem is collected as "file:line: message" so the user sees them
 // all at once, before any model is loaded.
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <map>

@@ -91,20 +91,26 @@ nlohmann::json bench_step_cache(const BenchOptions& o, const WanDiT& dit, const 
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
-  const std::vector<std::string> presets = WanDiTConfig::preset_names();
+  std::vector<std::string> presets = WanDiTConfig::preset_names();
+  presets.push_back("wan2.2-t2v-a14b");  // two experts of the 14B shape; one runs per step
   if (std::find(presets.begin(), presets.end(), o.model) == presets.end())
     throw Error(kExitUsage, fmt::format("--model '{}' is not a known preset", o.model),
                 fmt::format("use one of: {}", fmt::join(presets, ", ")));
-  WanDiTConfig cfg = WanDiTConfig::preset(o.model);
+  const bool experts = o.model == "wan2.2-t2v-a14b" || o.model == "wan2.2-i2v-a14b";
+  WanDiTConfig cfg = WanDiTConfig::preset(o.model == "wan2.2-t2v-a14b" ? "wan2.1-t2v-14b" : o.model);
   compute_dtype_for(o.dtype, o.device);  // a --dtype the device does not run is 64, --dry-run or not
+  // TI2V-5B decodes with the Wan2.2 VAE (16x spatial, 48 channels); the rest with Wan2.1's.
+  const bool ti2v = cfg.ti2v();
+  const int64_t stride = ti2v ? 16 : 8, z = ti2v ? 48 : 16;
   int W = 0, H = 0;
   parse_size(o.size, &W, &H);
-  if (W % 16 || H % 16 || W <= 0 || H <= 0) throw Error(kExitUsage, fmt::format("--size {} must be multiples of 16", o.size));
+  if (W % (2 * stride) || H % (2 * stride) || W <= 0 || H <= 0)
+    throw Error(kExitUsage, fmt::format("--size {} must be multiples of {}", o.size, 2 * stride));
   if (o.frames <= 0 || (o.frames - 1) % 4) throw Error(kExitUsage, fmt::format("--frames {} must be 4k+1", o.frames));
   if (o.steps < 1) throw Error(kExitUsage, "--steps must be >= 1");
   if (o.layers < 0 || o.layers > cfg.num_layers)
     throw Error(kExitUsage, fmt::format("--layers {} is outside 0..{}", o.layers, cfg.num_layers));
-  const int64_t T = (o.frames - 1) / 4 + 1, h = H / 8, w = W / 8;
+  const int64_t T = (o.frames - 1) / 4 + 1, h = H / stride, w = W / stride;
   const int64_t tokens = T * (h / 2) * (w / 2);
 
   WanDiTConfig run_cfg = cfg;
@@ -117,7 +123,8 @@ int run_bench(const BenchOptions& o) {
   j["model"] = o.model;
   j["size"] = o.size;
   j["frames"] = o.frames;
-  j["latent"] = {16, T, h, w};
+  j["latent"] = {z, T, h, w};
+  if (experts) j["experts"] = "two of this shape, one per step: per-step cost as one, weights twice";
   j["tokens"] = tokens;
   j["image_tokens"] = wan_dit_image_tokens(cfg);  // image-to-video: CLIP tokens beside the 512 text rows
   j["dit_step_flops"] = full_flops;
@@ -199,7 +206,7 @@ int run_bench(const BenchOptions& o) {
   // ---- VAE decode -----------------------------------------------------------------------------
   if (o.vae) {
     reset_peak_memory(dev);
-    WanVAEConfig vcfg = WanVAEConfig::preset("wan2.1-vae");
+    WanVAEConfig vcfg = WanVAEConfig::preset(ti2v ? "wan2.2-vae" : "wan2.1-vae");
     RandomSource vae_weights(1000, dev, engine.vae_dtype());
     WanVAEParts parts;
     parts.encoder = false;

@@ -69,7 +69,7 @@ int run_cli(int argc, char** argv) {
 
   // ---- generate -------------------------------------------------------------------
   GenerateOptions g;
-  std::string size, seed, fps, cfg, shift;
+  std::string size, seed, fps, cfg, shift, cfg_low, boundary;
   // The choices as text until parsed below, starting from GenerateOptions' defaults.
   std::string sampler = sampler_option_name(g.sampler), schedule = schedule_option_name(g.schedule);
   std::string device = device_option_name(g.device), dtype = dtype_option_name(g.dtype), cache = "none";
@@ -77,14 +77,20 @@ int run_cli(int argc, char** argv) {
   gen->add_option("-p,--prompt", g.prompt, "What the video shows")->required();
   gen->add_option("-n,--negative-prompt", g.negative_prompt, "What to avoid (default: t2v.json, else Wan's)");
   gen->add_option("--model", g.model, "Model folder (diffusers layout, or a folder of Comfy files)");
-  gen->add_option("--dit", g.dit, "Diffusion transformer weights (file or folder)");
+  gen->add_option("--dit", g.dit, "Diffusion transformer weights (file or folder); Wan2.2 A14B: the high-noise expert");
+  gen->add_option("--dit-low", g.dit_low, "Wan2.2 A14B: the low-noise expert's weights (file or folder)");
+  gen->add_option("--cfg-low", cfg_low, "Wan2.2 A14B: guidance scale on the low-noise expert's steps (default --cfg)");
+  gen->add_option("--boundary", boundary,
+                  "Wan2.2 A14B: the high-noise expert runs while t >= R x 1000, 0 < R <= 1 (default: the model's)");
+  gen->add_flag("--low-memory", g.low_memory,
+                "Wan2.2 A14B: keep one expert in memory, swapping at the switch (automatic when both do not fit)");
   gen->add_option("--t5", g.t5, "umT5 text encoder weights");
   gen->add_option("--vae", g.vae, "VAE weights");
   gen->add_option("--tokenizer", g.tokenizer, "spiece.model or a tokenizer/ folder");
   gen->add_option("--clip", g.clip, "CLIP image encoder of image-to-video models (clip_vision_h.safetensors or image_encoder/)");
   gen->add_option("--image", g.image,
-                  "Image-to-video: the first frame (PNG, JPEG, WebP, BMP); --size is then an area budget and the "
-                  "video takes the image's aspect ratio");
+                  "Image-to-video (Wan2.1 I2V/FLF2V, Wan2.2 TI2V-5B and I2V-A14B): the first frame (PNG, JPEG, WebP, "
+                  "BMP); --size is then an area budget and the video takes the image's aspect ratio");
   gen->add_option("--last-image", g.last_image, "First-last-frame-to-video: the last frame (same size as --image)");
   gen->add_option("--size", size, "WIDTHxHEIGHT, multiples of 16 (default: the model's t2v.json, else 832x480)");
   gen->add_option("--frames", g.frames, "Number of frames, 4k+1 (default: t2v.json, else 81)");
@@ -181,7 +187,8 @@ int run_cli(int argc, char** argv) {
   std::string bench_cache = "none";
   auto* bench = app.add_subcommand("bench", "Time real-size model shapes with random weights");
   bench->add_option("--model", bopts.model,
-                    "wan2.1-t2v-1.3b (default), wan2.1-t2v-14b, wan2.1-i2v-14b or wan2.1-flf2v-14b");
+                    "wan2.1-t2v-1.3b (default), wan2.1-t2v-14b, wan2.1-i2v-14b, wan2.1-flf2v-14b, wan2.2-ti2v-5b, "
+                    "wan2.2-t2v-a14b or wan2.2-i2v-a14b");
   bench->add_option("--size", bopts.size, "WIDTHxHEIGHT (default 832x480)");
   bench->add_option("--frames", bopts.frames, "Frames, 4k+1 (default 81)");
   bench->add_option("--steps", bopts.steps, "Steps for the whole-video projection (default 50)");
@@ -219,6 +226,8 @@ int run_cli(int argc, char** argv) {
       }
       if (!cfg.empty()) g.cfg = parse_finite("--cfg", cfg);
       if (!shift.empty()) g.shift = parse_finite("--shift", shift);
+      if (!cfg_low.empty()) g.cfg_low = parse_finite("--cfg-low", cfg_low);
+      if (!boundary.empty()) g.boundary = parse_finite("--boundary", boundary);
       g.sampler = parse_sampler(sampler);
       g.schedule = parse_schedule(schedule);
       g.device = parse_device(device);

@@ -77,6 +77,12 @@ I2VCondition i2v_condition(const ClipVisionEncoder& clip, const WanVAE& vae, con
     feats.push_back(clip.forward(pixels));  // [1, N, D]
   }
   c.features = feats.size() == 1 ? feats[0] : ops::concat(feats, 1);  // FLF2V: [1, 2N, D]
+  c.y = i2v_image_latents(vae, first, last, frames, size);
+  return c;
+}
+
+Tensor i2v_image_latents(const WanVAE& vae, const Tensor& first, const Tensor* last, int64_t frames,
+                         const I2VSize& size) {
   // VAE: [first, zeros..., (last)] encoded, mean only, normalised.
   const Tensor video = i2v_conditioning_video(first, last, frames, size.height, size.width);
   const WanVAEEncoding enc = vae.encode(vae.to_compute(video));
@@ -84,8 +90,7 @@ I2VCondition i2v_condition(const ClipVisionEncoder& clip, const WanVAE& vae, con
   if (lat.dtype() != DType::F32) lat = ops::cast(lat, DType::F32);
   const Tensor mask = i2v_mask(frames, size.lat_h, size.lat_w, last != nullptr);
   const Tensor m = mask.reshape(Shape{1, 4, mask.size(1), size.lat_h, size.lat_w}).to(lat.device());
-  c.y = ops::concat({m, lat}, 1);  // [1, 20, T, h, w]
-  return c;
+  return ops::concat({m, lat}, 1);  // [1, 20, T, h, w]
 }
 
 }  // namespace t2v

@@ -40,15 +40,24 @@ Tensor i2v_mask(int64_t frames, int64_t lat_h, int64_t lat_w, bool last_frame);
 // resized to H x W as frame 0, zeros after it; with `last`, that image resized as frame F-1.
 Tensor i2v_conditioning_video(const Tensor& first, const Tensor* last, int64_t frames, int height, int width);
 
-// What the DiT reads besides the noise.
+// What the DiT reads besides the noise. Wan2.1 I2V/FLF2V: y and features; Wan2.2
+// I2V-A14B (no image embedder): y only; Wan2.2 TI2V-5B: first_latent only.
 struct I2VCondition {
   Tensor y;         // [1, 20, T, h, w]: mask (4) then normalised image latents (16), on the device
   Tensor features;  // [1, I, image_dim] CLIP features (FLF2V: first frame's tokens, then last's)
+  // TI2V-5B: the image's normalised latent [1, 48, 1, h, w] F32, latent frame 0 of the
+  // sample throughout, its tokens at timestep 0 (docs/wan.md §8.2).
+  Tensor first_latent;
 };
 
 // The whole conditioning: CLIP features of the image(s) and the encoded conditioning
 // video. `vae` must have its encoder; images are [3, h, w] in [-1, 1] (rgb_image_to_tensor).
 I2VCondition i2v_condition(const ClipVisionEncoder& clip, const WanVAE& vae, const Tensor& first, const Tensor* last,
                            int64_t frames, const I2VSize& size);
+
+// y alone: the mask and the encoded conditioning video, [1, 4 + z, T, h, w]. Wan2.2
+// I2V-A14B builds it as Wan2.1 I2V does (wan/image2video.py of both), without CLIP.
+Tensor i2v_image_latents(const WanVAE& vae, const Tensor& first, const Tensor* last, int64_t frames,
+                         const I2VSize& size);
 
 }  // namespace t2v

@@ -45,13 +45,19 @@ std::optional<std::string> describe_wan_dit(const TensorStore& store) {
   }
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{} x{}", dt.empty() ? "" : ", ", k, v);
-  const char* kind = !c.image_to_video()   ? ""
-                     : c.first_last_frame() ? "first-last-frame-to-video "
-                                            : "image-to-video ";
-  std::string out = fmt::format("Wan2.1 {}DiT, {} layout{}{}\n", kind, wan_dit_layout_name(d.layout),
+  // The kind follows from the channels and the image embedder (docs/wan.md §8.5): 48 in and
+  // out is TI2V, more in than out without an embedder Wan2.2 I2V, with one Wan2.1 I2V/FLF2V.
+  const std::string kind = c.image_to_video() ? (c.first_last_frame() ? "Wan2.1 first-last-frame-to-video DiT"
+                                                                      : "Wan2.1 image-to-video DiT")
+                           : c.ti2v()         ? "Wan2.2 TI2V DiT"
+                           : c.image_latent_input()
+                               ? "Wan2.2 I2V DiT (image latent and mask in the input channels)"
+                               : "Wan2.1 DiT";
+  std::string out = fmt::format("{}, {} layout{}{}\n", kind, wan_dit_layout_name(d.layout),
                                 d.layout == WanDiTLayout::Comfy ? " (prefix model.diffusion_model. stripped)" : "",
                                 store.is_gguf() ? " (GGUF, ComfyUI-GGUF convention)" : "");
-  out += fmt::format("  preset: {}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name);
+  out += fmt::format("  preset: {}{}\n", c.preset_name.empty() ? "none (custom dims)" : c.preset_name,
+                     c.preset_name == "wan2.1-t2v-14b" ? " (also each expert of Wan2.2 T2V-A14B)" : "");
   out += fmt::format("  dim {}, ffn {}, heads {}, layers {}, in {} / out {}, text_dim {}, freq_dim {}, patch {}x{}x{}\n",
                      c.dim, c.ffn_dim,
                      d.heads_known ? fmt::format("{} x {}", c.num_heads, c.dim / c.num_heads)

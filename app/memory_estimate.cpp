@@ -95,7 +95,11 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double dim = static_cast<double>(c.dit.dim), ffn = static_cast<double>(c.dit.ffn_dim);
 
   const double w_t5 = umt5_params(c.t5) * e;
-  const double w_dit = static_cast<double>(wan_dit_param_count(c.dit)) * static_cast<double>(dtype_size(o.dtype));
+  // Wan2.2 A14B: both experts resident on a GPU unless --low-memory; on the host the
+  // pipeline keeps one when two do not fit, so one is what must fit.
+  const double experts = c.dit_low && cuda && !r.low_memory ? 2.0 : 1.0;
+  const double w_dit =
+      experts * static_cast<double>(wan_dit_param_count(c.dit)) * static_cast<double>(dtype_size(o.dtype));
   const double vae_width = c.vae.decoder_base_dim / 96.0;
   const double w_vae = 72.5e6 * vae_width * vae_width * e_vae;
   const double kept_t5 = o.keep_text_encoder ? w_t5 : 0.0;
@@ -118,21 +122,25 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   // stay loaded. Conditioning holds the [3, F, H, W] input video in fp32 and its compute
   // copy, and runs the encoder chunk by chunk at the video's size (its working set taken as
   // the decoder's), with the 257 CLIP tokens' keys/values in every DiT block's cross-attention.
+  // Wan2.2 I2V-A14B and TI2V-5B with an image: the VAE encoder alone (no CLIP).
   double w_i2v = 0.0, condition = 0.0, image_kv = 0.0;
-  if (c.clip) {
+  const bool encodes = c.clip || !r.image.empty();
+  if (encodes) {
     const double enc_width = c.vae.base_dim / 96.0;
-    w_i2v = clip_params(*c.clip) * e + 54.5e6 * enc_width * enc_width * e_vae;  // Wan2.1: 127M VAE, 72.5M decoder
+    w_i2v = (c.clip ? clip_params(*c.clip) * e : 0.0) +
+            54.5e6 * enc_width * enc_width * e_vae;  // Wan2.1: 127M VAE, 72.5M decoder
     const double video = pixels * 3.0 * (4.0 + e_vae);
     condition = w_i2v + w_vae + kept_t5 + video + vae_run;
-    image_kv = static_cast<double>(c.dit.num_layers) * B * static_cast<double>(c.clip->num_tokens()) * dim * 2.0 * e;
   }
+  if (c.clip)
+    image_kv = static_cast<double>(c.dit.num_layers) * B * static_cast<double>(c.clip->num_tokens()) * dim * 2.0 * e;
 
   // On the host, what the process holds already (libraries, BLAS buffers, the tokenizer).
   const double base = cuda ? 0.0 : proc_kb("/proc/self/status", "VmRSS").value_or(0.0);
   MemoryEstimate m;
   m.tokens = g.tokens;
   m.encode = static_cast<uint64_t>(base + std::max(w_t5, condition));
-  m.denoise = static_cast<uint64_t>(base + w_dit + kept_t5 + w_i2v + w_vae * (c.clip ? 1.0 : 0.0) + latents + step +
+  m.denoise = static_cast<uint64_t>(base + w_dit + kept_t5 + w_i2v + w_vae * (encodes ? 1.0 : 0.0) + latents + step +
                                     scores + cross_kv + image_kv);
   m.decode = static_cast<uint64_t>(base + w_dit + kept_t5 + w_i2v + w_vae + latents + vae_run + frames_kept);
   return m;

@@ -29,7 +29,9 @@
 // image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both
 // of those, the VAE decoder, the input video (F x H x W x 3 in fp32 and in the VAE's dtype)
 // and the VAE encoder's chunk working set (taken as the decoder's). These terms are not yet
-// measured against real image-to-video runs.
+// measured against real image-to-video runs. Wan2.2 I2V-A14B and TI2V-5B with an image count
+// the VAE encoder without CLIP; the two A14B experts count twice on CUDA unless --low-memory
+// (on the host the pipeline keeps one when two do not fit, so one is what must fit).
 // Every term is taken at its largest at once; against the peak resident memory of real runs
 // of the default model it measured 0.74x-1.07x (MemoryEstimate.IsCloseToThePeakOfRealRuns),
 // so a suggested size keeps 35% to spare (1 / 0.74).

@@ -8,24 +8,38 @@
 namespace t2v {
 
 ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(std::move(paths)), opts_(opts) {
-  // Without a config.json the sizes come from the tensor shapes (the released files
-  // give the presets' values; small test models give their own).
+  // Without a config.json the VAE's structure is read off its tensors (Wan2.1 or Wan2.2).
   cfg_.vae = WanVAEConfig::resolve(paths_.vae_config, paths_.vae);
   dit_store_.emplace(TensorStore::open(paths_.dit));
   // The config.json given or beside the weights (the official checkpoint folders keep
   // one), else the sizes read off the tensor shapes.
   cfg_.dit = WanDiTConfig::resolve(paths_.dit_config, paths_.dit, &*dit_store_);
+  if (!paths_.dit_low.empty()) {
+    dit_low_store_.emplace(TensorStore::open(paths_.dit_low));
+    cfg_.dit_low = WanDiTConfig::resolve(paths_.dit_low_config, paths_.dit_low, &*dit_low_store_);
+    const WanDiTConfig& a = cfg_.dit;
+    const WanDiTConfig& b = *cfg_.dit_low;
+    if (a.summary() != b.summary())
+      throw Error(kExitDataErr,
+                  fmt::format("the low-noise expert {} ({}) does not match the high-noise expert {} ({})",
+                              paths_.dit_low, b.summary(), paths_.dit, a.summary()),
+                  "pass the two experts of one Wan2.2 A14B model (--dit high-noise, --dit-low low-noise)");
+  }
   cfg_.t5 = UMT5Config::resolve(paths_.t5_config, paths_.t5);
   if (cfg_.t5.d_model != cfg_.dit.text_dim)
     throw Error(kExitDataErr,
                 fmt::format("text encoder width {} does not match the transformer's text_dim {}", cfg_.t5.d_model,
                             cfg_.dit.text_dim),
                 "use the text encoder that belongs to this model");
-  if (cfg_.vae.z_dim != cfg_.dit.out_dim)
+  // The DiT writes z channels and reads z (t2v, ti2v) or [noise z, mask 4, image latent z]
+  // (Wan2.1 I2V/FLF2V, Wan2.2 I2V-A14B) (docs/wan.md §5.1, §8).
+  const int64_t z = cfg_.vae.z_dim;
+  if (cfg_.dit.out_dim != z || (cfg_.dit.in_dim != z && cfg_.dit.in_dim != 2 * z + 4))
     throw Error(kExitDataErr,
-                fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
-                            cfg_.dit.in_dim, cfg_.dit.out_dim),
-                "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+                fmt::format("VAE {} has {} latent channels, the transformer {} reads {} and writes {}", paths_.vae, z,
+                            paths_.dit, cfg_.dit.in_dim, cfg_.dit.out_dim),
+                "use the VAE that belongs to this model: Wan2.2 TI2V-5B (48 channels) needs the Wan2.2 VAE, Wan2.1 "
+                "and Wan2.2 A14B (16 channels) the Wan2.1 VAE");
   if (cfg_.dit.image_to_video()) {  // docs/wan.md §5.1
     if (paths_.clip.empty())
       throw Error(kExitNoInput,
@@ -41,17 +55,12 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                               paths_.clip, cfg_.clip->hidden, cfg_.dit.image_dim),
                   "use the image encoder that belongs to this model (Wan2.1 I2V/FLF2V: CLIP ViT-H/14, "
                   "clip_vision_h.safetensors)");
-    if (cfg_.vae.z_dim + 4 + cfg_.dit.out_dim != cfg_.dit.in_dim)
+    if (cfg_.dit.in_dim != 2 * z + 4)
       throw Error(kExitDataErr,
                   fmt::format("the image-to-video transformer takes {} input channels; noise {} + mask 4 + image "
                               "latents {} would be {}",
-                              cfg_.dit.in_dim, cfg_.dit.out_dim, cfg_.vae.z_dim, cfg_.dit.out_dim + 4 + cfg_.vae.z_dim),
+                              cfg_.dit.in_dim, cfg_.dit.out_dim, z, cfg_.dit.out_dim + 4 + z),
                   "use the VAE and transformer of one Wan2.1 image-to-video model");
-  } else if (cfg_.vae.z_dim != cfg_.dit.in_dim) {
-    throw Error(kExitDataErr,
-                fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
-                            cfg_.dit.in_dim, cfg_.dit.out_dim),
-                "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
   }
 }
 
@@ -71,6 +80,15 @@ WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
   lo.strict = opts_.strict;
   lo.delta = std::move(delta);
   return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
+}
+
+WanDiT ModelLoader::load_dit_low() const {
+  T2V_ASSERT(cfg_.dit_low && dit_low_store_, "no low-noise expert");
+  WanDiTLoadOptions lo;
+  lo.device = opts_.device;
+  lo.dtype = opts_.dtype;
+  lo.strict = opts_.strict;
+  return WanDiT(*cfg_.dit_low, load_wan_dit(*dit_low_store_, *cfg_.dit_low, lo));
 }
 
 WanVAE ModelLoader::load_vae() const {
@@ -95,6 +113,13 @@ WanVAE ModelLoader::load_vae_decoder() const {
   vo.dtype = opts_.vae_dtype;
   vo.parts.encoder = false;
   return WanVAE::load(paths_.vae, cfg_.vae, vo);
+}
+
+int64_t ModelLoader::dit_weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& r : wan_dit_weight_list(cfg_.dit))
+    bytes += r.shape.numel() * static_cast<int64_t>(dtype_size(r.precision == WeightPrecision::F32 ? DType::F32 : opts_.dtype));
+  return bytes;
 }
 
 }  // namespace t2v

@@ -30,7 +30,8 @@ struct PipelineLoadOptions {
 };
 
 struct ModelConfigs {
-  WanDiTConfig dit;
+  WanDiTConfig dit;                     // the only transformer, or Wan2.2 A14B's high-noise expert
+  std::optional<WanDiTConfig> dit_low;  // Wan2.2 A14B's low-noise expert
   UMT5Config t5;
   WanVAEConfig vae;
   std::optional<ClipVisionConfig> clip;  // image-to-video models only
@@ -39,10 +40,12 @@ struct ModelConfigs {
 class ModelLoader {
  public:
   // Reads the configs (cheap: a mismatch is found in milliseconds, before any weights):
-  // the VAE's, the DiT's and umT5's (each from its config.json, else detected from the
-  // weights' shapes) and, for an image-to-video DiT, the CLIP image encoder's (Error 66
-  // when there is none). Error(65) when the text width, the latent channels or the
-  // image width (CLIP width vs the DiT's image_dim) of the parts differ.
+  // the VAE's (config.json, else read off its shapes: Wan2.1 or Wan2.2), the DiT's and the
+  // low-noise expert's and umT5's (each from its config.json, else detected from the
+  // weights' shapes) and, for a Wan2.1 image-to-video DiT, the CLIP image encoder's (Error
+  // 66 when there is none). Error(65) when the text width, the latent channels (a Wan2.2
+  // VAE with a Wan2.1 DiT, or the reverse), the image width (CLIP width vs the DiT's
+  // image_dim) of the parts or the two experts differ.
   ModelLoader(ModelPaths paths, PipelineLoadOptions opts);
 
   const ModelConfigs& configs() const { return cfg_; }
@@ -54,15 +57,19 @@ class ModelLoader {
   UMT5Encoder load_text_encoder() const;  // in opts.dtype
   // In opts.dtype; unused keys are errors with opts.strict; `delta` (LoRAs) merged in fp32 at load.
   WanDiT load_dit(std::shared_ptr<const WeightDelta> delta = nullptr) const;
+  WanDiT load_dit_low() const;      // the low-noise expert (configs().dit_low must be set), no LoRA
   WanVAE load_vae_decoder() const;  // the decoder half only, in opts.vae_dtype
   WanVAE load_vae() const;          // encoder and decoder in opts.vae_dtype (image-to-video encodes its input)
-  ClipVisionEncoder load_image_encoder() const;  // image-to-video models only, in opts.dtype
+  ClipVisionEncoder load_image_encoder() const;  // Wan2.1 image-to-video models only, in opts.dtype
+  // Bytes of one expert's weights in opts.dtype (for the keep-one-expert decision).
+  int64_t dit_weight_bytes() const;
 
  private:
   ModelPaths paths_;
   PipelineLoadOptions opts_;
   ModelConfigs cfg_;
   std::optional<TensorStore> dit_store_;  // opened for the config, kept for the weights
+  std::optional<TensorStore> dit_low_store_;
 };
 
 }  // namespace t2v

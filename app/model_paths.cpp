@@ -2,6 +2,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -58,7 +61,13 @@ static void scan_single_files(const fs::path& dir, ModelPaths& p) {
   for (const fs::path& f : files) {
     TensorStore store = TensorStore::open(f.string());
     DetectedModel d = detect_model(store);
-    if (d.family == "wan-dit" && p.dit.empty()) p.dit = f.string();
+    if (d.family == "wan-dit") {
+      // Wan2.2 A14B as ComfyUI names its experts (wan2.2_t2v_high_noise_14B_fp16.safetensors, *_low_noise_*).
+      const std::string n = f.filename().string();
+      const bool low = n.find("low_noise") != std::string::npos;
+      if (low && p.dit_low.empty()) p.dit_low = f.string();
+      if (!low && p.dit.empty()) p.dit = f.string();
+    }
     if (d.family == "wan-vae" && p.vae.empty()) p.vae = f.string();
     if (d.family == "clip-vision" && p.clip.empty()) p.clip = f.string();
     if (d.family == "umt5-encoder" && p.t5.empty()) {
@@ -72,6 +81,34 @@ static void scan_single_files(const fs::path& dir, ModelPaths& p) {
         p.tokenizer = cand.string();
         break;
       }
+  }
+}
+
+// Wan2.2 entries of a diffusers model_index.json: the pipeline class, boundary_ratio and
+// the second transformer (the low-noise expert), which must then be there.
+static void read_model_index(const fs::path& m, ModelPaths& p) {
+  const fs::path index = m / "model_index.json";
+  nlohmann::json j;
+  try {
+    std::ifstream in(index);
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(kExitDataErr, fmt::format("{}: not valid JSON ({})", index.string(), e.what()),
+                "restore the model folder's model_index.json");
+  }
+  if (!j.is_object()) return;
+  if (j.contains("_class_name") && j["_class_name"].is_string()) p.pipeline_class = j["_class_name"];
+  if (j.contains("boundary_ratio") && j["boundary_ratio"].is_number()) p.boundary_ratio = j["boundary_ratio"].get<double>();
+  const bool wants_second = j.contains("transformer_2") && j["transformer_2"].is_array() &&
+                            !j["transformer_2"].empty() && !j["transformer_2"][0].is_null();
+  if (wants_second || is_dir(m / "transformer_2")) {
+    if (!is_dir(m / "transformer_2"))
+      throw Error(kExitNoInput,
+                  fmt::format("{}: model_index.json names transformer_2 (the low-noise expert) but {} is missing",
+                              m.string(), (m / "transformer_2").string()),
+                  "download the model's transformer_2/ folder, or pass the expert with --dit-low");
+    p.dit_low = (m / "transformer_2").string();
+    if (is_file(m / "transformer_2" / "config.json")) p.dit_low_config = (m / "transformer_2" / "config.json").string();
   }
 }
 
@@ -98,6 +135,7 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
       if (!p.vae.empty() && is_present(m / "vae" / "config.json")) p.vae_config = (m / "vae" / "config.json").string();
       if (is_file(m / "scheduler" / "scheduler_config.json"))
         p.scheduler_config = (m / "scheduler" / "scheduler_config.json").string();
+      read_model_index(m, p);
     } else if (is_dir(m)) {
       scan_single_files(m, p);
     } else {
@@ -113,6 +151,7 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
     if (cfg) cfg->clear();
   };
   override_part(o.dit, "--dit", p.dit, &p.dit_config);
+  override_part(o.dit_low, "--dit-low", p.dit_low, &p.dit_low_config);
   override_part(o.t5, "--t5", p.t5, &p.t5_config);
   override_part(o.vae, "--vae", p.vae, &p.vae_config);
   override_part(o.tokenizer, "--tokenizer", p.tokenizer, nullptr);
@@ -122,6 +161,7 @@ ModelPaths resolve_model_paths(const GenerateOptions& o) {
     if (cfg.empty() && is_dir(part) && is_present(fs::path(part) / "config.json")) cfg = (fs::path(part) / "config.json").string();
   };
   folder_config(p.dit, p.dit_config);
+  folder_config(p.dit_low, p.dit_low_config);
   folder_config(p.t5, p.t5_config);
   folder_config(p.vae, p.vae_config);
   folder_config(p.clip, p.clip_config);

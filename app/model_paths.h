@@ -4,6 +4,7 @@
 // --tokenizer override single parts.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "app/options.h"
@@ -13,6 +14,11 @@ namespace t2v {
 struct ModelPaths {
   std::string name;            // for metadata: the folder or file name
   std::string dit, dit_config;  // weights (file/folder/index) and config.json ("" = detect from shapes)
+  // Wan2.2 A14B: the low-noise expert (diffusers transformer_2/, --dit-low); `dit` is then the
+  // high-noise expert. boundary_ratio from model_index.json when it has one.
+  std::string dit_low, dit_low_config;
+  std::optional<double> boundary_ratio;
+  std::string pipeline_class;  // model_index.json's _class_name ("WanPipeline", "WanImageToVideoPipeline")
   std::string t5, t5_config;    // config "" = preset umt5-xxl
   std::string vae, vae_config;  // config "" = preset wan2.1-vae
   std::string tokenizer;        // folder, spiece.model, or the umT5 .safetensors with `spiece_model`

@@ -114,6 +114,12 @@ std::vector<std::string> validate_generate_options(GenerateOptions& o) {
     throw usage(fmt::format("--steps {} is out of range", o.steps), "use 1..1000 (Wan uses 50)");
   if (!std::isfinite(o.cfg) || o.cfg < 0)
     throw usage(fmt::format("--cfg {} must be a finite number >= 0", o.cfg), "Wan uses 5.0; 1.0 disables guidance");
+  if (o.cfg_low && (!std::isfinite(*o.cfg_low) || *o.cfg_low < 0))
+    throw usage(fmt::format("--cfg-low {} must be a finite number >= 0", *o.cfg_low),
+                "the low-noise expert's guidance scale; Wan2.2 T2V-A14B uses 3.0");
+  if (o.boundary && !(*o.boundary > 0.0 && *o.boundary <= 1.0))
+    throw usage(fmt::format("--boundary {} is outside (0, 1]", *o.boundary),
+                "the high-noise expert runs while t >= boundary x 1000; Wan2.2 uses 0.875 (T2V) and 0.9 (I2V)");
   if (!std::isfinite(o.shift) || o.shift <= 0)
     throw usage(fmt::format("--shift {} must be a finite number > 0", o.shift), "Wan uses 5.0 (3.0 at 480p)");
   if (o.crf < 0 || o.crf > 51) throw usage(fmt::format("--crf {} is out of range", o.crf), "use 0..51 (18 default)");

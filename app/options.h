@@ -21,16 +21,21 @@ struct GenerateOptions {
   std::string prompt;
   std::optional<std::string> negative_prompt;  // Wan's default when absent
   // Model location: a diffusers folder or a folder of Comfy files; per-part overrides
-  // (clip: the CLIP image encoder of image-to-video models).
+  // (clip: the CLIP image encoder of Wan2.1 image-to-video models).
   std::string model, dit, t5, vae, tokenizer, clip;
+  std::string dit_low;  // Wan2.2 A14B: the low-noise expert (--dit is then the high-noise one)
   // Image-to-video: the first frame (and, for first-last-frame models, the last one).
-  // With an image, --size is an area budget: the video takes the image's aspect ratio.
+  // With an image, --size is an area budget: the video takes the image's size or aspect
+  // ratio (Wan2.1 I2V/FLF2V, Wan2.2 TI2V-5B and I2V-A14B).
   std::string image, last_image;
   int width = 832, height = 480;
   int frames = 81;
   Rational fps{16, 1};
   int steps = 50;
   double cfg = 5.0;
+  std::optional<double> cfg_low;   // A14B: guidance on the low-noise expert's steps (default: cfg)
+  std::optional<double> boundary;  // A14B: switch ratio, 0 < R <= 1 (default: the model's)
+  bool low_memory = false;         // A14B: keep one expert resident (also chosen by available memory)
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;  // --schedule reference (diffusers: kDiffusers)

@@ -9,9 +9,11 @@
 #include <spdlog/spdlog.h>
 
 #include "app/image_input.h"
+#include "app/choices.h"
+#include "app/image_resize.h"
 #include "app/memory_estimate.h"
 #include "app/noise_input.h"
-#include "app/choices.h"
+#include "app/wan22_sampling.h"
 #include "core/error.h"
 #include "core/finite.h"
 #include "core/philox.h"
@@ -66,10 +68,12 @@ struct Pipeline::Impl {
   ModelLoader loader;
   std::optional<UMT5Tokenizer> tok;
   std::optional<UMT5Encoder> t5;  // each loaded on first use
-  std::optional<WanDiT> dit;
+  std::optional<WanDiT> dit;      // the only transformer, or Wan2.2 A14B's high-noise expert
+  std::optional<WanDiT> dit_low;  // Wan2.2 A14B's low-noise expert
   std::optional<WanVAE> vae;
-  std::optional<ClipVisionEncoder> clip;  // image-to-video
-  // The input images of the current image-to-video render ([3, h, w] in [-1, 1]).
+  std::optional<ClipVisionEncoder> clip;  // Wan2.1 image-to-video
+  // The input images of the current image-to-video render ([3, h, w] in [-1, 1]; TI2V-5B:
+  // the first one already resized and cropped to the video size).
   Tensor first_image, last_image;
   // The LoRAs the DiT is (to be) loaded with, checked by prepare_dit.
   bool loras_checked = false;
@@ -88,9 +92,15 @@ Pipeline::~Pipeline() = default;
 const ModelPaths& Pipeline::paths() const { return impl_->loader.paths(); }
 
 std::pair<int, int> Pipeline::input_images() const {
-  const WanDiTConfig& dit = impl_->loader.configs().dit;
-  const int n = !dit.image_to_video() ? 0 : dit.first_last_frame() ? 2 : 1;
-  return {n, n};
+  const ModelConfigs& c = impl_->loader.configs();
+  switch (model_kind(c)) {
+    case WanModelKind::T2V: return {0, 0};
+    case WanModelKind::TI2V: return {0, 1};  // text-to-video without one, image-to-video with one
+    default: {
+      const int n = c.dit.first_last_frame() ? 2 : 1;
+      return {n, n};
+    }
+  }
 }
 
 std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) const {
@@ -98,7 +108,9 @@ std::array<int64_t, 3> Pipeline::latent_grid(int width, int height, int frames) 
   const int sf = c.vae.spatial_factor(), tf = c.vae.temporal_factor();
   const int64_t ph = c.dit.patch_size[1], pw = c.dit.patch_size[2];
   if (width % (sf * pw) || height % (sf * ph))
-    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {}", width, height, sf * pw));
+    throw Error(kExitUsage, fmt::format("size {}x{} is not a multiple of {} ({})", width, height, sf * pw, paths().name),
+                sf * pw == 32 ? "Wan2.2 TI2V-5B takes multiples of 32, e.g. --size 1280x704"
+                              : fmt::format("use multiples of {}", sf * pw));
   return {(frames - 1) / tf + 1, height / sf, width / sf};
 }
 
@@ -142,7 +154,7 @@ PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress
   EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
   std::optional<I2VCondition> cond;
-  if (c.dit.image_to_video()) cond = condition_on_images(r, t, cancel);
+  if (!r.image.empty()) cond = condition_on_images(r, t, cancel);  // prepare_images checked the model takes it
   stop_if_cancelled(cancel);
   DenoiseStats stats;
   Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr, on_step, &stats);
@@ -243,25 +255,45 @@ EncodedPrompts Pipeline::encode_prompts(const RenderRequest& r, StageTimes& t, C
 
 void Pipeline::prepare_images(RenderRequest& r) {
   Impl& m = *impl_;
-  const WanDiTConfig& dit = m.loader.configs().dit;
-  if (!dit.image_to_video()) {
+  const ModelConfigs& c = m.loader.configs();
+  const WanDiTConfig& dit = c.dit;
+  const WanModelKind kind = model_kind(c);
+  if ((r.boundary || r.cfg_low) && !c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("{} needs the two experts of a Wan2.2 A14B model; {} has one transformer",
+                            r.boundary ? "--boundary" : "--cfg-low", paths().name),
+                "pass the low-noise expert with --dit-low, or drop the option");
+  if (!r.loras.empty() && c.dit_low)
+    throw Error(kExitUsage,
+                fmt::format("--lora with the two experts of {}: a LoRA is merged into one transformer", paths().name),
+                "run Wan2.2 A14B without --lora (LoRAs apply to single-transformer models)");
+  if (kind == WanModelKind::T2V) {
     if (!r.image.empty())
       throw Error(kExitUsage,
                   fmt::format("--image was given, but the transformer {} is a text-to-video model", paths().dit),
-                  "drop --image, or pass an image-to-video model (Wan2.1 I2V-14B / FLF2V-14B)");
+                  "drop --image, or pass an image-to-video model (Wan2.1 I2V-14B / FLF2V-14B, Wan2.2 TI2V-5B / "
+                  "I2V-A14B)");
+    return;
+  }
+  // TI2V-5B is text-to-video without an image, image-to-video with one (docs/wan.md §8.2).
+  if (kind == WanModelKind::TI2V && r.image.empty()) {
+    if (!r.last_image.empty())
+      throw Error(kExitUsage, "--last-image needs --image (the first frame)", "pass both frames, or neither");
     return;
   }
   if (r.image.empty())
     throw Error(kExitUsage,
-                fmt::format("the transformer {} is a Wan2.1 {} model: it needs an input image", paths().dit,
-                            dit.model_type()),
+                fmt::format("the transformer {} is a {} model: it needs an input image", paths().dit,
+                            kind == WanModelKind::I2VA14B ? std::string("Wan2.2 I2V-A14B")
+                                                          : fmt::format("Wan2.1 {}", dit.model_type())),
                 dit.first_last_frame() ? "pass --image FIRST.png --last-image LAST.png" : "pass --image FIRST.png");
   if (!r.last_image.empty() && !dit.first_last_frame())
     throw Error(kExitUsage,
                 fmt::format("--last-image was given, but the transformer {} has no first-last-frame weights (it is "
-                            "an {} model)",
-                            paths().dit, dit.model_type()),
-                "drop --last-image, or pass the FLF2V-14B transformer");
+                            "{} model)",
+                            paths().dit, kind == WanModelKind::Wan21I2V ? "an " + dit.model_type()
+                                                                        : std::string("a ") + model_kind_name(kind)),
+                "drop --last-image, or pass the Wan2.1 FLF2V-14B transformer");
   if (dit.first_last_frame() && r.last_image.empty())
     throw Error(kExitUsage, "the first-last-frame model needs --last-image as well as --image",
                 "pass the last frame with --last-image");
@@ -273,8 +305,21 @@ void Pipeline::prepare_images(RenderRequest& r) {
                             r.frames),
                 "use --frames 81");
   const InputImage first = load_rgb_image(r.image, "--image");
-  m.first_image = rgb_image_to_tensor(first);
   m.last_image = Tensor();
+  if (kind == WanModelKind::TI2V) {
+    // Lanczos to cover the size, centre crop (docs/wan.md §8.4).
+    const PreparedImage p = prepare_ti2v_image(first, r.width, r.height);
+    m.first_image = rgb_image_to_tensor(p.image);
+    if (p.width != r.width || p.height != r.height)
+      say(r, fmt::format("TI2V: input {}x{}, video {}x{} (the best fit for the area of --size {}x{})", first.width,
+                         first.height, p.width, p.height, r.width, r.height));
+    else
+      say(r, fmt::format("TI2V: input {}x{}, video {}x{}", first.width, first.height, p.width, p.height));
+    r.width = p.width;
+    r.height = p.height;
+    return;
+  }
+  m.first_image = rgb_image_to_tensor(first);
   if (!r.last_image.empty()) {
     const InputImage last = load_rgb_image(r.last_image, "--last-image");
     if (last.width != first.width || last.height != first.height)
@@ -284,39 +329,63 @@ void Pipeline::prepare_images(RenderRequest& r) {
                   "resize or crop the last frame to the first one's size");
     m.last_image = rgb_image_to_tensor(last);
   }
-  // --size is the area budget; the video takes the image's aspect ratio (docs/wan.md §5.1).
-  const ModelConfigs& c = m.loader.configs();
+  // --size is the area budget; the video takes the image's aspect ratio (docs/wan.md §5.1;
+  // Wan2.2 I2V-A14B sizes it the same way).
   const I2VSize size = i2v_output_size(static_cast<int64_t>(r.width) * r.height, first.width, first.height,
                                        c.vae.spatial_factor(), static_cast<int>(dit.patch_size[1]));
-  say(r, fmt::format("{}: input {}x{}, video {}x{} (the area of --size {}x{} at the image's aspect ratio)",
-                     dit.model_type(), first.width, first.height, size.width, size.height, r.width, r.height));
+  const std::string name = kind == WanModelKind::I2VA14B ? "I2V-A14B" : dit.model_type();
+  say(r, fmt::format("{}: input {}x{}, video {}x{} (the area of --size {}x{} at the image's aspect ratio)", name,
+                     first.width, first.height, size.width, size.height, r.width, r.height));
   r.width = size.width;
   r.height = size.height;
-  if (!r.negative_prompt) r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
+  // Wan2.1's I2V/FLF2V configs prefix their negative prompt; Wan2.2's keep the shared one.
+  if (!r.negative_prompt && kind == WanModelKind::Wan21I2V)
+    r.negative_prompt = wan_i2v_default_negative_prompt(dit.first_last_frame());
 }
 
 I2VCondition Pipeline::condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel) {
   Impl& m = *impl_;
   const ModelConfigs& c = m.loader.configs();
+  const WanModelKind kind = model_kind(c);
   const auto tl = Clock::now();
-  if (!m.clip) m.clip.emplace(m.loader.load_image_encoder());
+  if (kind == WanModelKind::Wan21I2V && !m.clip) m.clip.emplace(m.loader.load_image_encoder());
   stop_if_cancelled(cancel);
   if (!m.vae || !m.vae->parts.encoder) m.vae.emplace(m.loader.load_vae());
   stop_if_cancelled(cancel);
   const double load_s = seconds_since(tl);
   t.load_s += load_s;
   const auto t0 = Clock::now();
+  I2VCondition cond;
+  if (kind == WanModelKind::TI2V) {
+    // The image's normalised latent: latent frame 0 throughout (docs/wan.md §8.2).
+    const Tensor pixels = m.first_image.reshape(Shape{1, 3, 1, r.height, r.width});
+    Tensor first = wan_vae_normalize_latents(m.vae->encode(m.vae->to_compute(pixels)).mean, c.vae);
+    if (first.dtype() != DType::F32) first = ops::cast(first, DType::F32);
+    check_stage_output(first, "the VAE encoder's output (image latent)");
+    cond.first_latent = std::move(first);
+    const double s = seconds_since(t0);
+    t.encode_s += s;
+    say(r, fmt::format("encoded the input image (VAE) in {:.2f} s", s));
+    return cond;
+  }
   I2VSize size;
   size.width = r.width, size.height = r.height;
   size.lat_w = r.width / c.vae.spatial_factor(), size.lat_h = r.height / c.vae.spatial_factor();
-  I2VCondition cond = i2v_condition(*m.clip, *m.vae, m.first_image, m.last_image.defined() ? &m.last_image : nullptr,
-                                    r.frames, size);
-  check_stage_output(cond.features, "the image encoder's output (CLIP features)");
+  const Tensor* last = m.last_image.defined() ? &m.last_image : nullptr;
+  if (kind == WanModelKind::Wan21I2V) {
+    cond = i2v_condition(*m.clip, *m.vae, m.first_image, last, r.frames, size);
+    check_stage_output(cond.features, "the image encoder's output (CLIP features)");
+  } else {
+    cond.y = i2v_image_latents(*m.vae, m.first_image, last, r.frames, size);  // I2V-A14B: no CLIP
+  }
   check_stage_output(cond.y, "the VAE encoder's output (image latents)");
   const double s = seconds_since(t0);
   t.encode_s += s;
-  say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s",
-                     m.last_image.defined() ? "s" : "", cond.features.size(1), r.frames, s));
+  if (cond.features.defined())
+    say(r, fmt::format("encoded the input image{} (CLIP {} tokens, VAE {} frames) in {:.2f} s", last ? "s" : "",
+                       cond.features.size(1), r.frames, s));
+  else
+    say(r, fmt::format("encoded the input image (VAE {} frames) in {:.2f} s", r.frames, s));
   return cond;
 }
 
@@ -324,19 +393,30 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
                          StageTimes& t, const I2VCondition* cond, const StepObserver& on_step,
                          DenoiseStats* stats) {
   Impl& m = *impl_;
-  StepCache cache(resolve_cache(r.cache), r.cfg != 1.0 ? 2 : 1);
-  const WanDiTConfig& dit_cfg = m.loader.configs().dit;
+  const ModelConfigs& c = m.loader.configs();
+  const WanDiTConfig& dit_cfg = c.dit;
   const Device dev = m.loader.options().device;
   prepare_dit(r);
-  if (!m.dit) {
-    const auto tl = Clock::now();
-    m.dit.emplace(m.loader.load_dit(m.lora));
-    t.load_s += seconds_since(tl);
-  }
-  const WanDiT& dit = *m.dit;
+  const WanModelKind kind = model_kind(c);
   const auto [T, h, w] = latent_grid(r.width, r.height, r.frames);
-  // Noise has the output's channels (16); image-to-video appends the conditioning.
+  // Noise has the output's channels; image-to-video appends the conditioning.
   Tensor x = initial_noise(r, Shape{1, dit_cfg.out_dim, T, h, w}).to(dev);
+  // TI2V with an image: its latent is latent frame 0 before the loop and after every step.
+  Tensor first;
+  if (cond && cond->first_latent.defined()) {
+    first = cond->first_latent.to(dev);
+    x = with_first_frame(x, first);
+  }
+
+  // ---- experts (docs/wan.md §8.3) ----
+  const bool two_experts = c.dit_low.has_value();
+  const double boundary = expert_boundary(kind, r.boundary, paths().boundary_ratio);
+  // One expert resident when asked, or when two do not fit the host's available memory
+  // (CPU); on a GPU only when asked (--low-memory).
+  const int64_t expert_bytes = two_experts ? m.loader.dit_weight_bytes() : 0;
+  const bool one_resident =
+      two_experts && (r.low_memory || (dev == Device::CPU && available_host_memory() > 0 &&
+                                       2 * expert_bytes > available_host_memory()));
   // The distilled sampler walks its timestep list; the others a schedule of r.steps.
   std::optional<DistillScheduler> distill;
   std::unique_ptr<Scheduler> sched;
@@ -347,42 +427,103 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     sched = make_scheduler(r.sampler);
     sched->set_timesteps(r.steps, r.shift, r.schedule);
   }
-  const bool guided = r.cfg != 1.0;  // cfg 1 is the conditional prediction alone
-  // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
-  // (the same result, without attending to hundreds of padding rows).
-  const auto L = static_cast<int64_t>(std::max(text.positive_tokens, guided ? text.negative_tokens : size_t{1}));
-  const int64_t D = dit_cfg.text_dim;
-  auto rows = [&](const Tensor& c) { return ops::slice(c, 0, 0, L).reshape({1, L, D}); };
-  Tensor ctx = guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0) : rows(text.positive);
-  ctx = ctx.to(dev);
-  // Image-to-video: the same conditioning and CLIP features in both guidance passes.
-  Tensor y, features;
-  if (cond) {
-    y = guided ? ops::concat({cond->y, cond->y}, 0) : cond->y;
-    features = guided ? ops::concat({cond->features, cond->features}, 0) : cond->features;
-    y = y.to(dev);
-    features = features.to(dev);
+  // The timestep the DiT receives at step i (distill: 1000 * sigma, not rounded; the
+  // others: the schedule's integer timestep); the expert switch compares it.
+  auto dit_timestep = [&](int i) {
+    return distill ? distill->dit_timestep(i) : static_cast<float>(sched->timesteps()[i]);
+  };
+  auto is_high = [&](int i) { return !two_experts || high_noise_step(dit_timestep(i), boundary); };
+  auto guidance = [&](bool high) { return high ? r.cfg : r.cfg_low.value_or(r.cfg); };
+  auto ensure_expert = [&](bool high) -> const WanDiT& {
+    std::optional<WanDiT>& slot = high ? m.dit : m.dit_low;
+    std::optional<WanDiT>& other = high ? m.dit_low : m.dit;
+    if (!slot) {
+      if (one_resident && other) {
+        other.reset();  // free its weights before the next expert loads
+        say(r, fmt::format("unloaded the {}-noise expert (one expert resident: {:.1f} GB each)", high ? "low" : "high",
+                           static_cast<double>(expert_bytes) * 1e-9));
+      }
+      const auto tl = Clock::now();
+      slot.emplace(high ? m.loader.load_dit(m.lora) : m.loader.load_dit_low());
+      t.load_s += seconds_since(tl);
+      if (two_experts) say(r, fmt::format("loaded the {}-noise expert in {:.2f} s", high ? "high" : "low", seconds_since(tl)));
+    }
+    return *slot;
+  };
+  if (two_experts) {
+    int high_steps = 0;
+    for (int i = 0; i < r.steps; ++i) high_steps += is_high(i) ? 1 : 0;
+    say(r, fmt::format("Wan2.2 A14B experts: high-noise for {} step(s) (t >= {:.0f}, cfg {}), low-noise for {} (cfg {}){}",
+                       high_steps, boundary * 1000.0, r.cfg, r.steps - high_steps, guidance(false),
+                       one_resident ? "; one expert resident at a time" : ""));
   }
 
+  // Only the rows up to the longer prompt: the DiT stands in for the zero rows after them
+  // (the same result, without attending to hundreds of padding rows).
+  bool any_guided = false;
+  for (int i = 0; i < r.steps; ++i) any_guided = any_guided || guidance(is_high(i)) != 1.0;
+  const auto L = static_cast<int64_t>(std::max(text.positive_tokens, any_guided ? text.negative_tokens : size_t{1}));
+  const int64_t D = dit_cfg.text_dim;
+  auto rows = [&](const Tensor& ctx) { return ops::slice(ctx, 0, 0, L).reshape({1, L, D}); };
+  const Tensor ctx_cond = rows(text.positive).to(dev);
+  const Tensor ctx_pair = any_guided ? ops::concat({rows(text.positive), rows(text.negative)}, 0).to(dev) : Tensor();
+  const int64_t tokens_per_frame = (h / dit_cfg.patch_size[1]) * (w / dit_cfg.patch_size[2]);
+  // Image-to-video: the same conditioning and CLIP features in both guidance passes.
+  const Tensor y = cond && cond->y.defined() ? cond->y.to(dev) : Tensor();
+  const Tensor features = cond && cond->features.defined() ? cond->features.to(dev) : Tensor();
+  const Tensor y_pair = y.defined() && any_guided ? ops::concat({y, y}, 0) : Tensor();
+  const Tensor features_pair = features.defined() && any_guided ? ops::concat({features, features}, 0) : Tensor();
+
+  // The step cache keeps residuals of one transformer: a fresh one for each expert, so
+  // nothing computed by the high-noise expert stands in for the low-noise one's blocks
+  // (docs/PERFORMANCE.md). Its counts are summed over the experts.
+  const StepCacheSettings cache_settings = resolve_cache(r.cache);
+  std::optional<StepCache> cache;
+  DenoiseStats st;
+  auto retire_cache = [&]() {
+    if (!cache) return;
+    st.dit_forwards += cache->forwards_run();
+    st.dit_forwards_skipped += cache->forwards_skipped();
+    st.records.insert(st.records.end(), cache->records().begin(), cache->records().end());
+    cache.reset();
+  };
+  std::optional<bool> cache_expert;  // the expert the cache belongs to (high: true)
+
   const auto t0 = Clock::now();
+  double load_in_loop = 0;
   progress.start_steps(r.steps);
   for (int i = 0; i < r.steps; ++i) {
-    // distill: 1000 * sigma, not rounded; the others: the schedule's integer timestep.
-    const float ts = distill ? distill->dit_timestep(i) : static_cast<float>(sched->timesteps()[i]);
+    const float ts = dit_timestep(i);
+    const bool high = is_high(i);
+    const double before = t.load_s;
+    const WanDiT& dit = ensure_expert(high);
+    load_in_loop += t.load_s - before;
+    const double g = guidance(high);
+    const bool guided = g != 1.0;  // cfg 1 is the conditional prediction alone
+    const int64_t B = guided ? 2 : 1;
+    // TI2V with an image: the tokens of latent frame 0 (the image) get the timestep 0.
+    const Tensor timestep = first.defined() ? ti2v_token_timesteps(ts, B, T, tokens_per_frame)
+                                            : Tensor::full(Shape{B}, ts);
+    if (!cache || cache_expert != high) {  // the first step, or the expert switch
+      retire_cache();
+      cache.emplace(cache_settings, static_cast<int>(B));
+      cache_expert = high;
+    }
     Tensor v;
     if (guided) {
-      Tensor xx = ops::concat({x, x}, 0);  // cond and uncond as one batch of 2
-      if (cond) xx = ops::concat({xx, y}, 1);  // [noise 16 | mask 4 | image latents 16]
-      Tensor vv = cache.forward(dit, xx, Tensor::from_floats({ts, ts}, {2}), ctx, i, features);
-      v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), r.cfg);
+      Tensor xx = ops::concat({x, x}, 0);                  // cond and uncond as one batch of 2
+      if (y.defined()) xx = ops::concat({xx, y_pair}, 1);  // [noise | mask 4 | image latents]
+      Tensor vv = cache->forward(dit, xx, timestep, ctx_pair, i, features_pair);
+      v = cfg(vv.narrow0(1, 1), vv.narrow0(0, 1), g);
     } else {
-      v = cache.forward(dit, cond ? ops::concat({x, y}, 1) : x, Tensor::from_floats({ts}, {1}), ctx, i, features);
+      v = cache->forward(dit, y.defined() ? ops::concat({x, y}, 1) : x, timestep, ctx_cond, i, features);
     }
     if (on_step) {
       const double sigma = distill ? distill->schedule().sigmas[i] : sched->sigmas()[i];
       on_step(DenoiseStep{i + 1, r.steps, sigma, &x, &v});
     }
     x = distill ? distill->step(v, i, x) : sched->step(v, i, x);
+    if (first.defined()) x = with_first_frame(x, first);  // the image stays latent frame 0
     if (i == 0 && !all_finite(x))
       throw Error(kExitSoftware, "NaN or Inf in the latents after step 1",
                   "the weights may hold NaN/Inf or overflow in this dtype; try --dtype f32");
@@ -390,20 +531,20 @@ Tensor Pipeline::denoise(const RenderRequest& r, const EncodedPrompts& text, Pro
     stop_if_cancelled(cancel);
   }
   progress.finish_steps();
-  t.denoise_s = seconds_since(t0);
+  t.denoise_s = seconds_since(t0) - load_in_loop;
   if (!all_finite(x))
     throw Error(kExitSoftware, fmt::format("NaN or Inf in the latents after {} steps", r.steps),
                 "try fewer steps, another sampler, or --dtype f32");
-  DenoiseStats st;
-  st.dit_forwards = cache.forwards_run();
-  st.dit_forwards_skipped = cache.forwards_skipped();
-  st.records = cache.records();
+  retire_cache();
   t.dit_forwards = static_cast<int>(st.dit_forwards);  // the forwards that ran (a skipped one costs no blocks)
-  const size_t branches = guided ? 2 : 1;
-  for (size_t k = 0; k + branches <= st.records.size(); k += branches) {
+  // A step is reused when every branch of it is (the records come in step order).
+  for (size_t k = 0; k < st.records.size();) {
     bool reused = true;
-    for (size_t b = 0; b < branches; ++b) reused = reused && !st.records[k + b].computed;
+    size_t e = k;
+    for (; e < st.records.size() && st.records[e].step == st.records[k].step; ++e)
+      reused = reused && !st.records[e].computed;
     st.steps_reused += reused ? 1 : 0;
+    k = e;
   }
   std::string reuse;
   if (r.cache.kind != StepCacheKind::kNone)

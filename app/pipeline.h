@@ -81,23 +81,28 @@ class Pipeline {
   // umT5 on first use and encodes them; frees umT5 unless keep_text_encoder.
   // `cancel` is polled between its steps (tokenize, load, encode each prompt).
   EncodedPrompts encode_prompts(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
-  // Image-to-video: checks that the model and the images go together (Error 64: images
-  // for a text-to-video model, none for an image-to-video one, a last image for a model
-  // without first-last-frame weights, FLF2V at other than 81 frames), reads the images
-  // (Error 65/66) and sets r.width x r.height to the output size the area budget gives
-  // (and Wan's I2V/FLF2V default negative prompt when none is given). A no-op for
-  // text-to-video requests on text-to-video models.
+  // Checks that the model, the images and the options go together (Error 64: images for
+  // a text-to-video model, none for an image-to-video one, a last image for a model without
+  // first-last-frame weights, FLF2V at other than 81 frames, --boundary/--cfg-low without two
+  // experts, --lora with two), reads the images with load_rgb_image (Error 65/66, every
+  // model) and sets r.width x r.height to the video size (docs/wan.md §5.1, §8.4): Wan2.1
+  // I2V/FLF2V and Wan2.2 I2V-A14B from the area budget at the image's aspect ratio, TI2V-5B
+  // the best multiple-of-32 fit (Lanczos + centre crop); Wan2.1's I2V/FLF2V default negative
+  // prompt when none is given. A no-op for text-only requests on text-to-video models.
   void prepare_images(RenderRequest& r);
-  // Loads the CLIP encoder and the VAE encoder on first use and builds the conditioning
-  // (NaN/Inf in it is Error 70); `cancel` is polled after each load.
+  // Loads the encoders on first use (CLIP for Wan2.1 I2V/FLF2V; the VAE encoder) and builds
+  // the conditioning (NaN/Inf in it is Error 70): Wan2.1 y and CLIP features, I2V-A14B y,
+  // TI2V-5B the image's first-frame latent. `cancel` is polled after each load.
   I2VCondition condition_on_images(const RenderRequest& r, StageTimes& t, CancelFlag cancel = nullptr);
-  // Loads the DiT on first use (with the request's LoRAs) and runs r.steps sampler steps
+  // Loads the DiT on first use (with the request's LoRAs; Wan2.2 A14B: each expert when
+  // its first step comes, one resident with r.low_memory) and runs r.steps sampler steps
   // (the distill sampler: one per r.timesteps entry) from the seed's (or the injected)
   // noise; one DiT forward per step with cfg 1, else one batch of 2; `cond`
-  // (image-to-video) is fed to both guidance passes. NaN/Inf is
-  // Error(70) after step 1 and at the end. Returns the final latents [1, C, T, h, w] on
-  // the device. `on_step`, when set, sees every step; r.cache selects the step cache
-  // (resolve_cache); `stats` receives the forward counts.
+  // (image-to-video) is fed to both guidance passes (TI2V: latent frame 0 replaced after
+  // every step, its tokens at timestep 0). NaN/Inf is Error(70) after step 1 and at the
+  // end. Returns the final latents [1, C, T, h, w] on the device. `on_step`, when set, sees
+  // every step; r.cache selects the step cache (resolve_cache; a fresh cache per expert);
+  // `stats` receives the forward counts.
   Tensor denoise(const RenderRequest& r, const EncodedPrompts& text, Progress& progress, CancelFlag cancel,
                  StageTimes& t, const I2VCondition* cond = nullptr, const StepObserver& on_step = {},
                  DenoiseStats* stats = nullptr);
@@ -116,8 +121,9 @@ class Pipeline {
   // Reads configs only: batch checks every item with it before rendering any.
   StepCacheSettings resolve_cache(const StepCacheSettings& c) const;
 
-  // How many input images the transformer takes, {fewest, most}: {0, 0} text-to-video,
-  // {1, 1} image-to-video (--image), {2, 2} first-last-frame (--image, --last-image).
+  // How many input images the model takes, {fewest, most}: {0, 0} text-to-video, {0, 1}
+  // Wan2.2 TI2V-5B, {1, 1} image-to-video (--image), {2, 2} first-last-frame (--image,
+  // --last-image).
   // Reads configs only.
   std::pair<int, int> input_images() const;
 

@@ -29,9 +29,9 @@ int run_probe(const ProbeOptions& o) {
   } else if (o.component == "dit") {
     probe_dit(o.weights, o.config, o.inputs, o.out, target);
   } else if (o.component == "vae-decode") {
-    probe_vae_decode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, target);
+    probe_vae_decode(o.weights, o.config, o.inputs, o.out, target);  // no config: beside the weights or from their shapes
   } else if (o.component == "vae-encode") {
-    probe_vae_encode(o.weights, o.config.empty() ? "wan2.1-vae" : o.config, o.inputs, o.out, target);
+    probe_vae_encode(o.weights, o.config, o.inputs, o.out, target);  // no config: as vae-decode
   } else if (o.component == "clip-vision") {
     probe_clip_vision(o.weights, o.config, o.inputs, o.out, target);
   } else {

@@ -2,6 +2,7 @@
 // named inputs, write the outputs as F32.
 #include "app/probe_components.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -40,14 +41,16 @@ Tensor read_ids(const SafetensorsFile& in, const std::string& inputs, const char
 
 // ---- DiT ------------------------------------------------------------------------------
 
-Tensor dit_input(const SafetensorsFile& f, const char* name, int ndim) {
+// ndim_max > ndim: either rank (the timestep: [B], or [B, N] per token for Wan2.2 TI2V).
+Tensor dit_input(const SafetensorsFile& f, const char* name, int ndim, int ndim_max = 0) {
   if (!f.find(name))
     throw Error(kExitDataErr, fmt::format("{}: input tensor '{}' is missing", f.path(), name),
                 "the dit probe reads hidden_states, timestep and encoder_hidden_states");
   Tensor t = f.get(name);
-  if (t.dim() != ndim || !dtype_is_float(t.dtype()))
-    throw Error(kExitDataErr, fmt::format("{}: input '{}' is {}, expected a {}-D float tensor", f.path(), name,
-                                          t.str(), ndim));
+  const int hi = std::max(ndim, ndim_max);
+  if (t.dim() < ndim || t.dim() > hi || !dtype_is_float(t.dtype()))
+    throw Error(kExitDataErr, fmt::format("{}: input '{}' is {}, expected a {} float tensor", f.path(), name, t.str(),
+                                          hi == ndim ? fmt::format("{}-D", ndim) : fmt::format("{}-D or {}-D", ndim, hi)));
   return t.to(DType::F32);
 }
 
@@ -98,7 +101,7 @@ void probe_dit(const std::string& weights, const std::string& config, const std:
 
   const SafetensorsFile in(inputs);
   const Tensor x = dit_input(in, "hidden_states", 5).to(target.device);
-  const Tensor t = dit_input(in, "timestep", 1);
+  const Tensor t = dit_input(in, "timestep", 1, 2);
   const Tensor ctx = dit_input(in, "encoder_hidden_states", 3).to(target.device);
   // Image-to-video models: the CLIP features (diffusers' name for them).
   const Tensor img =

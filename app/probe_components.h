@@ -30,8 +30,9 @@ void probe_text_encoder(const std::string& weights, const std::string& config, c
 // weights: a .safetensors file, an index json or a diffusers folder (any Wan DiT
 // layout). config: a preset name, a config.json, or empty (detect: config.json
 // beside the weights, else from tensor shapes). inputs: a .safetensors with
-// `hidden_states` F32 [B, C, T, H, W], `timestep` F32 [B], `encoder_hidden_states`
-// F32 [B, L, D] and, for an image-to-video DiT, `encoder_hidden_states_image` F32
+// `hidden_states` F32 [B, C, T, H, W], `timestep` F32 [B] (or [B, N], one per token in
+// (frame, row, column) order: Wan2.2 TI2V, docs/wan.md §8.2), `encoder_hidden_states`
+// F32 [B, L, D] and, for a Wan2.1 image-to-video DiT, `encoder_hidden_states_image` F32
 // [B, I, image_dim] (the CLIP features; diffusers' name). Writes `sample` F32 [B, C, T, H, W] to `out`; with
 // `dump_intermediates` also every named intermediate (diffusion/wan_dit.h), as F32.
 void probe_dit(const std::string& weights, const std::string& config, const std::string& inputs,

@@ -29,6 +29,10 @@ RenderRequest render_request(const GenerateOptions& o, uint64_t seed, const std:
   r.fps = o.fps;
   r.steps = o.steps;
   r.cfg = o.cfg;
+  r.cfg_low = o.cfg_low;
+  r.boundary = o.boundary;
+  r.image = o.image;
+  r.low_memory = o.low_memory;
   r.shift = o.shift;
   r.sampler = o.sampler;
   r.schedule = o.schedule;
@@ -73,6 +77,8 @@ nlohmann::json generation_settings_json(const RenderRequest& r, const std::strin
   if (!r.last_image.empty()) j["last_image"] = r.last_image;
   if (r.sampler == Sampler::kDistill) j["timesteps"] = r.timesteps;
   for (const LoraSpec& l : r.loras) j["loras"].push_back({{"file", l.file}, {"strength", l.strength}});
+  if (r.cfg_low) j["cfg_low"] = *r.cfg_low;
+  if (r.boundary) j["boundary"] = *r.boundary;
   if (r.cache.kind != StepCacheKind::kNone) j["cache"] = cache_option_text(r.cache);  // absent: no caching
   return j;
 }

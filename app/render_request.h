@@ -31,7 +31,10 @@ struct RenderRequest {
   int frames = 81;  // 4k+1
   Rational fps{16, 1};
   int steps = 50;
-  double cfg = 5.0;  // 1.0: the conditional prediction alone
+  double cfg = 5.0;  // 1.0: the conditional prediction alone; A14B: on the high-noise expert's steps
+  std::optional<double> cfg_low;   // A14B: on the low-noise expert's steps (default cfg)
+  std::optional<double> boundary;  // A14B: overrides the model's boundary ratio
+  bool low_memory = false;         // A14B: one expert resident at a time
   double shift = 5.0;
   Sampler sampler = Sampler::kUniPC;
   ScheduleKind schedule = ScheduleKind::kWan;

@@ -107,7 +107,7 @@ void warm_up(Engine& engine, const GenerateOptions& defaults, const std::string&
   p.prepare_images(r);
   EncodedPrompts text = p.encode_prompts(r, t);
   std::optional<I2VCondition> cond;
-  if (images > 0) cond = p.condition_on_images(r, t);
+  if (!r.image.empty()) cond = p.condition_on_images(r, t);
   Tensor latents = p.denoise(r, text, progress, nullptr, t, cond ? &*cond : nullptr);
   VideoSink sink(r, json::object());
   p.decode_frames(r, latents, sink, nullptr, t);

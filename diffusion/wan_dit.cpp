@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "diffusion/wan_dit_geometry.h"
 #include "diffusion/wan_dit_image.h"
+#include "diffusion/wan_dit_timestep.h"
 #include "kernels/ops.h"
 #include "kernels/packed_ops.h"
 
@@ -43,8 +44,20 @@ Tensor linear_gelu_tanh(const Tensor& x, const Linear& l) {
 // x in dtype dt (no op when it already is): the one place activations change precision.
 Tensor in_dtype(const Tensor& x, DType dt) { return x.dtype() == dt ? x : ops::cast(x, dt); }
 
-// Modulation chunk i of E [B, K, dim] as [B, 1, dim] (broadcast over tokens).
-Tensor chunk(const Tensor& e, int i) { return ops::slice(e, 1, i, i + 1); }
+// Modulation chunk i of E [B, K, dim] as [B, 1, dim] (broadcast over tokens); with
+// per-token timesteps (groups > 0, docs/wan.md §8.2) of E [B, G, K, dim] as [B, G, 1, dim],
+// broadcast over the tokens of each group.
+Tensor chunk(const Tensor& e, int i, int64_t groups = 0) {
+  return groups == 0 ? ops::slice(e, 1, i, i + 1) : ops::slice(e, 2, i, i + 1);
+}
+
+// x [B, N, dim] as the operand of a modulation: itself, or [B, G, N/G, dim] for groups.
+Tensor grouped(const Tensor& x, int64_t groups) {
+  return groups == 0 ? x : x.reshape(Shape{x.size(0), groups, x.size(1) / groups, x.size(2)});
+}
+Tensor ungrouped(const Tensor& x, int64_t groups) {
+  return groups == 0 ? x : x.reshape(Shape{x.size(0), x.size(1) * x.size(2), x.size(3)});
+}
 
 // q/k RMSNorm over the whole dim (all heads jointly), before the head split.
 Tensor qk_norm(const Tensor& x, const Tensor& weight, float eps) {
@@ -101,28 +114,32 @@ Tensor expand_padding(const Tensor& ctx, int64_t text_len) {
 }
 
 // One transformer block (docs/wan.md §2.6). x [B, N, dim] F32 (the residual stream),
-// e0 [B, 6, dim] F32, ctx in the compute dtype `cd`.
-Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, const Tensor& ctx,
+// e0 [B, 6, dim] F32 (or per token group [B, G, 6, dim], groups = G), ctx in the compute dtype `cd`.
+Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& e0, int64_t groups, const Tensor& ctx,
                      const Tensor& pad_bias, const Tensor& img, const Tensor& rope, const WanDiTConfig& cfg, DType cd,
                      const DumpHook& dump) {
   const std::string name = fmt::format("blocks.{}.", index);
-  const Tensor e = ops::add(blk.modulation, e0);  // [B, 6, dim] F32: shift, scale, gate (self-attn), same (FFN)
+  const int64_t G = groups;
+  // [B, 6, dim] (or [B, G, 6, dim]) F32: shift, scale, gate (self-attn), same (FFN)
+  const Tensor e = ops::add(G == 0 ? blk.modulation : blk.modulation.reshape(Shape{1, 1, 6, cfg.dim}), e0);
   const Tensor none;
   // 1-3. modulated self-attention (LN and modulation in fp32, cast once for the GEMMs), gated residual
-  Tensor a = in_dtype(ops::layer_norm_modulate(x, none, none, cfg.eps, chunk(e, 0), chunk(e, 1)), cd);
+  Tensor a = in_dtype(
+      ungrouped(ops::layer_norm_modulate(grouped(x, G), none, none, cfg.eps, chunk(e, 0, G), chunk(e, 1, G)), G), cd);
   Tensor y = self_attention(blk.self_attn, a, rope, cfg);
   if (dump) dump(name + "self_attn.out", y);
-  x = ops::add_gated(x, y, chunk(e, 2));
+  x = ungrouped(ops::add_gated(grouped(x, G), grouped(y, G), chunk(e, 2, G)), G);
   // 4. cross-attention: affine LN (original norm3), no modulation, no gate
   Tensor xn = in_dtype(cfg.cross_attn_norm ? ops::layer_norm(x, blk.norm3.weight, blk.norm3.bias, cfg.eps) : x, cd);
   y = cross_attention(blk.cross_attn, xn, ctx, pad_bias, img, cfg);
   if (dump) dump(name + "cross_attn.out", y);
   x = ops::add(x, y);
   // 5-7. modulated tanh-GELU FFN, gated residual
-  Tensor b = in_dtype(ops::layer_norm_modulate(x, none, none, cfg.eps, chunk(e, 3), chunk(e, 4)), cd);
+  Tensor b = in_dtype(
+      ungrouped(ops::layer_norm_modulate(grouped(x, G), none, none, cfg.eps, chunk(e, 3, G), chunk(e, 4, G)), G), cd);
   y = linear(linear_gelu_tanh(b, blk.ffn_0), blk.ffn_2);
   if (dump) dump(name + "ffn.out", y);
-  x = ops::add_gated(x, y, chunk(e, 5));
+  x = ungrouped(ops::add_gated(grouped(x, G), grouped(y, G), chunk(e, 5, G)), G);
   if (dump) dump(name + "out", x);
   return x;
 }
@@ -203,9 +220,6 @@ WanDiTEmbedded WanDiT::embed(const Tensor& x, const Tensor& timestep, const Tens
                 fmt::format("DiT token grid {}x{}x{} exceeds the RoPE table of {} positions per axis", Tp, Hp, Wp,
                             c.rope_max_seq_len),
                 "use a smaller video size or frame count");
-  if (timestep.dim() != 1 || timestep.size(0) != B)
-    throw Error(kExitDataErr, fmt::format("DiT timestep is {}, expected [{}]", timestep.str(), B),
-                "pass one timestep per batch entry");
   if (context.dim() != 3 || context.size(0) != B || context.size(2) != c.text_dim || context.size(1) > c.text_len ||
       context.size(1) == 0)
     throw Error(kExitDataErr,
@@ -231,14 +245,15 @@ WanDiTEmbedded WanDiT::embed(const Tensor& x, const Tensor& timestep, const Tens
   Tensor h = in_dtype(linear(in_dtype(patchify_3d(x, p), cd), w_.patch_embedding), DType::F32);  // [B, N, dim]
   if (dump) dump("patch_embedding", h);
 
-  // ---- time embedding: e [B, dim] (head), e0 [B, 6, dim] (blocks), fp32 ----
-  const std::vector<float> ts = timestep.to(Device::CPU).to(DType::F32).to_vector();
-  const Tensor sinus = wan_timestep_sinusoid(ts, c.freq_dim, c.sinusoid).to(dev);  // [B, freq_dim]
-  const Tensor e = linear(ops::silu(linear(sinus, w_.time_embedding_0)), w_.time_embedding_2);  // [B, dim]
-  if (dump) dump("time_embedding", e);
-  const Tensor e0 = linear(ops::silu(e), w_.time_projection_1);  // [B, 6*dim]
-  if (dump) dump("time_projection", e0);
-  const Tensor e0_chunks = e0.reshape(Shape{B, 6, c.dim});
+  // ---- time embedding: e [B, dim] (head), e0 [B, 6, dim] (blocks), fp32; per token
+  //      group with a per-token timestep (wan_dit_timestep.h) ----
+  const int64_t N = Tp * Hp * Wp;
+  const WanTimeConditioning tc = wan_time_conditioning(w_, c, timestep, B, N, Hp * Wp, dev);
+  const Tensor& e = tc.e;
+  if (dump) dump("time_embedding", tc.groups == 0 ? e : wan_time_per_token(e, tc.groups, N));
+  if (dump)
+    dump("time_projection", tc.groups == 0 ? tc.e0.reshape(Shape{B, 6 * c.dim})
+                                           : wan_time_per_token(tc.e0, tc.groups, N).reshape(Shape{B, N, 6 * c.dim}));
 
   // ---- text embedding: the given rows, then exact zeros up to text_len (docs/wan.md §1.5) ----
   // The zero rows all embed to the same row, so in every cross-attention they share one
@@ -269,8 +284,9 @@ WanDiTEmbedded WanDiT::embed(const Tensor& x, const Tensor& timestep, const Tens
 
   WanDiTEmbedded in;
   in.h = std::move(h);
-  in.e = e;
-  in.e0 = e0_chunks;
+  in.e = tc.e;
+  in.e0 = tc.e0;
+  in.groups = tc.groups;
   in.ctx = std::move(ctx);
   in.img = std::move(img);
   in.pad_bias = std::move(pad_bias);
@@ -284,7 +300,7 @@ Tensor WanDiT::run_blocks(const WanDiTEmbedded& in, Tensor h, int64_t first, int
   T2V_ASSERT(0 <= first && first <= last && last <= cfg_.num_layers, "blocks [{}, {}) of {}", first, last,
              cfg_.num_layers);
   for (int64_t i = first; i < last; ++i)
-    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.ctx,
+    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.groups, in.ctx,
                       in.pad_bias, in.img, in.rope, cfg_, w_.dtype, dump);
   return h;
 }
@@ -293,9 +309,13 @@ Tensor WanDiT::head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& d
   // (shift, scale) = head.modulation + e, LN, Linear, all fp32
   const WanDiTConfig& c = cfg_;
   const int64_t B = h.size(0);
-  const Tensor hm = ops::add(w_.head.modulation, in.e.reshape(Shape{B, 1, c.dim}));  // [B, 2, dim]
+  const int64_t G = in.groups;
+  const Tensor hm = G == 0 ? ops::add(w_.head.modulation, in.e.reshape(Shape{B, 1, c.dim}))  // [B, 2, dim]
+                           : ops::add(w_.head.modulation.reshape(Shape{1, 1, 2, c.dim}),
+                                      in.e.reshape(Shape{B, G, 1, c.dim}));  // [B, G, 2, dim]
   const Tensor none;
-  Tensor out = ops::layer_norm_modulate(h, none, none, c.eps, chunk(hm, 0), chunk(hm, 1));
+  Tensor out =
+      ungrouped(ops::layer_norm_modulate(grouped(h, G), none, none, c.eps, chunk(hm, 0, G), chunk(hm, 1, G)), G);
   out = linear(out, w_.head.head);  // [B, N, pt*ph*pw*out_dim] F32
   if (dump) dump("head.out", out);
   Tensor sample = unpatchify_3d(out, in.grid, c.patch_size, c.out_dim);  // [B, out_dim, T, H, W]

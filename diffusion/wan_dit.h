@@ -28,8 +28,11 @@ using DumpHook = std::function<void(const std::string& name, const Tensor& t)>;
 // (diffusion/step_cache.h) runs the forward in these three parts to skip blocks.
 struct WanDiTEmbedded {
   Tensor h;         // [B, N, dim] F32: the patch embedding (the residual stream's start)
+  // With a per-token timestep (Wan2.2 TI2V) e and e0 have one entry per token group:
+  // [B, G, dim] and [B, G, 6, dim] (diffusion/wan_dit_timestep.h).
   Tensor e;         // [B, dim] F32: the time embedding (the head's modulation)
   Tensor e0;        // [B, 6, dim] F32: the time projection (the blocks' modulation)
+  int64_t groups = 0;  // token groups G of a per-token timestep; 0: one timestep per sample
   Tensor ctx;       // [B, L (+1), dim] compute dtype: the text embedding
   Tensor img;       // [B, I, dim] compute dtype: the image tokens (image-to-video), else undefined
   Tensor pad_bias;  // [1, 1, 1, L + 1] F32 when L < text_len (see WanDiT::forward), else undefined
@@ -45,7 +48,8 @@ class WanDiT {
   WanDiT(WanDiTConfig cfg, WanDiTWeights weights);
 
   // x [B, C, T, H, W] F32; timestep [B] (any float dtype, any device; the
-  // scheduler's timestep values, e.g. 999); context [B, L, text_dim] with
+  // scheduler's timestep values, e.g. 999) or [B, N], one per video token in
+  // (frame, row, column) order (Wan2.2 TI2V, docs/wan.md §8.2); context [B, L, text_dim] with
   // L <= text_len, zero-padded to text_len rows here before the text MLP
   // (docs/wan.md §1.5). Returns the velocity [B, out_dim, T, H, W] F32. Runs on
   // x's device, which must be the weights'; precision policy in wan_dit.cpp.

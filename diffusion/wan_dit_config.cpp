@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -77,7 +78,8 @@ std::string WanDiTConfig::summary() const {
 
 // ---- presets (docs/wan.md §2.1) ----------------------------------------------------
 std::vector<std::string> WanDiTConfig::preset_names() {
-  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b"};
+  return {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b", "wan2.2-ti2v-5b",
+          "wan2.2-i2v-a14b"};
 }
 
 WanDiTConfig WanDiTConfig::preset(const std::string& name) {
@@ -85,11 +87,17 @@ WanDiTConfig WanDiTConfig::preset(const std::string& name) {
   if (name == "wan2.1-t2v-1.3b") {
     c.dim = 1536, c.ffn_dim = 8960, c.num_heads = 12, c.num_layers = 30;
   } else if (name == "wan2.1-t2v-14b") {
+    // Also each expert of Wan2.2 T2V-A14B (docs/wan.md §8.3).
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40;
   } else if (name == "wan2.1-i2v-14b" || name == "wan2.1-flf2v-14b") {
     // 16 noise + 4 mask + 16 image-latent channels in; CLIP ViT-H/14 features (docs/wan.md §5.1).
     c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36, c.image_dim = 1280;
     if (name == "wan2.1-flf2v-14b") c.image_pos_len = 514;
+  } else if (name == "wan2.2-ti2v-5b") {
+    c.dim = 3072, c.ffn_dim = 14336, c.num_heads = 24, c.num_layers = 30, c.in_dim = 48, c.out_dim = 48;
+  } else if (name == "wan2.2-i2v-a14b") {
+    // Each expert: noise 16 + mask 4 + image latent 16 channels in, no image embedder.
+    c.dim = 5120, c.ffn_dim = 13824, c.num_heads = 40, c.num_layers = 40, c.in_dim = 36;
   } else {
     throw Error(kExitUsage, fmt::format("unknown Wan DiT preset '{}'", name),
                 fmt::format("use one of: {}, or a config.json", fmt::join(preset_names(), ", ")));
@@ -190,12 +198,13 @@ WanDiTConfig WanDiTConfig::from_json_text(const std::string& text, const std::st
     c.freq_dim = get_int(j, "freq_dim", 256, check, 2, kMaxDim);
     const std::string type = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>()
                                                                                      : "t2v";
-    if (type != "t2v" && type != "i2v" && type != "flf2v")
+    if (type != "t2v" && type != "i2v" && type != "flf2v" && type != "ti2v")
       throw Error(kExitConfig, fmt::format("{}: model_type \"{}\" is not supported", origin, type),
-                  "t2v runs the Wan2.1 DiT of model_type t2v, i2v or flf2v");
+                  "t2v runs the Wan DiT of model_type t2v, i2v, flf2v (Wan2.1) or ti2v (Wan2.2)");
     // The reference builds the image embedder for 1280-wide CLIP features (ViT-H/14) and,
-    // for flf2v, positions for 2 x 257 image tokens (wan/modules/model.py MLPProj).
-    if (type != "t2v") c.image_dim = 1280;
+    // for flf2v, positions for 2 x 257 image tokens (wan/modules/model.py MLPProj). Wan2.2's
+    // I2V-A14B experts say "i2v" too but have no embedder: resolve() asks their weights.
+    if (type == "i2v" || type == "flf2v") c.image_dim = 1280;
     if (type == "flf2v") c.image_pos_len = 514;
     if (j.contains("qk_norm") && j["qk_norm"].is_boolean()) c.qk_norm = j["qk_norm"];
     if (j.contains("cross_attn_norm") && j["cross_attn_norm"].is_boolean()) c.cross_attn_norm = j["cross_attn_norm"];
@@ -309,16 +318,42 @@ WanDiTConfig WanDiTConfig::from_weights(const TensorStore& store) {
   return c;
 }
 
+namespace {
+
+// The original config.json of Wan2.1 I2V-14B and of a Wan2.2 I2V-A14B expert are the same
+// (model_type "i2v", in_dim 36); only the weights tell whether there is an image embedder
+// (docs/wan.md §8.5). A diffusers config states image_dim itself.
+WanDiTConfig settle_image_embedder(WanDiTConfig c, const std::string& text, const std::string& weights_path,
+                                   const TensorStore* store) {
+  const bool original = text.find("\"num_attention_heads\"") == std::string::npos;
+  if (!original || !c.image_to_video() || c.first_last_frame()) return c;
+  std::optional<TensorStore> opened;
+  if (!store) {
+    if (weights_path.empty()) return c;
+    opened.emplace(TensorStore::open(weights_path));
+    store = &*opened;
+  }
+  if (!store->contains(wan_dit_file_key(detect_wan_dit_layout(*store), "img_emb.proj.0.weight"))) {
+    c.image_dim = 0;
+    name_preset(c);
+  }
+  return c;
+}
+
+}  // namespace
+
 WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::string& weights_path,
                                    const TensorStore* store) {
   if (!config_arg.empty()) {
     const auto names = preset_names();
     if (std::find(names.begin(), names.end(), config_arg) != names.end()) return preset(config_arg);
-    if (fs::is_directory(config_arg)) return from_json((fs::path(config_arg) / "config.json").string());
-    if (!fs::exists(config_arg))
+    const bool dir = fs::is_directory(config_arg);
+    const std::string path = dir ? (fs::path(config_arg) / "config.json").string() : config_arg;
+    if (!dir && !fs::exists(path))
       throw Error(kExitUsage, fmt::format("config \"{}\" is neither a preset nor an existing file", config_arg),
                   fmt::format("use a config.json path or one of: {}", fmt::join(names, ", ")));
-    return from_json(config_arg);
+    const std::string text = read_text(path);
+    return settle_image_embedder(from_json_text(text, path), text, weights_path, store);
   }
   // A diffusers folder (or a file inside one) carries its config.json.
   std::error_code ec;
@@ -329,7 +364,7 @@ WanDiTConfig WanDiTConfig::resolve(const std::string& config_arg, const std::str
     // Only when it is a DiT config (a folder may hold other components' configs).
     const std::string text = read_text(cfg.string());
     if (text.find("\"num_attention_heads\"") != std::string::npos || text.find("\"dim\"") != std::string::npos)
-      return from_json_text(text, cfg.string());
+      return settle_image_embedder(from_json_text(text, cfg.string()), text, weights_path, store);
   }
   if (store) return from_weights(*store);
   return from_weights(TensorStore::open(weights_path));
@@ -377,8 +412,8 @@ WanDiTFlops wan_dit_flops(const WanDiTConfig& c, int64_t T, int64_t h, int64_t w
 }
 
 WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& c, int64_t frames, int64_t height, int64_t width,
-                                    int64_t batch) {
-  return wan_dit_flops(c, (frames - 1) / 4 + 1, height / 8, width / 8, batch);
+                                    int64_t batch, int64_t vae_stride) {
+  return wan_dit_flops(c, (frames - 1) / 4 + 1, height / vae_stride, width / vae_stride, batch);
 }
 
 }  // namespace t2v

@@ -41,11 +41,23 @@ struct WanDiTConfig {
   // embedding over this many tokens (514 = 2 x 257); 0 otherwise.
   int64_t image_pos_len = 0;
   std::string preset_name;  // the preset these dims equal ("wan2.1-t2v-1.3b", ...), or ""
-
+  // Wan2.1 I2V / FLF2V: an image embedder reading CLIP features (a CLIP encoder is needed).
   bool image_to_video() const { return image_dim > 0; }
   bool first_last_frame() const { return image_pos_len > 0; }
-  // "t2v", "i2v" or "flf2v" (the reference's model_type).
-  std::string model_type() const { return first_last_frame() ? "flf2v" : image_to_video() ? "i2v" : "t2v"; }
+  // [noise, mask 4, image latent] in (Wan2.1 I2V/FLF2V, Wan2.2 I2V-A14B experts, which
+  // have no image embedder).
+  bool image_latent_input() const { return in_dim > out_dim; }
+  // Wan2.2 TI2V-5B: 48 latent channels in and out (the Wan2.2 VAE), per-token timesteps.
+  bool ti2v() const { return in_dim == 48 && out_dim == 48; }
+  // The reference's model_type: "t2v" (Wan2.1, Wan2.2 T2V-A14B experts), "i2v" (Wan2.1
+  // I2V-14B, Wan2.2 I2V-A14B experts), "flf2v" or "ti2v". Follows from the channels and
+  // the image embedder (docs/wan.md §8.5).
+  std::string model_type() const {
+    return first_last_frame()                       ? "flf2v"
+           : image_to_video() || image_latent_input() ? "i2v"
+           : ti2v()                                   ? "ti2v"
+                                                      : "t2v";
+  }
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_numel() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
@@ -55,7 +67,8 @@ struct WanDiTConfig {
   std::string summary() const;  // "dim 1536, ffn 8960, heads 12 x 128, layers 30, ..."
 
   // ---- where a config comes from (the same calls for every model) ----
-  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b", "wan2.1-flf2v-14b"
+  // "wan2.1-t2v-1.3b", "wan2.1-t2v-14b" (also a Wan2.2 T2V-A14B expert), "wan2.1-i2v-14b",
+  // "wan2.1-flf2v-14b", "wan2.2-ti2v-5b", "wan2.2-i2v-a14b" (one expert).
   static std::vector<std::string> preset_names();
   // The named preset; Error(64) listing the names for any other.
   static WanDiTConfig preset(const std::string& name);
@@ -100,8 +113,9 @@ struct WanDiTFlops {
 };
 // Latent grid T x h x w (before patching) and batch size.
 WanDiTFlops wan_dit_flops(const WanDiTConfig& cfg, int64_t T, int64_t h, int64_t w, int64_t batch = 1);
-// Same from a video size: frames F (4n+1), height and width in pixels (VAE stride 4 x 8 x 8).
+// Same from a video size: frames F (4n+1), height and width in pixels (VAE stride 4 x s x s:
+// 8 for the Wan2.1 VAE, 16 for Wan2.2's).
 WanDiTFlops wan_dit_flops_for_video(const WanDiTConfig& cfg, int64_t frames, int64_t height, int64_t width,
-                                    int64_t batch = 1);
+                                    int64_t batch = 1, int64_t vae_stride = 8);
 
 }  // namespace t2v

@@ -11,6 +11,7 @@
 #include "core/strings.h"
 #include "core/weights.h"
 #include "kernels/ops.h"
+#include "vae/wan_vae_residual.h"
 
 namespace t2v {
 
@@ -23,6 +24,7 @@ CausalSlot* slot_of(CausalCache* cache) { return cache ? &cache->next() : nullpt
 // ---- encoder -------------------------------------------------------------------------
 
 void WanVAEEncoder::bind(const WeightScope& s, const WanVAEConfig& cfg) {
+  if (cfg.is_residual) return bind_residual_encoder(*this, s, cfg);  // Wan2.2 (wan_vae_residual.cpp)
   // Stage widths: base_dim * [1, dim_mult...], e.g. 96, 96, 192, 384, 384.
   std::vector<int> dims{cfg.base_dim};
   for (int m : cfg.dim_mult) dims.push_back(cfg.base_dim * m);
@@ -58,7 +60,7 @@ void WanVAEEncoder::bind(const WeightScope& s, const WanVAEConfig& cfg) {
 }
 
 Tensor WanVAEEncoder::forward(const Tensor& x_in, CausalCache* cache) const {
-  Tensor x = conv1.forward(x_in, slot_of(cache));  // [B, C0, F, H, W]
+  Tensor x = conv1.forward(vae_patchify(x_in, patch), slot_of(cache));  // [B, C0, F, H/p, W/p]
   for (const VAEStage& s : stages) x = s.forward(x, cache);
   x = middle_0.forward(x, cache);
   x = middle_1.forward(x);
@@ -70,6 +72,7 @@ Tensor WanVAEEncoder::forward(const Tensor& x_in, CausalCache* cache) const {
 // ---- decoder -------------------------------------------------------------------------
 
 void WanVAEDecoder::bind(const WeightScope& s, const WanVAEConfig& cfg) {
+  if (cfg.is_residual) return bind_residual_decoder(*this, s, cfg);  // Wan2.2 (wan_vae_residual.cpp)
   // Stage widths: base * [dim_mult[-1], reversed(dim_mult)...], e.g. 384, 384, 384, 192, 96.
   const int base = cfg.decoder_base_dim;
   std::vector<int> dims{base * cfg.dim_mult.back()};
@@ -146,6 +149,10 @@ std::string body_key(const WanVAEConfig& cfg, bool decoder, const std::string& r
     if (starts_with(rest, o)) return std::string(d) + rest.substr(o.size());
   if (starts_with(rest, "middle.0.")) return "mid_block.resnets.0." + residual_part(rest.substr(9));
   if (starts_with(rest, "middle.2.")) return "mid_block.resnets.1." + residual_part(rest.substr(9));
+  if (cfg.is_residual) {  // Wan2.2: nested stage lists (wan_vae_residual.h)
+    const auto k = wan_vae_residual_stage_key(cfg, decoder, rest);
+    return k ? k->prefix + (k->resnet ? residual_part(k->tail) : k->tail) : rest;
+  }
   const std::string list = decoder ? "upsamples." : "downsamples.";
   const size_t dot = rest.find('.', list.size());
   if (!starts_with(rest, list) || dot == std::string::npos || dot == list.size() || dot - list.size() > 6) return rest;
@@ -222,8 +229,13 @@ WanVAEConfig WanVAEConfig::from_weights(const TensorStore& store) {
   };
   // A size past int range becomes -1, which validate() refuses, instead of wrapping.
   auto narrow = [](int64_t v) { return v < 0 || v > INT32_MAX ? -1 : static_cast<int>(v); };
-  WanVAEConfig c = WanVAEConfig::preset("wan2.1-vae");
-  const Shape* enc_in = shape_of("encoder.conv1.weight", "encoder.conv_in.weight");    // [base, 3, 3, 3, 3]
+  // Wan2.2's residual blocks nest their lists (docs/wan.md §8.1).
+  const bool residual =
+      shape_of("encoder.downsamples.0.downsamples.0.residual.0.gamma", "encoder.down_blocks.0.resnets.0.norm1.gamma") ||
+      shape_of("decoder.upsamples.0.upsamples.0.residual.0.gamma", "decoder.up_blocks.0.upsampler.resample.1.weight");
+  WanVAEConfig c = WanVAEConfig::preset(residual ? "wan2.2-vae" : "wan2.1-vae");
+  const Shape* enc_in = shape_of("encoder.conv1.weight", "encoder.conv_in.weight");    // [base, 3p², 3, 3, 3]
+  const Shape* dec_conv_out = shape_of("decoder.head.2.weight", "decoder.conv_out.weight");  // [3p², base, 3, 3, 3]
   const Shape* dec_out = shape_of("decoder.head.0.gamma", "decoder.norm_out.gamma");  // [base, 1, 1, 1]
   const Shape* post_quant = shape_of("conv2.weight", "post_quant_conv.weight");       // [z, z, 1, 1, 1]
   const Shape* quant = shape_of("conv1.weight", "quant_conv.weight");                 // [2z, 2z, 1, 1, 1]
@@ -234,15 +246,27 @@ WanVAEConfig WanVAEConfig::from_weights(const TensorStore& store) {
     c.z_dim = narrow((*post_quant)[0]);
   else if (quant && quant->ndim() == 5)
     c.z_dim = narrow((*quant)[0] / 2);
-  if (dec_out)
+  if (residual && dec_out)
+    c.num_res_blocks = count("decoder.upsamples.0.upsamples.{}.residual.0.gamma",
+                             "decoder.up_blocks.0.resnets.{}.norm1.gamma") - 1;
+  else if (residual)
+    c.num_res_blocks = count("encoder.downsamples.0.downsamples.{}.residual.0.gamma",
+                             "encoder.down_blocks.0.resnets.{}.norm1.gamma");
+  else if (dec_out)
     c.num_res_blocks = count("decoder.upsamples.{}.residual.0.gamma", "decoder.up_blocks.0.resnets.{}.norm1.gamma") - 1;
   else
     c.num_res_blocks = count("encoder.downsamples.{}.residual.0.gamma", "encoder.down_blocks.{}.norm1.gamma");
+  // The pixel channels after the patchify: 3 (Wan2.1) or 12 = 3 x 2 x 2 (Wan2.2).
+  const int64_t pix = enc_in && enc_in->ndim() == 5     ? (*enc_in)[1]
+                      : dec_conv_out && dec_conv_out->ndim() == 5 ? (*dec_conv_out)[0]
+                                                                   : c.in_channels;
+  c.in_channels = c.out_channels = narrow(pix);
+  c.patch_size = pix == 12 ? 2 : pix == 3 ? 1 : -1;
   if (c.z_dim != static_cast<int>(c.latents_mean.size()))
     throw Error(kExitDataErr,
                 fmt::format("{}: the VAE has z_dim {}; its latent mean/std are not known without a config",
                             store.description(), c.z_dim),
-                "pass the VAE's config.json (Wan2.2's VAE, z_dim 48, is not supported)");
+                "pass the VAE's config.json (the Wan2.1 VAE has 16 latent channels, the Wan2.2 VAE 48)");
   try {
     c.validate(store.description());
   } catch (const Error& e) {
@@ -328,10 +352,10 @@ size_t WanVAE::decoder_cache_slots() const {
 size_t WanVAE::encoder_cache_slots() const {
   T2V_ASSERT(parts.encoder, "the encoder was not loaded");
   CausalCache cache;
-  const int64_t s = config.spatial_factor();
-  encoder.forward(to_compute(Tensor::zeros(Shape{1, config.in_channels, 1, s, s}, DType::F32)), &cache);
+  const int64_t s = config.spatial_factor(), c = config.video_channels();
+  encoder.forward(to_compute(Tensor::zeros(Shape{1, c, 1, s, s}, DType::F32)), &cache);
   cache.rewind();
-  encoder.forward(to_compute(Tensor::zeros(Shape{1, config.in_channels, 4, s, s}, DType::F32)), &cache);
+  encoder.forward(to_compute(Tensor::zeros(Shape{1, c, 4, s, s}, DType::F32)), &cache);
   return cache.size();
 }
 
@@ -351,10 +375,14 @@ Tensor WanVAE::to_compute(const Tensor& x) const {
   return on_device.dtype() == dtype ? on_device : ops::cast(on_device, dtype);
 }
 
+Tensor WanVAE::finish_decode(const Tensor& y) const {
+  return ops::clamp(vae_unpatchify(y, config.patch_size), -1.0f, 1.0f);
+}
+
 Tensor WanVAE::decode_whole_sequence(const Tensor& mu) const {
   check_decode_input(mu);
   Tensor x = conv2.forward(to_compute(mu), nullptr);
-  return ops::clamp(decoder.forward(x, nullptr), -1.0f, 1.0f);
+  return finish_decode(decoder.forward(x, nullptr));
 }
 
 WanVAEEncoding WanVAE::split_moments(const Tensor& h) const {
@@ -368,15 +396,15 @@ void check_encode_input(const Tensor& x, const WanVAEConfig& cfg, bool have_enco
   if (!have_encoder)
     throw Error(kExitUsage, "VAE encode: the encoder was not loaded", "load the VAE with parts.encoder = true");
   const int64_t s = cfg.spatial_factor();
-  if (x.dim() != 5 || x.size(1) != cfg.in_channels || x.size(0) < 1 || x.size(2) < 1)
+  if (x.dim() != 5 || x.size(1) != cfg.video_channels() || x.size(0) < 1 || x.size(2) < 1)
     throw Error(kExitDataErr,
-                fmt::format("VAE encode: video is {}, expected [B, {}, F, H, W]", x.shape().str(), cfg.in_channels),
+                fmt::format("VAE encode: video is {}, expected [B, {}, F, H, W]", x.shape().str(), cfg.video_channels()),
                 "pass frames as [B, 3, F, H, W] in [-1, 1]");
   if (x.size(3) < s || x.size(4) < s || x.size(3) % s != 0 || x.size(4) % s != 0)
     throw Error(kExitDataErr,
                 fmt::format("VAE encode: frame size {}x{} (HxW) is not a positive multiple of {}", x.size(3),
                             x.size(4), s),
-                "crop or resize the frames to multiples of 8");
+                fmt::format("crop or resize the frames to multiples of {}", s));
 }
 
 }  // namespace

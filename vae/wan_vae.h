@@ -37,9 +37,10 @@ struct WanVAEEncoder {
   ResidualBlock middle_2;            // encoder.middle.2
   RMSNorm head_0;                    // encoder.head.0
   CausalConv3d head_2;               // encoder.head.2: C -> 2*z_dim, 3^3
+  int patch = 1;                     // Wan2.2: 2x2 pixel patchify before conv1
 
   void bind(const WeightScope& s, const WanVAEConfig& cfg);  // s: "encoder"
-  // [B, 3, F, H, W] -> [B, 2z, F', H/8, W/8]; with a cache, F is one chunk (1 or 4 frames).
+  // [B, 3, F, H, W] -> [B, 2z, F', H/s, W/s]; with a cache, F is one chunk (1 or 4 frames).
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
 
@@ -53,7 +54,8 @@ struct WanVAEDecoder {
   CausalConv3d head_2;               // decoder.head.2: base_dim -> 3, 3^3
 
   void bind(const WeightScope& s, const WanVAEConfig& cfg);  // s: "decoder"
-  // [B, z, T, h, w] -> [B, 3, T', 8h, 8w] (unclamped); with a cache T is one latent frame.
+  // [B, z, T, h, w] -> [B, out_channels, T', 8h, 8w] (unclamped, before the Wan2.2 unpatchify);
+  // with a cache T is one latent frame.
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
 
@@ -157,6 +159,8 @@ class WanVAE {
 
   // x on the weights' device in the compute dtype (a no-op for CPU F32 inputs).
   Tensor to_compute(const Tensor& x) const;
+  // The decoder's output as video: the Wan2.2 unpatchify (none for Wan2.1), clamped to [-1, 1].
+  Tensor finish_decode(const Tensor& y) const;
 
  private:
   void check_decode_input(const Tensor& mu) const;

@@ -71,13 +71,14 @@ Tensor WanVAEDecodeStream::push(const Tensor& mu_frame) {
                 "all frames of one video must have the same size");
   }
 
-  if (!tiled_) return ops::clamp(decode_tile(vae_.to_compute(mu_frame), tiles_[0]), -1.0f, 1.0f);
+  if (!tiled_) return vae_.finish_decode(decode_tile(vae_.to_compute(mu_frame), tiles_[0]));
   std::vector<Tensor> decoded;
   decoded.reserve(tiles_.size());
   const Tensor z = vae_.to_compute(mu_frame);
   for (Tile& t : tiles_) decoded.push_back(decode_tile(z, t));
-  const int64_t s = cfg.spatial_factor();
-  return ops::clamp(blend_tiles(decoded, rows_, cols_, s * h, s * w), -1.0f, 1.0f);
+  // Tiles are blended before the Wan2.2 unpatchify, in the decoder's output grid, as diffusers does.
+  const int64_t s = cfg.decoder_scale();
+  return vae_.finish_decode(blend_tiles(decoded, rows_, cols_, s * h, s * w));
 }
 
 namespace {
@@ -108,7 +109,7 @@ Tensor blend(const Tensor& a, const Tensor& b, int64_t extent, int dim) {
 
 Tensor WanVAEDecodeStream::blend_tiles(std::vector<Tensor>& decoded, int64_t rows, int64_t cols, int64_t out_h,
                                        int64_t out_w) const {
-  const int64_t s = vae_.config.spatial_factor();
+  const int64_t s = vae_.config.decoder_scale();
   const int64_t blend_h = (tiling_.tile_h - tiling_.stride_h) * s, blend_w = (tiling_.tile_w - tiling_.stride_w) * s;
   const int64_t keep_h = tiling_.stride_h * s, keep_w = tiling_.stride_w * s;
   std::vector<Tensor> row_strips;

@@ -141,10 +141,10 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
 
 // ---- Resample ----------------------------------------------------------------------
 
-void Resample::bind(const WeightScope& s, int dim, ResampleMode m) {
+void Resample::bind(const WeightScope& s, int dim, ResampleMode m, int up_out) {
   mode = m;
   const bool up = m == ResampleMode::Upsample2d || m == ResampleMode::Upsample3d;
-  const int c_out = up ? dim / 2 : dim;  // Wan2.1: upsampling convs halve the channels
+  const int c_out = up ? (up_out > 0 ? up_out : dim / 2) : dim;  // Wan2.1: upsampling convs halve the channels
   conv_w = s.get("resample.1.weight", Shape{c_out, dim, 3, 3});
   conv_b = s.get("resample.1.bias", Shape{c_out});
   if (m == ResampleMode::Upsample3d) {
@@ -220,6 +220,9 @@ Tensor VAEStage::forward(const Tensor& x_in, CausalCache* cache) const {
   Tensor x = x_in;
   for (const ResidualBlock& rb : res_blocks) x = rb.forward(x, cache);
   if (resample) x = resample->forward(x, cache);
+  if (avg_down) x = ops::add(x, avg_down->forward(x_in));
+  // The whole-sequence form drops the shortcut's leading frame as chunk 0 does (docs/wan.md §8.1).
+  if (dup_up) x = ops::add(x, dup_up->forward(x_in, cache ? cache->first_chunk() : true));
   return x;
 }
 

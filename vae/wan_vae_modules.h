@@ -26,6 +26,7 @@
 
 #include "core/tensor.h"
 #include "core/weights.h"
+#include "vae/wan_vae_residual.h"
 
 namespace t2v {
 
@@ -40,13 +41,20 @@ struct CausalSlot {
 class CausalCache {
  public:
   CausalSlot& next();
-  void rewind() { cursor_ = 0; }  // before each chunk
+  // Before each chunk. From the second chunk on, first_chunk() is false (the Wan2.2
+  // decoder's DupUp3D shortcut drops a frame on the first chunk only).
+  void rewind() {
+    cursor_ = 0;
+    if (!slots_.empty()) later_ = true;
+  }
+  bool first_chunk() const { return !later_; }
   size_t size() const { return slots_.size(); }
   size_t bytes() const;  // memory held by the cached frames
 
  private:
   std::vector<CausalSlot> slots_;
   size_t cursor_ = 0;
+  bool later_ = false;
 };
 
 // CausalConv3d(k_t, k_h, k_w, padding (p_t, p_h, p_w), stride (s_t, 1, 1)): zero pad
@@ -113,15 +121,19 @@ struct Resample {
   Tensor conv_b;      // resample.1.bias:   [C_out]
   std::optional<CausalConv3d> time_conv;  // the 3d modes only
 
-  void bind(const WeightScope& s, int dim, ResampleMode mode);
+  // up_out: the upsample conv's output width (-1: dim / 2 as in Wan2.1; the Wan2.2 VAE keeps dim).
+  void bind(const WeightScope& s, int dim, ResampleMode mode, int up_out = -1);
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
 
 // A stage of the encoder (res blocks, then an optional downsample) or of the
-// decoder (res blocks, then an optional upsample).
+// decoder (res blocks, then an optional upsample). The Wan2.2 VAE adds the stage's input
+// through a parameter-free shortcut (wan_vae_residual.h).
 struct VAEStage {
   std::vector<ResidualBlock> res_blocks;
   std::optional<Resample> resample;
+  std::optional<AvgDownShortcut> avg_down;  // Wan2.2 encoder stages
+  std::optional<DupUpShortcut> dup_up;      // Wan2.2 decoder stages that upsample
   Tensor forward(const Tensor& x, CausalCache* cache) const;
 };
 

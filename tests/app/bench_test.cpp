@@ -29,6 +29,26 @@ TEST(Bench, DryRunCountsTheWan13BStepFromTheConfig) {
   EXPECT_NEAR(j["dit_step_floor_ms"].get<double>(), total / 798e12 * 1e3, 1e-6);
 }
 
+// Wan2.2 TI2V-5B at its default 1280x704x121: the Wan2.2 VAE's 16x grid and 48 channels,
+// the 5B widths (docs/PERFORMANCE.md quotes this count).
+TEST(Bench, DryRunCountsTheTi2v5BStep) {
+  RunResult r = run_t2v({"bench", "--dry-run", "--json", "--model", "wan2.2-ti2v-5b", "--size", "1280x704", "--frames",
+                         "121"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["latent"], json::array({48, 31, 44, 80}));
+  EXPECT_EQ(j["tokens"], 31 * 22 * 40);
+  const double N = 31 * 22 * 40, D = 3072, F = 14336, C = 512;
+  const double block = 2 * (4 * 2 * N * D * D + 4 * N * N * D + 2 * 2 * N * D * D + 2 * 2 * C * D * D +
+                            4 * N * C * D + 2 * 2 * N * D * F);
+  const double total = j["dit_step_flops"].get<double>();
+  EXPECT_GT(total, 30 * block);
+  EXPECT_LT(total, 30 * block * 1.01) << "more than 1% outside the blocks";
+  // Multiples of 32 (16x VAE, 2x2 patches) for TI2V.
+  r = run_t2v({"bench", "--dry-run", "--model", "wan2.2-ti2v-5b", "--size", "1280x720"});
+  EXPECT_EQ(r.code, 64) << r.err;
+}
+
 TEST(Bench, ReportsEveryStageWithItsFlopsAndPeakMemory) {
   RunResult r = run_t2v({"bench", "--json", "--layers", "1", "--size", "32x32", "--frames", "1", "--repeat", "1",
                          "--no-vae"});

@@ -157,6 +157,17 @@ TEST(Inspect, DescribesAWanDit) {
   EXPECT_NE(fp8->find("(scaled fp8: weights x scale_weight)"), std::string::npos) << *fp8;
   EXPECT_NE(fp8->find(fmt::format("parameters: {} ", params)), std::string::npos) << *fp8;
 
+  // Wan2.2: the kind from the channels (48 in and out: TI2V; noise + mask + image latent in: I2V).
+  const std::optional<std::string> ti2v =
+      describe_wan_dit(TensorStore::open(kData + "/diffusion22/tiny_ti2v/original.safetensors"));
+  ASSERT_TRUE(ti2v.has_value());
+  EXPECT_NE(ti2v->find("Wan2.2 TI2V DiT, original layout\n"), std::string::npos) << *ti2v;
+  EXPECT_NE(ti2v->find("in 48 / out 48"), std::string::npos) << *ti2v;
+  const std::optional<std::string> i2v =
+      describe_wan_dit(TensorStore::open(kData + "/pipeline22/a14b_files/i2v_high.safetensors"));
+  ASSERT_TRUE(i2v.has_value());
+  EXPECT_NE(i2v->find("Wan2.2 I2V DiT"), std::string::npos) << *i2v;
+
   EXPECT_FALSE(describe_wan_dit(TensorStore::open(kData + "/vae/wan_vae_original.safetensors")).has_value());
 }
 

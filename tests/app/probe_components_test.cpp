@@ -109,6 +109,33 @@ TEST(ProbeComponents, VaeEncodeWritesLatentMean) {
   EXPECT_LE(e_logvar, 3e-6);  // measured 4.8e-7 (was 1e-4)
 }
 
+// The Wan2.2 components with no config: the VAE's structure from its tensors, the TI2V
+// DiT's from the config.json beside it; the bounds of tests/vae/test_wan22_vae.cpp and
+// tests/diffusion/test_wan22_dit.cpp, about 5x the measured errors.
+TEST(ProbeComponents, Wan22VaeAndTi2vDitWithoutAConfig) {
+  TempDir dir;
+  const std::string g22 = "vae22/goldens.safetensors";
+  save_safetensors(dir.file("z.safetensors"), {{"latents", golden(g22, "decode_t3_b2.latents")}});
+  probe_vae_decode(kData + "/vae22/wan22_vae_original.safetensors", "", dir.file("z.safetensors"),
+                   dir.file("x.safetensors"));
+  const double ed = max_rel(SafetensorsFile(dir.file("x.safetensors")).get("sample"), golden(g22, "decode_t3_b2.sample"));
+  save_safetensors(dir.file("s.safetensors"), {{"sample", golden(g22, "encode_f9_b2.sample")}});
+  probe_vae_encode(kData + "/vae22/diffusers", "", dir.file("s.safetensors"), dir.file("m.safetensors"));
+  const double ee =
+      max_rel(SafetensorsFile(dir.file("m.safetensors")).get("latent_mean"), golden(g22, "encode_f9_b2.latent_mean"));
+  const std::string cases = "diffusion22/cases.safetensors";
+  save_safetensors(dir.file("in.safetensors"), {{"hidden_states", golden(cases, "i2v.hidden_states")},
+                                                {"timestep", golden(cases, "i2v.timestep")},
+                                                {"encoder_hidden_states", golden(cases, "i2v.encoder_hidden_states")}});
+  probe_dit(kData + "/diffusion22/tiny_ti2v/original.safetensors", "", dir.file("in.safetensors"),
+            dir.file("out.safetensors"));
+  const double et = max_rel(SafetensorsFile(dir.file("out.safetensors")).get("sample"), golden(cases, "i2v.sample"));
+  std::printf("probe Wan2.2 VAE decode %.2e, encode %.2e; TI2V DiT (per-token timestep) %.2e\n", ed, ee, et);
+  EXPECT_LE(ed, 1e-5);  // measured 1.7e-6
+  EXPECT_LE(ee, 5e-6);  // measured 8.0e-7
+  EXPECT_LE(et, 3e-6);  // measured 5.7e-7
+}
+
 void expect_data_error(const std::function<void()>& f, const std::string& needle) {
   try {
     f();

@@ -97,7 +97,7 @@ TEST(WanVAEConfig, PresetIsTheReleasedWan21VAE) {
   ASSERT_EQ(c.latents_mean.size(), 16u);
   EXPECT_FLOAT_EQ(c.latents_mean[0], -0.7571f);
   EXPECT_FLOAT_EQ(c.latents_std[15], 1.9160f);
-  expect_error([] { WanVAEConfig::preset("wan2.2-vae"); }, kExitUsage, {"wan2.2-vae", "wan2.1-vae"});
+  expect_error([] { WanVAEConfig::preset("wan3-vae"); }, kExitUsage, {"wan3-vae", "wan2.1-vae", "wan2.2-vae"});
 }
 
 TEST(WanVAEConfig, ReadsDiffusersConfigJson) {
@@ -122,7 +122,7 @@ TEST(WanVAEConfig, ResolveFindsTheConfigBesideTheWeightsOrReadsTheShapes) {
   EXPECT_EQ(shapes.num_res_blocks, want.num_res_blocks);
   EXPECT_EQ(WanVAEConfig::resolve("wan2.1-vae", "").base_dim, 96);
   EXPECT_EQ(WanVAEConfig::resolve(vae_test::diffusers_dir() + "/config.json", "").base_dim, want.base_dim);
-  expect_error([] { WanVAEConfig::resolve("wan2.2-vae", ""); }, kExitUsage, {"wan2.2-vae", "wan2.1-vae"});
+  expect_error([] { WanVAEConfig::resolve("wan3-vae", ""); }, kExitUsage, {"wan3-vae", "wan2.1-vae"});
 }
 
 // Every value is bounded (read as 64 bits before it narrows): Error(78) naming the file and key.
@@ -146,8 +146,12 @@ TEST(WanVAEConfig, RefusesWhatItCannotRun) {
   const std::string base = R"({"_class_name": "AutoencoderKLWan", "base_dim": 8)";
   expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "attn_scales": [0.5]})", "cfg.json"); }, kExitConfig,
                {"cfg.json", "attn_scales"});
-  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "is_residual": true})", "cfg.json"); }, kExitConfig,
-               {"is_residual"});
+  // A Wan2.2 (residual) config whose pixel channels do not fit its patch size.
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "is_residual": true, "z_dim": 48, "patch_size": 2})",
+                                                  "cfg.json"); },
+               kExitConfig, {"cfg.json", "patch_size 2"});
+  expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "scale_factor_spatial": 16})", "cfg.json"); },
+               kExitConfig, {"cfg.json", "scale_factor_spatial 16"});
   expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "z_dim": "sixteen"})", "cfg.json"); }, kExitConfig,
                {"z_dim", "wrong type"});
   expect_error([&] { WanVAEConfig::from_json_text(base + R"(, "z_dim": 8})", "cfg.json"); }, kExitConfig,

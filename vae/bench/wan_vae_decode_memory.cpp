@@ -2,7 +2,7 @@
 // number of latent frames. Each measurement runs in a forked child, so every
 // VmHWM (the kernel's high-water mark of resident memory) starts fresh.
 //
-//   wan_vae_decode_memory [--config wan2.1-vae|config.json] [--latent 8x8] [--frames 3,21] [--batch 1]
+//   wan_vae_decode_memory [--config wan2.1-vae|wan2.2-vae|config.json] [--latent 8x8] [--frames 3,21] [--batch 1]
 //
 // Weights are random (decoder only; core/weights.h RandomSource): memory and
 // time do not depend on their values. Frames go to a
@@ -67,7 +67,7 @@ void measure(const t2v::WanVAEConfig& cfg, int64_t batch, int64_t T, int64_t h, 
   std::printf(
       "latent %lldx%lld T=%-3lld -> %lld frames %lldx%lld | decoder params %.1fM | RSS before decode %.1f MiB | "
       "peak RSS (VmHWM) %.1f MiB | cache %.2f MiB | %.2f s (%.3f s/frame) | checksum %.3g\n",
-      (long long)h, (long long)w, (long long)T, (long long)frames, (long long)(8 * h), (long long)(8 * w),
+      (long long)h, (long long)w, (long long)T, (long long)frames, (long long)(cfg.spatial_factor() * h), (long long)(cfg.spatial_factor() * w),
       params / 1e6, rss_before, proc_status_mib("VmHWM:"), cache / 1048576.0, secs, secs / frames, sum);
   std::fflush(stdout);
 }
