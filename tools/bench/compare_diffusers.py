@@ -13,7 +13,9 @@ faster). FLOPs come from t2v's count of the config, so TFLOP/s are comparable.
   python3 tools/bench/compare_diffusers.py --t2v build/app/t2v --device cpu --layers 1 --size 128x128 --frames 5
 
 diffusers runs in bf16 on CUDA (PyTorch SDPA, the best backend it picks: flash / cuDNN /
-efficient) and fp32 on CPU, as t2v does. --json FILE writes every figure.
+efficient) and fp32 on CPU, as t2v does. On the CPU it also prints the process CPU time
+(all threads) of both sides' runs, the figure to compare on a shared machine.
+--json FILE writes every figure.
 """
 import argparse
 import json
