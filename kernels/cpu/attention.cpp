@@ -1,6 +1,6 @@
 // Scaled-dot-product attention on the CPU: per (batch, head) and per block of
 // query rows, S = scale·Q·Kᵀ (sgemm) + bias, masked keys -> -inf, row softmax
-// (fp32 exp, double sum), O = P·V (sgemm). The head slices are read in place
+// (exp in double rounded to fp32, double sum), O = P·V (sgemm). The head slices are read in place
 // through the BLAS leading dimension (rows of one head are NH·D apart), so
 // nothing is gathered; memory is one [kQueryBlock, Nk] logit block per thread,
 // never Nq·Nk.
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/cpu/backend_cpu.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace t2v::ops::cpu {
 namespace {
@@ -65,11 +66,9 @@ void softmax_row(float* s, int64_t Nk, const float* bias_row, int64_t bias_step,
     std::fill(s, s + Nk, 0.0f);
     return;
   }
+  exp_shifted_array(s, Nk, mx);  // fp32 of exp(s - mx) (vector_math.h)
   double sum = 0.0;
-  for (int64_t j = 0; j < Nk; ++j) {
-    s[j] = std::exp(s[j] - mx);
-    sum += s[j];
-  }
+  for (int64_t j = 0; j < Nk; ++j) sum += s[j];
   const float inv = (float)(1.0 / sum);
   for (int64_t j = 0; j < Nk; ++j) s[j] *= inv;
 }

@@ -44,15 +44,8 @@ struct LinearOutput {
 };
 LinearOutput linear_output(const Tensor& x, int64_t n, const Tensor& bias);
 
-// GELU, tanh form, of one value: 0.5 v (1 + tanh u) == v / (1 + exp(-2u)), one
-// exp instead of tanh (which costs an expm1 and more: 19% of the default
-// model's generation time went here), and no cancellation in 1 + tanh u for
-// negative v. Evaluated in double, rounded once. Shared by gelu_tanh and
-// linear_gelu_tanh so that the fused op equals the composition bit for bit.
-inline float gelu_tanh_value(float x) {
-  const double k2 = 2.0 * std::sqrt(2.0 / M_PI);  // folded at compile time
-  const double v = x;
-  return static_cast<float>(v / (1.0 + std::exp(-k2 * (v + 0.044715 * v * v * v))));
-}
+// Applies f(x, y, n) (kernels/cpu/vector_math.h) to x[0, n) in blocks spread over
+// the OpenMP threads; y may be x.
+void apply_in_blocks(void (*f)(const float*, float*, int64_t), const float* x, float* y, int64_t n);
 
 }  // namespace t2v::ops::cpu

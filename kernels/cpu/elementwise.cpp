@@ -10,8 +10,17 @@
 #include <cmath>
 
 #include "kernels/cpu/backend_cpu.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace t2v::ops::cpu {
+
+void apply_in_blocks(void (*f)(const float*, float*, int64_t), const float* x, float* y, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) f(x + b * kBlock, y + b * kBlock, std::min(kBlock, n - b * kBlock));
+}
+
 namespace {
 
 // ---- unary ----------------------------------------------------------------------
@@ -24,8 +33,9 @@ Tensor unary(const Tensor& x, Unary op, float s0 = 0.0f, float s1 = 0.0f) {
   const int64_t n = x.numel();
   switch (op) {
     case Unary::GeluTanh:
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) yp[i] = gelu_tanh_value(xp[i]);
+      // tanh form as v / (1 + exp(-2u)): one exp instead of tanh, no cancellation
+      // in 1 + tanh u for negative v (vector_math.h).
+      apply_in_blocks(gelu_tanh_array, xp, yp, n);
       break;
     case Unary::GeluErf:
 #pragma omp parallel for schedule(static)
@@ -35,11 +45,7 @@ Tensor unary(const Tensor& x, Unary op, float s0 = 0.0f, float s1 = 0.0f) {
       }
       break;
     case Unary::Silu:
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const double v = xp[i];
-        yp[i] = (float)(v / (1.0 + std::exp(-v)));
-      }
+      apply_in_blocks(silu_array, xp, yp, n);
       break;
     case Unary::Scale:
 #pragma omp parallel for schedule(static)

@@ -1,5 +1,7 @@
 // conv3d / conv2d against a direct double loop; causal front padding equals an
 // explicit zero-frame concat; nearest upsampling by index.
+#include <omp.h>
+
 #include "kernel_test_util.h"
 #include "kernels/ops.h"
 
@@ -87,19 +89,26 @@ TEST(Conv3d, MatchesDoubleLoop) {
       // Wan-like latent frame (60x104): K·Wo·Ho exceeds the column budget, so rows are processed in blocks.
       {{1, 64, 2, 60, 104}, {2, 3, 3, 3}, c3({1, 1, 1}, 2, 0, 1, 1), true},
   };
-  uint32_t seed = 1;
-  for (const Conv3dCase& c : cases) {
-    const Tensor x = random_tensor(c.x, seed++);
-    const Tensor w = random_tensor(Shape{c.w[0], c.x[1], c.w[1], c.w[2], c.w[3]}, seed++);
-    const Tensor b = c.bias ? random_tensor(Shape{c.w[0]}, seed++) : Tensor();
-    const int64_t stride[3] = {c.p.stride[0], c.p.stride[1], c.p.stride[2]};
-    const int64_t pad0[3] = {c.p.pad_t_front, c.p.pad_h, c.p.pad_w}, pad1[3] = {c.p.pad_t_back, c.p.pad_h, c.p.pad_w};
-    Shape want;
-    const std::vector<double> ref = conv_ref(x, w, b, stride, pad0, pad1, &want);
-    const Tensor y = ops::conv3d(x, w, b, c.p);
-    ASSERT_EQ(y.shape(), want);
-    expect_close(y, ref, 1e-5, "conv3d x" + c.x.str() + " w" + w.shape().str());
+  // 1 thread: one GEMM per block (multi-threaded where there are threads); 2 and 3:
+  // (frame, row block) tasks per thread where there are enough, an uneven split with 3.
+  const int saved_threads = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    uint32_t seed = 1;
+    for (const Conv3dCase& c : cases) {
+      const Tensor x = random_tensor(c.x, seed++);
+      const Tensor w = random_tensor(Shape{c.w[0], c.x[1], c.w[1], c.w[2], c.w[3]}, seed++);
+      const Tensor b = c.bias ? random_tensor(Shape{c.w[0]}, seed++) : Tensor();
+      const int64_t stride[3] = {c.p.stride[0], c.p.stride[1], c.p.stride[2]};
+      const int64_t pad0[3] = {c.p.pad_t_front, c.p.pad_h, c.p.pad_w}, pad1[3] = {c.p.pad_t_back, c.p.pad_h, c.p.pad_w};
+      Shape want;
+      const std::vector<double> ref = conv_ref(x, w, b, stride, pad0, pad1, &want);
+      const Tensor y = ops::conv3d(x, w, b, c.p);
+      ASSERT_EQ(y.shape(), want);
+      expect_close(y, ref, 1e-5, "conv3d x" + c.x.str() + " w" + w.shape().str() + " threads " + std::to_string(threads));
+    }
   }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST(Conv3d, CausalPaddingEqualsZeroFrameConcat) {

@@ -13,7 +13,9 @@ faster). FLOPs come from t2v's count of the config, so TFLOP/s are comparable.
   python3 tools/bench/compare_diffusers.py --t2v build/app/t2v --device cpu --layers 1 --size 128x128 --frames 5
 
 diffusers runs in bf16 on CUDA (PyTorch SDPA, the best backend it picks: flash / cuDNN /
-efficient) and fp32 on CPU, as t2v does. --json FILE writes every figure.
+efficient) and fp32 on CPU, as t2v does. On the CPU it also prints the process CPU time
+(all threads) of both sides' runs, the figure to compare on a shared machine.
+--json FILE writes every figure.
 """
 import argparse
 import json
@@ -52,15 +54,17 @@ def sync(device):
 
 
 def timed(fn, repeat, device):
+    """Median wall and process CPU seconds (all threads) over `repeat` runs after a warm-up."""
     fn()  # warm-up (kernel selection, allocator)
     sync(device)
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         sync(device)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def run_diffusers(a, T, h, w):
@@ -88,9 +92,9 @@ def run_diffusers(a, T, h, w):
     ctx = 0.1 * torch.randn(2, TEXT_LEN, 4096, device=dev, dtype=dtype)
     ts = torch.full((2,), 999.0, device=dev)
     with torch.inference_mode():
-        s = timed(lambda: tr(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, return_dict=False),
-                  a.repeat, a.device)
-    res["dit_ms"] = s * 1e3
+        s, c = timed(lambda: tr(hidden_states=x, timestep=ts, encoder_hidden_states=ctx, return_dict=False),
+                     a.repeat, a.device)
+    res["dit_ms"], res["dit_cpu_ms"] = s * 1e3, c * 1e3
     if a.device == "cuda":
         res["dit_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
     del tr
@@ -102,8 +106,8 @@ def run_diffusers(a, T, h, w):
             vae = AutoencoderKLWan().to(dtype).eval()  # the Wan2.1 VAE config is the class default
         z = torch.randn(1, 16, T, h, w, device=dev, dtype=dtype)
         with torch.inference_mode():
-            s = timed(lambda: vae.decode(z, return_dict=False), max(1, a.repeat // 2), a.device)
-        res["vae_ms"] = s * 1e3
+            s, c = timed(lambda: vae.decode(z, return_dict=False), max(1, a.repeat // 2), a.device)
+        res["vae_ms"], res["vae_cpu_ms"] = s * 1e3, c * 1e3
         if a.device == "cuda":
             res["vae_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return res
@@ -132,6 +136,11 @@ def main():
     rows = [("DiT step, CFG (batch 2)", ours["dit"]["median_ms"], theirs["dit_ms"], flops)]
     if not a.no_vae:
         rows.append(("VAE decode", ours["vae_decode"]["ms"], theirs["vae_ms"], None))
+    # Process CPU time (all threads) of the same runs: on a shared CPU the wall time
+    # depends on the other load, the CPU time much less.
+    cpu_rows = [("DiT step, CFG (batch 2)", ours["dit"].get("median_cpu_ms"), theirs["dit_cpu_ms"])]
+    if not a.no_vae:
+        cpu_rows.append(("VAE decode", ours["vae_decode"].get("cpu_ms"), theirs["vae_cpu_ms"]))
 
     layers = ours["dit"]["layers_run"]
     print(f"{a.model} at {a.size}x{a.frames} ({ours['tokens']} tokens), {layers} DiT blocks, device {a.device}"
@@ -140,6 +149,11 @@ def main():
     for name, ms_ours, ms_theirs, fl in rows:
         tf = (lambda ms: f"{fl / (ms * 1e-3) / 1e12:.1f}") if fl else (lambda ms: "-")
         print(f"{name:<26}{ms_ours:>12.1f}{ms_theirs:>14.1f}{ms_theirs / ms_ours:>7.2f}x{tf(ms_ours):>13}{tf(ms_theirs):>19}")
+    if a.device == "cpu":
+        print(f"{'process CPU time':<26}{'t2v cpu-ms':>12}{'diffusers':>14}{'ratio':>8}")
+        for name, c_ours, c_theirs in cpu_rows:
+            if c_ours:
+                print(f"{name:<26}{c_ours:>12.1f}{c_theirs:>14.1f}{c_theirs / c_ours:>7.2f}x")
     if "dit_peak_gb" in theirs:
         print(f"peak device memory: diffusers DiT {theirs['dit_peak_gb']:.2f} GB"
               + (f", VAE {theirs['vae_peak_gb']:.2f} GB" if "vae_peak_gb" in theirs else "")
