@@ -38,15 +38,26 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "app/model_loader.h"
 #include "app/render_request.h"
 
 namespace t2v {
 
+// One stage's peak: host memory (the process's resident set) and, off the CPU, device
+// memory (0 on the CPU). The test device's memory is host memory: it counts in both.
+struct StageMemory {
+  uint64_t host = 0, device = 0;
+};
+
 struct MemoryEstimate {
-  uint64_t encode = 0, denoise = 0, decode = 0;  // each stage's peak (weights included)
-  int64_t tokens = 0;                            // transformer tokens per sample
-  uint64_t peak() const;
+  StageMemory encode, denoise, decode;  // each stage's peak (weights included)
+  int64_t tokens = 0;                   // transformer tokens per sample
+  bool on_device = false;               // CUDA: the device figures are the ones checked
+  uint64_t host_peak() const;
+  uint64_t device_peak() const;
+  uint64_t peak() const;  // the figure checked against the limit: device_peak on CUDA, else host_peak
 };
 
 // The estimate for rendering `r` with the configs and load options of a pipeline.
@@ -58,9 +69,28 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
 // names the binding limit. 0 when unknown (then nothing is refused).
 uint64_t available_memory_bytes(Device dev, std::string* source);
 
+// The estimate of a render against the limit: o.max_memory (--max-memory) when set, else
+// available_memory_bytes. When it does not fit, `refusal` and `hint` are the one-line
+// error: the predicted figure, the largest frame count (same size) and the largest size
+// (same aspect ratio, same frames) that fit.
+struct RenderPlan {
+  MemoryEstimate estimate;
+  uint64_t limit = 0;  // 0: unknown (nothing is refused)
+  std::string limit_source;
+  bool fits = true;
+  int largest_frames = 0;    // 0: none fits
+  std::string largest_size;  // "WxH", empty: none fits
+  std::string refusal, hint;
+};
+RenderPlan plan_render(const ModelConfigs& c, const PipelineLoadOptions& o, const RenderRequest& r);
+
+// `t2v generate --plan`: the table (text) or one JSON object.
+std::string format_render_plan(const RenderPlan& p, const RenderRequest& r, const std::string& model, Device dev);
+nlohmann::json render_plan_json(const RenderPlan& p, const RenderRequest& r, const std::string& model, Device dev);
+
 // Error(64) when the video needs more transformer tokens than t2v allows (400,000) for this
-// model's compression; Error(69) when the estimate exceeds the available memory. Both name
-// the figures and the largest size of the same aspect ratio that fits.
+// model's compression; Error(69) when the estimate exceeds the limit (plan_render). Both
+// name the figures and the largest size of the same aspect ratio that fits.
 void check_render_fits(const ModelConfigs& c, const PipelineLoadOptions& o, const RenderRequest& r);
 
 }  // namespace t2v
