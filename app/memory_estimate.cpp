@@ -18,7 +18,6 @@
 
 #include "app/options.h"
 #include "core/error.h"
-#include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_weights.h"
 
 #if T2V_HAVE_CUDA
@@ -65,20 +64,13 @@ Grid grid_of(const ModelConfigs& c, int width, int height, int frames) {
 }
 
 // Bytes of the DiT's weights as loaded: the GEMM weights in the compute dtype, the fp32
-// islands (norms, modulation, biases of fp32 modules) in fp32; the blocks' share.
-struct DiTBytes {
-  double total = 0, blocks = 0, block = 0;
-};
-DiTBytes dit_bytes(const WanDiTConfig& cfg, DType dtype) {
-  DiTBytes b;
-  for (const WeightRequest& w : wan_dit_weight_list(cfg)) {
-    const double bytes = static_cast<double>(w.shape.numel()) *
-                         static_cast<double>(w.precision == WeightPrecision::F32 ? 4 : dtype_size(dtype));
-    b.total += bytes;
-    if (w.key.rfind("blocks.", 0) == 0) b.blocks += bytes;
-  }
-  b.block = cfg.num_layers > 0 ? b.blocks / static_cast<double>(cfg.num_layers) : 0.0;
-  return b;
+// islands (norms, modulation, biases of fp32 modules) in fp32.
+double dit_bytes(const WanDiTConfig& cfg, DType dtype) {
+  double total = 0;
+  for (const WeightRequest& w : wan_dit_weight_list(cfg))
+    total += static_cast<double>(w.shape.numel()) *
+             static_cast<double>(w.precision == WeightPrecision::F32 ? 4 : dtype_size(dtype));
+  return total;
 }
 
 std::string gb(double bytes) { return fmt::format("{:.2f} GB", bytes / kGB); }
@@ -120,12 +112,7 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double dim = static_cast<double>(c.dit.dim), ffn = static_cast<double>(c.dit.ffn_dim);
 
   const double w_t5 = umt5_params(c.t5) * e;
-  const DiTBytes dit = dit_bytes(c.dit, o.dtype);
-  // --offload: the blocks stay on the host; the device holds the rest and a window of
-  // blocks (the running one and the next, copied ahead).
-  const bool offload = o.offload && o.device != Device::CPU;
-  const double w_dit = offload ? dit.total - dit.blocks + kOffloadWindow * dit.block : dit.total;
-  const double host_blocks = offload ? dit.blocks : 0.0;
+  const double w_dit = dit_bytes(c.dit, o.dtype);
   const double vae_width = c.vae.decoder_base_dim / 96.0;
   const double w_vae = 72.5e6 * vae_width * vae_width * e_vae;
   const double kept_t5 = o.keep_text_encoder ? w_t5 : 0.0;
@@ -161,22 +148,34 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double encode = std::max(w_t5, condition);
   const double denoise = w_dit + kept_t5 + w_i2v + w_vae * (c.clip ? 1.0 : 0.0) + latents + step + scores +
                          cross_kv + image_kv;
-  const double decode = w_dit + kept_t5 + w_i2v + w_vae + latents + vae_run + frames_kept;
-  // On the host, what the process holds already (libraries, BLAS buffers, the tokenizer),
-  // and the offloaded blocks; the test device's memory is host memory besides.
+  const double decode_run = vae_run + frames_kept;
+  const double decode = w_dit + kept_t5 + w_i2v + w_vae + latents + decode_run;
+  // On the host besides: what the process holds already (libraries, BLAS buffers, the
+  // tokenizer); the pages of the weight files read (ModelConfigs::file_bytes): the DiT's
+  // from its load on, the others' while they load (the VAE's load and its decode are not
+  // at once). The test device's memory is host memory too.
+  const ModelConfigs::FileBytes& f = c.file_bytes;
   const double base = proc_kb("/proc/self/status", "VmRSS").value_or(0.0);
+  const double encode_files = c.clip ? f.t5 + f.clip + f.vae : f.t5;
+  const double vae_file = c.clip ? 0.0 : f.vae_decoder;  // image-to-video loaded the whole VAE to encode
   MemoryEstimate m;
   m.tokens = g.tokens;
   m.on_device = cuda;
-  auto stage = [&](double on_device, double host_only) {
+  auto stage = [&](double on_device, double host) {
     StageMemory s;
-    s.host = static_cast<uint64_t>(base + host_only + (cuda ? 0.0 : on_device));
+    s.host = static_cast<uint64_t>(base + host + (cuda ? 0.0 : on_device));
     s.device = o.device == Device::CPU ? 0 : static_cast<uint64_t>(on_device);
     return s;
   };
-  m.encode = stage(encode, 0.0);
-  m.denoise = stage(denoise, host_blocks);
-  m.decode = stage(decode, host_blocks);
+  m.encode = stage(encode, encode_files);
+  m.denoise = stage(denoise, f.dit);
+  if (cuda) {
+    m.decode = stage(decode, f.dit + vae_file);
+  } else {
+    // The VAE's file pages while it loads, or its decode's working set after.
+    m.decode = stage(decode - decode_run, f.dit + std::max(vae_file, decode_run));
+    if (o.device == Device::Test) m.decode.device = static_cast<uint64_t>(decode);
+  }
   return m;
 }
 
@@ -271,8 +270,7 @@ RenderPlan plan_render(const ModelConfigs& c, const PipelineLoadOptions& o, cons
     std::vector<std::string> ways;
     if (p.largest_frames > 0) ways.push_back(fmt::format("--frames {} at this size", p.largest_frames));
     if (!p.largest_size.empty()) ways.push_back(fmt::format("--size {} at {} frames", p.largest_size, r.frames));
-    p.hint = fmt::format("use at most {}{}", fmt::join(ways, " or "),
-                         o.device == Device::CPU || o.offload ? "" : ", or --offload");
+    p.hint = fmt::format("use at most {}", fmt::join(ways, " or "));
   }
   return p;
 }

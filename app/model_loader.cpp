@@ -1,11 +1,31 @@
 #include "app/model_loader.h"
 
+#include <functional>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "diffusion/wan_dit_weights.h"
 
 namespace t2v {
+
+namespace {
+
+// The bytes of a store's tensors (those whose key `take` accepts); 0 when it cannot be opened.
+double tensor_bytes(const std::string& path, const std::function<bool(const std::string&)>& take = {}) {
+  if (path.empty()) return 0.0;
+  try {
+    const TensorStore s = TensorStore::open(path);
+    double bytes = 0;
+    for (const std::string& name : s.names())
+      if (!take || take(name)) bytes += static_cast<double>(s.info(name).end - s.info(name).begin);
+    return bytes;
+  } catch (const Error&) {
+    return 0.0;
+  }
+}
+
+}  // namespace
 
 ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(std::move(paths)), opts_(opts) {
   // Without a config.json the sizes come from the tensor shapes (the released files
@@ -26,6 +46,13 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                 fmt::format("VAE latent channels {} do not match the transformer's {} in / {} out", cfg_.vae.z_dim,
                             cfg_.dit.in_dim, cfg_.dit.out_dim),
                 "use the VAE that belongs to this model (Wan2.1 VAE: 16 channels)");
+  ModelConfigs::FileBytes& fb = cfg_.file_bytes;
+  fb.t5 = tensor_bytes(paths_.t5);
+  fb.dit = tensor_bytes(paths_.dit);
+  fb.vae = tensor_bytes(paths_.vae);
+  fb.vae_decoder = tensor_bytes(paths_.vae, [](const std::string& k) {
+    return k.find("decoder.") != std::string::npos || k.find("post_quant_conv") != std::string::npos;
+  });
   if (cfg_.dit.image_to_video()) {  // docs/wan.md §5.1
     if (paths_.clip.empty())
       throw Error(kExitNoInput,
@@ -34,6 +61,7 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                               cfg_.dit.model_type()),
                   "pass --clip clip_vision_h.safetensors (or use a diffusers folder with image_encoder/)");
     cfg_.clip = ClipVisionConfig::resolve(paths_.clip_config, paths_.clip);
+    fb.clip = tensor_bytes(paths_.clip);
     if (cfg_.clip->hidden != cfg_.dit.image_dim)
       throw Error(kExitDataErr,
                   fmt::format("image encoder {} is {} wide, but the transformer's image embedder takes {}-wide CLIP "

@@ -17,10 +17,6 @@
 
 namespace t2v {
 
-// With offloading (WanDiT::set_offload), the blocks on the device at once: the one
-// running and the next, copied ahead.
-inline constexpr int kOffloadWindow = 2;
-
 // Receives named intermediates during a forward ("patch_embedding",
 // "time_embedding", "time_projection", "text_embedding",
 // "blocks.{i}.self_attn.out", "blocks.{i}.cross_attn.out", "blocks.{i}.ffn.out",

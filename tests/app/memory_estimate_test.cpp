@@ -164,5 +164,84 @@ TEST(MemoryEstimate, Wan13BBlockIsWithin15PercentOfMeasuredPeaks) {
   expect_close(p.host_plan, p.host_run, "host");
 }
 
+// `generate --plan`: the stages, the token count and the limit, without rendering.
+TEST(GeneratePlan, PrintsEachStageAndTheLimit) {
+  TempDir dir;
+  const std::vector<std::string> base = {"generate", "--model", test_model_dir(), "-p", "a red ball", "--size",
+                                         "64x64", "--frames", "17", "-o", dir.file("never.mp4"), "--plan"};
+  RunResult r = run_t2v(base);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* word : {"encode", "denoise", "decode", "peak", "transformer tokens", "limit", "fits"})
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << "\n" << r.out;
+  std::vector<std::string> json = base;
+  json.push_back("--json");
+  r = run_t2v(json);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  // 17 frames -> 5 latent frames; 64 / (VAE 4 x patch 2) = 8 tokens a side.
+  EXPECT_EQ(j["tokens"].get<int64_t>(), 5 * 8 * 8);
+  EXPECT_TRUE(j["fits"].get<bool>());
+  EXPECT_GT(j["limit_bytes"].get<double>(), 0);
+  const double peak = j["peak_host_bytes"].get<double>();
+  for (const char* stage : {"encode", "denoise", "decode"}) EXPECT_LE(j["stages"][stage]["host_bytes"].get<double>(), peak);
+  EXPECT_FALSE(fs::exists(dir.file("never.mp4")));
+}
+
+// Over --max-memory: exit 69 with one line naming the figure, the largest frame count and
+// the largest size that fit; both suggestions then pass the same check, and a render
+// meets the same refusal before it loads anything.
+TEST(GeneratePlan, RefusesWhatDoesNotFitNamingTheFramesAndSizeThatDo) {
+  TempDir dir;
+  auto plan = [&](const std::string& size, const std::string& frames, const std::string& limit) {
+    std::vector<std::string> a = {"generate", "--model", test_model_dir(), "-p", "a red ball", "--size", size,
+                                  "--frames", frames, "--plan", "--json"};
+    if (!limit.empty()) a.insert(a.end(), {"--max-memory", limit});
+    return run_t2v(a);
+  };
+  RunResult small = plan("64x64", "17", "");
+  ASSERT_EQ(small.code, 0) << small.err;
+  // Room for the default video with 50% to spare, not for 81 frames at 256x256.
+  const auto limit = static_cast<uint64_t>(nlohmann::json::parse(small.out)["peak_host_bytes"].get<double>() * 1.5);
+  const std::string limit_text = std::to_string(limit);
+  RunResult big = plan("256x256", "81", limit_text);
+  ASSERT_EQ(big.code, 69) << big.err;
+  EXPECT_EQ(std::count(big.err.begin(), big.err.end(), '\n'), 1) << big.err;
+  EXPECT_NE(big.err.find("need about"), std::string::npos) << big.err;
+  EXPECT_NE(big.err.find("--max-memory"), std::string::npos) << big.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(big.err, m, std::regex(R"(--frames (\d+) at this size or --size (\d+x\d+) at)")))
+      << big.err;
+  const std::string frames = m[1], size = m[2];
+  EXPECT_FALSE(nlohmann::json::parse(big.out)["fits"].get<bool>());
+  EXPECT_EQ(nlohmann::json::parse(big.out)["largest_size"].get<std::string>(), size);
+  EXPECT_EQ(plan("256x256", frames, limit_text).code, 0);
+  EXPECT_EQ(plan(size, "81", limit_text).code, 0);
+  // The render itself: the same refusal (its figures may differ in the last digit: the
+  // process's own memory is part of them), and no output.
+  RunResult run = run_t2v({"generate", "--model", test_model_dir(), "-p", "a red ball", "--size", "256x256",
+                           "--frames", "81", "--max-memory", limit_text, "--seed", "1", "-q", "-o", dir.file("v.mp4")});
+  EXPECT_EQ(run.code, 69) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_NE(run.err.find("error: 81 frames at 256x256 need about"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.substr(run.err.find("hint:")), big.err.substr(big.err.find("hint:")));
+  EXPECT_FALSE(fs::exists(dir.file("v.mp4")));
+}
+
+// docs/bad_inputs.md #102: a --max-memory that is not a size is one line, exit 64.
+TEST(GeneratePlan, BadMaxMemoryIsOneLineExit64) {
+  for (const char* bad : {"12Q", "abc", "", "-1G", "0", "1e400", "12 G", "100", "9000000T"}) {
+    SCOPED_TRACE(bad);
+    RunResult r = run_t2v({"generate", "-p", "a red ball", "--plan", "--max-memory", bad});
+    EXPECT_EQ(r.code, 64) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("--max-memory"), std::string::npos) << r.err;
+  }
+  for (const char* good : {"12G", "800M", "1.5GiB", "2GB", "1073741824"}) {
+    SCOPED_TRACE(good);
+    RunResult r = run_t2v({"generate", "--model", test_model_dir(), "-p", "a red ball", "--plan", "--max-memory", good});
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace t2v::test
