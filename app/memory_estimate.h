@@ -5,34 +5,39 @@
 // size (same aspect ratio) that fits.
 //
 // The estimate (bytes; e = bytes per activation element: 4 on the CPU, the compute dtype's
-// size on CUDA, the VAE's own for the VAE terms), per stage, the peak being the largest; on the host each stage also counts
-// the process's resident memory at the time of the check (VmRSS: libraries, buffers):
+// size on CUDA, the VAE's own for the VAE terms), per stage, the peak being the largest.
+// What the computing device holds (on the CPU: host memory):
 //   encode   text-encoder weights (umT5 parameter count from its config x e)
-//   denoise  DiT weights (wan_dit_param_count x weight dtype size) [+ umT5 when kept]
+//   denoise  DiT weights (every tensor of wan_dit_weight_list: the GEMM weights in the
+//            compute dtype, the fp32 islands in fp32) [+ umT5 when kept]
 //            + latents and scheduler state: 8 x C x T x h x w x 4
 //            + one DiT step: B x N x (10 dim + 2 ffn_dim) x e   (B = 2 with CFG, N tokens:
 //              hidden states, modulated input, q, k, v, roped q/k, attention and projection
 //              outputs, the FFN hidden state and its GELU)
 //            + the attention working set: CPU threads x 256 x N x 4 (one query block of
 //              scores per thread); none on CUDA (flash attention)
-//            + cross-attention keys/values of every block: layers x B x text_len x dim x 2 x e
+//            + cross-attention keys/values: layers x B x text_len x dim x 2 x e
 //   decode   DiT weights + VAE decoder weights (72.5M parameters for base width 96, scaled by
-//            width^2) + the chunked decode of docs/perf_vae.md, written for the Wan2.1 VAE
-//            (P latent pixels): the causal cache 151,328 x P x r and one chunk's working set
-//            110,592 x P x f / 4, both x e x (width / 96) x (spatial factor / 8)^2 (the top
-//            level's channels and pixels), r = (2 (num_res_blocks + 1) + 1) / 7 (its temporal
-//            convs), f = the frames of a chunk (the temporal factor, 1 for a one-frame video)
+//            width^2) + the chunked decode of docs/perf_vae.md (P latent pixels): the causal
+//            cache 151,328 x P x r and one chunk's working set 110,592 x P x f / 4, both x e x
+//            (width / 96) x (spatial factor / 8)^2, r = (2 (num_res_blocks + 1) + 1) / 7, f = the
+//            frames of a chunk (the temporal factor, 1 for a one-frame video)
 //            + 32 MiB of im2col columns on the CPU + the frames kept for --preview (x 3 bytes)
 //            and --dump-frames (x 12 bytes)
+// On the host besides (every device): the process's resident memory at the time of the
+// check (VmRSS: libraries, buffers, the tokenizer), and the pages of the weight files a
+// load reads (ModelConfigs::file_bytes, from the headers): a mapped file's pages count in
+// the resident set while it is mapped, so the DiT file's bytes count from its load to the
+// end (its store stays open) and umT5's and the VAE decoder's while they load (on the CPU
+// the VAE's load and its decode are not at once: the larger of the two counts).
 // Image-to-video adds the CLIP image encoder (parameter count from its config x e) and the VAE
 // encoder (54.5M parameters for base width 96) to denoise and decode (they stay loaded), the
 // image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both
 // of those, the VAE decoder, the input video (F x H x W x 3 in fp32 and in the VAE's dtype)
 // and the VAE encoder's chunk working set (taken as the decoder's). These terms are not yet
-// measured against real image-to-video runs.
-// Every term is taken at its largest at once; against the peak resident memory of real runs
-// of the default model it measured 0.74x-1.07x (MemoryEstimate.IsCloseToThePeakOfRealRuns),
-// so a suggested size keeps 35% to spare (1 / 0.74).
+// measured against real image-to-video runs, nor are the device figures against a GPU.
+// Against the per-stage high-water marks (VmHWM) of real CPU runs it measured 0.95x-1.08x
+// (docs/memory.md; MemoryEstimate.*), so a suggested size or frame count keeps 15% to spare.
 #pragma once
 
 #include <cstdint>
