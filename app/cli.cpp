@@ -121,6 +121,9 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--max-memory", max_memory,
                   "Memory limit for the admission check, e.g. 12G, 800M, 1.5GiB (default: the memory available; "
                   "GPU memory with --device cuda)");
+  gen->add_flag("--offload", g.offload,
+                "Keep the transformer's blocks in host memory and copy each to the device just before it runs "
+                "(--device cuda or test)");
   gen->add_flag("-q,--quiet", g.quiet, "No progress output");
   gen->add_flag("--overwrite", g.overwrite, "Replace an existing output file");
   gen->add_flag("--test-pattern", g.test_pattern,

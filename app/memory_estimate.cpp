@@ -18,6 +18,7 @@
 
 #include "app/options.h"
 #include "core/error.h"
+#include "diffusion/wan_dit.h"
 #include "diffusion/wan_dit_weights.h"
 
 #if T2V_HAVE_CUDA
@@ -64,13 +65,20 @@ Grid grid_of(const ModelConfigs& c, int width, int height, int frames) {
 }
 
 // Bytes of the DiT's weights as loaded: the GEMM weights in the compute dtype, the fp32
-// islands (norms, modulation, biases of fp32 modules) in fp32.
-double dit_bytes(const WanDiTConfig& cfg, DType dtype) {
-  double total = 0;
-  for (const WeightRequest& w : wan_dit_weight_list(cfg))
-    total += static_cast<double>(w.shape.numel()) *
-             static_cast<double>(w.precision == WeightPrecision::F32 ? 4 : dtype_size(dtype));
-  return total;
+// islands (norms, modulation, biases of fp32 modules) in fp32; the blocks' share.
+struct DiTBytes {
+  double total = 0, blocks = 0, block = 0;
+};
+DiTBytes dit_bytes(const WanDiTConfig& cfg, DType dtype) {
+  DiTBytes b;
+  for (const WeightRequest& w : wan_dit_weight_list(cfg)) {
+    const double bytes = static_cast<double>(w.shape.numel()) *
+                         static_cast<double>(w.precision == WeightPrecision::F32 ? 4 : dtype_size(dtype));
+    b.total += bytes;
+    if (w.key.rfind("blocks.", 0) == 0) b.blocks += bytes;
+  }
+  b.block = cfg.num_layers > 0 ? b.blocks / static_cast<double>(cfg.num_layers) : 0.0;
+  return b;
 }
 
 std::string gb(double bytes) { return fmt::format("{:.2f} GB", bytes / kGB); }
@@ -112,7 +120,13 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double dim = static_cast<double>(c.dit.dim), ffn = static_cast<double>(c.dit.ffn_dim);
 
   const double w_t5 = umt5_params(c.t5) * e;
-  const double w_dit = dit_bytes(c.dit, o.dtype);
+  const DiTBytes dit = dit_bytes(c.dit, o.dtype);
+  // --offload: the blocks stay on the host; the device holds the rest and a window of
+  // blocks (the running one and the next, copied ahead).
+  const bool offload = o.offload && o.device != Device::CPU;
+  const double window = std::min<double>(kOffloadWindow, static_cast<double>(c.dit.num_layers));
+  const double w_dit = offload ? dit.total - dit.blocks + window * dit.block : dit.total;
+  const double host_blocks = offload ? dit.blocks : 0.0;
   const double vae_width = c.vae.decoder_base_dim / 96.0;
   const double w_vae = 72.5e6 * vae_width * vae_width * e_vae;
   const double kept_t5 = o.keep_text_encoder ? w_t5 : 0.0;
@@ -153,7 +167,7 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   // On the host besides: what the process holds already (libraries, BLAS buffers, the
   // tokenizer); the pages of the weight files read (ModelConfigs::file_bytes): the DiT's
   // from its load on, the others' while they load (the VAE's load and its decode are not
-  // at once). The test device's memory is host memory too.
+  // at once); the offloaded blocks. The test device's memory is host memory too.
   const ModelConfigs::FileBytes& f = c.file_bytes;
   const double base = proc_kb("/proc/self/status", "VmRSS").value_or(0.0);
   const double encode_files = c.clip ? f.t5 + f.clip + f.vae : f.t5;
@@ -168,12 +182,12 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
     return s;
   };
   m.encode = stage(encode, encode_files);
-  m.denoise = stage(denoise, f.dit);
+  m.denoise = stage(denoise, f.dit + host_blocks);
   if (cuda) {
-    m.decode = stage(decode, f.dit + vae_file);
+    m.decode = stage(decode, f.dit + host_blocks + vae_file);
   } else {
     // The VAE's file pages while it loads, or its decode's working set after.
-    m.decode = stage(decode - decode_run, f.dit + std::max(vae_file, decode_run));
+    m.decode = stage(decode - decode_run, f.dit + host_blocks + std::max(vae_file, decode_run));
     if (o.device == Device::Test) m.decode.device = static_cast<uint64_t>(decode);
   }
   return m;
@@ -270,7 +284,8 @@ RenderPlan plan_render(const ModelConfigs& c, const PipelineLoadOptions& o, cons
     std::vector<std::string> ways;
     if (p.largest_frames > 0) ways.push_back(fmt::format("--frames {} at this size", p.largest_frames));
     if (!p.largest_size.empty()) ways.push_back(fmt::format("--size {} at {} frames", p.largest_size, r.frames));
-    p.hint = fmt::format("use at most {}", fmt::join(ways, " or "));
+    p.hint = fmt::format("use at most {}{}", fmt::join(ways, " or "),
+                         o.device == Device::CPU || o.offload ? "" : ", or --offload");
   }
   return p;
 }

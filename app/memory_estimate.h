@@ -30,6 +30,8 @@
 // the resident set while it is mapped, so the DiT file's bytes count from its load to the
 // end (its store stays open) and umT5's and the VAE decoder's while they load (on the CPU
 // the VAE's load and its decode are not at once: the larger of the two counts).
+// --offload (off the CPU): of the DiT's blocks the device holds kOffloadWindow, the host
+// all of them (in the compute dtype) besides its file's pages.
 // Image-to-video adds the CLIP image encoder (parameter count from its config x e) and the VAE
 // encoder (54.5M parameters for base width 96) to denoise and decode (they stay loaded), the
 // image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both

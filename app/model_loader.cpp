@@ -98,6 +98,14 @@ WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
   lo.dtype = opts_.dtype;
   lo.strict = opts_.strict;
   lo.delta = std::move(delta);
+  if (opts_.offload && opts_.device != Device::CPU) {
+    // Loaded on the host, dense; then all but the blocks move to the device.
+    lo.device = Device::CPU;
+    lo.keep_packed = false;
+    WanDiT dit(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
+    dit.set_offload(opts_.device);
+    return dit;
+  }
   return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
 }
 

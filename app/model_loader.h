@@ -27,6 +27,9 @@ struct PipelineLoadOptions {
   DType vae_dtype = DType::F32;    // the VAE decoder's compute dtype (vae_dtype_for)
   bool strict = false;             // unused weight keys and prompt truncation are errors
   bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch); else freed before the DiT loads
+  // --offload (off the CPU): the DiT's blocks stay in host memory and each is copied to the
+  // device just before it runs (WanDiT::set_offload); the rest of the DiT is on the device.
+  bool offload = false;
   uint64_t max_memory = 0;  // --max-memory: the admission limit in bytes; 0: what is available
 };
 

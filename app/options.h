@@ -58,6 +58,7 @@ struct GenerateOptions {
   int crf = 18;
   bool plan = false;        // --plan: print the memory plan (configs and headers only) and stop
   uint64_t max_memory = 0;  // --max-memory in bytes; 0: the memory available
+  bool offload = false;     // --offload: stream the DiT's blocks to the device (not on the CPU)
 };
 
 // Prompts longer than UMT5Tokenizer::kMaxPromptBytes are refused (Error 65) before

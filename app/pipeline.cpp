@@ -60,7 +60,7 @@ void log_stage_peak(Device dev, const char* stage) {
   if (!spdlog::should_log(spdlog::level::debug)) return;
   const double host = static_cast<double>(peak_memory_bytes(Device::CPU));
   const double device = dev == Device::CPU ? 0.0 : static_cast<double>(peak_memory_bytes(dev));
-  spdlog::debug("measured peak of {}: host {:.4f} GB, device {:.4f} GB", stage, host / 1e9, device / 1e9);
+  spdlog::debug("measured peak of {}: host {:.6f} GB, device {:.6f} GB", stage, host / 1e9, device / 1e9);
   reset_peak_memory(Device::CPU);
   if (dev != Device::CPU) reset_peak_memory(dev);
 }

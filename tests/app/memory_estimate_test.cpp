@@ -98,7 +98,8 @@ struct PlanAndRun {
 };
 
 // `generate --plan --json` with `args`, then the render itself with T2V_LOG=debug.
-PlanAndRun plan_and_run(const std::vector<std::string>& args, const TempDir& dir) {
+PlanAndRun plan_and_run(const std::vector<std::string>& args, const TempDir& dir,
+                        const std::vector<std::string>& run_only = {}) {
   PlanAndRun p;
   std::vector<std::string> plan = {t2v_exe(), "generate", "--plan", "--json"};
   plan.insert(plan.end(), args.begin(), args.end());
@@ -113,6 +114,7 @@ PlanAndRun plan_and_run(const std::vector<std::string>& args, const TempDir& dir
   }
   std::vector<std::string> run = {t2v_exe(), "generate", "-o", dir.file("run.mp4"), "--overwrite", "-q"};
   run.insert(run.end(), args.begin(), args.end());
+  run.insert(run.end(), run_only.begin(), run_only.end());
   r = run_program(run, {{"T2V_LOG", "debug"}});
   EXPECT_EQ(r.code, 0) << r.err;
   const std::regex line(R"(measured peak of (\w+): host ([0-9.]+) GB, device ([0-9.]+) GB)");
@@ -162,6 +164,48 @@ TEST(MemoryEstimate, Wan13BBlockIsWithin15PercentOfMeasuredPeaks) {
       {"--model", model, "-p", "a red ball rolling", "--size", "64x64", "--frames", "1", "--steps", "1", "--seed", "1"},
       dir);
   expect_close(p.host_plan, p.host_run, "host");
+}
+
+// --offload on the test device: the same frames as without, and a denoise stage whose device
+// high-water mark holds the weights outside the blocks, kOffloadWindow blocks and the
+// activations (the plan's offloaded figure), saving what the plans say the other blocks take.
+TEST(Offload, TestDeviceHoldsAWindowOfBlocksAndGivesTheSameFrames) {
+  TempDir dir;
+  struct Run {
+    std::string frames;
+    double plan_denoise = 0, denoise = 0;
+  };
+  auto run = [&](bool offload) {
+    std::vector<std::string> args = {"--model", test_model_dir(), "-p", "a red ball rolling", "--size", "64x64",
+                                     "--frames", "17", "--steps", "2", "--seed", "1", "--device", "test"};
+    if (offload) args.push_back("--offload");
+    const PlanAndRun p = plan_and_run(args, dir, {"--dump-frames", dir.file(offload ? "off.safetensors" : "on.safetensors")});
+    Run r;
+    r.frames = read_text(dir.file(offload ? "off.safetensors" : "on.safetensors"));
+    r.plan_denoise = p.device_plan.denoise;
+    r.denoise = p.device_run.denoise;
+    std::printf("  %s: denoise device peak predicted %.6f GB, measured %.6f GB (%.3fx)\n",
+                offload ? "--offload" : "resident", r.plan_denoise / 1e9, r.denoise / 1e9, r.plan_denoise / r.denoise);
+    return r;
+  };
+  const Run resident = run(false), offloaded = run(true);
+  ASSERT_FALSE(resident.frames.empty());
+  EXPECT_TRUE(resident.frames == offloaded.frames) << "the offloaded run's frames differ";
+  EXPECT_LE(offloaded.denoise, offloaded.plan_denoise);
+  const double saved_plan = resident.plan_denoise - offloaded.plan_denoise;  // the blocks outside the window
+  ASSERT_GT(saved_plan, 0);
+  EXPECT_GE(resident.denoise - offloaded.denoise, 0.9 * saved_plan);
+}
+
+// docs/bad_inputs.md #103: --offload on the CPU is refused before any model is read.
+TEST(Offload, OnTheCpuIsOneLineExit64) {
+  TempDir dir;
+  RunResult r = run_t2v({"generate", "--model", test_model_dir(), "-p", "a red ball", "--offload", "-o",
+                         dir.file("v.mp4")});
+  EXPECT_EQ(r.code, 64) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--offload with --device cpu"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("v.mp4")));
 }
 
 // `generate --plan`: the stages, the token count and the limit, without rendering.
