@@ -104,12 +104,17 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
   return warnings;
 }
 
-std::vector<std::string> validate_generate_options(GenerateOptions& o) {
-  auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
+void check_offload_device(const GenerateOptions& o) {
   // docs/bad_inputs.md #103: on the CPU the weights are in host memory already.
   if (o.offload && o.device == Device::CPU)
-    throw usage("--offload with --device cpu: the CPU computes from host memory, there is no device memory to save",
+    throw Error(kExitUsage,
+                "--offload with --device cpu: the CPU computes from host memory, there is no device memory to save",
                 "drop --offload, or use it with --device cuda (or test)");
+}
+
+std::vector<std::string> validate_generate_options(GenerateOptions& o) {
+  auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
+  check_offload_device(o);
   check_frame_size(o.width, o.height, kSizeMultiple);
   if (o.frames <= 0 || (o.frames - 1) % 4 != 0) {
     int lo = o.frames <= 1 ? 1 : (o.frames - 1) / 4 * 4 + 1;

@@ -81,6 +81,9 @@ double parse_finite(const std::string& option, const std::string& text);
 // kB, MB, GB, TB (powers of 1000), e.g. 12G, 800M, 1.5GiB; more than 0 and below 2^63.
 uint64_t parse_memory_size(const std::string& option, const std::string& text);
 
+// Error(64) for --offload on the CPU (docs/bad_inputs.md #103).
+void check_offload_device(const GenerateOptions& o);
+
 // Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift, fps,
 // crf, output, the distill timesteps, the LoRA files' existence) and the prompt
 // text (UTF-8, empty, control characters: bidi overrides are stripped with a

@@ -206,6 +206,15 @@ TEST(Offload, OnTheCpuIsOneLineExit64) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("--offload with --device cpu"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir.file("v.mp4")));
+  // batch shares the option and the check.
+  const std::string list = dir.file("list.jsonl");
+  write_text(list, "{\"prompt\": \"a red ball\"}\n");
+  r = run_t2v({"batch", list, "--out-dir", dir.file("out"), "--model", test_model_dir(), "--offload"});
+  EXPECT_EQ(r.code, 64) << r.err;
+  EXPECT_NE(r.err.find("--offload with --device cpu"), std::string::npos) << r.err;
+  r = run_t2v({"batch", list, "--out-dir", dir.file("out"), "--model", test_model_dir(), "--max-memory", "12Q"});
+  EXPECT_EQ(r.code, 64) << r.err;
+  EXPECT_NE(r.err.find("--max-memory '12Q'"), std::string::npos) << r.err;
 }
 
 // `generate --plan`: the stages, the token count and the limit, without rendering.
