@@ -134,14 +134,17 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
   const double latents = 8.0 * static_cast<double>(c.dit.in_dim) * g.T * g.h * g.w * 4.0;
   const double step = B * N * (10.0 * dim + 2.0 * ffn) * e;
   const double scores = cuda ? 0.0 : static_cast<double>(std::max(1, omp_get_max_threads())) * 256.0 * N * 4.0;
-  const double cross_kv = static_cast<double>(c.dit.num_layers) * B * c.dit.text_len * dim * 2.0 * e;
+  // Each block projects the context rows' keys and values for its cross-attention and drops
+  // them after: one block's at a time, for at most text_len rows.
+  const double cross_kv = B * c.dit.text_len * dim * 2.0 * e;
 
   const double P = static_cast<double>(g.h) * g.w;
   const double level = vae_width * std::pow(c.vae.spatial_factor() / 8.0, 2.0);  // the top level's size vs Wan2.1's
   const double convs = (2.0 * (c.vae.num_res_blocks + 1) + 1.0) / 7.0;            // its temporal convs vs Wan2.1's 7
   const double chunk_frames = g.T > 1 ? c.vae.temporal_factor() : 1.0;           // the first chunk is one frame
   const double vae_run =
-      (151328.0 * convs + 110592.0 * chunk_frames / 4.0) * P * e_vae * level + (cuda ? 0.0 : 32.0 * (1 << 20));
+      (151328.0 * convs + 110592.0 * chunk_frames / 4.0) * P * e_vae * level;
+  const double im2col = cuda ? 0.0 : 32.0 * (1 << 20);  // the CPU convs' column buffer
   const double pixels = static_cast<double>(r.frames) * r.width * r.height;
   const double frames_kept = (r.preview ? pixels * 3.0 : 0.0) + (r.frames_dump.empty() ? 0.0 : pixels * 12.0);
 
@@ -154,14 +157,16 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
     const double enc_width = c.vae.base_dim / 96.0;
     w_i2v = clip_params(*c.clip) * e + 54.5e6 * enc_width * enc_width * e_vae;  // Wan2.1: 127M VAE, 72.5M decoder
     const double video = pixels * 3.0 * (4.0 + e_vae);
-    condition = w_i2v + w_vae + kept_t5 + video + vae_run;
-    image_kv = static_cast<double>(c.dit.num_layers) * B * static_cast<double>(c.clip->num_tokens()) * dim * 2.0 * e;
+    condition = w_i2v + w_vae + kept_t5 + video + vae_run;  // (+ im2col on the CPU, below)
+    image_kv = B * static_cast<double>(c.clip->num_tokens()) * dim * 2.0 * e;  // one block's, as for the text
   }
 
   // What the computing device holds in each stage (on the CPU: the host).
   const double encode = std::max(w_t5, condition);
-  const double denoise = w_dit + kept_t5 + w_i2v + w_vae * (c.clip ? 1.0 : 0.0) + latents + step + scores +
-                         cross_kv + image_kv;
+  // (The CPU kernels' scratch, the attention scores and im2col columns, is host memory on
+  // the test device too: it counts on the host only.)
+  const double denoise =
+      w_dit + kept_t5 + w_i2v + w_vae * (c.clip ? 1.0 : 0.0) + latents + step + cross_kv + image_kv;
   const double decode_run = vae_run + frames_kept;
   const double decode = w_dit + kept_t5 + w_i2v + w_vae + latents + decode_run;
   // On the host besides: what the process holds already (libraries, BLAS buffers, the
@@ -181,13 +186,13 @@ MemoryEstimate estimate_render_memory(const ModelConfigs& c, const PipelineLoadO
     s.device = o.device == Device::CPU ? 0 : static_cast<uint64_t>(on_device);
     return s;
   };
-  m.encode = stage(encode, encode_files);
-  m.denoise = stage(denoise, f.dit + host_blocks);
+  m.encode = stage(encode, encode_files + (c.clip ? im2col : 0.0));
+  m.denoise = stage(denoise, f.dit + host_blocks + scores);
   if (cuda) {
     m.decode = stage(decode, f.dit + host_blocks + vae_file);
   } else {
     // The VAE's file pages while it loads, or its decode's working set after.
-    m.decode = stage(decode - decode_run, f.dit + host_blocks + std::max(vae_file, decode_run));
+    m.decode = stage(decode - decode_run, f.dit + host_blocks + std::max(vae_file, decode_run + im2col));
     if (o.device == Device::Test) m.decode.device = static_cast<uint64_t>(decode);
   }
   return m;

@@ -15,14 +15,15 @@
 //              hidden states, modulated input, q, k, v, roped q/k, attention and projection
 //              outputs, the FFN hidden state and its GELU)
 //            + the attention working set: CPU threads x 256 x N x 4 (one query block of
-//              scores per thread); none on CUDA (flash attention)
-//            + cross-attention keys/values: layers x B x text_len x dim x 2 x e
+//              scores per thread; host memory on the test device too); none on CUDA
+//            + one block's cross-attention keys/values: B x text_len x dim x 2 x e (each
+//              block projects them and drops them)
 //   decode   DiT weights + VAE decoder weights (72.5M parameters for base width 96, scaled by
 //            width^2) + the chunked decode of docs/perf_vae.md (P latent pixels): the causal
 //            cache 151,328 x P x r and one chunk's working set 110,592 x P x f / 4, both x e x
 //            (width / 96) x (spatial factor / 8)^2, r = (2 (num_res_blocks + 1) + 1) / 7, f = the
 //            frames of a chunk (the temporal factor, 1 for a one-frame video)
-//            + 32 MiB of im2col columns on the CPU + the frames kept for --preview (x 3 bytes)
+//            + 32 MiB of im2col columns on the CPU (and the test device) + the frames kept for --preview (x 3 bytes)
 //            and --dump-frames (x 12 bytes)
 // On the host besides (every device): the process's resident memory at the time of the
 // check (VmRSS: libraries, buffers, the tokenizer), and the pages of the weight files a
@@ -34,11 +35,11 @@
 // all of them (in the compute dtype) besides its file's pages.
 // Image-to-video adds the CLIP image encoder (parameter count from its config x e) and the VAE
 // encoder (54.5M parameters for base width 96) to denoise and decode (they stay loaded), the
-// image tokens' cross-attention keys/values to denoise, and to encode the conditioning: both
+// image tokens' cross-attention keys/values (one block's) to denoise, and to encode the conditioning: both
 // of those, the VAE decoder, the input video (F x H x W x 3 in fp32 and in the VAE's dtype)
 // and the VAE encoder's chunk working set (taken as the decoder's). These terms are not yet
 // measured against real image-to-video runs, nor are the device figures against a GPU.
-// Against the per-stage high-water marks (VmHWM) of real CPU runs it measured 0.95x-1.08x
+// Against the per-stage high-water marks (VmHWM) of real CPU runs it measured 0.95x-1.07x
 // (docs/memory.md; MemoryEstimate.*), so a suggested size or frame count keeps 15% to spare.
 #pragma once
 
