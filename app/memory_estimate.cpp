@@ -288,7 +288,8 @@ RenderPlan plan_render(const ModelConfigs& c, const PipelineLoadOptions& o, cons
   } else {
     std::vector<std::string> ways;
     if (p.largest_frames > 0) ways.push_back(fmt::format("--frames {} at this size", p.largest_frames));
-    if (!p.largest_size.empty()) ways.push_back(fmt::format("--size {} at {} frames", p.largest_size, r.frames));
+    if (!p.largest_size.empty())
+      ways.push_back(fmt::format("--size {} at {} frame{}", p.largest_size, r.frames, r.frames == 1 ? "" : "s"));
     p.hint = fmt::format("use at most {}{}", fmt::join(ways, " or "),
                          o.device == Device::CPU || o.offload ? "" : ", or --offload");
   }
