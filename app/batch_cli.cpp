@@ -52,6 +52,12 @@ void add_batch_commands(CLI::App& app, BatchCli& c) {
   b->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF per video");
   b->add_flag("--skip-invalid", o.skip_invalid, "Render the valid lines of a list that has invalid ones (exit 65 at the end)");
   b->add_flag("--fail-empty", o.fail_empty, "Exit 65 when the list has no prompts (default: exit 0)");
+  b->add_option("--max-memory", c.max_memory,
+                 "Memory limit each item is checked against before it renders, e.g. 12G, 800M, 1.5GiB (default: "
+                 "the memory available)");
+  b->add_flag("--offload", g.offload,
+              "Keep the transformer's blocks in host memory and copy each to the device just before it runs "
+              "(--device cuda or test)");
   b->add_flag("--low-memory", o.low_memory, "Free the text encoder before the DiT loads (reloads it per video)");
   b->add_flag("--strict", g.strict, "Treat warnings (unknown weight keys, prompt truncation) as errors");
   b->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout");
@@ -81,6 +87,8 @@ int run_batch_commands(BatchCli& c) {
   g.schedule = parse_schedule(c.schedule);
   g.device = parse_device(c.device);
   g.dtype = parse_dtype(c.dtype);
+  if (c.batch->count("--max-memory") > 0) g.max_memory = parse_memory_size("--max-memory", c.max_memory);
+  check_offload_device(g);
   g.cache = parse_cache(c.cache);
   if (c.batch->count("--timesteps") > 0) g.timesteps = parse_distill_timesteps(c.timesteps);
   for (const std::string& l : c.loras) g.loras.push_back(parse_lora_spec(l));

@@ -13,7 +13,7 @@ namespace t2v {
 
 struct BatchCli {
   BatchOptions o;
-  std::string size, fps, cfg, shift, lock_timeout, timesteps;
+  std::string size, fps, cfg, shift, lock_timeout, timesteps, max_memory;
   std::vector<std::string> loras;
   // The choices as text until run_batch_commands parses them (defaults: GenerateOptions').
   std::string sampler = sampler_option_name(o.defaults.sampler), schedule = schedule_option_name(o.defaults.schedule);

@@ -69,7 +69,7 @@ int run_cli(int argc, char** argv) {
 
   // ---- generate -------------------------------------------------------------------
   GenerateOptions g;
-  std::string size, seed, fps, cfg, shift, cfg_low, boundary;
+  std::string size, seed, fps, cfg, shift, cfg_low, boundary, max_memory;
   // The choices as text until parsed below, starting from GenerateOptions' defaults.
   std::string sampler = sampler_option_name(g.sampler), schedule = schedule_option_name(g.schedule);
   std::string device = device_option_name(g.device), dtype = dtype_option_name(g.dtype), cache = "none";
@@ -120,7 +120,16 @@ int run_cli(int argc, char** argv) {
   gen->add_option("--crf", g.crf, "H.264 quality, 0..51 (default 18)");
   gen->add_flag("--preview", g.preview, "Also write a contact sheet PNG and a GIF next to the MP4");
   gen->add_option("--noise", g.noise_file, "Start from this noise tensor (safetensors key 'noise') for parity tests");
-  gen->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout");
+  gen->add_flag("--json", g.json, "Print machine-readable events (JSON lines) on stdout (with --plan: one object)");
+  gen->add_flag("--plan", g.plan,
+                "Print the predicted peak host and device memory per stage and stop (reads configs, not weights); "
+                "exit 69 when it does not fit");
+  gen->add_option("--max-memory", max_memory,
+                  "Memory limit for the admission check, e.g. 12G, 800M, 1.5GiB (default: the memory available; "
+                  "GPU memory with --device cuda)");
+  gen->add_flag("--offload", g.offload,
+                "Keep the transformer's blocks in host memory and copy each to the device just before it runs "
+                "(--device cuda or test)");
   gen->add_flag("-q,--quiet", g.quiet, "No progress output");
   gen->add_flag("--overwrite", g.overwrite, "Replace an existing output file");
   gen->add_flag("--test-pattern", g.test_pattern,
@@ -228,6 +237,7 @@ int run_cli(int argc, char** argv) {
       if (!shift.empty()) g.shift = parse_finite("--shift", shift);
       if (!cfg_low.empty()) g.cfg_low = parse_finite("--cfg-low", cfg_low);
       if (!boundary.empty()) g.boundary = parse_finite("--boundary", boundary);
+      if (gen->count("--max-memory") > 0) g.max_memory = parse_memory_size("--max-memory", max_memory);
       g.sampler = parse_sampler(sampler);
       g.schedule = parse_schedule(schedule);
       g.device = parse_device(device);

@@ -9,6 +9,8 @@ EngineOptions engine_options(const GenerateOptions& o) {
   e.device = o.device;
   e.dtype = o.dtype;
   e.strict = o.strict;
+  e.offload = o.offload;
+  e.max_memory = o.max_memory;
   return e;
 }
 
@@ -18,6 +20,8 @@ Engine::Engine(const EngineOptions& o) {
   load_.vae_dtype = vae_dtype_for(o.dtype, load_.device);
   load_.strict = o.strict;
   load_.keep_text_encoder = o.keep_text_encoder;
+  load_.offload = o.offload;
+  load_.max_memory = o.max_memory;
 }
 
 Engine::~Engine() = default;

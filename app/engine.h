@@ -23,6 +23,8 @@ struct EngineOptions {
   DTypeChoice dtype = DTypeChoice::kAuto;
   bool strict = false;             // unused weight keys and prompt truncation are errors
   bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch)
+  bool offload = false;            // --offload (PipelineLoadOptions::offload)
+  uint64_t max_memory = 0;         // --max-memory in bytes, 0: the available memory
 };
 
 // The engine options of generate/batch settings.

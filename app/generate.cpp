@@ -1,6 +1,7 @@
 #include "app/generate.h"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -11,6 +12,7 @@
 
 #include "app/engine.h"
 #include "app/latent_preview.h"
+#include "app/memory_estimate.h"
 #include "app/model_defaults.h"
 #include "app/model_paths.h"
 #include "app/progress.h"
@@ -81,6 +83,24 @@ static int write_test_pattern(const RenderRequest& r, Device device) {
   return 0;
 }
 
+// --plan: the memory estimate of the render from the configs (no weights read), then
+// the same refusal a render would meet (Error 64/69) when it does not fit.
+static int print_plan(Engine& engine, const GenerateOptions& o) {
+  Pipeline& pipeline = engine.pipeline();
+  RenderRequest r = render_request(o, 0);
+  pipeline.prepare_images(r);  // image-to-video: the size comes from the image
+  pipeline.latent_grid(r.width, r.height, r.frames);  // a size the model cannot take
+  const RenderPlan p = plan_render(pipeline.configs(), pipeline.load_options(), r);
+  const std::string& name = pipeline.paths().name;
+  if (o.json)
+    fmt::print("{}\n", render_plan_json(p, r, name, engine.device()).dump());
+  else
+    fmt::print("{}", format_render_plan(p, r, name, engine.device()));
+  std::fflush(stdout);
+  check_render_fits(pipeline.configs(), pipeline.load_options(), r);
+  return 0;
+}
+
 static uint64_t choose_seed(const GenerateOptions& o) {
   uint64_t seed = o.seed ? *o.seed : random_seed();
   if (!o.seed && !o.json) fmt::print(stderr, "t2v: seed {} (pass --seed {} to reproduce)\n", seed, seed);
@@ -100,6 +120,7 @@ int run_generate(GenerateOptions& o, const std::string& frames_dump, const LiveP
   // The device and the dtype before any model file: no GPU is one line, at once.
   Engine engine(engine_options(o));
   const ModelPaths& paths = engine.resolve_model(o);
+  if (o.plan && paths.any()) return print_plan(engine, o);
   prepare_output(o, frames_dump);
   if (!paths.any())
     throw Error(kExitNoInput,

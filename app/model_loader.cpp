@@ -1,11 +1,31 @@
 #include "app/model_loader.h"
 
+#include <functional>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "diffusion/wan_dit_weights.h"
 
 namespace t2v {
+
+namespace {
+
+// The bytes of a store's tensors (those whose key `take` accepts); 0 when it cannot be opened.
+double tensor_bytes(const std::string& path, const std::function<bool(const std::string&)>& take = {}) {
+  if (path.empty()) return 0.0;
+  try {
+    const TensorStore s = TensorStore::open(path);
+    double bytes = 0;
+    for (const std::string& name : s.names())
+      if (!take || take(name)) bytes += static_cast<double>(s.info(name).end - s.info(name).begin);
+    return bytes;
+  } catch (const Error&) {
+    return 0.0;
+  }
+}
+
+}  // namespace
 
 ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(std::move(paths)), opts_(opts) {
   // Without a config.json the VAE's structure is read off its tensors (Wan2.1 or Wan2.2).
@@ -40,6 +60,13 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                             paths_.dit, cfg_.dit.in_dim, cfg_.dit.out_dim),
                 "use the VAE that belongs to this model: Wan2.2 TI2V-5B (48 channels) needs the Wan2.2 VAE, Wan2.1 "
                 "and Wan2.2 A14B (16 channels) the Wan2.1 VAE");
+  ModelConfigs::FileBytes& fb = cfg_.file_bytes;
+  fb.t5 = tensor_bytes(paths_.t5);
+  fb.dit = tensor_bytes(paths_.dit);
+  fb.vae = tensor_bytes(paths_.vae);
+  fb.vae_decoder = tensor_bytes(paths_.vae, [](const std::string& k) {
+    return k.find("decoder.") != std::string::npos || k.find("post_quant_conv") != std::string::npos;
+  });
   if (cfg_.dit.image_to_video()) {  // docs/wan.md §5.1
     if (paths_.clip.empty())
       throw Error(kExitNoInput,
@@ -48,6 +75,7 @@ ModelLoader::ModelLoader(ModelPaths paths, PipelineLoadOptions opts) : paths_(st
                               cfg_.dit.model_type()),
                   "pass --clip clip_vision_h.safetensors (or use a diffusers folder with image_encoder/)");
     cfg_.clip = ClipVisionConfig::resolve(paths_.clip_config, paths_.clip);
+    fb.clip = tensor_bytes(paths_.clip);
     if (cfg_.clip->hidden != cfg_.dit.image_dim)
       throw Error(kExitDataErr,
                   fmt::format("image encoder {} is {} wide, but the transformer's image embedder takes {}-wide CLIP "
@@ -73,22 +101,36 @@ UMT5Encoder ModelLoader::load_text_encoder() const {
   return UMT5Encoder::load(paths_.t5, cfg_.t5, to);
 }
 
-WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
+namespace {
+
+// One transformer (the only one, or an A14B expert) with the load options; with --offload on
+// a device it loads into host memory, dense, and all but its blocks move to the device.
+WanDiT load_one_dit(const TensorStore& store, const WanDiTConfig& cfg, const PipelineLoadOptions& o,
+                    std::shared_ptr<const WeightDelta> delta) {
   WanDiTLoadOptions lo;
-  lo.device = opts_.device;
-  lo.dtype = opts_.dtype;
-  lo.strict = opts_.strict;
+  lo.device = o.device;
+  lo.dtype = o.dtype;
+  lo.strict = o.strict;
   lo.delta = std::move(delta);
-  return WanDiT(cfg_.dit, load_wan_dit(*dit_store_, cfg_.dit, lo));
+  if (o.offload && o.device != Device::CPU) {
+    lo.device = Device::CPU;
+    lo.keep_packed = false;
+    WanDiT dit(cfg, load_wan_dit(store, cfg, lo));
+    dit.set_offload(o.device);
+    return dit;
+  }
+  return WanDiT(cfg, load_wan_dit(store, cfg, lo));
+}
+
+}  // namespace
+
+WanDiT ModelLoader::load_dit(std::shared_ptr<const WeightDelta> delta) const {
+  return load_one_dit(*dit_store_, cfg_.dit, opts_, std::move(delta));
 }
 
 WanDiT ModelLoader::load_dit_low() const {
   T2V_ASSERT(cfg_.dit_low && dit_low_store_, "no low-noise expert");
-  WanDiTLoadOptions lo;
-  lo.device = opts_.device;
-  lo.dtype = opts_.dtype;
-  lo.strict = opts_.strict;
-  return WanDiT(*cfg_.dit_low, load_wan_dit(*dit_low_store_, *cfg_.dit_low, lo));
+  return load_one_dit(*dit_low_store_, *cfg_.dit_low, opts_, nullptr);
 }
 
 WanVAE ModelLoader::load_vae() const {

@@ -27,6 +27,10 @@ struct PipelineLoadOptions {
   DType vae_dtype = DType::F32;    // the VAE decoder's compute dtype (vae_dtype_for)
   bool strict = false;             // unused weight keys and prompt truncation are errors
   bool keep_text_encoder = false;  // keep umT5 loaded between videos (batch); else freed before the DiT loads
+  // --offload (off the CPU): the DiT's blocks stay in host memory and each is copied to the
+  // device just before it runs (WanDiT::set_offload); the rest of the DiT is on the device.
+  bool offload = false;
+  uint64_t max_memory = 0;  // --max-memory: the admission limit in bytes; 0: what is available
 };
 
 struct ModelConfigs {
@@ -35,6 +39,13 @@ struct ModelConfigs {
   UMT5Config t5;
   WanVAEConfig vae;
   std::optional<ClipVisionConfig> clip;  // image-to-video models only
+  // Bytes of the tensors each load reads, from the file headers (0 when a file could not
+  // be opened: its load reports why). Loading maps the files and reads those bytes, and
+  // the pages read count in the process's resident set while the file stays mapped: the
+  // DiT's for the whole run (its store stays open), the others' during their load.
+  struct FileBytes {
+    double t5 = 0, dit = 0, vae_decoder = 0, vae = 0, clip = 0;
+  } file_bytes;
 };
 
 class ModelLoader {

@@ -43,6 +43,28 @@ double parse_finite(const std::string& option, const std::string& text) {
   return v;
 }
 
+uint64_t parse_memory_size(const std::string& option, const std::string& text) {
+  const std::string hint = "give bytes or a size such as 12G, 800M or 1.5GiB (K/M/G/T: powers of 1024; kB/MB/GB/TB: of 1000)";
+  double v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || !std::isfinite(v))
+    throw Error(kExitUsage, fmt::format("{} '{}' is not a memory size", option, text), hint);
+  const std::string unit(p, end);
+  double scale = 0;
+  for (const auto& [name, s] : std::initializer_list<std::pair<const char*, double>>{
+           {"", 1.0},         {"B", 1.0},           {"K", 0x1p10},    {"KiB", 0x1p10},  {"kB", 1e3},
+           {"KB", 1e3},       {"M", 0x1p20},        {"MiB", 0x1p20},  {"MB", 1e6},      {"G", 0x1p30},
+           {"GiB", 0x1p30},   {"GB", 1e9},          {"T", 0x1p40},    {"TiB", 0x1p40},  {"TB", 1e12}})
+    if (unit == name) scale = s;
+  if (scale == 0) throw Error(kExitUsage, fmt::format("{} '{}': unknown unit '{}'", option, text, unit), hint);
+  const double bytes = v * scale;
+  // Below one MiB nothing loads at all: such a limit is a typo (a missing unit).
+  if (!(bytes >= 0x1p20) || bytes >= 0x1p63)
+    throw Error(kExitUsage, fmt::format("{} '{}' is {} bytes, outside 1 MiB .. 8 EiB", option, text, bytes), hint);
+  return static_cast<uint64_t>(bytes);
+}
+
 std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string& what, bool allow_empty) {
   std::vector<std::string> warnings;
   // Checked first: everything after this (cleaning, tokenizing) is then bounded.
@@ -82,8 +104,17 @@ std::vector<std::string> sanitize_prompt(std::string& prompt, const std::string&
   return warnings;
 }
 
+void check_offload_device(const GenerateOptions& o) {
+  // docs/bad_inputs.md #103: on the CPU the weights are in host memory already.
+  if (o.offload && o.device == Device::CPU)
+    throw Error(kExitUsage,
+                "--offload with --device cpu: the CPU computes from host memory, there is no device memory to save",
+                "drop --offload, or use it with --device cuda (or test)");
+}
+
 std::vector<std::string> validate_generate_options(GenerateOptions& o) {
   auto usage = [](std::string msg, std::string hint = "") { return Error(kExitUsage, msg, hint); };
+  check_offload_device(o);
   check_frame_size(o.width, o.height, kSizeMultiple);
   if (o.frames <= 0 || (o.frames - 1) % 4 != 0) {
     int lo = o.frames <= 1 ? 1 : (o.frames - 1) / 4 * 4 + 1;

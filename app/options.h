@@ -61,6 +61,9 @@ struct GenerateOptions {
   bool timing_metadata = true;  // store stage timings in the MP4 (they make files differ run to run)
   bool test_pattern = false;    // write the synthetic test pattern instead of generating (no model needed)
   int crf = 18;
+  bool plan = false;        // --plan: print the memory plan (configs and headers only) and stop
+  uint64_t max_memory = 0;  // --max-memory in bytes; 0: the memory available
+  bool offload = false;     // --offload: stream the DiT's blocks to the device (not on the CPU)
 };
 
 // Prompts longer than UMT5Tokenizer::kMaxPromptBytes are refused (Error 65) before
@@ -79,6 +82,12 @@ constexpr int kSizeMultiple = 16;
 void parse_size(const std::string& text, int* width, int* height);    // "832x480" or "832*480"
 uint64_t parse_seed(const std::string& text);                         // 0 .. 2^64-1, decimal
 double parse_finite(const std::string& option, const std::string& text);
+// --max-memory: bytes, or a number with K, M, G, T (also KiB..TiB: powers of 1024) or
+// kB, MB, GB, TB (powers of 1000), e.g. 12G, 800M, 1.5GiB; more than 0 and below 2^63.
+uint64_t parse_memory_size(const std::string& option, const std::string& text);
+
+// Error(64) for --offload on the CPU (docs/bad_inputs.md #103).
+void check_offload_device(const GenerateOptions& o);
 
 // Checks every setting (sizes multiple of 16, frames 4k+1, steps, cfg, shift, fps,
 // crf, output, the distill timesteps, the LoRA files' existence) and the prompt

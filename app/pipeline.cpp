@@ -13,6 +13,8 @@
 #include "app/image_resize.h"
 #include "app/memory_estimate.h"
 #include "app/noise_input.h"
+#include "app/choices.h"
+#include "app/device.h"
 #include "app/wan22_sampling.h"
 #include "core/error.h"
 #include "core/finite.h"
@@ -54,6 +56,18 @@ void check_stage_output(const Tensor& t, const char* what) {
                 "the weights overflow in this dtype or are broken; try --dtype f32, or check the model files");
 }
 
+// With T2V_LOG=debug: the high-water marks of host memory (VmHWM) and, off the CPU, of
+// device memory during a stage, each mark reset for the next stage. The memory
+// estimate's tests compare these with app/memory_estimate.h's per-stage figures.
+void log_stage_peak(Device dev, const char* stage) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  const double host = static_cast<double>(peak_memory_bytes(Device::CPU));
+  const double device = dev == Device::CPU ? 0.0 : static_cast<double>(peak_memory_bytes(dev));
+  spdlog::debug("measured peak of {}: host {:.6f} GB, device {:.6f} GB", stage, host / 1e9, device / 1e9);
+  reset_peak_memory(Device::CPU);
+  if (dev != Device::CPU) reset_peak_memory(dev);
+}
+
 bool all_finite(const Tensor& t) {
   std::vector<float> v = t.to_vector();
   for (float x : v)
@@ -90,6 +104,8 @@ Pipeline::Pipeline(ModelPaths paths, PipelineLoadOptions opts)
 Pipeline::~Pipeline() = default;
 
 const ModelPaths& Pipeline::paths() const { return impl_->loader.paths(); }
+const ModelConfigs& Pipeline::configs() const { return impl_->loader.configs(); }
+const PipelineLoadOptions& Pipeline::load_options() const { return impl_->loader.options(); }
 
 std::pair<int, int> Pipeline::input_images() const {
   const ModelConfigs& c = impl_->loader.configs();
@@ -150,19 +166,24 @@ PipelineResult Pipeline::render(const RenderRequest& request, Progress& progress
   progress.event("start", {{"prompt", r.prompt}, {"seed", r.seed}, {"model", paths().name}, {"frames", r.frames},
                            {"size", fmt::format("{}x{}", r.width, r.height)}, {"steps", r.steps}, {"output", r.output}});
   prepare_dit(r);  // LoRA files are checked before any weights load
+  const Device dev = impl_->loader.options().device;
+  log_stage_peak(dev, "the set-up");
   StageTimes t;
   EncodedPrompts text = encode_prompts(r, t, cancel);
   stop_if_cancelled(cancel);
   std::optional<I2VCondition> cond;
   if (!r.image.empty()) cond = condition_on_images(r, t, cancel);  // prepare_images checked the model takes it
   stop_if_cancelled(cancel);
+  log_stage_peak(dev, "encode");
   DenoiseStats stats;
   Tensor latents = denoise(r, text, progress, cancel, t, cond ? &*cond : nullptr, on_step, &stats);
-  nlohmann::json settings =
-      generation_settings_json(r, r.negative_or_default(), impl_->loader.options().device, paths().name);
+  log_stage_peak(dev, "denoise");
+  nlohmann::json settings = generation_settings_json(r, r.negative_or_default(), dev, paths().name);
   VideoSink sink(r, settings);
   decode_frames(r, latents, sink, cancel, t);
-  return write_outputs(r, sink, std::move(settings), t, progress, stats);
+  PipelineResult result = write_outputs(r, sink, std::move(settings), t, progress, stats);
+  log_stage_peak(dev, "decode");  // with the MP4's last frames encoded and written
+  return result;
 }
 
 void Pipeline::prepare_dit(const RenderRequest& r) {

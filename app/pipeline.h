@@ -128,6 +128,8 @@ class Pipeline {
   std::pair<int, int> input_images() const;
 
   const ModelPaths& paths() const;
+  const ModelConfigs& configs() const;
+  const PipelineLoadOptions& load_options() const;
   // Latent grid for a video: [T, h, w] (the DiT needs h, w even).
   std::array<int64_t, 3> latent_grid(int width, int height, int frames) const;
 

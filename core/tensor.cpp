@@ -212,6 +212,20 @@ Tensor Tensor::to(Device dev) const {
   return t;
 }
 
+Tensor Tensor::to_ahead(Device dev) const {
+  if (dev == device()) return *this;
+  const DeviceBackend* b = device_backend(dev);
+  if (device() != Device::CPU || !b || !b->copy_ahead) return to(dev);
+  Tensor t = empty(shape_, dtype_, dev);
+  if (nbytes() > 0) b->copy_ahead(t.raw(), raw(), nbytes());
+  return t;
+}
+
+void wait_copies_ahead(Device dev) {
+  const DeviceBackend* b = device_backend(dev);
+  if (b && b->wait_copies_ahead) b->wait_copies_ahead();
+}
+
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device());
   t.copy_from(*this);

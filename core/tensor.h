@@ -75,9 +75,16 @@ struct DeviceBackend {
   // kind: 0 host->device, 1 device->host, 2 device->device
   void (*copy)(void* dst, const void* src, size_t nbytes, int kind) = nullptr;
   void (*memset0)(void* dst, size_t nbytes) = nullptr;
+  // Optional (copies ahead, Tensor::to_ahead): a host->device copy on a second stream,
+  // started after the work queued so far (so `dst` may be memory that work just freed),
+  // and the fence after which queued work sees every such copy done. nullptr: copied at once.
+  void (*copy_ahead)(void* dst, const void* src, size_t nbytes) = nullptr;
+  void (*wait_copies_ahead)() = nullptr;
 };
 void register_device_backend(Device dev, const DeviceBackend& backend);
 const DeviceBackend* device_backend(Device dev);  // nullptr if not built/registered
+// Work queued on `dev` from now on waits for the copies Tensor::to_ahead started.
+void wait_copies_ahead(Device dev);
 
 class Tensor {
  public:
@@ -109,7 +116,11 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;  // view; numel must match
   Tensor narrow0(int64_t start, int64_t len) const;  // view of rows [start, start+len) of dim 0
   Tensor to(DType dt) const;      // copy with conversion (same device); returns *this if same dtype
-  Tensor to(Device dev) const;    // copy across devices; returns *this if same device
+  Tensor to(Device dev) const;
+  // A host tensor copied to `dev` while the device works on what is queued (where its
+  // backend has copy_ahead); call wait_copies_ahead(dev) before queueing work that reads it.
+  // The host tensor must stay alive until then (the copy may still read it).
+  Tensor to_ahead(Device dev) const;    // copy across devices; returns *this if same device
   Tensor clone() const;
   void copy_from(const Tensor& src);  // same shape and dtype, any devices
 

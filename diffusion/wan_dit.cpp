@@ -144,6 +144,40 @@ Tensor block_forward(const WanDiTBlock& blk, int index, Tensor x, const Tensor& 
   return x;
 }
 
+// A block's weights on `dev` (copied ahead: Tensor::to_ahead); the source must stay alive
+// until wait_copies_ahead(dev) (the model's host copy does).
+WanDiTBlock block_to(const WanDiTBlock& b, Device dev) {
+  auto t = [&](const Tensor& x) {
+    T2V_ASSERT(!x.defined() || x.device() == Device::CPU, "an offloaded block's weight is on {}",
+               device_name(x.device()));
+    return x.defined() ? x.to_ahead(dev) : Tensor();
+  };
+  auto l = [&](const Linear& x) {
+    T2V_ASSERT(!x.packed, "offloading needs dense weights (a packed GGUF matrix cannot move)");
+    Linear y;
+    y.weight = t(x.weight);
+    y.bias = t(x.bias);
+    return y;
+  };
+  auto attn = [&](const WanAttention& a) {
+    WanAttention y;
+    y.q = l(a.q), y.k = l(a.k), y.v = l(a.v), y.o = l(a.o);
+    y.norm_q = t(a.norm_q), y.norm_k = t(a.norm_k);
+    y.k_img = l(a.k_img), y.v_img = l(a.v_img);
+    y.norm_k_img = t(a.norm_k_img);
+    return y;
+  };
+  WanDiTBlock y;
+  y.modulation = t(b.modulation);
+  y.self_attn = attn(b.self_attn);
+  y.norm3.weight = t(b.norm3.weight);
+  y.norm3.bias = t(b.norm3.bias);
+  y.cross_attn = attn(b.cross_attn);
+  y.ffn_0 = l(b.ffn_0);
+  y.ffn_2 = l(b.ffn_2);
+  return y;
+}
+
 }  // namespace
 
 Tensor wan_timestep_sinusoid(const std::vector<float>& timesteps, int64_t freq_dim, TimestepSinusoid mode) {
@@ -299,10 +333,46 @@ Tensor WanDiT::run_blocks(const WanDiTEmbedded& in, Tensor h, int64_t first, int
                           const DumpHook& dump) const {
   T2V_ASSERT(0 <= first && first <= last && last <= cfg_.num_layers, "blocks [{}, {}) of {}", first, last,
              cfg_.num_layers);
-  for (int64_t i = first; i < last; ++i)
-    h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.groups, in.ctx,
-                      in.pad_bias, in.img, in.rope, cfg_, w_.dtype, dump);
+  if (!offload_device_) {
+    for (int64_t i = first; i < last; ++i)
+      h = block_forward(w_.blocks[static_cast<size_t>(i)], static_cast<int>(i), std::move(h), in.e0, in.groups,
+                        in.ctx, in.pad_bias, in.img, in.rope, cfg_, w_.dtype, dump);
+    return h;
+  }
+  // Offloaded: block i runs while block i + 1 is copied; block i is freed after it ran.
+  const Device dev = *offload_device_;
+  std::optional<WanDiTBlock> next;
+  if (first < last) next = block_to(w_.blocks[static_cast<size_t>(first)], dev);
+  for (int64_t i = first; i < last; ++i) {
+    const WanDiTBlock current = std::move(*next);
+    next.reset();
+    wait_copies_ahead(dev);  // `current` is there before its work is queued (the next copy is not waited for)
+    if (i + 1 < last) next = block_to(w_.blocks[static_cast<size_t>(i + 1)], dev);
+    h = block_forward(current, static_cast<int>(i), std::move(h), in.e0, in.groups, in.ctx, in.pad_bias, in.img,
+                      in.rope, cfg_, w_.dtype, dump);
+  }
   return h;
+}
+
+void WanDiT::set_offload(Device device) {
+  T2V_ASSERT(device != Device::CPU, "offloading to the CPU");
+  auto move = [&](Tensor& t) {
+    if (t.defined()) t = t.to(device);
+  };
+  auto move_linear = [&](Linear& l) {
+    T2V_ASSERT(!l.packed, "offloading needs dense weights");
+    move(l.weight);
+    move(l.bias);
+  };
+  for (Linear* l : {&w_.patch_embedding, &w_.text_embedding_0, &w_.text_embedding_2, &w_.time_embedding_0,
+                    &w_.time_embedding_2, &w_.time_projection_1, &w_.head.head, &w_.img_emb.proj_1,
+                    &w_.img_emb.proj_3})
+    move_linear(*l);
+  for (Tensor* t : {&w_.head.modulation, &w_.img_emb.proj_0.weight, &w_.img_emb.proj_0.bias,
+                    &w_.img_emb.proj_4.weight, &w_.img_emb.proj_4.bias, &w_.img_emb.emb_pos})
+    move(*t);
+  for (const WanDiTBlock& b : w_.blocks) block_to(b, Device::CPU);  // checks: on the host, dense
+  offload_device_ = device;
 }
 
 Tensor WanDiT::head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& dump) const {

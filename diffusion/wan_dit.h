@@ -9,6 +9,7 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "core/tensor.h"
@@ -16,6 +17,10 @@
 #include "diffusion/wan_dit_weights.h"
 
 namespace t2v {
+
+// With offloading (WanDiT::set_offload), the blocks on the device at once: the one
+// running and the next, copied ahead.
+inline constexpr int kOffloadWindow = 2;
 
 // Receives named intermediates during a forward ("patch_embedding",
 // "time_embedding", "time_projection", "text_embedding",
@@ -71,12 +76,22 @@ class WanDiT {
   // The modulated head and unpatchify: h [B, N, dim] -> [B, out_dim, T, H, W] F32.
   Tensor head(const WanDiTEmbedded& in, const Tensor& h, const DumpHook& dump = {}) const;
 
+  // Weight offloading (--offload): the weights outside the blocks move to `device`; the
+  // blocks' stay in host memory and run_blocks copies each to `device` just before it runs,
+  // the next one ahead of use (Tensor::to_ahead: on a second stream where the backend has
+  // one), and frees it after, so the device holds kOffloadWindow blocks at most. The
+  // weights must be on the CPU and dense (no packed GGUF blocks); the results are the same
+  // bits as with every weight on `device`.
+  void set_offload(Device device);
+  bool offloaded() const { return offload_device_.has_value(); }
+
   const WanDiTConfig& config() const { return cfg_; }
   const WanDiTWeights& weights() const { return w_; }
 
  private:
   WanDiTConfig cfg_;
   WanDiTWeights w_;
+  std::optional<Device> offload_device_;
 };
 
 // Sinusoidal timestep features [B, freq_dim] (CPU, F32): [cos(t·ω_k), sin(t·ω_k)],

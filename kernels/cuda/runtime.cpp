@@ -55,6 +55,29 @@ void backend_memset0(void* dst, size_t nbytes) {
   T2V_CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, context().stream));
 }
 
+// Copies ahead on a second stream. Each starts after the compute stream's work queued so
+// far (the caching allocator may have handed `dst` out again right after that work freed
+// it); the compute stream waits for them at backend_wait_copies_ahead. From pageable host
+// memory the driver stages the bytes, so the call returns once they are staged.
+void backend_copy_ahead(void* dst, const void* src, size_t nbytes) {
+  Context& c = context();
+  if (!c.copy_stream) {
+    T2V_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copy_stream, cudaStreamNonBlocking));
+    T2V_CUDA_CHECK(cudaEventCreateWithFlags(&c.queued, cudaEventDisableTiming));
+    T2V_CUDA_CHECK(cudaEventCreateWithFlags(&c.copied, cudaEventDisableTiming));
+  }
+  T2V_CUDA_CHECK(cudaEventRecord(c.queued, c.stream));
+  T2V_CUDA_CHECK(cudaStreamWaitEvent(c.copy_stream, c.queued, 0));
+  T2V_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, c.copy_stream));
+}
+
+void backend_wait_copies_ahead() {
+  Context& c = context();
+  if (!c.copy_stream) return;
+  T2V_CUDA_CHECK(cudaEventRecord(c.copied, c.copy_stream));
+  T2V_CUDA_CHECK(cudaStreamWaitEvent(c.stream, c.copied, 0));
+}
+
 void* raw_device_alloc(size_t nbytes) {
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, nbytes);
@@ -150,6 +173,8 @@ void init(int device) {
   b.free = backend_free;
   b.copy = backend_copy;
   b.memset0 = backend_memset0;
+  b.copy_ahead = backend_copy_ahead;
+  b.wait_copies_ahead = backend_wait_copies_ahead;
   register_device_backend(Device::CUDA, b);
 }
 
@@ -165,6 +190,10 @@ void shutdown() {
   if (c->flag) (void)cudaFree(c->flag);
   if (c->gemm_workspace) (void)cudaFree(c->gemm_workspace);
   if (c->cublaslt) (void)cublasLtDestroy(c->cublaslt);
+  if (c->copy_stream) (void)cudaStreamSynchronize(c->copy_stream);
+  if (c->queued) (void)cudaEventDestroy(c->queued);
+  if (c->copied) (void)cudaEventDestroy(c->copied);
+  if (c->copy_stream) (void)cudaStreamDestroy(c->copy_stream);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
 }
 

@@ -60,6 +60,10 @@ struct Context {
   CudnnState* cudnn = nullptr;                 // loaded on first use (conv_cudnn.cpp)
   bool poison = false;                         // see set_debug_poison()
   bool uncached = false;                       // T2V_CUDA_UNCACHED=1: free blocks at once (for compute-sanitizer)
+  // Copies ahead (Tensor::to_ahead, weight offloading): made on first use.
+  cudaStream_t copy_stream = nullptr;          // host->device copies beside the compute stream
+  cudaEvent_t queued = nullptr;                // the compute stream's work so far (a copy starts after it)
+  cudaEvent_t copied = nullptr;                // the copies so far (the compute stream waits for it)
 };
 
 // Sets up the context on `device` and registers the CUDA device backend in core

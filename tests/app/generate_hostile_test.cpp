@@ -167,7 +167,7 @@ TEST(GenerateHostile, SizesAreCheckedAgainstTheModelsCompressionAndMemory) {
   EXPECT_FALSE(fs::exists(out));
   // The size it names passes the check under the same limit: the run gets as far as the
   // --noise file (whose shape is checked next, and is wrong on purpose).
-  const std::regex hint(R"(use at most --size ([0-9]+)x([0-9]+) \(or fewer frames\))");
+  const std::regex hint(R"(use at most (?:--frames [0-9]+ at this size or )?--size ([0-9]+)x([0-9]+) at 1 frame\b)");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.err, m, hint)) << r.err;
   EXPECT_EQ(std::stoi(m[1]) % 16, 0) << m[0];
