@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -123,10 +125,8 @@ std::vector<std::string> tiny_model_args() {
   return {"--model", test_model_dir(), "--size", "16x16", "--frames", "1", "--steps", "1"};
 }
 
-std::vector<std::string> batch_args(const std::string& list, const std::string& dir,
-                                    const std::vector<std::string>& extra) {
+std::vector<std::string> with_tiny_model(std::vector<std::string> a, const std::vector<std::string>& extra) {
   std::set<std::string> given(extra.begin(), extra.end());
-  std::vector<std::string> a = {"batch", list, "--out-dir", dir};
   std::vector<std::string> tiny = tiny_model_args();
   for (size_t k = 0; k + 1 < tiny.size(); k += 2) {
     if (given.count(tiny[k])) continue;
@@ -135,6 +135,30 @@ std::vector<std::string> batch_args(const std::string& list, const std::string& 
   }
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
+}
+
+std::vector<std::string> batch_args(const std::string& list, const std::string& dir,
+                                    const std::vector<std::string>& extra) {
+  return with_tiny_model({"batch", list, "--out-dir", dir}, extra);
+}
+
+FrameDiff frame_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  FrameDiff d;
+  double se = 0;
+  const size_t n = std::min(got.size(), want.size());
+  for (size_t i = 0; i < n; ++i) {
+    const double e = static_cast<double>(got[i]) - want[i];
+    se += e * e;
+    d.max_abs = std::max(d.max_abs, std::fabs(e));
+  }
+  const double mse = se / static_cast<double>(std::max<size_t>(n, 1));
+  d.psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
+  return d;
+}
+
+double frame_psnr(const std::vector<float>& got, const std::vector<float>& want) {
+  return frame_diff(got, want).psnr;
 }
 
 std::string prompt_list(int n, const std::string& prefix) {

@@ -55,10 +55,22 @@ std::string test_model_dir();
 // --model and small settings (16x16, 1 frame, 1 step) so each video takes about a second.
 std::vector<std::string> tiny_model_args();
 
-// `t2v batch LIST --out-dir DIR` + tiny model + extra; an option in `extra` replaces the
-// tiny default of the same name (CLI11 refuses an option given twice).
+// `a` + tiny_model_args() + extra; an option in `extra` replaces the tiny default of the
+// same name (CLI11 refuses an option given twice).
+std::vector<std::string> with_tiny_model(std::vector<std::string> a, const std::vector<std::string>& extra);
+
+// `t2v batch LIST --out-dir DIR` + tiny model + extra (with_tiny_model).
 std::vector<std::string> batch_args(const std::string& list, const std::string& dir,
                                     const std::vector<std::string>& extra = {});
+
+// Frames (values in [0, 1]) against reference frames: the largest absolute difference and the
+// PSNR, 200 dB when they are equal. Sizes that differ are a test failure (the common prefix
+// is compared).
+struct FrameDiff {
+  double max_abs = 0, psnr = 0;
+};
+FrameDiff frame_diff(const std::vector<float>& got, const std::vector<float>& want);
+double frame_psnr(const std::vector<float>& got, const std::vector<float>& want);  // frame_diff(...).psnr
 
 // A list of n prompts with ids "<prefix>0" .. (one JSON object per line).
 std::string prompt_list(int n, const std::string& prefix = "item");

@@ -22,14 +22,6 @@ namespace fs = std::filesystem;
 const std::string kModel = std::string(T2V_SOURCE_DIR) + "/models/t2v-tiny";
 const std::string kData = std::string(T2V_TEST_DATA_DIR) + "/default_model";
 
-double psnr(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double se = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) se += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-  const double mse = se / static_cast<double>(std::max<size_t>(a.size(), 1));
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
 TEST(DefaultModel, IsShippedAndWithinTheSizeBudget) {
   ASSERT_TRUE(fs::exists(kModel + "/model_index.json")) << kModel << " is missing";
   for (const char* part : {"tokenizer", "text_encoder", "transformer", "vae", "scheduler"})
@@ -69,7 +61,7 @@ TEST(DefaultModel, GenerateWithoutModelMatchesDiffusersWanPipeline) {
 
   const std::vector<float> ref = golden.get("frames").to_vector();  // [F, H, W, 3] in [0, 1]
   SafetensorsFile ours(dir.file("frames.safetensors"));
-  const double p = psnr(ours.get("frames").to_vector(), ref);
+  const double p = frame_psnr(ours.get("frames").to_vector(), ref);
   std::printf("default model vs diffusers WanPipeline (float frames): %.1f dB\n", p);
   // 5x the measured error is 14 dB below the measured 91.9 dB (the golden frames are
   // stored in fp16); was 35 dB.
@@ -82,7 +74,7 @@ TEST(DefaultModel, GenerateWithoutModelMatchesDiffusersWanPipeline) {
   std::vector<float> decoded;
   for (const auto& fr : reader.read_all_frames())
     for (uint8_t b : fr) decoded.push_back(b / 255.0f);
-  const double pm = psnr(decoded, ref);
+  const double pm = frame_psnr(decoded, ref);
   std::printf("default model vs diffusers WanPipeline (decoded MP4): %.1f dB\n", pm);
   // The parity criterion is the float frames above; the MP4 adds 8-bit rounding, 4:2:0
   // chroma and H.264 at CRF 18 on the block edges (measured 38.2 dB; 32 dB is already

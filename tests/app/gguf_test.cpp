@@ -83,14 +83,6 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
   return scale > 0 ? m / scale : m;
 }
 
-double psnr(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double se = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) se += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-  const double mse = se / static_cast<double>(a.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
 // The settings of the pipeline golden (tests/data/pipeline/golden.json), small and fixed.
 std::vector<std::string> generate_args(const TempDir& dir, const std::string& frames_out) {
   std::ifstream f(kData + "/pipeline/golden.json");
@@ -217,7 +209,7 @@ TEST(Gguf, PipelineRendersTheSameFramesWithGgufParts) {
   double max_abs = 0;
   for (size_t i = 0; i < gguf.size() && i < deq.size(); ++i)
     max_abs = std::max(max_abs, std::fabs(static_cast<double>(gguf[i]) - deq[i]));
-  const double p = psnr(gguf, deq);
+  const double p = frame_psnr(gguf, deq);
   std::printf("  GGUF parts vs dequantized safetensors: PSNR %.1f dB, max |diff| %.2e\n", p, max_abs);
   EXPECT_GE(p, 60.0);
   EXPECT_LE(max_abs, 1e-3);
@@ -274,11 +266,11 @@ TEST(Gguf, GenerateMergesALoraIntoAGgufDit) {
   for (size_t i = 0; i < gguf.size(); ++i) max_abs = std::max(max_abs, std::fabs(static_cast<double>(gguf[i]) - deq[i]));
   std::printf("  GGUF + LoRA vs dequantized safetensors + LoRA: max |diff| %.2e; PSNR vs strength 0.5 %.1f dB, "
               "vs no LoRA %.1f dB\n",
-              max_abs, psnr(gguf, half), psnr(gguf, none));
+              max_abs, frame_psnr(gguf, half), frame_psnr(gguf, none));
   // The DiT forwards are equal bit for bit (tests/diffusion/test_lora_gguf.cpp), so are the frames.
   EXPECT_EQ(max_abs, 0.0);
-  EXPECT_LT(psnr(gguf, half), 60.0) << "the strength changes the frames";
-  EXPECT_LT(psnr(gguf, none), 60.0) << "the LoRA changes the frames";
+  EXPECT_LT(frame_psnr(gguf, half), 60.0) << "the strength changes the frames";
+  EXPECT_LT(frame_psnr(gguf, none), 60.0) << "the LoRA changes the frames";
   const auto [lo, hi] = std::minmax_element(gguf.begin(), gguf.end());
   EXPECT_GT(*hi - *lo, 0.1f) << "the frames are not flat";
 }

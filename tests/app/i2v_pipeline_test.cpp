@@ -49,24 +49,6 @@ nlohmann::json golden_case(const std::string& name) {
   return {};
 }
 
-struct Diff {
-  double max_abs = 0, psnr = 0;
-};
-
-Diff compare(const std::vector<float>& got, const std::vector<float>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  Diff d;
-  double se = 0;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    const double e = static_cast<double>(got[i]) - want[i];
-    se += e * e;
-    d.max_abs = std::max(d.max_abs, std::fabs(e));
-  }
-  const double mse = se / static_cast<double>(std::max<size_t>(1, want.size()));
-  d.psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-  return d;
-}
-
 // `t2v generate` with the case's settings, its noise and its images.
 RunResult generate(const nlohmann::json& c, const TempDir& dir, std::vector<std::string> extra = {}) {
   const std::string name = c["name"];
@@ -96,7 +78,7 @@ void check_frames(const std::string& name) {
   const Tensor got = ours.get("frames");
   const Tensor want = goldens().get(name + ".frames");
   ASSERT_EQ(got.shape(), want.shape()) << name;
-  const Diff d = compare(got.to_vector(), want.to_vector());
+  const FrameDiff d = frame_diff(got.to_vector(), want.to_vector());
   std::printf("  %-22s frames %s: max|err| %.3g, PSNR %.1f dB\n", name.c_str(), want.shape().str().c_str(), d.max_abs,
               d.psnr);
   // Measured max|err| 3.6e-6 / 4.1e-6 / 9.7e-6 and 128.9 / 126.8 / 123.6 dB (i2v unipc, i2v dpm++,
@@ -134,7 +116,7 @@ TEST(I2VPipeline, OnTheTestDevice) {
     ASSERT_EQ(b.code, 0) << b.err;
     const auto ref = SafetensorsFile(cpu.file("frames.safetensors")).get("frames").to_vector();
     EXPECT_EQ(SafetensorsFile(f32.file("frames.safetensors")).get("frames").to_vector(), ref) << name;
-    const Diff d = compare(SafetensorsFile(bf16.file("frames.safetensors")).get("frames").to_vector(),
+    const FrameDiff d = frame_diff(SafetensorsFile(bf16.file("frames.safetensors")).get("frames").to_vector(),
                            goldens().get(std::string(name) + ".frames").to_vector());
     std::printf("  %-22s test device bf16 vs the reference: max|err| %.3g, PSNR %.1f dB\n", name, d.max_abs, d.psnr);
     // Measured 57.2 dB (i2v) and 51.0 dB (flf2v, 81 frames); 5x the worst error is -14 dB.
@@ -433,7 +415,7 @@ TEST(I2VProbe, ClipVisionMatchesTheReference) {
                                dir.file("in.safetensors"), "--out", dir.file("out.safetensors")});
   ASSERT_EQ(r.code, 0) << r.err;
   SafetensorsFile out(dir.file("out.safetensors"));
-  const Diff d = compare(out.get("hidden_states").to_vector(), cases.get("one_23x31.features").to_vector());
+  const FrameDiff d = frame_diff(out.get("hidden_states").to_vector(), cases.get("one_23x31.features").to_vector());
   EXPECT_LE(d.max_abs, 1e-5);  // features are O(1); the golden test bounds them at 2e-6 relative
 }
 

@@ -97,14 +97,7 @@ TEST_P(LoraPipeline, FramesMatchDiffusersWithTheMergedWeights) {
   const std::vector<float> ref = golden.get(GetParam() + ".frames").to_vector();
   const std::vector<float> got = SafetensorsFile(dir.file("frames.safetensors")).get("frames").to_vector();
   ASSERT_EQ(got.size(), ref.size());
-  double max_abs = 0, se = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
-    max_abs = std::max(max_abs, d);
-    se += d * d;
-  }
-  const double mse = se / static_cast<double>(ref.size());
-  const double psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
+  const auto [max_abs, psnr] = frame_diff(got, ref);
   std::printf("[ lora e2e ] %-14s max abs %.3g, PSNR %.1f dB, %d DiT forwards\n", GetParam().c_str(), max_abs, psnr,
               forwards);
   // Measured: max abs 5.7e-6 and PSNR 128.4 dB at worst (original@1); the golden itself moves by up to

@@ -46,14 +46,6 @@ constexpr double kBf16MinPsnr = 44.0;
 // the bound is 14 dB under it.
 constexpr double kBf16VaeMinPsnr = 40.0;
 
-double psnr(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double se = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) se += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-  const double mse = se / static_cast<double>(a.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
 // The 8-bit frames the MP4 writer receives, from the float frames (pipeline.cpp rounds the same way).
 std::vector<float> eight_bit(const std::vector<float>& unit) {
   std::vector<float> out(unit.size());
@@ -143,7 +135,7 @@ TEST_F(DevicePipeline, F32FramesAreBitIdenticalToTheCpuForEverySetting) {
     ASSERT_EQ(dev.size(), cpu.size());
     size_t differ = 0;
     for (size_t i = 0; i < cpu.size(); ++i) differ += std::memcmp(&cpu[i], &dev[i], sizeof(float)) != 0;
-    EXPECT_EQ(differ, 0u) << "float frame values that differ from the CPU run (PSNR " << psnr(dev, cpu) << " dB)";
+    EXPECT_EQ(differ, 0u) << "float frame values that differ from the CPU run (PSNR " << frame_psnr(dev, cpu) << " dB)";
     std::printf("test device f32 vs cpu, %s: %zu of %zu float frame values differ\n", s.name().c_str(), differ,
                 cpu.size());
   }
@@ -155,7 +147,7 @@ TEST_F(DevicePipeline, Bf16FramesStayCloseToTheCpuF32Run) {
     SCOPED_TRACE(s.name());
     const std::vector<float> ref = render(pipeline(Device::CPU, DType::F32), s, "cpu");
     const std::vector<float> got = render(pipeline(Device::Test, DType::BF16), s, "bf16");
-    const double p_float = psnr(got, ref), p_8bit = psnr(eight_bit(got), eight_bit(ref));
+    const double p_float = frame_psnr(got, ref), p_8bit = frame_psnr(eight_bit(got), eight_bit(ref));
     std::printf("test device bf16 vs cpu f32, %s: 8-bit frames %.1f dB, float frames %.1f dB\n", s.name().c_str(),
                 p_8bit, p_float);
     EXPECT_GE(p_8bit, kBf16MinPsnr);
@@ -172,13 +164,13 @@ TEST_F(DevicePipeline, VaeInBf16CostsMeasured) {
   const std::vector<float> ref = render(pipeline(Device::CPU, DType::F32), s, "cpu");
   const std::vector<float> f32_vae = render(pipeline(Device::Test, DType::BF16, DType::F32), s, "vae_f32");
   const std::vector<float> bf16_vae = render(pipeline(Device::Test, DType::BF16, DType::BF16), s, "vae_bf16");
-  const double vae_only = psnr(eight_bit(bf16_vae), eight_bit(f32_vae));
+  const double vae_only = frame_psnr(eight_bit(bf16_vae), eight_bit(f32_vae));
   std::printf("bf16 VAE vs f32 VAE on the same bf16 latents: 8-bit frames %.1f dB, float frames %.1f dB\n", vae_only,
-              psnr(bf16_vae, f32_vae));
-  std::printf("vs cpu f32: f32 VAE %.1f dB, bf16 VAE %.1f dB (8-bit frames)\n", psnr(eight_bit(f32_vae), eight_bit(ref)),
-              psnr(eight_bit(bf16_vae), eight_bit(ref)));
+              frame_psnr(bf16_vae, f32_vae));
+  std::printf("vs cpu f32: f32 VAE %.1f dB, bf16 VAE %.1f dB (8-bit frames)\n",
+              frame_psnr(eight_bit(f32_vae), eight_bit(ref)), frame_psnr(eight_bit(bf16_vae), eight_bit(ref)));
   EXPECT_LT(vae_only, 200.0) << "the VAE did not run in bf16";
-  EXPECT_GE(psnr(eight_bit(bf16_vae), eight_bit(ref)), kBf16VaeMinPsnr);
+  EXPECT_GE(frame_psnr(eight_bit(bf16_vae), eight_bit(ref)), kBf16VaeMinPsnr);
 }
 
 // The stages one by one on the test device: the text rows, the latents and the frames
@@ -256,11 +248,11 @@ TEST(DevicePipelineCli, GenerateOnTheTestDeviceMatchesTheCpu) {
   EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float))) << "--device test --dtype f32";
   EXPECT_EQ(mp4_frames(dir.file("f32.mp4")), mp4_frames(dir.file("cpu.mp4")));
   const std::vector<float> half = SafetensorsFile(dir.file("bf16.safetensors")).get("frames").to_vector();
-  const double p = psnr(eight_bit(half), eight_bit(ref));
+  const double p = frame_psnr(eight_bit(half), eight_bit(ref));
   std::printf("t2v generate --device test --dtype bf16 vs cpu: %.1f dB (8-bit frames), %.1f dB (float frames)\n", p,
-              psnr(half, ref));
+              frame_psnr(half, ref));
   EXPECT_GE(p, kBf16MinPsnr);
-  EXPECT_LT(psnr(half, ref), 200.0);
+  EXPECT_LT(frame_psnr(half, ref), 200.0);
 }
 
 TEST(DevicePipelineCli, BatchOnTheTestDeviceMatchesTheCpu) {

@@ -26,14 +26,6 @@ nlohmann::json golden_settings() {
   return nlohmann::json::parse(f);
 }
 
-double psnr(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double se = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) se += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-  double mse = se / static_cast<double>(a.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -67,7 +59,7 @@ TEST(Pipeline, MatchesDiffusersWanPipeline) {
   std::vector<float> ref = golden.get("frames").to_vector();  // [F, H, W, 3] in [0, 1]
   SafetensorsFile ours(dir.file("frames.safetensors"));
   std::vector<float> got = ours.get("frames").to_vector();
-  double p = psnr(got, ref);
+  double p = frame_psnr(got, ref);
   std::printf("pipeline PSNR vs diffusers (float frames): %.1f dB\n", p);
   // 5x the measured error is 14 dB below the measured 134.7 dB (was 35 dB).
   EXPECT_GE(p, 120.0);
@@ -78,7 +70,7 @@ TEST(Pipeline, MatchesDiffusersWanPipeline) {
   std::vector<float> decoded;
   for (const auto& fr : reader.read_all_frames())
     for (uint8_t b : fr) decoded.push_back(b / 255.0f);
-  double pm = psnr(decoded, ref);
+  double pm = frame_psnr(decoded, ref);
   std::printf("pipeline PSNR vs diffusers (decoded MP4): %.1f dB\n", pm);
   // Random weights give noise-like frames whose colour detail 4:2:0 chroma cannot
   // hold (30.4 dB measured); a broken pipeline or writer lands far below 20 dB.

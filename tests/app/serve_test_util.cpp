@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstring>
 #include <regex>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -60,16 +59,7 @@ void send_all(int fd, const std::string& bytes) {
 }  // namespace
 
 std::vector<std::string> serve_args(const std::string& jobs_dir, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {"serve", "--port", "0", "--host", "127.0.0.1", "--jobs-dir", jobs_dir, "-q"};
-  std::vector<std::string> tiny = tiny_model_args();
-  std::set<std::string> given(extra.begin(), extra.end());
-  for (size_t k = 0; k + 1 < tiny.size(); k += 2) {
-    if (given.count(tiny[k])) continue;
-    a.push_back(tiny[k]);
-    a.push_back(tiny[k + 1]);
-  }
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  return with_tiny_model({"serve", "--port", "0", "--host", "127.0.0.1", "--jobs-dir", jobs_dir, "-q"}, extra);
 }
 
 ServeProcess::ServeProcess(const std::string& jobs_dir, const std::vector<std::string>& extra,

@@ -71,13 +71,6 @@ RenderRequest golden_request(const TempDir& dir) {
   return r;
 }
 
-double psnr(const std::vector<float>& a, const std::vector<float>& b) {
-  double se = 0;
-  for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-  const double mse = se / static_cast<double>(a.size());
-  return mse == 0 ? 200.0 : 10 * std::log10(1.0 / mse);
-}
-
 // Renders with `cache` and compares every decision, distance and the frames to the golden.
 void check_against_golden(StepCacheSettings cache, const char* kind, const char* frames_key) {
   const json& g = golden()[kind];
@@ -115,7 +108,7 @@ void check_against_golden(StepCacheSettings cache, const char* kind, const char*
   const std::vector<float> frames = SafetensorsFile(r.frames_dump).get("frames").to_vector();
   const std::vector<float> ref = SafetensorsFile(kGolden + "/golden.safetensors").get(frames_key).to_vector();
   ASSERT_EQ(frames.size(), ref.size());
-  const double p = psnr(frames, ref);
+  const double p = frame_psnr(frames, ref);
   std::printf("%s: %d of %zu forwards skipped, as in the reference; frames %.1f dB from the golden\n", kind, skipped,
               got.size(), p);
   EXPECT_GE(p, 100.0);

@@ -45,24 +45,6 @@ std::vector<std::string> case_args(const nlohmann::json& c, const nlohmann::json
   return args;
 }
 
-struct Compare {
-  double max_abs = 0, psnr = 0;
-};
-
-Compare compare(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  Compare c;
-  double se = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    se += d * d;
-    c.max_abs = std::max(c.max_abs, std::fabs(d));
-  }
-  const double mse = se / static_cast<double>(std::max<size_t>(a.size(), 1));
-  c.psnr = mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-  return c;
-}
-
 // Runs one golden case through `t2v generate` (with `extra` arguments) and compares the frames.
 void check_case(const std::string& name, const std::vector<std::string>& extra) {
   const nlohmann::json g = golden_json();
@@ -81,7 +63,7 @@ void check_case(const std::string& name, const std::vector<std::string>& extra) 
   SafetensorsFile ours(dir.file("frames.safetensors"));
   const Tensor got = ours.get("frames"), want = golden.get(name + ".frames");
   ASSERT_EQ(got.shape(), want.shape()) << r.err;
-  const Compare c = compare(got.to_vector(), want.to_vector());
+  const FrameDiff c = frame_diff(got.to_vector(), want.to_vector());
   std::printf("%-24s%s frames %s: max abs %.2e, PSNR %.1f dB\n", name.c_str(), extra.empty() ? "" : " (test device)",
               want.shape().str().c_str(), c.max_abs, c.psnr);
   EXPECT_LE(c.max_abs, 1e-3);
